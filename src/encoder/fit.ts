@@ -1,0 +1,84 @@
+import { imageDim, type ImageSet } from '../../data/images.js';
+import { fail } from '../errors.js';
+import { log } from '../progress.js';
+import { backendName } from './backend.js';
+import { CONV_DEFAULTS } from './conv.js';
+import { DENSE_DEFAULTS } from './dense.js';
+import type { ArchConfig, ModelManifest, Regularisers } from './manifest.js';
+import { buildParts, TrainedModel } from './model.js';
+import { TRAIN_DEFAULTS, trainAutoencoder, type LossName, type TrainOptions } from './train.js';
+
+export type ArchName = 'dense' | 'conv';
+
+export interface ImageModelOptions extends Partial<Omit<TrainOptions, 'regularisers' | 'loss'>> {
+  arch?: ArchName;
+  codeDim?: number;
+  hidden?: number[];
+  loss?: LossName;
+  regularisers?: Regularisers;
+}
+
+export function imageArch(set: Pick<ImageSet, 'width' | 'height' | 'channels'>, o: ImageModelOptions): ArchConfig {
+  const arch = o.arch ?? 'dense';
+  const codeDim = o.regularisers?.binaryBits ?? o.codeDim ?? DENSE_DEFAULTS.codeDim;
+  if (arch === 'dense') return { ...DENSE_DEFAULTS, inputDim: imageDim(set), codeDim, hidden: o.hidden ?? DENSE_DEFAULTS.hidden };
+  if (arch === 'conv') {
+    if (set.width !== set.height) throw fail('INVALID_ARGUMENT', `--arch conv takes square images; this source has ${set.width}x${set.height}`);
+    return { ...CONV_DEFAULTS, width: set.width, height: set.height, channels: set.channels, codeDim };
+  }
+  throw fail('INVALID_ARGUMENT', `unknown --arch '${String(arch)}'; use dense or conv`);
+}
+
+/** Trains an image autoencoder on a set (labels unused) and returns it with its manifest. */
+export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): Promise<TrainedModel> {
+  const opts = { ...TRAIN_DEFAULTS, ...o };
+  const arch = imageArch(set, o);
+  const regularisers = o.regularisers ?? {};
+  const loss = o.loss ?? 'bce';
+  const parts = buildParts(arch, opts.seed);
+  const dim = imageDim(set);
+  log(`training ${arch.arch} autoencoder (code ${arch.codeDim}${regularisers.binaryBits ? ' binary' : ''}) on ${set.keys.length} items of ${set.source}, backend ${backendName()}`, opts.quiet);
+  const report = await trainAutoencoder(parts, set.pixels, set.keys.length, dim, { ...opts, loss, regularisers });
+  log(
+    `trained ${report.epochs} epochs in ${report.seconds.toFixed(1)}s (${report.samplesPerSec.toFixed(0)} samples/s); best held-out loss ${report.heldOutLoss.toFixed(3)} at epoch ${report.bestEpoch}`,
+    opts.quiet,
+  );
+  const manifest: ModelManifest = {
+    format: 'latentdex-model',
+    version: 1,
+    kind: 'image',
+    architecture: arch,
+    input: { type: 'pixels', width: set.width, height: set.height, channels: set.channels, scale: '0-1' },
+    inputDim: dim,
+    codeDim: arch.codeDim,
+    output: 'sigmoid',
+    loss,
+    regularisers,
+    source: set.source,
+    training: {
+      epochs: report.epochs,
+      bestEpoch: report.bestEpoch,
+      trainLoss: report.trainLoss,
+      heldOutLoss: report.heldOutLoss,
+      samplesPerSec: report.samplesPerSec,
+      seconds: report.seconds,
+      seed: opts.seed,
+      batchSize: opts.batchSize,
+      trainItems: report.trainItems,
+      heldOutItems: report.heldOutItems,
+      backend: backendName(),
+    },
+    createdAt: new Date().toISOString(),
+  };
+  return new TrainedModel(manifest, parts);
+}
+
+/** Mean squared error per image, summed over pixels (the figure of Hinton & Salakhutdinov 2006). */
+export function reconError(original: Float32Array, recon: Float32Array, n: number): number {
+  let s = 0;
+  for (let i = 0; i < original.length; i++) {
+    const d = original[i]! - recon[i]!;
+    s += d * d;
+  }
+  return s / Math.max(n, 1);
+}

@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+export const MODEL_FORMAT = 'latentdex-model';
+export const MODEL_FORMAT_VERSION = 1;
+
+const denseArch = z.object({
+  arch: z.literal('dense'),
+  inputDim: z.number().int().positive(),
+  hidden: z.array(z.number().int().positive()),
+  codeDim: z.number().int().positive(),
+  activation: z.enum(['relu', 'elu', 'sigmoid', 'tanh']),
+});
+const convArch = z.object({
+  arch: z.literal('conv'),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  channels: z.number().int().positive(),
+  filters: z.array(z.number().int().positive()),
+  codeDim: z.number().int().positive(),
+});
+
+export const regularisersSchema = z.object({
+  denoise: z.object({ kind: z.enum(['masking', 'gaussian']), level: z.number().min(0).max(1) }).optional(),
+  sparse: z.number().min(0).optional(),
+  contractive: z.number().min(0).optional(),
+  /** semantic hashing: code bits, trained as a sigmoid layer with noise injected before it */
+  binaryBits: z.number().int().positive().optional(),
+  binaryNoise: z.number().min(0).optional(),
+});
+export type Regularisers = z.infer<typeof regularisersSchema>;
+
+export const modelManifestSchema = z.object({
+  format: z.literal(MODEL_FORMAT),
+  version: z.literal(MODEL_FORMAT_VERSION),
+  kind: z.enum(['image', 'text']),
+  architecture: z.discriminatedUnion('arch', [denseArch, convArch]),
+  /** how raw input becomes the network's input */
+  input: z.union([
+    z.object({ type: z.literal('pixels'), width: z.number().int(), height: z.number().int(), channels: z.number().int(), scale: z.literal('0-1') }),
+    z.object({ type: z.literal('bow'), vocabSize: z.number().int(), weighting: z.enum(['proportion', 'log-tf', 'tfidf']) }),
+  ]),
+  inputDim: z.number().int().positive(),
+  codeDim: z.number().int().positive(),
+  output: z.enum(['sigmoid', 'softmax']),
+  loss: z.enum(['bce', 'mse', 'softmax-ce']),
+  regularisers: regularisersSchema,
+  source: z.string(),
+  training: z.object({
+    epochs: z.number().int(),
+    bestEpoch: z.number().int(),
+    trainLoss: z.number(),
+    heldOutLoss: z.number(),
+    samplesPerSec: z.number(),
+    seconds: z.number(),
+    seed: z.number().int(),
+    batchSize: z.number().int(),
+    trainItems: z.number().int(),
+    heldOutItems: z.number().int(),
+    backend: z.string(),
+  }),
+  createdAt: z.string(),
+});
+
+export type ModelManifest = z.infer<typeof modelManifestSchema>;
+export type ArchConfig = ModelManifest['architecture'];

@@ -1,0 +1,136 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { fail, messageOf } from '../errors.js';
+import { buildConv } from './conv.js';
+import { buildDense, type AutoencoderParts } from './dense.js';
+import { modelManifestSchema, type ArchConfig, type ModelManifest } from './manifest.js';
+import { loadLayersModel, saveLayersModel, swapDir } from './model-io.js';
+
+const MANIFEST = 'manifest.json';
+const EXTRAS = 'extras.json';
+
+export function buildParts(arch: ArchConfig, seed: number): AutoencoderParts {
+  return arch.arch === 'dense' ? buildDense(arch, seed) : buildConv(arch, seed);
+}
+
+/** The code a trained encoder gives for a batch: linear, or sigmoid probabilities for binary (hashing) models. */
+export function codeFromPre(z: tf.Tensor, manifest: Pick<ModelManifest, 'regularisers'>): tf.Tensor {
+  return manifest.regularisers.binaryBits ? tf.sigmoid(z) : z;
+}
+
+export function outputFromLogits(logits: tf.Tensor, output: ModelManifest['output']): tf.Tensor {
+  return output === 'softmax' ? tf.softmax(logits) : tf.sigmoid(logits);
+}
+
+/** A trained autoencoder with its manifest: encodes and reconstructs flat float inputs. */
+export class TrainedModel {
+  constructor(
+    readonly manifest: ModelManifest,
+    readonly parts: AutoencoderParts,
+    /** data the model needs besides its weights (a text model's vocabulary) */
+    readonly extras: Record<string, unknown> = {},
+  ) {}
+
+  get codeDim(): number {
+    return this.manifest.codeDim;
+  }
+  get inputDim(): number {
+    return this.manifest.inputDim;
+  }
+
+  private batched(x: Float32Array, n: number, outDim: number, batch: number, fn: (xb: tf.Tensor2D) => tf.Tensor): Float32Array {
+    if (x.length !== n * this.inputDim) {
+      throw fail('INVALID_DIM', `input holds ${x.length / Math.max(n, 1)} values per item; this model takes ${this.inputDim}`);
+    }
+    const out = new Float32Array(n * outDim);
+    for (let s = 0; s < n; s += batch) {
+      const e = Math.min(n, s + batch);
+      const y = tf.tidy(() => fn(tf.tensor2d(x.subarray(s * this.inputDim, e * this.inputDim), [e - s, this.inputDim])));
+      out.set(y.dataSync() as Float32Array, s * outDim);
+      y.dispose();
+    }
+    return out;
+  }
+
+  /** Codes (n × codeDim) of n flat inputs. */
+  encode(x: Float32Array, n: number, batch = 1024): Float32Array {
+    return this.batched(x, n, this.codeDim, batch, (xb) => codeFromPre(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest));
+  }
+
+  /** Reconstructions (n × inputDim) of n flat inputs. */
+  reconstruct(x: Float32Array, n: number, batch = 1024): Float32Array {
+    return this.batched(x, n, this.inputDim, batch, (xb) => {
+      const code = codeFromPre(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest);
+      return outputFromLogits(this.parts.decoder.predict(code) as tf.Tensor, this.manifest.output);
+    });
+  }
+
+  /** Decodes codes (n × codeDim) to outputs. */
+  decode(codes: Float32Array, n: number, batch = 1024): Float32Array {
+    const out = new Float32Array(n * this.inputDim);
+    for (let s = 0; s < n; s += batch) {
+      const e = Math.min(n, s + batch);
+      const y = tf.tidy(() =>
+        outputFromLogits(this.parts.decoder.predict(tf.tensor2d(codes.subarray(s * this.codeDim, e * this.codeDim), [e - s, this.codeDim])) as tf.Tensor, this.manifest.output),
+      );
+      out.set(y.dataSync() as Float32Array, s * this.inputDim);
+      y.dispose();
+    }
+    return out;
+  }
+
+  /** Saves into `dir` atomically (written beside it, then renamed into place). */
+  async save(dir: string): Promise<void> {
+    const tmp = `${dir.replace(/\/+$/, '')}.tmp-${process.pid}-${Date.now()}`;
+    await fs.mkdir(tmp, { recursive: true });
+    try {
+      await saveLayersModel(this.parts.encoder, path.join(tmp, 'encoder'));
+      await saveLayersModel(this.parts.decoder, path.join(tmp, 'decoder'));
+      await fs.writeFile(path.join(tmp, EXTRAS), JSON.stringify(this.extras));
+      await fs.writeFile(path.join(tmp, MANIFEST), JSON.stringify(this.manifest, null, 2));
+      await fs.mkdir(path.dirname(path.resolve(dir)), { recursive: true });
+      await swapDir(tmp, dir);
+    } catch (e) {
+      await fs.rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Loads a model directory and checks its manifest against the stored networks. */
+  static async load(dir: string): Promise<TrainedModel> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await fs.readFile(path.join(dir, MANIFEST), 'utf8'));
+    } catch (e) {
+      throw fail('MODEL_NOT_FOUND', `no model at '${dir}' (${messageOf(e)}); train one with \`latentdex train --out ${dir}\``, e);
+    }
+    const parsed = modelManifestSchema.safeParse(raw);
+    if (!parsed.success) {
+      throw fail('MANIFEST_MISMATCH', `model manifest in '${dir}' is invalid or from another version: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}; retrain the model`);
+    }
+    const manifest = parsed.data;
+    const encoder = await loadLayersModel(path.join(dir, 'encoder'));
+    const decoder = await loadLayersModel(path.join(dir, 'decoder'));
+    const inShape = encoder.inputs[0]!.shape;
+    const codeShape = encoder.outputs[0]!.shape;
+    const outShape = decoder.outputs[0]!.shape;
+    if (inShape[1] !== manifest.inputDim || codeShape[1] !== manifest.codeDim || outShape[1] !== manifest.inputDim) {
+      encoder.dispose();
+      decoder.dispose();
+      throw fail('MANIFEST_MISMATCH', `model in '${dir}' does not match its manifest (input ${inShape[1]} vs ${manifest.inputDim}, code ${codeShape[1]} vs ${manifest.codeDim}); retrain it`);
+    }
+    let extras: Record<string, unknown> = {};
+    try {
+      extras = JSON.parse(await fs.readFile(path.join(dir, EXTRAS), 'utf8')) as Record<string, unknown>;
+    } catch {
+      // models without extras
+    }
+    return new TrainedModel(manifest, { encoder, decoder }, extras);
+  }
+
+  dispose(): void {
+    this.parts.encoder.dispose();
+    this.parts.decoder.dispose();
+  }
+}

@@ -1,0 +1,207 @@
+import * as tf from '@tensorflow/tfjs';
+import { fail } from '../errors.js';
+import { progress } from '../progress.js';
+import type { AutoencoderParts } from './dense.js';
+import type { ModelManifest, Regularisers } from './manifest.js';
+import { rng, shuffled } from './rng.js';
+
+export type LossName = ModelManifest['loss'];
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** epochs without held-out improvement before stopping */
+  patience: number;
+  heldOutFraction: number;
+  seed: number;
+  loss: LossName;
+  regularisers: Regularisers;
+  quiet: boolean;
+  /** called after every epoch with its figures */
+  onEpoch?: (e: EpochReport) => void;
+}
+
+export const TRAIN_DEFAULTS: Omit<TrainOptions, 'loss' | 'regularisers'> = {
+  epochs: 20,
+  batchSize: 256,
+  learningRate: 1e-3,
+  patience: 3,
+  heldOutFraction: 0.1,
+  seed: 42,
+  quiet: false,
+};
+
+export interface EpochReport {
+  epoch: number;
+  trainLoss: number;
+  heldOutLoss: number;
+  samplesPerSec: number;
+}
+
+export interface TrainReport {
+  epochs: number;
+  bestEpoch: number;
+  trainLoss: number;
+  heldOutLoss: number;
+  samplesPerSec: number;
+  seconds: number;
+  trainItems: number;
+  heldOutItems: number;
+  history: EpochReport[];
+}
+
+/** Reconstruction loss per item (summed over features, averaged over the batch). */
+export function reconLoss(x: tf.Tensor, logits: tf.Tensor, loss: LossName): tf.Scalar {
+  const b = x.shape[0]!;
+  switch (loss) {
+    case 'bce':
+      return tf.losses.sigmoidCrossEntropy(x, logits, undefined, 0, tf.Reduction.SUM).div(b);
+    case 'mse':
+      return tf.sum(tf.squaredDifference(tf.sigmoid(logits), x)).div(b);
+    case 'softmax-ce':
+      return tf.neg(tf.sum(tf.mul(x, tf.logSoftmax(logits)))).div(b);
+  }
+}
+
+const CONTRACTIVE_SIGMA = 0.01;
+
+/**
+ * The training objective for one batch: reconstruction of the clean input from a (possibly corrupted) input,
+ * plus the chosen regularisers. `seed` varies per step so corruption and noise are repeatable.
+ */
+export function objective(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, seed: number, training = true): tf.Scalar {
+  const b = x.shape[0];
+  let xin: tf.Tensor = x;
+  if (training && reg.denoise && reg.denoise.level > 0) {
+    xin =
+      reg.denoise.kind === 'masking'
+        ? tf.mul(x, tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), reg.denoise.level), 'float32'))
+        : tf.add(x, tf.randomNormal(x.shape, 0, reg.denoise.level, 'float32', seed));
+  }
+  const z = parts.encoder.apply(xin, { training }) as tf.Tensor;
+  let code = z;
+  if (reg.binaryBits) {
+    // Semantic hashing: noise before the sigmoid forces the code units to saturate towards 0/1.
+    code = tf.sigmoid(training && (reg.binaryNoise ?? 4) > 0 ? tf.add(z, tf.randomNormal(z.shape, 0, reg.binaryNoise ?? 4, 'float32', seed + 1)) : z);
+  }
+  const logits = parts.decoder.apply(code, { training }) as tf.Tensor;
+  let total: tf.Scalar = reconLoss(x, logits, loss);
+  if (training && reg.sparse) total = total.add(tf.sum(tf.abs(code)).div(b).mul(reg.sparse));
+  if (training && reg.contractive) {
+    // E_eps ||f(x + s*eps) - f(x)||^2 / s^2 -> ||J_f(x)||_F^2 as s -> 0 (Hutchinson-style estimator, any encoder).
+    const eps = tf.randomNormal(xin.shape, 0, CONTRACTIVE_SIGMA, 'float32', seed + 2);
+    const z2 = parts.encoder.apply(tf.add(xin, eps), { training }) as tf.Tensor;
+    total = total.add(tf.sum(tf.squaredDifference(z2, z)).div(b * CONTRACTIVE_SIGMA * CONTRACTIVE_SIGMA).mul(reg.contractive));
+  }
+  return total;
+}
+
+function trainableVars(parts: AutoencoderParts): tf.Variable[] {
+  return [...parts.encoder.trainableWeights, ...parts.decoder.trainableWeights].map((w) => w.read() as tf.Variable);
+}
+
+/** Mean reconstruction loss per item over a whole set, in batches, without noise. */
+export function evaluateLoss(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, batch = 1024): number {
+  const n = x.shape[0];
+  let sum = 0;
+  for (let s = 0; s < n; s += batch) {
+    const e = Math.min(n, s + batch);
+    const v = tf.tidy(() => objective(parts, x.slice([s, 0], [e - s, -1]), loss, reg, 0, false).mul(e - s));
+    sum += v.dataSync()[0]!;
+    v.dispose();
+  }
+  return sum / Math.max(n, 1);
+}
+
+/**
+ * Trains an autoencoder with Adam on n flat items: a seeded held-out split, progress with samples/s and ETA,
+ * early stopping on the held-out loss, and the best epoch's weights restored at the end.
+ */
+export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Array, n: number, dim: number, options: TrainOptions): Promise<TrainReport> {
+  const o = options;
+  if (n < 2) throw fail('BAD_SOURCE', `training needs at least 2 items, got ${n}; check --source and --limit`);
+  if (data.length !== n * dim) throw fail('INVALID_DIM', `training data holds ${data.length} values, expected ${n} x ${dim}`);
+  const rand = rng(o.seed);
+  const order = shuffled(n, rand);
+  const nHeld = n >= 20 ? Math.max(1, Math.round(n * o.heldOutFraction)) : 0;
+  const nTrain = n - nHeld;
+  const pick = (idx: Int32Array) => {
+    const out = new Float32Array(idx.length * dim);
+    idx.forEach((i, j) => out.set(data.subarray(i * dim, (i + 1) * dim), j * dim));
+    return out;
+  };
+  // Batches are gathered on the backend from these two tensors: no per-batch host copies.
+  const xTrain = tf.tensor2d(pick(order.subarray(0, nTrain)), [nTrain, dim]);
+  const xHeld = nHeld > 0 ? tf.tensor2d(pick(order.subarray(nTrain)), [nHeld, dim]) : xTrain;
+  const vars = trainableVars(parts);
+  const optimizer = tf.train.adam(o.learningRate);
+  const bs = Math.min(o.batchSize, nTrain);
+  const steps = Math.ceil(nTrain / bs);
+  const bar = progress({ title: 'train', total: o.epochs * nTrain, unit: 'samples', fields: ['epoch', 'loss', 'held'], quiet: o.quiet });
+  const history: EpochReport[] = [];
+  let best = Infinity;
+  let bestEpoch = 0;
+  let bestTrain = NaN;
+  let bestWeights: tf.Tensor[] | undefined;
+  let trainSeconds = 0;
+  let seen = 0;
+  let step = 0;
+  const t0 = performance.now();
+  try {
+    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+      const perm = shuffled(nTrain, rand);
+      let lossSum = 0;
+      const te = performance.now();
+      for (let s = 0; s < steps; s++) {
+        const idx = perm.subarray(s * bs, Math.min(nTrain, (s + 1) * bs));
+        const seed = o.seed * 100003 + step++;
+        const cost = tf.tidy(() => {
+          const xb = tf.gather(xTrain, tf.tensor1d(idx, 'int32')) as tf.Tensor2D;
+          return optimizer.minimize(() => objective(parts, xb, o.loss, o.regularisers, seed, true), true, vars)!;
+        });
+        lossSum += cost.dataSync()[0]! * idx.length;
+        cost.dispose();
+        seen += idx.length;
+        bar.update(seen, { epoch: `${epoch}/${o.epochs}`, loss: (lossSum / Math.max(1, (s + 1) * bs)).toFixed(3), held: Number.isFinite(best) ? best.toFixed(3) : '-' });
+      }
+      const secs = (performance.now() - te) / 1000;
+      trainSeconds += secs;
+      const trainLoss = lossSum / nTrain;
+      if (!Number.isFinite(trainLoss)) throw fail('INTERNAL', `training diverged (loss ${trainLoss}) at epoch ${epoch}; lower --lr`);
+      const held = evaluateLoss(parts, xHeld, o.loss, o.regularisers);
+      const rep = { epoch, trainLoss, heldOutLoss: held, samplesPerSec: nTrain / secs };
+      history.push(rep);
+      o.onEpoch?.(rep);
+      if (held < best * (1 - 1e-4)) {
+        best = held;
+        bestEpoch = epoch;
+        bestTrain = trainLoss;
+        bestWeights?.forEach((t) => t.dispose());
+        bestWeights = vars.map((v) => v.clone());
+      } else if (epoch - bestEpoch >= o.patience) {
+        bar.update(o.epochs * nTrain, { epoch: `${epoch}/${o.epochs} (early stop)`, loss: trainLoss.toFixed(3), held: best.toFixed(3) });
+        break;
+      }
+    }
+  } finally {
+    bar.stop();
+    if (bestWeights) vars.forEach((v, i) => v.assign(bestWeights![i]!));
+    bestWeights?.forEach((t) => t.dispose());
+    optimizer.dispose();
+    xTrain.dispose();
+    if (xHeld !== xTrain) xHeld.dispose();
+  }
+  const epochsRun = history.length;
+  return {
+    epochs: epochsRun,
+    bestEpoch,
+    trainLoss: bestTrain,
+    heldOutLoss: best,
+    samplesPerSec: (epochsRun * nTrain) / Math.max(trainSeconds, 1e-9),
+    seconds: (performance.now() - t0) / 1000,
+    trainItems: nTrain,
+    heldOutItems: nHeld,
+    history,
+  };
+}
