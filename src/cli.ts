@@ -1,75 +1,27 @@
 import path from 'node:path';
 import fs from 'node:fs/promises';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { loadImageSource, IMAGE_SOURCE_HELP } from '../data/sources.js';
 import { imageDim, selectImages } from '../data/images.js';
 import { readEnv, type Env } from './config.js';
-import { initBackend } from './encoder/backend.js';
 import { fitImageModel, reconError } from './encoder/fit.js';
-import { TrainedModel } from './encoder/model.js';
 import { gridPng } from './encoder/png.js';
 import { writeCodes, writeFileAtomic } from './encoder/npy.js';
-import { isLatentdexError, fail } from './errors.js';
-import { log } from './progress.js';
-import { denoiseArg, floatArg, intArg, listArg, regularisersOf, type ModelFlags } from './cli/options.js';
+import { isLatentdexError } from './errors.js';
+import { type Ctx, globals, startBackend } from './cli/context.js';
+import { addCollectionCommands, imageTarget as targetOf, resolveModel, type ModelRef } from './cli/collection-commands.js';
+import { addModelFlags, intArg, modelOptions, type ModelFlags } from './cli/options.js';
 
-interface Common {
-  backend?: string;
-  quiet?: boolean;
-}
-
-function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Command {
-  return cmd
-    .addOption(new Option('--arch <arch>', 'architecture').choices(['dense', 'conv']).default('dense'))
-    .option('--code-dim <n>', 'code size', intArg(1, 4096), 32)
-    .option('--hidden <sizes>', 'hidden layer sizes of a dense encoder, e.g. 1000,500,250', listArg)
-    .option(epochsFlag, 'maximum epochs (early stopping on held-out loss)', intArg(1, 10000), 20)
-    .option('--batch-size <n>', 'batch size', intArg(1, 65536), 256)
-    .option('--lr <rate>', 'Adam learning rate', floatArg(1e-7, 1), 1e-3)
-    .option('--patience <n>', 'epochs without held-out improvement before stopping', intArg(1, 1000), 3)
-    .option('--seed <n>', 'random seed (weights, split, shuffles, noise)', intArg(0), 42)
-    .addOption(new Option('--loss <loss>', 'reconstruction loss').choices(['bce', 'mse']).default('bce'))
-    .option('--denoise <spec>', 'denoising: masking:FRACTION or gaussian:STD', denoiseArg)
-    .option('--sparse <weight>', 'L1 penalty on the code', floatArg(0))
-    .option('--contractive <weight>', 'penalty on the squared Frobenius norm of the encoder Jacobian', floatArg(0))
-    .option('--binary <bits>', 'binary codes for semantic hashing with this many bits', intArg(1, 1024));
-}
-
-function modelOptions(f: ModelFlags & { epochs?: number }, quiet: boolean) {
-  return {
-    arch: f.arch,
-    codeDim: f.codeDim,
-    hidden: f.hidden,
-    epochs: f.epochs,
-    batchSize: f.batchSize,
-    learningRate: f.lr,
-    patience: f.patience,
-    seed: f.seed,
-    loss: f.loss,
-    regularisers: regularisersOf(f),
-    quiet,
-  };
-}
-
-async function start(env: Env, o: Common): Promise<void> {
-  const name = await initBackend({ prefer: o.backend ?? env.backend });
-  log(`tfjs backend: ${name}`, o.quiet || env.quiet);
-}
-
-function targetOf(model: TrainedModel) {
-  const i = model.manifest.input;
-  if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `this model is a text model; use a text source`);
-  return { width: i.width, height: i.height, channels: i.channels };
-}
 
 export function buildProgram(env: Env): Command {
   const program = new Command('latentdex')
     .description('Search images and documents by deep-autoencoder codes')
     .option('--backend <name>', 'tfjs backend: tensorflow (tfjs-node), wasm or cpu (default: best available)')
     .option('-q, --quiet', 'no progress output')
+    .option('--data-dir <dir>', `collections folder (default: $LATENTDEX_DATA or ${env.dataDir})`)
     .showHelpAfterError()
     .exitOverride();
-  const common = (): Common => program.opts<Common>();
+  const ctx: Ctx = { env, program };
 
   addModelFlags(
     program
@@ -79,8 +31,8 @@ export function buildProgram(env: Env): Command {
       .requiredOption('--out <dir>', 'model directory to write')
       .option('--limit <n>', 'use at most N items', intArg()),
   ).action(async (f: ModelFlags & { source: string; out: string; limit?: number }) => {
-    await start(env, common());
-    const quiet = Boolean(common().quiet || env.quiet);
+    await startBackend(ctx);
+    const { quiet } = globals(ctx);
     const set = await loadImageSource(f.source, { limit: f.limit });
     const model = await fitImageModel(set, modelOptions(f, quiet));
     await model.save(f.out);
@@ -93,13 +45,14 @@ export function buildProgram(env: Env): Command {
   program
     .command('encode')
     .description('encode a source into codes: FILE.npy (float32 N x code), FILE.labels.npy, FILE.keys.json')
-    .requiredOption('--model <dir>', 'trained model directory')
+    .option('--model <dir>', 'trained model directory')
+    .option('--collection <name>', "use this collection's model")
     .requiredOption('--source <src>', IMAGE_SOURCE_HELP)
     .requiredOption('--out <file>', 'output .npy path')
     .option('--limit <n>', 'encode at most N items', intArg())
-    .action(async (f: { model: string; source: string; out: string; limit?: number }) => {
-      await start(env, common());
-      const model = await TrainedModel.load(f.model);
+    .action(async (f: ModelRef & { source: string; out: string; limit?: number }) => {
+      await startBackend(ctx);
+      const model = await resolveModel(ctx, f);
       const set = await loadImageSource(f.source, { limit: f.limit, target: targetOf(model) });
       const codes = model.encode(set.pixels, set.keys.length);
       await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
@@ -110,14 +63,15 @@ export function buildProgram(env: Env): Command {
   program
     .command('recon')
     .description('reconstruction error per image and a PNG grid of originals above reconstructions')
-    .requiredOption('--model <dir>', 'trained model directory')
+    .option('--model <dir>', 'trained model directory')
+    .option('--collection <name>', "use this collection's model")
     .requiredOption('--source <src>', IMAGE_SOURCE_HELP)
     .option('--out <file>', 'PNG grid to write', 'recon.png')
     .option('--limit <n>', 'use at most N items', intArg())
     .option('--show <n>', 'images in the grid', intArg(1, 200), 16)
-    .action(async (f: { model: string; source: string; out: string; limit?: number; show: number }) => {
-      await start(env, common());
-      const model = await TrainedModel.load(f.model);
+    .action(async (f: ModelRef & { source: string; out: string; limit?: number; show: number }) => {
+      await startBackend(ctx);
+      const model = await resolveModel(ctx, f);
       const set = await loadImageSource(f.source, { limit: f.limit, target: targetOf(model) });
       const n = set.keys.length;
       const recon = model.reconstruct(set.pixels, n);
@@ -135,6 +89,7 @@ export function buildProgram(env: Env): Command {
       process.stdout.write(`reconstruction error ${err.toFixed(3)} per image (squared error summed over ${d} pixels, mean over ${n} images); grid: ${f.out}\n`);
     });
 
+  addCollectionCommands(ctx);
   return program;
 }
 

@@ -1,4 +1,5 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { ImageModelOptions } from '../encoder/fit.js';
 import type { Regularisers } from '../encoder/manifest.js';
 
 export function intArg(min = 1, max = Number.MAX_SAFE_INTEGER) {
@@ -55,3 +56,39 @@ export function regularisersOf(f: ModelFlags): Regularisers {
     ...(f.binary ? { binaryBits: f.binary, binaryNoise: 4 } : {}),
   };
 }
+
+export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Command {
+  return cmd
+    .addOption(new Option('--arch <arch>', 'architecture').choices(['dense', 'conv']).default('dense'))
+    .option('--code-dim <n>', 'code size', intArg(1, 4096), 32)
+    .option('--hidden <sizes>', 'hidden layer sizes of a dense encoder, e.g. 1000,500,250', listArg)
+    .option(epochsFlag, 'maximum epochs (early stopping on held-out loss)', intArg(1, 10000), 20)
+    .option('--batch-size <n>', 'batch size', intArg(1, 65536), 256)
+    .option('--lr <rate>', 'Adam learning rate', floatArg(1e-7, 1), 1e-3)
+    .option('--patience <n>', 'epochs without held-out improvement before stopping', intArg(1, 1000), 3)
+    .option('--seed <n>', 'random seed (weights, split, shuffles, noise)', intArg(0), 42)
+    .addOption(new Option('--loss <loss>', 'reconstruction loss').choices(['bce', 'mse']).default('bce'))
+    .option('--denoise <spec>', 'denoising: masking:FRACTION or gaussian:STD', denoiseArg)
+    .option('--sparse <weight>', 'L1 penalty on the code', floatArg(0))
+    .option('--contractive <weight>', 'penalty on the squared Frobenius norm of the encoder Jacobian', floatArg(0))
+    .option('--binary <bits>', 'binary codes for semantic hashing with this many bits', intArg(1, 1024));
+}
+
+export function modelOptions(f: ModelFlags, quiet: boolean): ImageModelOptions {
+  return {
+    arch: f.arch,
+    codeDim: f.codeDim,
+    hidden: f.hidden,
+    epochs: f.epochs,
+    batchSize: f.batchSize,
+    learningRate: f.lr,
+    patience: f.patience,
+    seed: f.seed,
+    loss: f.loss,
+    regularisers: regularisersOf(f),
+    quiet,
+  };
+}
+
+
+

@@ -1,0 +1,188 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { IMAGE_SOURCE_HELP, loadImageSource } from '../../data/sources.js';
+import { fitImageModel } from '../encoder/fit.js';
+import { TrainedModel } from '../encoder/model.js';
+import { writeCodes } from '../encoder/npy.js';
+import { fail } from '../errors.js';
+import { buildCollection, listCollections } from '../indexer/build.js';
+import { Collection } from '../indexer/collection.js';
+import { imageItems } from '../indexer/items.js';
+import { collectionPaths } from '../indexer/paths.js';
+import { globals, startBackend, type Ctx } from './context.js';
+import { addModelFlags, intArg, modelOptions, type ModelFlags } from './options.js';
+
+export interface ModelRef {
+  model?: string;
+  collection?: string;
+}
+
+/** `--model DIR` or `--collection NAME` (the collection's own model). */
+export async function resolveModel(ctx: Ctx, f: ModelRef): Promise<TrainedModel> {
+  if (f.model && f.collection) throw fail('INVALID_ARGUMENT', 'give --model or --collection, not both');
+  if (f.model) return TrainedModel.load(f.model);
+  if (f.collection) {
+    const p = collectionPaths(globals(ctx).dataDir, f.collection);
+    try {
+      await fs.access(p.model);
+    } catch {
+      throw fail('COLLECTION_NOT_FOUND', `collection '${f.collection}' not found in ${globals(ctx).dataDir}; run \`latentdex build --collection ${f.collection} --source SRC\``);
+    }
+    return TrainedModel.load(p.model);
+  }
+  throw fail('INVALID_ARGUMENT', 'name a model with --model DIR or --collection NAME');
+}
+
+export function imageTarget(model: TrainedModel): { width: number; height: number; channels: number } {
+  const i = model.manifest.input;
+  if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `this is a text model; give it a text source`);
+  return { width: i.width, height: i.height, channels: i.channels };
+}
+
+function fmtBytes(n: number): string {
+  return n > 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+}
+
+export function addCollectionCommands(ctx: Ctx): void {
+  const { program } = ctx;
+  addModelFlags(
+    program
+      .command('build')
+      .description('offline build: train a model (unless --model), encode every item, write the HNSW graph and catalogue')
+      .requiredOption('--collection <name>', 'collection name')
+      .requiredOption('--source <src>', IMAGE_SOURCE_HELP)
+      .option('--model <dir>', 'use this trained model instead of training one')
+      .option('--limit <n>', 'use at most N items', intArg())
+      .option('--train-limit <n>', 'train on at most N of the items', intArg())
+      .option('--replace', 'replace an existing collection of that name')
+      .option('--m <n>', 'HNSW M (graph degree)', intArg(2, 128), 16)
+      .option('--ef-construction <n>', 'HNSW efConstruction', intArg(8, 4096), 200)
+      .option('--ef <n>', 'HNSW ef at query time', intArg(1, 4096), 100),
+    '--train-epochs <n>',
+  ).action(
+    async (
+      f: ModelFlags & { collection: string; source: string; model?: string; limit?: number; trainLimit?: number; replace?: boolean; m: number; efConstruction: number; ef: number; trainEpochs: number },
+    ) => {
+      await startBackend(ctx);
+      const g = globals(ctx);
+      collectionPaths(g.dataDir, f.collection);
+      const given = f.model ? await TrainedModel.load(f.model) : undefined;
+      const set = await loadImageSource(f.source, { limit: f.limit, ...(given ? { target: imageTarget(given) } : {}) });
+      const trainSet = f.trainLimit ? await loadImageSource(f.source, { limit: Math.min(f.trainLimit, f.limit ?? Infinity) }) : set;
+      const model = given ?? (await fitImageModel(trainSet, modelOptions({ ...f, epochs: f.trainEpochs }, g.quiet)));
+      const c = await buildCollection(model, imageItems(set), {
+        dataDir: g.dataDir,
+        name: f.collection,
+        kind: 'image',
+        space: 'l2',
+        hnsw: { M: f.m, efConstruction: f.efConstruction, ef: f.ef },
+        rawDim: model.inputDim,
+        rawType: 'u8',
+        params: { width: set.width, height: set.height, channels: set.channels, source: set.source },
+        replace: f.replace,
+        quiet: g.quiet,
+      });
+      model.dispose();
+      process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes, in ${c.paths.dir}\n`);
+      c.close();
+    },
+  );
+
+  program
+    .command('add')
+    .description("add items to a collection with the collection's model")
+    .requiredOption('--collection <name>', 'collection name')
+    .requiredOption('--source <src>', IMAGE_SOURCE_HELP)
+    .option('--limit <n>', 'add at most N items', intArg())
+    .option('--replace', 'replace items whose key already exists (default: refuse)')
+    .action(async (f: { collection: string; source: string; limit?: number; replace?: boolean }) => {
+      await startBackend(ctx);
+      const g = globals(ctx);
+      const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
+      try {
+        const set = await loadImageSource(f.source, { limit: f.limit, target: imageTarget(c.model) });
+        const r = c.add(imageItems(set), { replace: f.replace, quiet: g.quiet });
+        process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${c.name}' now holds ${c.count}\n`);
+      } finally {
+        c.close();
+      }
+    });
+
+  program
+    .command('remove')
+    .description('remove items by key')
+    .requiredOption('--collection <name>', 'collection name')
+    .requiredOption('--key <keys...>', 'keys to remove')
+    .action(async (f: { collection: string; key: string[] }) => {
+      await startBackend(ctx);
+      const g = globals(ctx);
+      const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
+      try {
+        const n = c.remove(f.key);
+        process.stdout.write(`removed ${n} items; '${c.name}' now holds ${c.count}\n`);
+      } finally {
+        c.close();
+      }
+    });
+
+  program
+    .command('info')
+    .description('collections, or one collection: counts, dims, params, sizes on disk, model figures')
+    .option('--collection <name>', 'collection name')
+    .option('--json', 'print JSON')
+    .action(async (f: { collection?: string; json?: boolean }) => {
+      const g = globals(ctx);
+      if (!f.collection) {
+        const names = listCollections(g.dataDir);
+        process.stdout.write(f.json ? `${JSON.stringify(names)}\n` : names.length ? `${names.join('\n')}\n` : `no collections in ${g.dataDir}\n`);
+        return;
+      }
+      await startBackend(ctx);
+      const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
+      try {
+        const sizes = c.diskSizes();
+        const info = { ...c.manifest, disk: sizes, bytesPerItem: c.count ? (sizes.index ?? 0) / c.count : 0 };
+        if (f.json) {
+          process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+          return;
+        }
+        const m = c.manifest;
+        const t = (m.model.training ?? {}) as Record<string, number>;
+        process.stdout.write(
+          [
+            `collection ${m.name} (${m.kind}) in ${c.paths.dir}`,
+            `  items          ${m.count} (graph elements ${m.hnswCount}, ${m.hnswCount - m.count} deleted)`,
+            `  codes          ${m.codeDim}-d, space ${m.space}${c.binaryBits ? `, binary ${c.binaryBits} bits` : ''}`,
+            `  hnsw           M ${m.hnsw.M}, efConstruction ${m.hnsw.efConstruction}, ef ${m.hnsw.ef}`,
+            `  model          ${String(m.model.arch)} from ${String(m.model.source)}, ${t.epochs} epochs, held-out loss ${Number(t.heldOutLoss).toFixed(3)}, ${Number(t.samplesPerSec).toFixed(0)} samples/s`,
+            `  raw vectors    ${m.rawDim} x ${m.rawType}`,
+            `  on disk        index ${fmtBytes(sizes.index ?? 0)}, catalogue ${fmtBytes(sizes.catalogue ?? 0)}, model ${fmtBytes(sizes.model ?? 0)}`,
+            `  created        ${m.createdAt}, updated ${m.updatedAt}`,
+            '',
+          ].join('\n'),
+        );
+      } finally {
+        c.close();
+      }
+    });
+
+  program
+    .command('export')
+    .description('write the codes as FILE.npy + FILE.labels.npy + FILE.keys.json (for Faiss, Qdrant, NumPy)')
+    .requiredOption('--collection <name>', 'collection name')
+    .requiredOption('--out <file>', 'output .npy path')
+    .action(async (f: { collection: string; out: string }) => {
+      await startBackend(ctx);
+      const g = globals(ctx);
+      const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
+      try {
+        const { data } = c.codeMatrix();
+        const meta = c.catalogue.allMeta();
+        await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
+        await writeCodes(f.out, data, c.manifest.codeDim, meta.map((r) => r.key), meta.map((r) => r.label));
+        process.stdout.write(`wrote ${meta.length}x${c.manifest.codeDim} float32 codes to ${f.out}\n`);
+      } finally {
+        c.close();
+      }
+    });
+}

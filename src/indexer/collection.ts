@@ -1,0 +1,347 @@
+import fs from 'node:fs';
+import { packBits } from '../encoder/binary.js';
+import { TrainedModel } from '../encoder/model.js';
+import { fail } from '../errors.js';
+import { log, progress } from '../progress.js';
+import { Catalogue, COLLECTION_FORMAT_VERSION, type CollectionManifest, type ItemRow, type NewItem } from './catalogue.js';
+import { HnswIndex, HNSW_DEFAULTS, type HnswParams, type Neighbor, type Space } from './hnsw.js';
+import { collectionPaths, pathsIn, type CollectionPaths } from './paths.js';
+
+/** An item to add: what the model takes, what the exact baseline compares, and what the catalogue shows. */
+export interface ItemInput {
+  key: string;
+  label: string | null;
+  uri: string | null;
+  grp?: string | null;
+  text?: string | null;
+  /** the model's input vector */
+  input: Float32Array;
+  /** the vector the exact baseline compares (pixels, TF-IDF) */
+  raw: Float32Array;
+  thumb: Buffer | null;
+}
+
+export interface CreateOptions {
+  name: string;
+  kind: CollectionManifest['kind'];
+  space: Space;
+  hnsw?: Partial<HnswParams>;
+  rawDim: number;
+  rawType: CollectionManifest['rawType'];
+  params: Record<string, unknown>;
+}
+
+export interface AddOptions {
+  /** replace items whose key exists instead of failing with DUPLICATE_KEY */
+  replace?: boolean;
+  quiet?: boolean;
+}
+
+function f32(buf: Buffer): Float32Array {
+  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
+function rawBuffer(v: Float32Array, type: CollectionManifest['rawType']): Buffer {
+  if (type === 'f32') return Buffer.from(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+  const b = Buffer.alloc(v.length);
+  for (let i = 0; i < v.length; i++) b[i] = Math.max(0, Math.min(255, Math.round(v[i]! * 255)));
+  return b;
+}
+
+export function decodeRaw(buf: Buffer, type: CollectionManifest['rawType']): Float32Array {
+  if (type === 'f32') return f32(buf);
+  const out = new Float32Array(buf.length);
+  for (let i = 0; i < buf.length; i++) out[i] = buf[i]! / 255;
+  return out;
+}
+
+function modelSummary(model: TrainedModel): Record<string, unknown> {
+  const m = model.manifest;
+  return { arch: m.architecture.arch, codeDim: m.codeDim, inputDim: m.inputDim, loss: m.loss, regularisers: m.regularisers, source: m.source, training: m.training };
+}
+
+/** A searchable collection: trained model + HNSW graph of codes + SQLite catalogue, checked against its manifest. */
+export class Collection {
+  private rawCache: { ids: Int32Array; data: Float32Array } | undefined;
+
+  private constructor(
+    readonly paths: CollectionPaths,
+    readonly model: TrainedModel,
+    readonly catalogue: Catalogue,
+    private index: HnswIndex,
+    public manifest: CollectionManifest,
+  ) {}
+
+  get name(): string {
+    return this.manifest.name;
+  }
+  get kind(): CollectionManifest['kind'] {
+    return this.manifest.kind;
+  }
+  get count(): number {
+    return this.manifest.count;
+  }
+  get binaryBits(): number | undefined {
+    return this.model.manifest.regularisers.binaryBits;
+  }
+
+  /** Creates an empty collection in `dir`, whose `model/` subfolder already holds the saved model. */
+  static create(dir: string, model: TrainedModel, o: CreateOptions): Collection {
+    const paths = pathsIn(dir);
+    const hnsw = { ...HNSW_DEFAULTS, ...o.hnsw };
+    const now = new Date().toISOString();
+    const manifest: CollectionManifest = {
+      name: o.name,
+      kind: o.kind,
+      formatVersion: COLLECTION_FORMAT_VERSION,
+      codeDim: model.codeDim,
+      space: o.space,
+      hnsw,
+      count: 0,
+      hnswCount: 0,
+      state: 'ready',
+      rawDim: o.rawDim,
+      rawType: o.rawType,
+      model: modelSummary(model),
+      params: o.params,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const catalogue = new Catalogue(paths.catalogue);
+    catalogue.writeManifest(manifest);
+    const index = HnswIndex.create(model.codeDim, o.space, 1024, hnsw);
+    index.save(paths.index);
+    return new Collection(paths, model, catalogue, index, manifest);
+  }
+
+  /** Opens a collection, checking manifest, model and index against each other; recovers an interrupted write. */
+  static async open(dataDir: string, name: string, o: { quiet?: boolean } = {}): Promise<Collection> {
+    const paths = collectionPaths(dataDir, name);
+    if (!fs.existsSync(paths.catalogue)) {
+      throw fail('COLLECTION_NOT_FOUND', `collection '${name}' not found in ${dataDir}; run \`latentdex build --collection ${name} --source SRC\``);
+    }
+    const catalogue = new Catalogue(paths.catalogue);
+    try {
+      const manifest = catalogue.readManifest();
+      if (!manifest) throw fail('CORRUPT_COLLECTION', `collection '${name}' has no manifest (its build never finished); rebuild it with \`latentdex build --collection ${name} --replace\``);
+      if (manifest.formatVersion !== COLLECTION_FORMAT_VERSION) {
+        throw fail('MANIFEST_MISMATCH', `collection '${name}' has format ${manifest.formatVersion}; this latentdex reads ${COLLECTION_FORMAT_VERSION}: rebuild it`);
+      }
+      const model = await TrainedModel.load(paths.model);
+      if (model.codeDim !== manifest.codeDim) {
+        model.dispose();
+        throw fail('MANIFEST_MISMATCH', `collection '${name}' stores ${manifest.codeDim}-d codes but its model gives ${model.codeDim}-d codes; rebuild the collection`);
+      }
+      const rows = catalogue.count();
+      let index: HnswIndex | undefined;
+      let reason: string | undefined;
+      if (manifest.state !== 'ready') reason = 'a write was interrupted';
+      else if (rows !== manifest.count) reason = `catalogue holds ${rows} items, manifest says ${manifest.count}`;
+      else if (!fs.existsSync(paths.index)) reason = 'the index file is missing';
+      else {
+        index = HnswIndex.load(paths.index, manifest.codeDim, manifest.space, manifest.hnsw.ef);
+        if (index.size !== manifest.hnswCount) reason = `index holds ${index.size} elements, manifest says ${manifest.hnswCount}`;
+      }
+      const c = new Collection(paths, model, catalogue, index ?? HnswIndex.create(manifest.codeDim, manifest.space, 16, manifest.hnsw), manifest);
+      if (reason) {
+        log(`collection '${name}': ${reason}; rebuilding the HNSW graph from the catalogue's ${rows} codes`, o.quiet);
+        c.rebuildIndex(o.quiet);
+      }
+      return c;
+    } catch (e) {
+      catalogue.close();
+      throw e;
+    }
+  }
+
+  /** Rebuilds the graph from the codes in the catalogue (the source of truth) and saves it. */
+  rebuildIndex(quiet = true): void {
+    const n = this.catalogue.count();
+    const index = HnswIndex.create(this.manifest.codeDim, this.manifest.space, n + 16, this.manifest.hnsw);
+    const bar = progress({ title: 'reindex', total: n, quiet });
+    let i = 0;
+    for (const r of this.catalogue.allCodes()) {
+      index.add(f32(r.code), r.id);
+      if (++i % 500 === 0) bar.update(i);
+    }
+    bar.update(i);
+    bar.stop();
+    index.save(this.paths.index);
+    this.index = index;
+    this.catalogue.setState('ready', n, index.size);
+    this.refreshManifest();
+  }
+
+  private refreshManifest(): void {
+    this.manifest = this.catalogue.readManifest()!;
+    this.rawCache = undefined;
+  }
+
+  /** Encodes and adds items; the catalogue write is one transaction and the graph file is replaced atomically. */
+  add(items: ItemInput[], o: AddOptions = {}): { added: number; replaced: number } {
+    const seen = new Set<string>();
+    for (const it of items) {
+      if (seen.has(it.key)) throw fail('DUPLICATE_KEY', `key '${it.key}' appears twice in the input; keys must be unique`);
+      seen.add(it.key);
+      if (it.raw.length !== this.manifest.rawDim) throw fail('INVALID_DIM', `item '${it.key}' has ${it.raw.length} values; this collection takes ${this.manifest.rawDim}`);
+    }
+    const removeIds: number[] = [];
+    for (const it of items) {
+      const id = this.catalogue.idOf(it.key);
+      if (id === undefined) continue;
+      if (!o.replace) throw fail('DUPLICATE_KEY', `key '${it.key}' is already in collection '${this.name}'; pass --replace to overwrite it`);
+      removeIds.push(id);
+    }
+    if (items.length === 0) return { added: 0, replaced: 0 };
+    const dim = this.model.inputDim;
+    const input = new Float32Array(items.length * dim);
+    items.forEach((it, i) => input.set(it.input, i * dim));
+    const codes = new Float32Array(items.length * this.manifest.codeDim);
+    const bar = progress({ title: 'encode', total: items.length, quiet: o.quiet });
+    const chunk = 2048;
+    for (let s = 0; s < items.length; s += chunk) {
+      const e = Math.min(items.length, s + chunk);
+      codes.set(this.model.encode(input.subarray(s * dim, e * dim), e - s), s * this.manifest.codeDim);
+      bar.update(e);
+    }
+    bar.stop();
+    const cd = this.manifest.codeDim;
+    const bits = this.binaryBits;
+    const rows: NewItem[] = items.map((it, i) => {
+      const code = codes.subarray(i * cd, (i + 1) * cd);
+      return {
+        key: it.key,
+        label: it.label,
+        uri: it.uri,
+        grp: it.grp ?? null,
+        text: it.text ?? null,
+        raw: rawBuffer(it.raw, this.manifest.rawType),
+        thumb: it.thumb,
+        code: Buffer.from(code.slice().buffer),
+        bits: bits ? Buffer.from(packBits(code)) : null,
+      };
+    });
+    this.catalogue.setState('writing', this.manifest.count, this.manifest.hnswCount);
+    try {
+      const ids = this.catalogue.write(removeIds, rows);
+      for (const id of removeIds) this.index.remove(id);
+      this.index.reserve(ids.length);
+      const ib = progress({ title: 'index', total: ids.length, quiet: o.quiet });
+      ids.forEach((id, i) => {
+        this.index.add(codes.subarray(i * cd, (i + 1) * cd), id);
+        if (i % 1000 === 999) ib.update(i + 1);
+      });
+      ib.update(ids.length);
+      ib.stop();
+      this.index.save(this.paths.index);
+      this.catalogue.setState('ready', this.catalogue.count(), this.index.size);
+    } catch (e) {
+      // The catalogue transaction is all-or-nothing; bring the graph back in line with it.
+      this.rebuildIndex();
+      throw e;
+    }
+    this.refreshManifest();
+    return { added: items.length - removeIds.length, replaced: removeIds.length };
+  }
+
+  /** Removes items by key (catalogue row deleted, graph element marked deleted); unknown keys fail before any change. */
+  remove(keys: string[]): number {
+    const ids = keys.map((k) => {
+      const id = this.catalogue.idOf(k);
+      if (id === undefined) throw fail('ITEM_NOT_FOUND', `key '${k}' is not in collection '${this.name}'; nothing was removed`);
+      return id;
+    });
+    if (ids.length === 0) return 0;
+    this.catalogue.setState('writing', this.manifest.count, this.manifest.hnswCount);
+    try {
+      this.catalogue.write(ids, []);
+      for (const id of ids) this.index.remove(id);
+      this.index.save(this.paths.index);
+      this.catalogue.setState('ready', this.catalogue.count(), this.index.size);
+    } catch (e) {
+      this.rebuildIndex();
+      throw e;
+    }
+    this.refreshManifest();
+    return ids.length;
+  }
+
+  search(code: ArrayLike<number>, k: number, ef?: number): Neighbor[] {
+    return this.index.search(code, k, this.manifest.count, ef);
+  }
+
+  item(key: string): ItemRow {
+    const r = this.catalogue.byKey(key);
+    if (!r) throw fail('ITEM_NOT_FOUND', `no item '${key}' in collection '${this.name}'`);
+    return r;
+  }
+
+  itemById(id: number): ItemRow {
+    const r = this.catalogue.byId(id);
+    if (!r) throw fail('CORRUPT_COLLECTION', `graph element ${id} has no catalogue row in '${this.name}'; reopen to rebuild the index`);
+    return r;
+  }
+
+  codeOf(id: number): Float32Array {
+    return f32(this.catalogue.code(id)!);
+  }
+
+  rawOf(id: number): Float32Array {
+    return decodeRaw(this.catalogue.raw(id)!, this.manifest.rawType);
+  }
+
+  /** Every item's raw vector in rowid order (cached until the next write), for the exact baseline. */
+  rawMatrix(): { ids: Int32Array; data: Float32Array } {
+    if (this.rawCache) return this.rawCache;
+    const n = this.catalogue.count();
+    const d = this.manifest.rawDim;
+    const ids = new Int32Array(n);
+    const data = new Float32Array(n * d);
+    let i = 0;
+    for (const r of this.catalogue.allRaw()) {
+      ids[i] = r.id;
+      data.set(decodeRaw(r.raw, this.manifest.rawType), i * d);
+      i++;
+    }
+    this.rawCache = { ids, data };
+    return this.rawCache;
+  }
+
+  /** Every item's code in rowid order. */
+  codeMatrix(): { ids: Int32Array; data: Float32Array } {
+    const n = this.catalogue.count();
+    const d = this.manifest.codeDim;
+    const ids = new Int32Array(n);
+    const data = new Float32Array(n * d);
+    let i = 0;
+    for (const r of this.catalogue.allCodes()) {
+      ids[i] = r.id;
+      data.set(f32(r.code), i * d);
+      i++;
+    }
+    return { ids, data };
+  }
+
+  /** Sizes on disk of the collection's files. */
+  diskSizes(): Record<string, number> {
+    const size = (p: string) => {
+      try {
+        const st = fs.statSync(p);
+        if (!st.isDirectory()) return st.size;
+        return fs.readdirSync(p, { recursive: true, withFileTypes: true }).reduce((s, e) => (e.isFile() ? s + fs.statSync(`${e.parentPath}/${e.name}`).size : s), 0);
+      } catch {
+        return 0;
+      }
+    };
+    return {
+      index: size(this.paths.index),
+      catalogue: size(this.paths.catalogue) + size(`${this.paths.catalogue}-wal`),
+      model: size(this.paths.model),
+    };
+  }
+
+  close(): void {
+    this.catalogue.close();
+    this.model.dispose();
+  }
+}
