@@ -10,8 +10,14 @@ import { writeCodes, writeFileAtomic } from './encoder/npy.js';
 import { isLatentdexError } from './errors.js';
 import { type Ctx, globals, startBackend } from './cli/context.js';
 import { addCollectionCommands, imageTarget as targetOf, resolveModel, type ModelRef } from './cli/collection-commands.js';
+import { addSearchCommands, addServeCommand } from './cli/search-commands.js';
+import { fileURLToPath } from 'node:url';
 import { addModelFlags, intArg, modelOptions, type ModelFlags } from './cli/options.js';
 
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const WEB_DIR = path.join(ROOT, 'web');
+const VERSION = '0.1.0';
 
 export function buildProgram(env: Env): Command {
   const program = new Command('latentdex')
@@ -90,6 +96,8 @@ export function buildProgram(env: Env): Command {
     });
 
   addCollectionCommands(ctx);
+  addSearchCommands(ctx);
+  addServeCommand(ctx, WEB_DIR, VERSION);
   return program;
 }
 

@@ -1,0 +1,57 @@
+import { loadImageSource } from '../../data/sources.js';
+import { Collection } from '../indexer/collection.js';
+import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
+import { globals, startBackend, type Ctx } from './context.js';
+import { imageTarget } from './collection-commands.js';
+import { intArg } from './options.js';
+import { ensureDigits } from '../search/demo.js';
+import { serve } from '../search/serve.js';
+import { backendName } from '../encoder/backend.js';
+
+/** Loads eval queries for a collection from a source spec. */
+export async function loadQueries(c: Collection, spec: string, limit?: number): Promise<QuerySet> {
+  const set = await loadImageSource(spec, { limit, target: imageTarget(c.model) });
+  return { n: set.keys.length, keys: set.keys, labels: set.labels, groups: null, input: set.pixels, raw: set.pixels };
+}
+
+export function addSearchCommands(ctx: Ctx): void {
+  ctx.program
+    .command('eval')
+    .description('precision@k, mAP, HNSW recall, queries/s and bytes/item: codes (HNSW, exact) vs the exact baseline vs PCA')
+    .requiredOption('--collection <name>', 'collection to search')
+    .requiredOption('--queries <src>', 'query source (a query never counts itself)')
+    .option('--k <n>', 'neighbours per query', intArg(1, 1000), 10)
+    .option('--ef <n>', 'HNSW ef (default: the collection’s)', intArg(1, 4096))
+    .option('--limit <n>', 'use at most N queries', intArg())
+    .option('--json', 'print JSON instead of a markdown table')
+    .action(async (f: { collection: string; queries: string; k: number; ef?: number; limit?: number; json?: boolean }) => {
+      await startBackend(ctx);
+      const g = globals(ctx);
+      const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
+      try {
+        const q = await loadQueries(c, f.queries, f.limit);
+        const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet, excludeSameGroup: c.kind === 'text' });
+        process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : formatEvalTable(report));
+      } finally {
+        c.close();
+      }
+    });
+}
+
+export function addServeCommand(ctx: Ctx, webDir: string, version: string): void {
+  ctx.program
+    .command('serve')
+    .description('serve the search API and the web page')
+    .option('--port <n>', 'port', intArg(0, 65535), 8080)
+    .option('--host <addr>', 'address to bind', '127.0.0.1')
+    .option('--demo', 'build the demo collections first when they are absent')
+    .option('--max-upload-mb <n>', 'largest accepted upload', intArg(1, 100), 5)
+    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number }) => {
+      await startBackend(ctx);
+      const g = globals(ctx);
+      if (f.demo) await ensureDigits({ dataDir: g.dataDir, quiet: g.quiet });
+      const { url, engine } = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, webDir, backend: backendName(), version, quiet: g.quiet });
+      process.stdout.write(`latentdex serving ${engine.names().join(', ') || 'no collections'} at ${url}/\n`);
+      await new Promise<void>(() => {});
+    });
+}

@@ -1,0 +1,253 @@
+import path from 'node:path';
+import crypto from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import multer from 'multer';
+import { z } from 'zod';
+import { decodeImage } from '../../data/decode.js';
+import { imagePng } from '../encoder/png.js';
+import { fail, isLatentdexError, LatentdexError, messageOf } from '../errors.js';
+import type { Collection } from '../indexer/collection.js';
+import { projectCodes } from './map.js';
+import type { SearchEngine, SearchOptions, SearchResponse } from './engine.js';
+
+export interface AppDeps {
+  engine: SearchEngine;
+  /** enables the write routes; they answer 403 when unset */
+  apiKey?: string;
+  /** largest upload in bytes (default 5 MB) */
+  maxUploadBytes?: number;
+  /** folder of the web page served at / */
+  webDir?: string;
+  backend?: string;
+  version?: string;
+}
+
+const searchQuery = z
+  .object({
+    k: z.coerce.number().int().optional(),
+    ef: z.coerce.number().int().min(1).max(4096).optional(),
+    compare: z.enum(['pixel', 'tfidf', 'none', 'true', 'false']).optional(),
+  })
+  .strict();
+
+const codeBody = z.object({ code: z.array(z.number()).min(1) }).strict();
+const textBody = z.object({ text: z.string() }).strict();
+const textItemBody = z.object({ key: z.string().min(1).max(512), text: z.string(), label: z.string().max(256).nullable().optional() }).strict();
+const imageItemFields = z.object({ key: z.string().min(1).max(512), label: z.string().max(256).optional() }).strict();
+
+function parse<T>(schema: z.ZodType<T>, v: unknown, what: string): T {
+  const r = schema.safeParse(v);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw fail('INVALID_ARGUMENT', `${what}: ${i.path.join('.') || 'value'} ${i.message.toLowerCase()}`);
+  }
+  return r.data;
+}
+
+function searchOptions(req: Request): SearchOptions {
+  const q = parse(searchQuery, req.query, 'query string');
+  return { k: q.k, ef: q.ef, compare: q.compare !== undefined && q.compare !== 'none' && q.compare !== 'false' };
+}
+
+type Handler = (req: Request, res: Response) => Promise<void> | void;
+const wrap =
+  (h: Handler) =>
+  (req: Request, res: Response, next: NextFunction): void => {
+    Promise.resolve()
+      .then(() => h(req, res))
+      .catch(next);
+  };
+
+function summary(c: Collection) {
+  const m = c.manifest;
+  return { name: m.name, kind: m.kind, count: m.count, codeDim: m.codeDim, space: m.space, binaryBits: c.binaryBits ?? null, model: m.model.arch, updatedAt: m.updatedAt };
+}
+
+/** Builds the express app (routes, validation, one error middleware); the caller decides whether to listen. */
+export function createApp(deps: AppDeps): express.Express {
+  const { engine } = deps;
+  const maxUpload = deps.maxUploadBytes ?? 5 * 1024 * 1024;
+  const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: maxUpload, files: 1, fields: 8 } });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(express.json({ limit: '1mb' }));
+
+  const requireKey: express.RequestHandler = (req, _res, next) => {
+    if (!deps.apiKey) return next(fail('WRITES_DISABLED', 'write routes are off; start the server with LATENTDEX_API_KEY set to enable them'));
+    const got = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1] ?? '';
+    const a = Buffer.from(got);
+    const b = Buffer.from(deps.apiKey);
+    if (a.length !== b.length || !crypto.timingSafeEqual(a, b)) return next(fail('UNAUTHORIZED', 'missing or wrong API key; send Authorization: Bearer <LATENTDEX_API_KEY>'));
+    next();
+  };
+
+  app.get('/api/health', (_req, res) => {
+    res.json({ status: 'ok', backend: deps.backend ?? null, version: deps.version ?? null, collections: engine.names().length });
+  });
+
+  app.get(
+    '/api/collections',
+    wrap(async (_req, res) => {
+      const out = [];
+      for (const n of engine.names()) out.push(summary(await engine.collection(n)));
+      res.json({ collections: out });
+    }),
+  );
+
+  app.get(
+    '/api/collections/:c',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      res.json({ ...summary(c), manifest: c.manifest, disk: c.diskSizes() });
+    }),
+  );
+
+  app.get(
+    '/api/collections/:c/random',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const meta = c.catalogue.allMeta();
+      if (meta.length === 0) throw fail('ITEM_NOT_FOUND', `collection '${c.name}' is empty`);
+      res.json({ key: meta[Math.floor(Math.random() * meta.length)]!.key });
+    }),
+  );
+
+  app.get(
+    '/api/collections/:c/map',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      res.json(projectCodes(c));
+    }),
+  );
+
+  app.get(
+    '/api/collections/:c/items/:key',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const row = c.item(req.params.key!);
+      res.json({ key: row.key, label: row.label, uri: row.uri, group: row.grp, text: row.text, thumbnail: engine.thumbnailUrl(c, row.key), code: Array.from(c.codeOf(row.id)) });
+    }),
+  );
+
+  app.get(
+    '/api/collections/:c/items/:key/thumbnail.png',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const png = c.catalogue.thumb(req.params.key!);
+      if (png === undefined) throw fail('ITEM_NOT_FOUND', `no item '${req.params.key}' in collection '${c.name}'`);
+      if (png === null) throw fail('NOT_FOUND', `item '${req.params.key}' has no thumbnail (text items have snippets)`);
+      res.type('png').set('cache-control', 'public, max-age=3600').send(png);
+    }),
+  );
+
+  app.get(
+    '/api/collections/:c/items/:key/reconstruction.png',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const i = c.model.manifest.input;
+      if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; it has no image reconstructions`);
+      const row = c.item(req.params.key!);
+      const rec = c.model.decode(c.codeOf(row.id), 1);
+      res.type('png').send(imagePng(rec, i.width, i.height, i.channels));
+    }),
+  );
+
+  app.get(
+    '/api/collections/:c/items/:key/neighbors',
+    wrap(async (req, res) => {
+      res.json(await engine.byKey(req.params.c!, req.params.key!, searchOptions(req)));
+    }),
+  );
+
+  const withReconstruction = async (c: Collection, r: SearchResponse, px: Float32Array | null) => {
+    const i = c.model.manifest.input;
+    if (!px || i.type !== 'pixels') return r;
+    const rec = c.model.reconstruct(px, 1);
+    return { ...r, reconstruction: `data:image/png;base64,${imagePng(rec, i.width, i.height, i.channels).toString('base64')}` };
+  };
+
+  app.post(
+    '/api/collections/:c/search',
+    upload.single('image'),
+    wrap(async (req, res) => {
+      const o = searchOptions(req);
+      const name = req.params.c!;
+      if (req.file) {
+        const c = await engine.collection(name);
+        const r = await engine.byImage(name, req.file.buffer, o);
+        const i = c.model.manifest.input;
+        const px = i.type === 'pixels' ? await decodeImage(req.file.buffer, i, 'upload') : null;
+        res.json(await withReconstruction(c, r, px));
+        return;
+      }
+      const body: unknown = req.body;
+      if (body && typeof body === 'object' && 'code' in body) {
+        res.json(await engine.byCode(name, parse(codeBody, body, 'body').code, o));
+        return;
+      }
+      if (body && typeof body === 'object' && 'text' in body) {
+        res.json(await engine.byText(name, parse(textBody, body, 'body').text, o));
+        return;
+      }
+      await engine.collection(name);
+      throw fail('INVALID_ARGUMENT', 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
+    }),
+  );
+
+  app.post(
+    '/api/collections/:c/items',
+    requireKey,
+    upload.single('image'),
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const replace = req.query.replace === 'true';
+      if (c.kind === 'image') {
+        if (!req.file) throw fail('INVALID_ARGUMENT', 'send the image as multipart field `image` with a `key` field');
+        const f = parse(imageItemFields, req.body, 'fields');
+        const i = c.model.manifest.input;
+        if (i.type !== 'pixels') throw fail('INTERNAL', 'image collection with a text model');
+        const px = await decodeImage(req.file.buffer, i, 'upload');
+        c.add([{ key: f.key, label: f.label ?? null, uri: `upload:${f.key}`, input: px, raw: px, thumb: imagePng(px, i.width, i.height, i.channels) }], { replace, quiet: true });
+        res.status(201).json({ key: f.key, count: c.count });
+        return;
+      }
+      const b = parse(textItemBody, req.body, 'body');
+      if (!engine.textVectoriser) throw fail('INTERNAL', 'no text vectoriser registered');
+      const v = engine.textVectoriser(c, b.text);
+      c.add([{ key: b.key, label: b.label ?? null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], { replace, quiet: true });
+      res.status(201).json({ key: b.key, count: c.count });
+    }),
+  );
+
+  app.delete(
+    '/api/collections/:c/items/:key',
+    requireKey,
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      c.remove([req.params.key!]);
+      res.json({ removed: req.params.key, count: c.count });
+    }),
+  );
+
+  app.use('/api', (req, _res, next) => next(fail('NOT_FOUND', `no route ${req.method} ${req.originalUrl}; see the README for the API`)));
+  if (deps.webDir) app.use(express.static(path.resolve(deps.webDir), { index: 'index.html' }));
+
+  // The one error middleware: LatentdexError codes → statuses, everything else → 500.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    let e: LatentdexError;
+    if (isLatentdexError(err)) e = err;
+    else if (err instanceof multer.MulterError) {
+      e = err.code === 'LIMIT_FILE_SIZE' ? fail('PAYLOAD_TOO_LARGE', `upload is over the ${(maxUpload / 1048576).toFixed(0)} MB limit; send a smaller image`) : fail('INVALID_ARGUMENT', `bad upload: ${err.message}`);
+    } else if (typeof err === 'object' && err !== null && 'type' in err && (err as { type: string }).type === 'entity.too.large') {
+      e = fail('PAYLOAD_TOO_LARGE', 'request body is over the 1 MB limit');
+    } else if (typeof err === 'object' && err !== null && 'type' in err && (err as { type: string }).type === 'entity.parse.failed') {
+      e = fail('INVALID_ARGUMENT', 'request body is not valid JSON');
+    } else {
+      e = fail('INTERNAL', `internal error: ${messageOf(err)}`, err);
+      process.stderr.write(`latentdex: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    res.status(e.status).json({ error: { code: e.code, message: e.message } });
+  });
+  return app;
+}

@@ -1,0 +1,246 @@
+import { decodeImage } from '../../data/decode.js';
+import { PackedCodes, packBits, toWords } from '../encoder/binary.js';
+import { fail } from '../errors.js';
+import { listCollections } from '../indexer/build.js';
+import { Collection } from '../indexer/collection.js';
+import type { ItemRow } from '../indexer/catalogue.js';
+import { exactKnn, normaliseRows, type Metric } from './exact.js';
+
+export interface Hit {
+  rank: number;
+  key: string;
+  label: string | null;
+  distance: number;
+  thumbnail: string;
+  snippet?: string;
+}
+
+export interface HitList {
+  method: string;
+  hits: Hit[];
+  latencyMs: number;
+  /** share of hits whose label equals the query's (when both are known) */
+  precision: number | null;
+}
+
+export interface SearchResponse {
+  collection: string;
+  k: number;
+  query: { key: string | null; label: string | null; snippet?: string };
+  codes: HitList;
+  baseline?: HitList;
+  /** |codes ∩ baseline| / k */
+  overlap?: number;
+}
+
+export interface SearchOptions {
+  k?: number;
+  ef?: number;
+  compare?: boolean;
+}
+
+export interface EngineOptions {
+  dataDir: string;
+  maxK?: number;
+  quiet?: boolean;
+}
+
+/** What a query supplies: the query item's code and, for the baseline, its raw vector. */
+export interface PreparedQuery {
+  code: Float32Array;
+  raw: Float32Array | null;
+  key: string | null;
+  label: string | null;
+  group: string | null;
+  snippet?: string;
+}
+
+/** Encodes raw text into the collection's (input, raw) vectors; supplied by the text module. */
+export type TextVectoriser = (c: Collection, text: string) => { input: Float32Array; raw: Float32Array };
+
+function now(): number {
+  return performance.now();
+}
+
+/** The query engine: opens collections lazily, answers by key, image, code or text, with the exact baseline beside. */
+export class SearchEngine {
+  private readonly open = new Map<string, Promise<Collection>>();
+  private readonly binaryCache = new WeakMap<Collection, { gen: string; codes: PackedCodes; ids: Int32Array }>();
+  private readonly baselineCache = new WeakMap<Collection, { gen: string; ids: Int32Array; data: Float32Array }>();
+  readonly maxK: number;
+  textVectoriser: TextVectoriser | undefined;
+
+  constructor(readonly o: EngineOptions) {
+    this.maxK = o.maxK ?? 100;
+  }
+
+  names(): string[] {
+    return listCollections(this.o.dataDir);
+  }
+
+  collection(name: string): Promise<Collection> {
+    let p = this.open.get(name);
+    if (!p) {
+      p = Collection.open(this.o.dataDir, name, { quiet: this.o.quiet });
+      p.catch(() => this.open.delete(name));
+      this.open.set(name, p);
+    }
+    return p;
+  }
+
+  checkK(k: number | undefined): number {
+    const kk = k ?? 10;
+    if (!Number.isInteger(kk) || kk < 1 || kk > this.maxK) throw fail('K_OUT_OF_RANGE', `k must be an integer from 1 to ${this.maxK}, got ${k}`);
+    return kk;
+  }
+
+  thumbnailUrl(c: Collection, key: string): string {
+    return `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/thumbnail.png`;
+  }
+
+  private hit(c: Collection, row: ItemRow, rank: number, distance: number): Hit {
+    const h: Hit = { rank, key: row.key, label: row.label, distance, thumbnail: this.thumbnailUrl(c, row.key) };
+    if (row.text !== null) h.snippet = row.text.length > 240 ? `${row.text.slice(0, 240)}…` : row.text;
+    return h;
+  }
+
+  private precision(hits: Hit[], label: string | null): number | null {
+    if (label === null || hits.length === 0) return null;
+    return hits.filter((h) => h.label === label).length / hits.length;
+  }
+
+  /** The query item's own rows are excluded, and (text) rows of the same source document when asked. */
+  private skipFor(c: Collection, q: PreparedQuery, sameGroup: boolean): (row: ItemRow) => boolean {
+    return (row) => (q.key !== null && row.key === q.key) || (sameGroup && q.group !== null && row.grp === q.group);
+  }
+
+  /** Nearest items by code: HNSW (float codes) or exact Hamming scan re-ranked by the float code (binary codes). */
+  codeNeighbors(c: Collection, q: PreparedQuery, k: number, ef?: number, sameGroup = false): HitList {
+    const t0 = now();
+    const skip = this.skipFor(c, q, sameGroup);
+    const hits: Hit[] = [];
+    if (c.binaryBits) {
+      const { codes, ids } = this.packed(c);
+      const shortlist = codes.search(toWords(packBits(q.code), codes.words), Math.min(codes.n, Math.max(k * 10, 100)));
+      const cand = shortlist.map((s) => ({ row: c.itemById(ids[s.index]!), ham: s.distance, id: ids[s.index]! }))
+        .filter((x) => !skip(x.row))
+        .map((x) => {
+          const code = c.codeOf(x.id);
+          let d = 0;
+          for (let j = 0; j < code.length; j++) d += (code[j]! - q.code[j]!) ** 2;
+          return { ...x, d };
+        })
+        .sort((a, b) => a.ham - b.ham || a.d - b.d)
+        .slice(0, k);
+      cand.forEach((x, i) => hits.push(this.hit(c, x.row, i + 1, x.ham)));
+      return { method: `hamming-${c.binaryBits}`, hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
+    }
+    let want = k + 1;
+    for (;;) {
+      const res = c.search(q.code, want, ef);
+      hits.length = 0;
+      for (const r of res) {
+        const row = c.itemById(r.id);
+        if (skip(row)) continue;
+        hits.push(this.hit(c, row, hits.length + 1, c.manifest.space === 'l2' ? Math.sqrt(r.distance) : r.distance));
+        if (hits.length === k) break;
+      }
+      if (hits.length === k || res.length < want || want >= c.count) break;
+      want = Math.min(c.count, want * 4);
+    }
+    return { method: 'hnsw', hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
+  }
+
+  private packed(c: Collection): { codes: PackedCodes; ids: Int32Array } {
+    const gen = c.manifest.updatedAt;
+    const hit = this.binaryCache.get(c);
+    if (hit && hit.gen === gen) return hit;
+    const rows: Uint8Array[] = [];
+    const ids: number[] = [];
+    for (const r of c.catalogue.allBits()) {
+      ids.push(r.id);
+      rows.push(new Uint8Array(r.bits ?? Buffer.alloc(0)));
+    }
+    const v = { gen, codes: PackedCodes.fromBytes(rows, c.binaryBits!), ids: Int32Array.from(ids) };
+    this.binaryCache.set(c, v);
+    return v;
+  }
+
+  private baselineMatrix(c: Collection): { ids: Int32Array; data: Float32Array } {
+    const gen = c.manifest.updatedAt;
+    const hit = this.baselineCache.get(c);
+    if (hit && hit.gen === gen) return hit;
+    const m = c.rawMatrix();
+    const data = c.kind === 'text' ? normaliseRows(m.data.slice(), c.manifest.rawDim) : m.data;
+    const v = { gen, ids: m.ids, data };
+    this.baselineCache.set(c, v);
+    return v;
+  }
+
+  /** Exact brute-force search over raw vectors: pixel-space L2 (images) or TF-IDF cosine (text). */
+  baselineNeighbors(c: Collection, q: PreparedQuery, k: number, sameGroup = false): HitList {
+    if (!q.raw) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector; the exact baseline needs a key, an image or a text');
+    const t0 = now();
+    const m = this.baselineMatrix(c);
+    const metric: Metric = c.kind === 'text' ? 'cosine' : 'l2';
+    const meta = sameGroup || q.key !== null ? c.catalogue.allMeta() : undefined;
+    const skip = meta ? (i: number) => this.skipFor(c, q, sameGroup)(meta[i]!) : undefined;
+    const res = exactKnn(m.data, c.manifest.rawDim, q.raw, k, metric, skip);
+    const hits = res.map((r, i) => this.hit(c, c.itemById(m.ids[r.index]!), i + 1, metric === 'l2' ? Math.sqrt(r.distance) : r.distance));
+    return { method: c.kind === 'text' ? 'tfidf-exact' : 'pixel-exact', hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
+  }
+
+  /** Runs a prepared query: codes, and the exact baseline when `compare` is set. */
+  run(c: Collection, q: PreparedQuery, o: SearchOptions): SearchResponse {
+    const k = this.checkK(o.k);
+    if (o.ef !== undefined && (!Number.isInteger(o.ef) || o.ef < 1 || o.ef > 4096)) throw fail('INVALID_ARGUMENT', `ef must be an integer from 1 to 4096, got ${o.ef}`);
+    const codes = this.codeNeighbors(c, q, k, o.ef);
+    const out: SearchResponse = { collection: c.name, k, query: { key: q.key, label: q.label, ...(q.snippet ? { snippet: q.snippet } : {}) }, codes };
+    if (o.compare) {
+      out.baseline = this.baselineNeighbors(c, q, k);
+      const a = new Set(codes.hits.map((h) => h.key));
+      out.overlap = out.baseline.hits.filter((h) => a.has(h.key)).length / k;
+    }
+    return out;
+  }
+
+  async byKey(name: string, key: string, o: SearchOptions): Promise<SearchResponse> {
+    const c = await this.collection(name);
+    const row = c.item(key);
+    return this.run(c, { code: c.codeOf(row.id), raw: c.rawOf(row.id), key: row.key, label: row.label, group: row.grp }, o);
+  }
+
+  async byImage(name: string, image: Buffer, o: SearchOptions): Promise<SearchResponse> {
+    const c = await this.collection(name);
+    const i = c.model.manifest.input;
+    if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${name}' holds text; search it with {text}`);
+    const px = await decodeImage(image, { width: i.width, height: i.height, channels: i.channels }, 'upload');
+    return this.run(c, { code: c.model.encode(px, 1), raw: px, key: null, label: null, group: null }, o);
+  }
+
+  async byCode(name: string, code: number[], o: SearchOptions): Promise<SearchResponse> {
+    const c = await this.collection(name);
+    if (code.length !== c.manifest.codeDim) throw fail('INVALID_DIM', `code has ${code.length} values; collection '${name}' takes ${c.manifest.codeDim}`);
+    if (code.some((v) => !Number.isFinite(v))) throw fail('INVALID_ARGUMENT', 'code values must be finite numbers');
+    return this.run(c, { code: Float32Array.from(code), raw: null, key: null, label: null, group: null }, { ...o, compare: false });
+  }
+
+  async byText(name: string, text: string, o: SearchOptions): Promise<SearchResponse> {
+    const c = await this.collection(name);
+    if (c.kind !== 'text' || !this.textVectoriser) throw fail('INVALID_ARGUMENT', `collection '${name}' holds images; search it with an image or a key`);
+    const v = this.textVectoriser(c, text);
+    const snippet = text.length > 240 ? `${text.slice(0, 240)}…` : text;
+    return this.run(c, { code: c.model.encode(v.input, 1), raw: v.raw, key: null, label: null, group: null, snippet }, o);
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.open.values()) {
+      try {
+        (await p).close();
+      } catch {
+        // failed opens hold nothing
+      }
+    }
+    this.open.clear();
+  }
+}

@@ -1,0 +1,63 @@
+export type Metric = 'l2' | 'cosine';
+
+export interface ExactHit {
+  /** row index in the matrix */
+  index: number;
+  distance: number;
+}
+
+/**
+ * Exact k nearest rows of an n × d float matrix by brute force: squared L2, or cosine distance (1 - cos)
+ * over rows that the caller has L2-normalised. `skip` drops rows (the query itself, its own group).
+ */
+export function exactKnn(data: Float32Array, d: number, q: ArrayLike<number>, k: number, metric: Metric, skip?: (index: number) => boolean): ExactHit[] {
+  const n = Math.floor(data.length / d);
+  const kk = Math.min(k, n);
+  const dist = new Float64Array(kk + 1).fill(Infinity);
+  const idx = new Int32Array(kk + 1).fill(-1);
+  let filled = 0;
+  let qn = 1;
+  if (metric === 'cosine') {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += q[j]! * q[j]!;
+    qn = Math.sqrt(s) || 1;
+  }
+  for (let i = 0; i < n; i++) {
+    if (skip && skip(i)) continue;
+    const o = i * d;
+    let s = 0;
+    if (metric === 'l2') {
+      for (let j = 0; j < d; j++) {
+        const t = data[o + j]! - q[j]!;
+        s += t * t;
+      }
+    } else {
+      for (let j = 0; j < d; j++) s += data[o + j]! * q[j]!;
+      s = 1 - s / qn;
+    }
+    if (filled < kk || s < dist[kk - 1]!) {
+      let p = filled < kk ? filled++ : kk - 1;
+      while (p > 0 && dist[p - 1]! > s) {
+        dist[p] = dist[p - 1]!;
+        idx[p] = idx[p - 1]!;
+        p--;
+      }
+      dist[p] = s;
+      idx[p] = i;
+    }
+  }
+  const out: ExactHit[] = [];
+  for (let i = 0; i < filled; i++) out.push({ index: idx[i]!, distance: dist[i]! });
+  return out;
+}
+
+/** L2-normalises each row in place (for cosine search). */
+export function normaliseRows(data: Float32Array, d: number): Float32Array {
+  for (let o = 0; o < data.length; o += d) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += data[o + j]! * data[o + j]!;
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let j = 0; j < d; j++) data[o + j]! *= inv;
+  }
+  return data;
+}
