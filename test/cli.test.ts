@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { fromNpy } from '../src/encoder/npy.js';
+import { digits, tmpDir, writePngFolder } from './helpers.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
+
+function run(args: string[], dataDir: string) {
+  const r = spawnSync(process.execPath, [CLI, '--data-dir', dataDir, ...args], { encoding: 'utf8', env: { ...process.env, LATENTDEX_QUIET: '' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('latentdex CLI', () => {
+  const dataDir = tmpDir();
+  const work = tmpDir();
+  const model = path.join(work, 'm');
+
+  it('trains, logging the backend and samples/s, and writes a model directory', () => {
+    const r = run(['train', '--source', 'mnist', '--limit', '400', '--epochs', '1', '--hidden', '64', '--code-dim', '6', '--out', model], dataDir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /tfjs backend: (wasm|cpu|tensorflow)/);
+    assert.match(r.err, /samples\/s/);
+    assert.ok(fs.existsSync(path.join(model, 'manifest.json')));
+  });
+
+  it('encodes a source into .npy codes, labels and keys', () => {
+    const out = path.join(work, 'codes.npy');
+    const r = run(['encode', '--model', model, '--source', 'mnist:test', '--limit', '50', '--out', out], dataDir);
+    assert.equal(r.code, 0, r.err);
+    const codes = fromNpy(fs.readFileSync(out));
+    assert.deepEqual(codes.shape, [50, 6]);
+    assert.ok(codes.data instanceof Float32Array);
+    const labels = fromNpy(fs.readFileSync(path.join(work, 'codes.labels.npy')));
+    assert.ok(labels.data instanceof Int32Array);
+    assert.equal(labels.data.length, 50);
+    assert.equal((JSON.parse(fs.readFileSync(path.join(work, 'codes.keys.json'), 'utf8')) as { keys: string[] }).keys.length, 50);
+  });
+
+  it('prints the reconstruction error and writes the PNG grid', () => {
+    const out = path.join(work, 'r.png');
+    const r = run(['recon', '--model', model, '--source', 'mnist:test', '--limit', '40', '--out', out], dataDir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /reconstruction error \d+\.\d+ per image/);
+    assert.equal(fs.readFileSync(out).subarray(1, 4).toString(), 'PNG');
+  });
+
+  it('builds, adds a folder of PNGs, removes, exports and shows info', () => {
+    assert.equal(run(['build', '--collection', 'd', '--source', 'mnist', '--limit', '300', '--model', model], dataDir).code, 0);
+    const pngs = tmpDir();
+    writePngFolder(pngs, digits(5, 'test'), 5);
+    const add = run(['add', '--collection', 'd', '--source', `dir:${pngs}`], dataDir);
+    assert.equal(add.code, 0, add.err);
+    assert.match(add.out, /now holds 305/);
+    const key = fs.readdirSync(pngs)[0]!;
+    const file = fs.readdirSync(path.join(pngs, key))[0]!;
+    assert.match(run(['remove', '--collection', 'd', '--key', `${key}/${file}`], dataDir).out, /now holds 304/);
+    const out = path.join(work, 'export.npy');
+    assert.equal(run(['export', '--collection', 'd', '--out', out], dataDir).code, 0);
+    assert.deepEqual(fromNpy(fs.readFileSync(out)).shape, [304, 6]);
+    const info = JSON.parse(run(['info', '--collection', 'd', '--json'], dataDir).out) as { count: number; codeDim: number };
+    assert.equal(info.count, 304);
+    assert.equal(info.codeDim, 6);
+  });
+
+  it('exits non-zero with one line naming the problem for bad input', () => {
+    const cases: [string[], RegExp][] = [
+      [['info', '--collection', 'missing'], /COLLECTION_NOT_FOUND/],
+      [['train', '--source', 'nope', '--out', path.join(work, 'x')], /BAD_SOURCE/],
+      [['encode', '--model', path.join(work, 'none'), '--source', 'mnist', '--out', path.join(work, 'y.npy')], /MODEL_NOT_FOUND/],
+      [['train', '--source', 'mnist', '--out', path.join(work, 'x'), '--epoch', '3'], /unknown option/],
+      [['build', '--collection', 'd', '--source', 'mnist', '--model', model], /COLLECTION_EXISTS/],
+    ];
+    for (const [args, re] of cases) {
+      const r = run(args, dataDir);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.err, re);
+      assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+    }
+  });
+});

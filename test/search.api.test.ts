@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import request from 'supertest';
+import type express from 'express';
+import { selectImages } from '../data/images.js';
+import { buildCollection } from '../src/indexer/build.js';
+import { imageItems } from '../src/indexer/items.js';
+import { createApp } from '../src/search/app.js';
+import { SearchEngine } from '../src/search/engine.js';
+import { backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
+
+const set = digits(300);
+const KEY = 'secret-key';
+let app: express.Express;
+let engine: SearchEngine;
+const png = (i: number) => pngOf(set.pixels.subarray(i * 784, (i + 1) * 784), 28, 28);
+
+before(async () => {
+  await backend();
+  const dataDir = tmpDir();
+  const model = await smallModel(set, { epochs: 2 });
+  (await buildCollection(model, imageItems(selectImages(set, Array.from({ length: 250 }, (_, i) => i))), { dataDir, name: 'digits', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
+  model.dispose();
+  engine = new SearchEngine({ dataDir, quiet: true });
+  app = createApp({ engine, apiKey: KEY, maxUploadBytes: 64 * 1024, backend: 'test' });
+});
+after(() => engine.close());
+
+describe('GET routes', () => {
+  it('/api/health answers ok', async () => {
+    const r = await request(app).get('/api/health').expect(200);
+    assert.equal(r.body.status, 'ok');
+    assert.equal(r.body.collections, 1);
+  });
+
+  it('/api/collections lists the collection with its count and code size', async () => {
+    const r = await request(app).get('/api/collections').expect(200);
+    assert.deepEqual(r.body.collections.map((c: { name: string; count: number; codeDim: number }) => [c.name, c.count, c.codeDim]), [['digits', 250, 8]]);
+  });
+
+  it('/api/collections/:c returns the manifest; unknown collection is 404', async () => {
+    const r = await request(app).get('/api/collections/digits').expect(200);
+    assert.equal(r.body.manifest.hnsw.M, 16);
+    const e = await request(app).get('/api/collections/nope').expect(404);
+    assert.equal(e.body.error.code, 'COLLECTION_NOT_FOUND');
+  });
+
+  it('/items/:key returns the item and its code; unknown key is 404', async () => {
+    const r = await request(app).get(`/api/collections/digits/items/${set.keys[3]}`).expect(200);
+    assert.equal(r.body.label, set.labels[3]);
+    assert.equal(r.body.code.length, 8);
+    const e = await request(app).get('/api/collections/digits/items/none').expect(404);
+    assert.equal(e.body.error.code, 'ITEM_NOT_FOUND');
+  });
+
+  it('/items/:key/thumbnail.png and reconstruction.png are 28x28 PNGs', async () => {
+    for (const p of ['thumbnail.png', 'reconstruction.png']) {
+      const r = await request(app).get(`/api/collections/digits/items/${set.keys[3]}/${p}`).expect(200).expect('content-type', /png/);
+      const body = r.body as Buffer;
+      assert.equal(body.subarray(1, 4).toString(), 'PNG');
+      assert.equal(body.readUInt32BE(16), 28);
+    }
+  });
+
+  it('/neighbors returns k hits without the query, and with compare=pixel both lists, overlap and precision', async () => {
+    const key = set.keys[40]!;
+    const r = await request(app).get(`/api/collections/digits/items/${key}/neighbors?k=10&compare=pixel`).expect(200);
+    assert.equal(r.body.codes.hits.length, 10);
+    assert.equal(r.body.baseline.hits.length, 10);
+    assert.equal(r.body.baseline.method, 'pixel-exact');
+    assert.ok(r.body.codes.hits.every((h: { key: string }) => h.key !== key));
+    assert.ok(r.body.baseline.hits.every((h: { key: string }) => h.key !== key));
+    assert.deepEqual(r.body.codes.hits.map((h: { rank: number }) => h.rank), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    const d = r.body.baseline.hits.map((h: { distance: number }) => h.distance);
+    assert.deepEqual(d, [...d].sort((a: number, b: number) => a - b));
+    const own = r.body.baseline.hits.filter((h: { label: string }) => h.label === set.labels[40]).length / 10;
+    assert.equal(r.body.baseline.precision, own);
+    assert.ok(r.body.overlap >= 0 && r.body.overlap <= 1);
+    assert.ok(r.body.codes.hits[0].thumbnail.endsWith('thumbnail.png'));
+  });
+
+  it('rejects k out of range and an unknown parameter with 400', async () => {
+    for (const q of ['k=0', 'k=101', 'k=abc', 'compare=words', 'kk=3']) {
+      const r = await request(app).get(`/api/collections/digits/items/${set.keys[1]}/neighbors?${q}`).expect(400);
+      assert.ok(['K_OUT_OF_RANGE', 'INVALID_ARGUMENT'].includes(r.body.error.code), q);
+    }
+  });
+
+  it('unknown API routes are JSON 404s', async () => {
+    const r = await request(app).get('/api/nothing').expect(404);
+    assert.equal(r.body.error.code, 'NOT_FOUND');
+  });
+});
+
+describe('POST /api/collections/:c/search', () => {
+  it('finds the stored twin of an uploaded image first, with its reconstruction', async () => {
+    const r = await request(app).post('/api/collections/digits/search?k=5&compare=pixel').attach('image', png(12), 'q.png').expect(200);
+    assert.equal(r.body.codes.hits[0].key, set.keys[12]);
+    assert.equal(r.body.baseline.hits[0].key, set.keys[12]);
+    assert.ok(r.body.baseline.hits[0].distance < 0.1);
+    assert.match(r.body.reconstruction, /^data:image\/png;base64,/);
+  });
+
+  it('searches by a raw code; a code of the wrong size is 400 INVALID_DIM', async () => {
+    const item = await request(app).get(`/api/collections/digits/items/${set.keys[8]}`);
+    const r = await request(app).post('/api/collections/digits/search').send({ code: item.body.code }).expect(200);
+    assert.equal(r.body.codes.hits[0].key, set.keys[8]);
+    const e = await request(app).post('/api/collections/digits/search').send({ code: [1, 2, 3] }).expect(400);
+    assert.equal(e.body.error.code, 'INVALID_DIM');
+  });
+
+  it('answers 400 for a non-image upload, an empty body and bad JSON; 413 for an oversized upload', async () => {
+    const a = await request(app).post('/api/collections/digits/search').attach('image', Buffer.from('hello, not an image'), 'x.png').expect(400);
+    assert.equal(a.body.error.code, 'INVALID_IMAGE');
+    const b = await request(app).post('/api/collections/digits/search').send({}).expect(400);
+    assert.equal(b.body.error.code, 'INVALID_ARGUMENT');
+    const c = await request(app).post('/api/collections/digits/search').set('content-type', 'application/json').send('{"code": [1,').expect(400);
+    assert.equal(c.body.error.code, 'INVALID_ARGUMENT');
+    const d = await request(app).post('/api/collections/digits/search').attach('image', Buffer.alloc(100 * 1024, 1), 'big.png').expect(413);
+    assert.equal(d.body.error.code, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('answers 400 IMAGE_TOO_LARGE for an image over the side limit', async () => {
+    const sharp = (await import('sharp')).default;
+    const huge = await sharp({ create: { width: 5000, height: 8, channels: 3, background: '#000' } }).png().toBuffer();
+    const r = await request(app).post('/api/collections/digits/search').attach('image', huge, 'wide.png').expect(400);
+    assert.equal(r.body.error.code, 'IMAGE_TOO_LARGE');
+  });
+
+  it('answers 404 for an unknown collection', async () => {
+    const r = await request(app).post('/api/collections/nope/search').attach('image', png(1), 'q.png').expect(404);
+    assert.equal(r.body.error.code, 'COLLECTION_NOT_FOUND');
+  });
+});
+
+describe('write routes', () => {
+  it('need the bearer key: 401 without or with a wrong one', async () => {
+    await request(app).post('/api/collections/digits/items').attach('image', png(260), 'a.png').field('key', 'up-1').expect(401);
+    await request(app).delete(`/api/collections/digits/items/${set.keys[0]}`).set('authorization', 'Bearer wrong').expect(401);
+  });
+
+  it('add an uploaded image that is then found, and delete it', async () => {
+    const auth = { authorization: `Bearer ${KEY}` };
+    const r = await request(app).post('/api/collections/digits/items').set(auth).field('key', 'up-1').field('label', set.labels[260]!).attach('image', png(260), 'a.png').expect(201);
+    assert.equal(r.body.count, 251);
+    const s = await request(app).post('/api/collections/digits/search?k=1').attach('image', png(260), 'q.png').expect(200);
+    assert.equal(s.body.codes.hits[0].key, 'up-1');
+    const dup = await request(app).post('/api/collections/digits/items').set(auth).field('key', 'up-1').attach('image', png(261), 'a.png').expect(409);
+    assert.equal(dup.body.error.code, 'DUPLICATE_KEY');
+    await request(app).delete('/api/collections/digits/items/up-1').set(auth).expect(200);
+    await request(app).get('/api/collections/digits/items/up-1').expect(404);
+    await request(app).delete('/api/collections/digits/items/up-1').set(auth).expect(404);
+  });
+
+  it('are off (403) when no API key is configured', async () => {
+    const open = createApp({ engine });
+    const r = await request(open).delete(`/api/collections/digits/items/${set.keys[0]}`).expect(403);
+    assert.equal(r.body.error.code, 'WRITES_DISABLED');
+  });
+});
