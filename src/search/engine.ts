@@ -233,6 +233,13 @@ export class SearchEngine {
     return this.run(c, { code: c.model.encode(v.input, 1), raw: v.raw, key: null, label: null, group: null, snippet }, o);
   }
 
+  /** Opens a collection and loads what its first query would otherwise pay for (baseline matrix, packed bits). */
+  async warm(name: string): Promise<void> {
+    const c = await this.collection(name);
+    this.baselineMatrix(c);
+    if (c.binaryBits) this.packed(c);
+  }
+
   async close(): Promise<void> {
     for (const p of this.open.values()) {
       try {

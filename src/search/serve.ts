@@ -15,7 +15,7 @@ export async function serve(o: ServeOptions, setup?: (engine: SearchEngine) => v
   const engine = new SearchEngine({ dataDir: o.dataDir, quiet: o.quiet });
   setup?.(engine);
   // Open every collection now so the first query does not pay for it.
-  for (const n of engine.names()) await engine.collection(n);
+  for (const n of engine.names()) await engine.warm(n);
   const app = createApp({ ...o, engine });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(o.port, o.host, () => resolve(s));

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { selectImages } from '../data/images.js';
+import { buildCollection } from '../src/indexer/build.js';
+import { imageItems } from '../src/indexer/items.js';
+import { serve } from '../src/search/serve.js';
+import { backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const OUT = path.join(ROOT, 'test-output');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const set = digits(300);
+let server: Server;
+let url: string;
+let browser: Browser;
+let page: Page;
+
+before(async () => {
+  await backend();
+  const dataDir = tmpDir();
+  const model = await smallModel(set, { epochs: 3 });
+  (await buildCollection(model, imageItems(selectImages(set, Array.from({ length: 250 }, (_, i) => i))), { dataDir, name: 'digits', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
+  model.dispose();
+  ({ server, url } = await serve({ dataDir, host: '127.0.0.1', port: 0, webDir: path.join(ROOT, 'web'), maxUploadBytes: 200 * 1024, quiet: true }));
+  assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+  fs.mkdirSync(OUT, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await new Promise((r) => server?.close(r));
+});
+
+async function columnsFilled(k: number): Promise<void> {
+  await page.waitForFunction((n) => document.querySelectorAll('#codes-hits li').length === n && document.querySelectorAll('#base-hits li').length === n, k, { timeout: 20000 });
+}
+
+describe('web page', () => {
+  it('opens on a query from the URL and fills both columns with k results', async () => {
+    await page.goto(`${url}/?c=digits&key=${set.keys[30]}&k=10`);
+    await columnsFilled(10);
+    assert.match(await page.textContent('#query-caption') ?? '', new RegExp(set.keys[30]!));
+    assert.match(await page.textContent('#codes-stats') ?? '', /precision@10 \d+% · [\d.]+ ms/);
+    assert.match(await page.textContent('#base-stats') ?? '', /precision@10/);
+    assert.ok((await page.$$('.hit.match')).length > 0);
+    await page.screenshot({ path: path.join(OUT, 'page-key.png'), fullPage: true });
+  });
+
+  it('searches by a clicked result and puts it in the URL', async () => {
+    const key = await page.getAttribute('#base-hits li:nth-child(3) .hit', 'data-key');
+    await page.click('#base-hits li:nth-child(3) .hit');
+    await page.waitForFunction((k) => document.querySelector('#query-caption')?.textContent?.includes(k as string), key);
+    await columnsFilled(10);
+    assert.ok(new URL(page.url()).searchParams.get('key') === key);
+  });
+
+  it('searches by an uploaded image and finds its stored twin first', async () => {
+    await page.setInputFiles('#upload', { name: 'q.png', mimeType: 'image/png', buffer: pngOf(set.pixels.subarray(40 * 784, 41 * 784), 28, 28) });
+    await page.waitForFunction(() => document.querySelector('#query-caption')?.textContent === 'q.png');
+    await columnsFilled(10);
+    assert.equal(await page.getAttribute('#base-hits li:first-child .hit', 'data-key'), set.keys[40]);
+    await page.screenshot({ path: path.join(OUT, 'page-upload.png'), fullPage: true });
+  });
+
+  it('shows a readable error for a non-image and for an oversized upload', async () => {
+    await page.setInputFiles('#upload', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('this is not an image') });
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await page.textContent('#error') ?? '', /not a decodable image.*INVALID_IMAGE/);
+    await page.setInputFiles('#upload', { name: 'big.png', mimeType: 'image/png', buffer: Buffer.alloc(300 * 1024, 7) });
+    await page.waitForFunction(() => document.querySelector('#error')?.textContent?.includes('PAYLOAD_TOO_LARGE'));
+    await page.screenshot({ path: path.join(OUT, 'page-error.png'), fullPage: true });
+  });
+
+  it('changes k from the keyboard and stays usable at 375 px', async () => {
+    await page.setViewportSize({ width: 375, height: 800 });
+    await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=10`);
+    await columnsFilled(10);
+    await page.focus('#k');
+    await page.selectOption('#k', '5');
+    await columnsFilled(5);
+    assert.equal(new URL(page.url()).searchParams.get('k'), '5');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+    assert.equal(overflow, false, 'no horizontal scrolling at 375 px');
+    await page.screenshot({ path: path.join(OUT, 'page-375.png'), fullPage: true });
+  });
+});

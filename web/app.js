@@ -1,0 +1,276 @@
+// latentdex page: query by example, learned codes next to the exact baseline. No build step.
+const $ = (id) => document.getElementById(id);
+const state = { collection: null, kind: 'image', key: null, k: 10, map: null, last: null, collections: [] };
+const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939', '#8c6d31', '#843c39', '#7b4173'];
+
+function setStatus(msg, busy = false) {
+  $('status').textContent = msg;
+  $('status').classList.toggle('busy', busy);
+}
+function showError(msg) {
+  const e = $('error');
+  e.hidden = !msg;
+  e.textContent = msg || '';
+}
+
+async function api(path, init) {
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new Error('The server cannot be reached. Is `latentdex serve` running?');
+  }
+  const body = res.headers.get('content-type')?.includes('json') ? await res.json() : null;
+  if (!res.ok) throw new Error(body?.error ? `${body.error.message} (${body.error.code})` : `HTTP ${res.status}`);
+  return body;
+}
+
+function writeUrl() {
+  const p = new URLSearchParams();
+  if (state.collection) p.set('c', state.collection);
+  if (state.key) p.set('key', state.key);
+  p.set('k', String(state.k));
+  history.replaceState(null, '', `?${p}`);
+}
+
+function el(tag, attrs = {}, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') n.className = v;
+    else if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
+    else n.setAttribute(k, v);
+  }
+  for (const c of children) if (c != null) n.append(c);
+  return n;
+}
+
+function hitCard(h, queryLabel) {
+  const matchClass = queryLabel == null || h.label == null ? '' : h.label === queryLabel ? 'match' : 'miss';
+  const dist = h.distance < 10 ? h.distance.toFixed(3) : h.distance.toFixed(1);
+  const visual = state.kind === 'text'
+    ? el('span', { class: 'snip' }, h.snippet ?? h.key)
+    : el('img', { src: h.thumbnail, alt: `item ${h.key}, label ${h.label ?? 'unknown'}`, loading: 'lazy' });
+  const btn = el('button', {
+    type: 'button', class: `hit ${matchClass}`, 'data-key': h.key,
+    title: `Search by ${h.key}`, 'aria-label': `Rank ${h.rank}: ${h.key}, label ${h.label ?? 'unknown'}, distance ${dist}${matchClass === 'match' ? ', same label as the query' : ''}. Search by this item.`,
+    onclick: () => searchByKey(h.key),
+  }, visual, el('span', { class: 'lab' }, `#${h.rank} ${h.label ?? '?'}`), el('span', { class: 'meta' }, `d ${dist}`));
+  return el('li', {}, btn);
+}
+
+function fillColumn(prefix, list, queryLabel) {
+  const ol = $(`${prefix}-hits`);
+  ol.replaceChildren(...(list?.hits ?? []).map((h) => hitCard(h, queryLabel)));
+  ol.classList.toggle('text', state.kind === 'text');
+  if (!list) {
+    $(`${prefix}-stats`).textContent = '';
+    return;
+  }
+  const p = list.precision == null ? 'precision n/a (query has no label)' : `precision@${list.hits.length} ${(list.precision * 100).toFixed(0)}%`;
+  $(`${prefix}-stats`).textContent = `${p} · ${list.latencyMs.toFixed(2)} ms`;
+}
+
+function render(r, query) {
+  state.last = r;
+  $('codes-method').textContent = `(${r.codes.method})`;
+  fillColumn('codes', r.codes, r.query.label);
+  fillColumn('base', r.baseline, r.query.label);
+  $('overlap').textContent = r.overlap == null ? '' : `Overlap of the two lists: ${(r.overlap * 100).toFixed(0)}%.`;
+  const qv = $('query-view');
+  const rv = $('recon-view');
+  if (state.kind === 'text') {
+    qv.replaceChildren(el('p', { class: 'snippet' }, r.query.snippet ?? query.text ?? r.query.key ?? ''));
+    $('recon-fig').hidden = true;
+  } else {
+    $('recon-fig').hidden = false;
+    qv.replaceChildren(el('img', { src: query.src, alt: 'query image' }));
+    rv.replaceChildren(el('img', { src: query.recon ?? r.reconstruction ?? '', alt: 'reconstruction of the query by the autoencoder' }));
+  }
+  $('query-caption').textContent = r.query.key ? `${r.query.key} · label ${r.query.label ?? '?'}` : query.name ?? 'uploaded query';
+  drawMap();
+  setStatus(`${r.codes.hits.length} neighbours from ${r.collection}.`);
+}
+
+async function run(label, fn) {
+  showError('');
+  setStatus(label, true);
+  try {
+    await fn();
+  } catch (e) {
+    showError(e.message);
+    setStatus('');
+  }
+}
+
+function searchByKey(key) {
+  return run(`Searching by ${key}…`, async () => {
+    const c = encodeURIComponent(state.collection);
+    const r = await api(`/api/collections/${c}/items/${encodeURIComponent(key)}/neighbors?k=${state.k}&compare=${state.kind === 'text' ? 'tfidf' : 'pixel'}`);
+    state.key = key;
+    writeUrl();
+    const base = `/api/collections/${c}/items/${encodeURIComponent(key)}`;
+    render(r, { src: `${base}/thumbnail.png`, recon: `${base}/reconstruction.png` });
+  });
+}
+
+function searchByFile(file) {
+  return run(`Searching by ${file.name}…`, async () => {
+    if (state.kind === 'text') throw new Error('This collection holds text: type a query instead of uploading an image.');
+    const fd = new FormData();
+    fd.append('image', file);
+    const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?k=${state.k}&compare=pixel`, { method: 'POST', body: fd });
+    state.key = null;
+    writeUrl();
+    render(r, { src: URL.createObjectURL(file), name: file.name });
+  });
+}
+
+function searchByText(text) {
+  return run('Searching by text…', async () => {
+    if (!text.trim()) throw new Error('Type some words to search for.');
+    const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?k=${state.k}&compare=tfidf`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }),
+    });
+    state.key = null;
+    writeUrl();
+    render(r, { text });
+  });
+}
+
+async function randomItem() {
+  await run('Picking a random item…', async () => {
+    const { key } = await api(`/api/collections/${encodeURIComponent(state.collection)}/random`);
+    await searchByKey(key);
+  });
+}
+
+// ---- map of the codes ----
+function colourOf(label) {
+  const i = state.map.labels.indexOf(label);
+  return i < 0 ? '#999' : PALETTE[i % PALETTE.length];
+}
+function mapTransform() {
+  const cv = $('map');
+  const pts = state.map.points;
+  const xs = pts.map((p) => p.x);
+  const ys = pts.map((p) => p.y);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const pad = 12;
+  return {
+    fx: (x) => pad + ((x - x0) / (x1 - x0 || 1)) * (cv.width - 2 * pad),
+    fy: (y) => cv.height - pad - ((y - y0) / (y1 - y0 || 1)) * (cv.height - 2 * pad),
+  };
+}
+function drawMap() {
+  const cv = $('map');
+  const ctx = cv.getContext('2d');
+  ctx.clearRect(0, 0, cv.width, cv.height);
+  if (!state.map || state.map.points.length === 0) return;
+  const { fx, fy } = mapTransform();
+  ctx.globalAlpha = 0.55;
+  for (const p of state.map.points) {
+    ctx.fillStyle = colourOf(p.label);
+    ctx.fillRect(fx(p.x) - 1.5, fy(p.y) - 1.5, 3, 3);
+  }
+  ctx.globalAlpha = 1;
+  const byKey = new Map(state.map.points.map((p) => [p.key, p]));
+  for (const h of state.last?.codes.hits ?? []) {
+    const p = byKey.get(h.key);
+    if (!p) continue;
+    ctx.strokeStyle = '#000';
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.arc(fx(p.x), fy(p.y), 5, 0, 2 * Math.PI);
+    ctx.stroke();
+  }
+  const q = state.key && byKey.get(state.key);
+  if (q) {
+    ctx.fillStyle = '#000';
+    ctx.beginPath();
+    ctx.arc(fx(q.x), fy(q.y), 7, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.fillStyle = '#ffeb3b';
+    ctx.beginPath();
+    ctx.arc(fx(q.x), fy(q.y), 4, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  $('legend').replaceChildren(...state.map.labels.slice(0, 30).map((l) => el('span', { style: `--c:${colourOf(l)}` }, l)));
+}
+function onMapClick(ev) {
+  if (!state.map) return;
+  const cv = $('map');
+  const r = cv.getBoundingClientRect();
+  const x = ((ev.clientX - r.left) / r.width) * cv.width;
+  const y = ((ev.clientY - r.top) / r.height) * cv.height;
+  const { fx, fy } = mapTransform();
+  let best = null;
+  let bd = Infinity;
+  for (const p of state.map.points) {
+    const d = (fx(p.x) - x) ** 2 + (fy(p.y) - y) ** 2;
+    if (d < bd) [bd, best] = [d, p];
+  }
+  if (best) searchByKey(best.key);
+}
+
+async function selectCollection(name, key) {
+  state.collection = name;
+  const info = state.collections.find((c) => c.name === name);
+  state.kind = info?.kind ?? 'image';
+  $('text-box').hidden = state.kind !== 'text';
+  $('upload-label').hidden = state.kind === 'text';
+  $('base-title').textContent = state.kind === 'text' ? 'Exact TF-IDF cosine baseline' : 'Exact pixel-space baseline';
+  state.map = null;
+  drawMap();
+  api(`/api/collections/${encodeURIComponent(name)}/map`).then((m) => { state.map = m; drawMap(); }).catch((e) => showError(e.message));
+  if (key) await searchByKey(key);
+  else await randomItem();
+}
+
+async function init() {
+  const params = new URLSearchParams(location.search);
+  state.k = Number(params.get('k')) || 10;
+  if (![...$('k').options].some((o) => o.value === String(state.k))) $('k').append(el('option', {}, String(state.k)));
+  $('k').value = String(state.k);
+  setStatus('Loading collections…', true);
+  try {
+    const [{ collections }, health] = await Promise.all([api('/api/collections'), api('/api/health')]);
+    state.collections = collections;
+    $('health').textContent = `Backend ${health.backend ?? '?'} · latentdex ${health.version ?? ''}`;
+    if (collections.length === 0) {
+      setStatus('');
+      showError('No collections yet: build one with `npx latentdex build --collection NAME --source SRC`.');
+      return;
+    }
+    $('collection').replaceChildren(...collections.map((c) => el('option', { value: c.name }, `${c.name} (${c.kind}, ${c.count})`)));
+    const want = collections.some((c) => c.name === params.get('c')) ? params.get('c') : collections[0].name;
+    $('collection').value = want;
+    await selectCollection(want, params.get('key'));
+  } catch (e) {
+    setStatus('');
+    showError(e.message);
+  }
+}
+
+$('collection').addEventListener('change', (e) => selectCollection(e.target.value));
+$('k').addEventListener('change', (e) => {
+  state.k = Number(e.target.value);
+  if (state.key) searchByKey(state.key);
+  else writeUrl();
+});
+$('random').addEventListener('click', randomItem);
+$('upload').addEventListener('change', (e) => e.target.files[0] && searchByFile(e.target.files[0]));
+$('text-go').addEventListener('click', () => searchByText($('text').value));
+$('text').addEventListener('keydown', (e) => e.key === 'Enter' && searchByText($('text').value));
+$('map').addEventListener('click', onMapClick);
+let dragDepth = 0;
+window.addEventListener('dragenter', (e) => { e.preventDefault(); dragDepth++; $('drop').hidden = false; });
+window.addEventListener('dragleave', () => { if (--dragDepth <= 0) { dragDepth = 0; $('drop').hidden = true; } });
+window.addEventListener('dragover', (e) => e.preventDefault());
+window.addEventListener('drop', (e) => {
+  e.preventDefault();
+  dragDepth = 0;
+  $('drop').hidden = true;
+  const f = e.dataTransfer?.files?.[0];
+  if (f) searchByFile(f);
+});
+init();
