@@ -4,6 +4,10 @@ import { loadIdx } from './idx.js';
 import { selectImages, type ImageSet } from './images.js';
 import { loadMnist } from './mnist.js';
 import type { DecodeTarget } from './decode.js';
+import { loadBrown } from './brown.js';
+import { loadJsonl } from './jsonl.js';
+import { loadTextDir } from './textdir.js';
+import { selectTexts, type TextSet } from './texts.js';
 
 export interface LoadOptions {
   /** keep at most this many items (evenly spread over the set, so every class stays represented) */
@@ -49,4 +53,22 @@ export async function loadImageSource(spec: string, opts: LoadOptions = {}): Pro
   }
   const idx = limitIndices(set.keys.length, opts.limit);
   return idx ? selectImages(set, idx) : set;
+}
+
+export const TEXT_SOURCE_HELP = 'brown | text:DIR | jsonl:FILE';
+export const SOURCE_HELP = `images: ${IMAGE_SOURCE_HELP}; texts: ${TEXT_SOURCE_HELP}`;
+
+export function isTextSpec(spec: string): boolean {
+  return spec === 'brown' || spec.startsWith('brown:') || spec.startsWith('text:') || spec.startsWith('jsonl:');
+}
+
+/** Reads a text source spec: `brown`, `text:DIR`, `jsonl:FILE`. */
+export async function loadTextSource(spec: string, opts: Pick<LoadOptions, 'limit'> = {}): Promise<TextSet> {
+  let set: TextSet;
+  if (spec === 'brown') set = loadBrown();
+  else if (spec.startsWith('text:')) set = await loadTextDir(spec.slice(5));
+  else if (spec.startsWith('jsonl:')) set = await loadJsonl(spec.slice(6));
+  else throw fail('BAD_SOURCE', `unknown text source '${spec}'; use ${TEXT_SOURCE_HELP}`);
+  const idx = limitIndices(set.keys.length, opts.limit);
+  return idx ? selectTexts(set, idx) : set;
 }

@@ -1,10 +1,11 @@
 import path from 'node:path';
 import fs from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
-import { loadImageSource, IMAGE_SOURCE_HELP } from '../data/sources.js';
+import { loadImageSource, IMAGE_SOURCE_HELP, SOURCE_HELP } from '../data/sources.js';
+import { count, fitModel, loadSource, vectorsOf } from './cli/sources.js';
 import { imageDim, selectImages } from '../data/images.js';
 import { readEnv, type Env } from './config.js';
-import { fitImageModel, reconError } from './encoder/fit.js';
+import { reconError } from './encoder/fit.js';
 import { gridPng } from './encoder/png.js';
 import { writeCodes, writeFileAtomic } from './encoder/npy.js';
 import { isLatentdexError } from './errors.js';
@@ -12,7 +13,7 @@ import { type Ctx, globals, startBackend } from './cli/context.js';
 import { addCollectionCommands, imageTarget as targetOf, resolveModel, type ModelRef } from './cli/collection-commands.js';
 import { addSearchCommands, addServeCommand } from './cli/search-commands.js';
 import { fileURLToPath } from 'node:url';
-import { addModelFlags, intArg, modelOptions, type ModelFlags } from './cli/options.js';
+import { addModelFlags, intArg, type ModelFlags } from './cli/options.js';
 
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -33,14 +34,13 @@ export function buildProgram(env: Env): Command {
     program
       .command('train')
       .description('train an autoencoder on a source and save the model directory')
-      .requiredOption('--source <src>', IMAGE_SOURCE_HELP)
+      .requiredOption('--source <src>', SOURCE_HELP)
       .requiredOption('--out <dir>', 'model directory to write')
       .option('--limit <n>', 'use at most N items', intArg()),
   ).action(async (f: ModelFlags & { source: string; out: string; limit?: number }) => {
     await startBackend(ctx);
     const { quiet } = globals(ctx);
-    const set = await loadImageSource(f.source, { limit: f.limit });
-    const model = await fitImageModel(set, modelOptions(f, quiet));
+    const model = await fitModel(await loadSource(f.source, { limit: f.limit }), f, quiet);
     await model.save(f.out);
     const t = model.manifest.training;
     process.stdout.write(
@@ -53,17 +53,17 @@ export function buildProgram(env: Env): Command {
     .description('encode a source into codes: FILE.npy (float32 N x code), FILE.labels.npy, FILE.keys.json')
     .option('--model <dir>', 'trained model directory')
     .option('--collection <name>', "use this collection's model")
-    .requiredOption('--source <src>', IMAGE_SOURCE_HELP)
+    .requiredOption('--source <src>', SOURCE_HELP)
     .requiredOption('--out <file>', 'output .npy path')
     .option('--limit <n>', 'encode at most N items', intArg())
     .action(async (f: ModelRef & { source: string; out: string; limit?: number }) => {
       await startBackend(ctx);
       const model = await resolveModel(ctx, f);
-      const set = await loadImageSource(f.source, { limit: f.limit, target: targetOf(model) });
-      const codes = model.encode(set.pixels, set.keys.length);
+      const l = await loadSource(f.source, { limit: f.limit, model });
+      const codes = model.encode(vectorsOf(model, l).input, count(l));
       await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
-      await writeCodes(f.out, codes, model.codeDim, set.keys, set.labels);
-      process.stdout.write(`wrote ${set.keys.length}x${model.codeDim} float32 codes to ${f.out}\n`);
+      await writeCodes(f.out, codes, model.codeDim, l.set.keys, l.set.labels);
+      process.stdout.write(`wrote ${count(l)}x${model.codeDim} float32 codes to ${f.out}\n`);
     });
 
   program

@@ -1,16 +1,15 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { IMAGE_SOURCE_HELP, loadImageSource } from '../../data/sources.js';
-import { fitImageModel } from '../encoder/fit.js';
+import { SOURCE_HELP } from '../../data/sources.js';
+import { collectionSettings, fitModel, itemsOf, loadSource } from './sources.js';
 import { TrainedModel } from '../encoder/model.js';
 import { writeCodes } from '../encoder/npy.js';
 import { fail } from '../errors.js';
 import { buildCollection, listCollections } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
-import { imageItems } from '../indexer/items.js';
 import { collectionPaths } from '../indexer/paths.js';
 import { globals, startBackend, type Ctx } from './context.js';
-import { addModelFlags, intArg, modelOptions, type ModelFlags } from './options.js';
+import { addModelFlags, intArg, type ModelFlags } from './options.js';
 
 export interface ModelRef {
   model?: string;
@@ -50,7 +49,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       .command('build')
       .description('offline build: train a model (unless --model), encode every item, write the HNSW graph and catalogue')
       .requiredOption('--collection <name>', 'collection name')
-      .requiredOption('--source <src>', IMAGE_SOURCE_HELP)
+      .requiredOption('--source <src>', SOURCE_HELP)
       .option('--model <dir>', 'use this trained model instead of training one')
       .option('--limit <n>', 'use at most N items', intArg())
       .option('--train-limit <n>', 'train on at most N of the items', intArg())
@@ -67,18 +66,14 @@ export function addCollectionCommands(ctx: Ctx): void {
       const g = globals(ctx);
       collectionPaths(g.dataDir, f.collection);
       const given = f.model ? await TrainedModel.load(f.model) : undefined;
-      const set = await loadImageSource(f.source, { limit: f.limit, ...(given ? { target: imageTarget(given) } : {}) });
-      const trainSet = f.trainLimit ? await loadImageSource(f.source, { limit: Math.min(f.trainLimit, f.limit ?? Infinity) }) : set;
-      const model = given ?? (await fitImageModel(trainSet, modelOptions({ ...f, epochs: f.trainEpochs }, g.quiet)));
-      const c = await buildCollection(model, imageItems(set), {
+      const l = await loadSource(f.source, { limit: f.limit, model: given });
+      const trainOn = f.trainLimit ? await loadSource(f.source, { limit: Math.min(f.trainLimit, f.limit ?? Infinity) }) : l;
+      const model = given ?? (await fitModel(trainOn, { ...f, epochs: f.trainEpochs }, g.quiet));
+      const c = await buildCollection(model, itemsOf(model, l), {
+        ...collectionSettings(model, l),
         dataDir: g.dataDir,
         name: f.collection,
-        kind: 'image',
-        space: 'l2',
         hnsw: { M: f.m, efConstruction: f.efConstruction, ef: f.ef },
-        rawDim: model.inputDim,
-        rawType: 'u8',
-        params: { width: set.width, height: set.height, channels: set.channels, source: set.source },
         replace: f.replace,
         quiet: g.quiet,
       });
@@ -92,7 +87,7 @@ export function addCollectionCommands(ctx: Ctx): void {
     .command('add')
     .description("add items to a collection with the collection's model")
     .requiredOption('--collection <name>', 'collection name')
-    .requiredOption('--source <src>', IMAGE_SOURCE_HELP)
+    .requiredOption('--source <src>', SOURCE_HELP)
     .option('--limit <n>', 'add at most N items', intArg())
     .option('--replace', 'replace items whose key already exists (default: refuse)')
     .action(async (f: { collection: string; source: string; limit?: number; replace?: boolean }) => {
@@ -100,8 +95,8 @@ export function addCollectionCommands(ctx: Ctx): void {
       const g = globals(ctx);
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
-        const set = await loadImageSource(f.source, { limit: f.limit, target: imageTarget(c.model) });
-        const r = c.add(imageItems(set), { replace: f.replace, quiet: g.quiet });
+        const l = await loadSource(f.source, { limit: f.limit, model: c.model });
+        const r = c.add(itemsOf(c.model, l), { replace: f.replace, quiet: g.quiet });
         process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${c.name}' now holds ${c.count}\n`);
       } finally {
         c.close();

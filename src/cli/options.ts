@@ -46,6 +46,9 @@ export interface ModelFlags {
   sparse?: number;
   contractive?: number;
   binary?: number;
+  weighting?: 'proportion' | 'log-tf' | 'tfidf';
+  vocabSize?: number;
+  stem?: boolean;
 }
 
 export function regularisersOf(f: ModelFlags): Regularisers {
@@ -71,7 +74,10 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .option('--denoise <spec>', 'denoising: masking:FRACTION or gaussian:STD', denoiseArg)
     .option('--sparse <weight>', 'L1 penalty on the code', floatArg(0))
     .option('--contractive <weight>', 'penalty on the squared Frobenius norm of the encoder Jacobian', floatArg(0))
-    .option('--binary <bits>', 'binary codes for semantic hashing with this many bits', intArg(1, 1024));
+    .option('--binary <bits>', 'binary codes for semantic hashing with this many bits', intArg(1, 1024))
+    .addOption(new Option('--weighting <w>', 'text input: word proportions (softmax + cross-entropy), log-tf or tfidf (sigmoid + BCE)').choices(['proportion', 'log-tf', 'tfidf']))
+    .option('--vocab-size <n>', 'text vocabulary: the N words in most documents', intArg(10, 100000))
+    .option('--stem', 'Porter-stem words in the text vocabulary');
 }
 
 export function modelOptions(f: ModelFlags, quiet: boolean): ImageModelOptions {

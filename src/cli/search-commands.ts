@@ -1,8 +1,7 @@
-import { loadImageSource } from '../../data/sources.js';
+import { loadSource, queriesOf } from './sources.js';
 import { Collection } from '../indexer/collection.js';
 import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
 import { globals, startBackend, type Ctx } from './context.js';
-import { imageTarget } from './collection-commands.js';
 import { intArg } from './options.js';
 import { ensureDigits } from '../search/demo.js';
 import { serve } from '../search/serve.js';
@@ -10,8 +9,7 @@ import { backendName } from '../encoder/backend.js';
 
 /** Loads eval queries for a collection from a source spec. */
 export async function loadQueries(c: Collection, spec: string, limit?: number): Promise<QuerySet> {
-  const set = await loadImageSource(spec, { limit, target: imageTarget(c.model) });
-  return { n: set.keys.length, keys: set.keys, labels: set.labels, groups: null, input: set.pixels, raw: set.pixels };
+  return queriesOf(c.model, await loadSource(spec, { limit, model: c.model }));
 }
 
 export function addSearchCommands(ctx: Ctx): void {

@@ -8,7 +8,7 @@ import { imagePng } from '../encoder/png.js';
 import { fail, isLatentdexError, LatentdexError, messageOf } from '../errors.js';
 import type { Collection } from '../indexer/collection.js';
 import { projectCodes } from './map.js';
-import type { SearchEngine, SearchOptions, SearchResponse } from './engine.js';
+import { textQueryVectors, type SearchEngine, type SearchOptions, type SearchResponse } from './engine.js';
 
 export interface AppDeps {
   engine: SearchEngine;
@@ -213,8 +213,7 @@ export function createApp(deps: AppDeps): express.Express {
         return;
       }
       const b = parse(textItemBody, req.body, 'body');
-      if (!engine.textVectoriser) throw fail('INTERNAL', 'no text vectoriser registered');
-      const v = engine.textVectoriser(c, b.text);
+      const v = textQueryVectors(c, b.text);
       c.add([{ key: b.key, label: b.label ?? null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], { replace, quiet: true });
       res.status(201).json({ key: b.key, count: c.count });
     }),

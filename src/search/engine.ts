@@ -1,4 +1,5 @@
 import { decodeImage } from '../../data/decode.js';
+import { vectorizerOf, weightingOf } from '../encoder/text.js';
 import { PackedCodes, packBits, toWords } from '../encoder/binary.js';
 import { fail } from '../errors.js';
 import { listCollections } from '../indexer/build.js';
@@ -55,9 +56,6 @@ export interface PreparedQuery {
   snippet?: string;
 }
 
-/** Encodes raw text into the collection's (input, raw) vectors; supplied by the text module. */
-export type TextVectoriser = (c: Collection, text: string) => { input: Float32Array; raw: Float32Array };
-
 function now(): number {
   return performance.now();
 }
@@ -68,7 +66,6 @@ export class SearchEngine {
   private readonly binaryCache = new WeakMap<Collection, { gen: string; codes: PackedCodes; ids: Int32Array }>();
   private readonly baselineCache = new WeakMap<Collection, { gen: string; ids: Int32Array; data: Float32Array }>();
   readonly maxK: number;
-  textVectoriser: TextVectoriser | undefined;
 
   constructor(readonly o: EngineOptions) {
     this.maxK = o.maxK ?? 100;
@@ -227,8 +224,8 @@ export class SearchEngine {
 
   async byText(name: string, text: string, o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
-    if (c.kind !== 'text' || !this.textVectoriser) throw fail('INVALID_ARGUMENT', `collection '${name}' holds images; search it with an image or a key`);
-    const v = this.textVectoriser(c, text);
+    if (c.kind !== 'text') throw fail('INVALID_ARGUMENT', `collection '${name}' holds images; search it with an image or a key`);
+    const v = textQueryVectors(c, text);
     const snippet = text.length > 240 ? `${text.slice(0, 240)}…` : text;
     return this.run(c, { code: c.model.encode(v.input, 1), raw: v.raw, key: null, label: null, group: null, snippet }, o);
   }
@@ -250,4 +247,11 @@ export class SearchEngine {
     }
     this.open.clear();
   }
+}
+
+/** Model input and TF-IDF vectors of one free-text query; EMPTY_TEXT when it has no vocabulary word. */
+export function textQueryVectors(c: Collection, text: string): { input: Float32Array; raw: Float32Array } {
+  if (text.trim() === '') throw fail('EMPTY_TEXT', 'the query text is empty; type some words');
+  const v = vectorizerOf(c.model);
+  return { input: v.vector(text, weightingOf(c.model)), raw: v.vector(text, 'tfidf') };
 }

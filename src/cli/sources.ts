@@ -1,0 +1,64 @@
+import type { ImageSet } from '../../data/images.js';
+import { isTextSpec, loadImageSource, loadTextSource } from '../../data/sources.js';
+import type { TextSet } from '../../data/texts.js';
+import { fitImageModel } from '../encoder/fit.js';
+import type { TrainedModel } from '../encoder/model.js';
+import { fitTextModel, textVectors } from '../encoder/text.js';
+import { fail } from '../errors.js';
+import type { CreateOptions, ItemInput } from '../indexer/collection.js';
+import { imageItems, textItems } from '../indexer/items.js';
+import type { QuerySet } from '../search/eval.js';
+import { modelOptions, type ModelFlags } from './options.js';
+
+export type Loaded = { kind: 'image'; set: ImageSet } | { kind: 'text'; set: TextSet };
+
+function imageTargetOf(model: TrainedModel | undefined) {
+  const i = model?.manifest.input;
+  return i?.type === 'pixels' ? { width: i.width, height: i.height, channels: i.channels } : undefined;
+}
+
+/** Reads an image or text source; with a model, checks that the source is of the model's kind and size. */
+export async function loadSource(spec: string, o: { limit?: number; model?: TrainedModel } = {}): Promise<Loaded> {
+  const text = isTextSpec(spec);
+  if (o.model && (o.model.manifest.kind === 'text') !== text) {
+    throw fail('INVALID_ARGUMENT', `source '${spec}' holds ${text ? 'texts' : 'images'} but the model is a${o.model.manifest.kind === 'text' ? ' text' : 'n image'} model`);
+  }
+  if (text) return { kind: 'text', set: await loadTextSource(spec, { limit: o.limit }) };
+  return { kind: 'image', set: await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model) }) };
+}
+
+export function count(l: Loaded): number {
+  return l.set.keys.length;
+}
+
+/** Trains the model the flags describe on a loaded source (labels are never used). */
+export async function fitModel(l: Loaded, f: ModelFlags, quiet: boolean): Promise<TrainedModel> {
+  const o = modelOptions(f, quiet);
+  if (l.kind === 'image') return fitImageModel(l.set, o);
+  if (f.arch === 'conv') throw fail('INVALID_ARGUMENT', '--arch conv is for images; text models are dense');
+  return fitTextModel(l.set, { ...o, weighting: f.weighting, vocabulary: { ...(f.vocabSize ? { size: f.vocabSize } : {}), ...(f.stem ? { stem: true } : {}) } });
+}
+
+export function itemsOf(model: TrainedModel, l: Loaded): ItemInput[] {
+  return l.kind === 'image' ? imageItems(l.set) : textItems(model, l.set);
+}
+
+/** The collection settings for a model and source: images in L2 over pixels, texts in cosine over TF-IDF. */
+export function collectionSettings(model: TrainedModel, l: Loaded): Omit<CreateOptions, 'name' | 'hnsw'> {
+  if (l.kind === 'image') {
+    return { kind: 'image', space: 'l2', rawDim: model.inputDim, rawType: 'u8', params: { width: l.set.width, height: l.set.height, channels: l.set.channels, source: l.set.source } };
+  }
+  return { kind: 'text', space: 'cosine', rawDim: model.inputDim, rawType: 'f32', params: { source: l.set.source, weighting: model.manifest.input.type === 'bow' ? model.manifest.input.weighting : null } };
+}
+
+/** The model's input and baseline vectors of every item in a source. */
+export function vectorsOf(model: TrainedModel, l: Loaded): { input: Float32Array; raw: Float32Array } {
+  if (l.kind === 'image') return { input: l.set.pixels, raw: l.set.pixels };
+  const v = textVectors(model, l.set.texts);
+  return { input: v.input, raw: v.raw };
+}
+
+export function queriesOf(model: TrainedModel, l: Loaded): QuerySet {
+  const v = vectorsOf(model, l);
+  return { n: count(l), keys: l.set.keys, labels: l.set.labels, groups: l.kind === 'text' ? l.set.groups : null, input: v.input, raw: v.raw };
+}

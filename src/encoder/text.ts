@@ -1,0 +1,98 @@
+import type { TextSet } from '../../data/texts.js';
+import { fail } from '../errors.js';
+import { log } from '../progress.js';
+import { backendName } from './backend.js';
+import type { DenseConfig } from './dense.js';
+import type { ModelManifest, Regularisers } from './manifest.js';
+import { buildParts, TrainedModel } from './model.js';
+import { TRAIN_DEFAULTS, trainAutoencoder, type TrainOptions } from './train.js';
+import { buildVocabulary, Vectorizer, vocabularySchema, VECTORIZER_DEFAULTS, type VectorizerOptions, type Weighting } from './vectorizer.js';
+
+/** Document autoencoder 2000-500-250-125-code (Hinton & Salakhutdinov 2006) over bag-of-words vectors. */
+export const TEXT_DEFAULTS = { hidden: [500, 250, 125], codeDim: 32, weighting: 'proportion' as Weighting };
+
+export interface TextModelOptions extends Partial<Omit<TrainOptions, 'regularisers' | 'loss'>> {
+  codeDim?: number;
+  hidden?: number[];
+  /** proportion → softmax output + cross-entropy (the paper); log-tf or tfidf → sigmoid output + BCE */
+  weighting?: Weighting;
+  vocabulary?: Partial<VectorizerOptions>;
+  regularisers?: Regularisers;
+}
+
+const vectorizers = new WeakMap<TrainedModel, Vectorizer>();
+
+/** The vectorizer saved with a text model. */
+export function vectorizerOf(model: TrainedModel): Vectorizer {
+  let v = vectorizers.get(model);
+  if (!v) {
+    const parsed = vocabularySchema.safeParse(model.extras.vocabulary);
+    if (model.manifest.kind !== 'text' || !parsed.success) throw fail('MANIFEST_MISMATCH', 'this model has no vocabulary; it is not a text model');
+    v = new Vectorizer(parsed.data);
+    vectorizers.set(model, v);
+  }
+  return v;
+}
+
+export function weightingOf(model: TrainedModel): Weighting {
+  const i = model.manifest.input;
+  if (i.type !== 'bow') throw fail('INVALID_ARGUMENT', 'this is an image model; give it an image source');
+  return i.weighting;
+}
+
+/** Model input and TF-IDF (baseline) vectors of texts; `empty` lists the texts with no vocabulary word. */
+export function textVectors(model: TrainedModel, texts: string[]): { input: Float32Array; raw: Float32Array; empty: number[] } {
+  const v = vectorizerOf(model);
+  const w = weightingOf(model);
+  const input = v.matrix(texts, w);
+  const raw = w === 'tfidf' ? input : v.matrix(texts, 'tfidf');
+  return { input: input.data, raw: raw.data, empty: input.empty };
+}
+
+/** Builds the vocabulary from the training texts and trains a document autoencoder (labels unused). */
+export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Promise<TrainedModel> {
+  const opts = { ...TRAIN_DEFAULTS, ...o };
+  const weighting = o.weighting ?? TEXT_DEFAULTS.weighting;
+  const vocab = buildVocabulary(set.texts, { ...VECTORIZER_DEFAULTS, ...o.vocabulary });
+  const vec = new Vectorizer(vocab);
+  const { data, empty } = vec.matrix(set.texts, weighting);
+  const keep = set.texts.map((_, i) => i).filter((i) => !empty.includes(i));
+  const d = vec.dim;
+  const x = new Float32Array(keep.length * d);
+  keep.forEach((i, j) => x.set(data.subarray(i * d, (i + 1) * d), j * d));
+  const arch: DenseConfig = { arch: 'dense', inputDim: d, hidden: o.hidden ?? TEXT_DEFAULTS.hidden, codeDim: o.regularisers?.binaryBits ?? o.codeDim ?? TEXT_DEFAULTS.codeDim, activation: 'relu' };
+  const loss = weighting === 'proportion' ? 'softmax-ce' : 'bce';
+  const regularisers = o.regularisers ?? {};
+  const parts = buildParts(arch, opts.seed);
+  log(`training text autoencoder ${d}-${arch.hidden.join('-')}-${arch.codeDim} (${weighting}, ${loss}) on ${keep.length} documents of ${set.source}, backend ${backendName()}`, opts.quiet);
+  const report = await trainAutoencoder(parts, x, keep.length, d, { ...opts, loss, regularisers });
+  log(`trained ${report.epochs} epochs in ${report.seconds.toFixed(1)}s (${report.samplesPerSec.toFixed(0)} samples/s); best held-out loss ${report.heldOutLoss.toFixed(4)} at epoch ${report.bestEpoch}`, opts.quiet);
+  const manifest: ModelManifest = {
+    format: 'latentdex-model',
+    version: 1,
+    kind: 'text',
+    architecture: arch,
+    input: { type: 'bow', vocabSize: d, weighting },
+    inputDim: d,
+    codeDim: arch.codeDim,
+    output: weighting === 'proportion' ? 'softmax' : 'sigmoid',
+    loss,
+    regularisers,
+    source: set.source,
+    training: {
+      epochs: report.epochs,
+      bestEpoch: report.bestEpoch,
+      trainLoss: report.trainLoss,
+      heldOutLoss: report.heldOutLoss,
+      samplesPerSec: report.samplesPerSec,
+      seconds: report.seconds,
+      seed: opts.seed,
+      batchSize: opts.batchSize,
+      trainItems: report.trainItems,
+      heldOutItems: report.heldOutItems,
+      backend: backendName(),
+    },
+    createdAt: new Date().toISOString(),
+  };
+  return new TrainedModel(manifest, parts, { vocabulary: vocab });
+}

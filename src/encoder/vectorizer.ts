@@ -1,0 +1,122 @@
+import { stemmer } from 'stemmer';
+import { eng } from 'stopword';
+import { z } from 'zod';
+import { fail } from '../errors.js';
+
+const STOP = new Set<string>([...eng, "n't", 's', 't', 'll', 've', 're', 'd', 'm']);
+
+export type Weighting = 'proportion' | 'log-tf' | 'tfidf';
+
+export const vocabularySchema = z.object({
+  words: z.array(z.string()),
+  /** inverse document frequency per word, ln((1 + N) / (1 + df)) + 1 */
+  idf: z.array(z.number()),
+  stem: z.boolean(),
+  docs: z.number().int(),
+});
+export type Vocabulary = z.infer<typeof vocabularySchema>;
+
+export interface VectorizerOptions {
+  /** vocabulary size: the N words with the highest document frequency */
+  size: number;
+  stem: boolean;
+  /** words in fewer documents are never kept */
+  minDf: number;
+}
+
+export const VECTORIZER_DEFAULTS: VectorizerOptions = { size: 2000, stem: false, minDf: 2 };
+
+/** Lower-cases, keeps letter runs (inner apostrophes dropped), removes stop words and 1-letter tokens, optionally stems. */
+export function tokenize(text: string, stem = false): string[] {
+  const out: string[] = [];
+  for (const m of text.toLowerCase().matchAll(/[a-z]+(?:'[a-z]+)*/g)) {
+    const w = m[0].replace(/'/g, '');
+    if (w.length < 2 || STOP.has(m[0]) || STOP.has(w)) continue;
+    out.push(stem ? stemmer(w) : w);
+  }
+  return out;
+}
+
+/** Builds the vocabulary from training documents only: top `size` words by document frequency (ties alphabetical). */
+export function buildVocabulary(texts: string[], o: Partial<VectorizerOptions> = {}): Vocabulary {
+  const opts = { ...VECTORIZER_DEFAULTS, ...o };
+  const df = new Map<string, number>();
+  for (const t of texts) for (const w of new Set(tokenize(t, opts.stem))) df.set(w, (df.get(w) ?? 0) + 1);
+  const words = [...df.entries()]
+    .filter(([, n]) => n >= opts.minDf)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, opts.size)
+    .map(([w]) => w);
+  if (words.length === 0) throw fail('BAD_SOURCE', `no word occurs in ${opts.minDf}+ documents; a text source needs more (or longer) documents`);
+  const n = texts.length;
+  return { words, idf: words.map((w) => Math.log((1 + n) / (1 + df.get(w)!)) + 1), stem: opts.stem, docs: n };
+}
+
+/** Turns texts into bag-of-words vectors over a fixed vocabulary. */
+export class Vectorizer {
+  private readonly index: Map<string, number>;
+  constructor(readonly vocab: Vocabulary) {
+    this.index = new Map(vocab.words.map((w, i) => [w, i]));
+  }
+
+  get dim(): number {
+    return this.vocab.words.length;
+  }
+
+  /** Word counts of one text over the vocabulary. */
+  counts(text: string): Float32Array {
+    const v = new Float32Array(this.dim);
+    for (const w of tokenize(text, this.vocab.stem)) {
+      const i = this.index.get(w);
+      if (i !== undefined) v[i]! += 1;
+    }
+    return v;
+  }
+
+  /** Weighted vector of one text; throws EMPTY_TEXT when no vocabulary word occurs in it. */
+  vector(text: string, weighting: Weighting): Float32Array {
+    const c = this.counts(text);
+    let total = 0;
+    for (const x of c) total += x;
+    if (total === 0) throw fail('EMPTY_TEXT', 'the text has no words from the vocabulary (empty, only stop words, or unknown words); give more text');
+    return weigh(c, total, weighting, this.vocab.idf);
+  }
+
+  /** Matrix (n × dim) of many texts; texts without vocabulary words give zero rows (they are reported, not fatal). */
+  matrix(texts: string[], weighting: Weighting): { data: Float32Array; empty: number[] } {
+    const data = new Float32Array(texts.length * this.dim);
+    const empty: number[] = [];
+    texts.forEach((t, i) => {
+      const c = this.counts(t);
+      let total = 0;
+      for (const x of c) total += x;
+      if (total === 0) empty.push(i);
+      else data.set(weigh(c, total, weighting, this.vocab.idf), i * this.dim);
+    });
+    return { data, empty };
+  }
+}
+
+/**
+ * proportion: counts / total (the input of Hinton & Salakhutdinov's document autoencoder, for a softmax output);
+ * log-tf: log(1 + count) scaled to [0, 1] per document (for a sigmoid output); tfidf: count × idf, L2-normalised.
+ */
+function weigh(c: Float32Array, total: number, w: Weighting, idf: number[]): Float32Array {
+  const out = new Float32Array(c.length);
+  if (w === 'proportion') {
+    for (let i = 0; i < c.length; i++) out[i] = c[i]! / total;
+  } else if (w === 'log-tf') {
+    let max = 0;
+    for (let i = 0; i < c.length; i++) max = Math.max(max, (out[i] = Math.log1p(c[i]!)));
+    for (let i = 0; i < c.length; i++) out[i]! /= max;
+  } else {
+    let s = 0;
+    for (let i = 0; i < c.length; i++) {
+      out[i] = c[i]! * idf[i]!;
+      s += out[i]! * out[i]!;
+    }
+    const inv = 1 / Math.sqrt(s);
+    for (let i = 0; i < c.length; i++) out[i]! *= inv;
+  }
+  return out;
+}

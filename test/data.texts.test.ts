@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { loadBrown, stripTags } from '../data/brown.js';
+import { loadTextSource } from '../data/sources.js';
+import { tmpDir } from './helpers.js';
+
+describe('brown source', () => {
+  it('strips POS tags and cuts the 500 texts into ~200-word chunks labelled by the 15 categories', () => {
+    assert.deepEqual(stripTags('The/at jury/nn said/vbd ,/, ``/`` no/at'), ['The', 'jury', 'said', 'no']);
+    const s = loadBrown();
+    assert.equal(new Set(s.groups).size, 500);
+    assert.equal(new Set(s.labels).size, 15);
+    assert.ok(s.keys.length > 4500 && s.keys.length < 5500);
+    const words = s.texts.map((t) => t.split(' ').length);
+    assert.ok(Math.min(...words) >= 200 && Math.max(...words) < 400);
+    assert.ok(!s.texts[0]!.includes('/at'));
+    assert.equal(s.groups[0], 'ca01');
+    assert.equal(s.labels[0], 'news');
+  });
+});
+
+describe('text: and jsonl: sources', () => {
+  it('reads .txt files with the sub-folder as label', async () => {
+    const dir = tmpDir();
+    fs.mkdirSync(path.join(dir, 'sport'));
+    fs.writeFileSync(path.join(dir, 'sport', 'a.txt'), 'The match ended in a draw.');
+    fs.writeFileSync(path.join(dir, 'b.txt'), 'Unlabelled note.');
+    const s = await loadTextSource(`text:${dir}`);
+    assert.deepEqual(s.keys, ['b.txt', 'sport/a.txt']);
+    assert.deepEqual(s.labels, [null, 'sport']);
+  });
+
+  it('rejects empty, binary and invalid UTF-8 files, naming the file', async () => {
+    for (const [name, bytes] of [
+      ['empty.txt', Buffer.from('   \n')],
+      ['binary.txt', Buffer.from([0x50, 0x4b, 0x00, 0x03])],
+      ['latin1.txt', Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0x6e])],
+    ] as const) {
+      const dir = tmpDir();
+      fs.writeFileSync(path.join(dir, name), bytes);
+      await assert.rejects(loadTextSource(`text:${dir}`), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.includes(name));
+    }
+  });
+
+  it('reads JSONL records and reports a malformed line with its number', async () => {
+    const dir = tmpDir();
+    const f = path.join(dir, 'docs.jsonl');
+    fs.writeFileSync(f, '{"key": "x", "text": "first document", "label": "a"}\n\n{"text": "second one"}\n');
+    const s = await loadTextSource(`jsonl:${f}`);
+    assert.deepEqual(s.keys, ['x', 'line-3']);
+    assert.deepEqual(s.labels, ['a', null]);
+    fs.writeFileSync(f, '{"text": "ok"}\n{"text": "broken"\n');
+    await assert.rejects(loadTextSource(`jsonl:${f}`), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.includes(':2:'));
+    fs.writeFileSync(f, '{"text": "ok"}\n{"body": "no text field"}\n');
+    await assert.rejects(loadTextSource(`jsonl:${f}`), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.includes(':2:'));
+  });
+});

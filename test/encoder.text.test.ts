@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadBrown } from '../data/brown.js';
+import { selectTexts } from '../data/texts.js';
+import { TrainedModel } from '../src/encoder/model.js';
+import { fitTextModel, textVectors, vectorizerOf } from '../src/encoder/text.js';
+import { buildVocabulary, tokenize, Vectorizer } from '../src/encoder/vectorizer.js';
+import { buildCollection } from '../src/indexer/build.js';
+import { textItems } from '../src/indexer/items.js';
+import { SearchEngine } from '../src/search/engine.js';
+import { backend, tmpDir } from './helpers.js';
+
+const brown = loadBrown();
+const small = selectTexts(brown, Array.from({ length: 400 }, (_, i) => Math.floor((i * brown.keys.length) / 400)));
+
+before(backend);
+
+describe('tokenize', () => {
+  it('lower-cases, keeps letters, drops stop words and one-letter tokens, stems on request', () => {
+    assert.deepEqual(tokenize("The Jury's 3 findings: it was NOT a surprise!"), ['jurys', 'findings', 'not', 'surprise']);
+    assert.deepEqual(tokenize('Running runners ran', true), ['run', 'runner', 'ran']);
+    assert.deepEqual(tokenize('the and of to'), []);
+  });
+});
+
+describe('buildVocabulary and Vectorizer', () => {
+  it('keeps the N words in most documents and refuses a text with none of them', () => {
+    const v = buildVocabulary(['apple banana cherry', 'apple banana', 'apple date', 'elder fig'], { size: 2, minDf: 1 });
+    assert.deepEqual(v.words, ['apple', 'banana']);
+    assert.ok(v.idf[0]! < v.idf[1]!);
+    const vec = new Vectorizer(v);
+    assert.deepEqual(Array.from(vec.vector('banana apple apple', 'proportion')), [2 / 3, 1 / 3].map((x) => Math.fround(x)));
+    const t = vec.vector('apple banana', 'tfidf');
+    assert.ok(Math.abs(Math.hypot(...t) - 1) < 1e-6);
+    assert.throws(() => vec.vector('the of and', 'tfidf'), { code: 'EMPTY_TEXT' });
+    assert.throws(() => vec.vector('cherry date', 'proportion'), { code: 'EMPTY_TEXT' });
+  });
+});
+
+describe('text model', () => {
+  let model: TrainedModel;
+  before(async () => {
+    model = await fitTextModel(small, { hidden: [64], codeDim: 8, epochs: 2, batchSize: 32, quiet: true, vocabulary: { size: 300 } });
+  });
+  after(() => model.dispose());
+
+  it('persists its vocabulary: a reloaded model gives the same vectors and codes', async () => {
+    const dir = path.join(tmpDir(), 'tm');
+    await model.save(dir);
+    const again = await TrainedModel.load(dir);
+    assert.deepEqual(vectorizerOf(again).vocab, vectorizerOf(model).vocab);
+    assert.equal(vectorizerOf(again).dim, 300);
+    const a = textVectors(model, small.texts.slice(0, 5));
+    const b = textVectors(again, small.texts.slice(0, 5));
+    assert.deepEqual(Array.from(b.input), Array.from(a.input));
+    assert.deepEqual(Array.from(again.encode(b.input, 5)), Array.from(model.encode(a.input, 5)));
+    again.dispose();
+  });
+
+  it('ranks a chunk first when queried with its own text, in codes and in the TF-IDF baseline', async () => {
+    const dataDir = tmpDir();
+    (await buildCollection(model, textItems(model, small), { dataDir, name: 'b', kind: 'text', space: 'cosine', rawDim: 300, rawType: 'f32', params: {}, quiet: true })).close();
+    const engine = new SearchEngine({ dataDir, quiet: true });
+    for (const i of [3, 150, 321]) {
+      const r = await engine.byText('b', small.texts[i]!, { k: 5, compare: true });
+      assert.equal(r.codes.hits[0]!.key, small.keys[i]);
+      assert.equal(r.baseline!.hits[0]!.key, small.keys[i]);
+      assert.ok(r.baseline!.hits[0]!.distance < 1e-5);
+      assert.ok(r.codes.hits[0]!.snippet!.length > 0);
+    }
+    await assert.rejects(engine.byText('b', 'the of and to', { k: 5 }), { code: 'EMPTY_TEXT' });
+    await assert.rejects(engine.byText('b', '   ', { k: 5 }), { code: 'EMPTY_TEXT' });
+    const byKey = await engine.byKey('b', small.keys[10]!, { k: 5, compare: true });
+    assert.ok(byKey.codes.hits.every((h) => h.key !== small.keys[10]));
+    await engine.close();
+  });
+});
