@@ -1,4 +1,8 @@
-import { loadSource, queriesOf } from './sources.js';
+import path from 'node:path';
+import { count, loadSource, queriesOf, vectorsOf, type Loaded } from './sources.js';
+import { TrainedModel } from '../encoder/model.js';
+import { fail } from '../errors.js';
+import { compareModels, formatCompareTable } from '../search/compare.js';
 import { Collection } from '../indexer/collection.js';
 import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
 import { globals, startBackend, type Ctx } from './context.js';
@@ -15,16 +19,41 @@ export async function loadQueries(c: Collection, spec: string, limit?: number): 
 export function addSearchCommands(ctx: Ctx): void {
   ctx.program
     .command('eval')
-    .description('precision@k, mAP, HNSW recall, queries/s and bytes/item: codes (HNSW, exact) vs the exact baseline vs PCA')
-    .requiredOption('--collection <name>', 'collection to search')
-    .requiredOption('--queries <src>', 'query source (a query never counts itself)')
+    .description('precision@k, mAP, HNSW recall, queries/s and bytes/item: codes (HNSW, exact) vs the exact baseline vs PCA/LSA')
+    .option('--collection <name>', 'collection to search')
+    .requiredOption('--queries <src>', 'query source (a query never counts itself, nor its own source document)')
+    .option('--compare-models <dirs...>', 'instead of a collection: compare these model directories on --source and --queries')
+    .option('--source <src>', 'with --compare-models: the items searched')
     .option('--k <n>', 'neighbours per query', intArg(1, 1000), 10)
     .option('--ef <n>', 'HNSW ef (default: the collection’s)', intArg(1, 4096))
     .option('--limit <n>', 'use at most N queries', intArg())
     .option('--json', 'print JSON instead of a markdown table')
-    .action(async (f: { collection: string; queries: string; k: number; ef?: number; limit?: number; json?: boolean }) => {
+    .action(async (f: { collection?: string; queries: string; compareModels?: string[]; source?: string; k: number; ef?: number; limit?: number; json?: boolean }) => {
       await startBackend(ctx);
       const g = globals(ctx);
+      if (f.compareModels) {
+        if (!f.source) throw fail('INVALID_ARGUMENT', '--compare-models needs --source (the items to search) and --queries');
+        const models = [];
+        for (const dir of f.compareModels) models.push({ name: path.basename(path.resolve(dir)), model: await TrainedModel.load(dir) });
+        const first = models[0]!.model;
+        const items = await loadSource(f.source, { model: first });
+        const queries = await loadSource(f.queries, { limit: f.limit, model: first });
+        const side = (l: Loaded, raw: Float32Array) => ({ n: count(l), raw, labels: l.set.labels, groups: l.kind === 'text' ? l.set.groups : null, keys: l.set.keys });
+        const rows = compareModels(
+          models,
+          {
+            kind: items.kind,
+            items: side(items, vectorsOf(first, items).raw),
+            queries: side(queries, vectorsOf(first, queries).raw),
+            inputOf: (m) => ({ items: vectorsOf(m, items).input, queries: vectorsOf(m, queries).input }),
+          },
+          f.k,
+        );
+        process.stdout.write(f.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatCompareTable(rows, f.k)}\n`);
+        models.forEach((m) => m.model.dispose());
+        return;
+      }
+      if (!f.collection) throw fail('INVALID_ARGUMENT', 'name a --collection (or give --compare-models DIR... --source SRC)');
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
         const q = await loadQueries(c, f.queries, f.limit);
