@@ -65,10 +65,10 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .addOption(new Option('--arch <arch>', 'architecture').choices(['dense', 'conv']).default('dense'))
     .option('--code-dim <n>', 'code size', intArg(1, 4096), 32)
     .option('--hidden <sizes>', 'hidden layer sizes of a dense encoder, e.g. 1000,500,250', listArg)
-    .option(epochsFlag, 'maximum epochs (early stopping on held-out loss)', intArg(1, 10000), 20)
-    .option('--batch-size <n>', 'batch size', intArg(1, 65536), 256)
+    .option(epochsFlag, 'maximum epochs, early stopping on held-out loss (default: 20 images, 60 texts)', intArg(1, 10000))
+    .option('--batch-size <n>', 'batch size (default: 256 images, 32 texts)', intArg(1, 65536))
     .option('--lr <rate>', 'Adam learning rate', floatArg(1e-7, 1), 1e-3)
-    .option('--patience <n>', 'epochs without held-out improvement before stopping', intArg(1, 1000), 3)
+    .option('--patience <n>', 'epochs without held-out improvement before stopping (default: 3 images, 4 texts)', intArg(1, 1000))
     .option('--seed <n>', 'random seed (weights, split, shuffles, noise)', intArg(0), 42)
     .addOption(new Option('--loss <loss>', 'reconstruction loss').choices(['bce', 'mse']).default('bce'))
     .option('--denoise <spec>', 'denoising: masking:FRACTION or gaussian:STD', denoiseArg)
@@ -81,7 +81,7 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
 }
 
 export function modelOptions(f: ModelFlags, quiet: boolean): ImageModelOptions {
-  return {
+  const o: ImageModelOptions = {
     arch: f.arch,
     codeDim: f.codeDim,
     hidden: f.hidden,
@@ -94,6 +94,8 @@ export function modelOptions(f: ModelFlags, quiet: boolean): ImageModelOptions {
     regularisers: regularisersOf(f),
     quiet,
   };
+  // Unset flags fall back to each model family's defaults.
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as ImageModelOptions;
 }
 
 

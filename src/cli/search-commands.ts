@@ -7,7 +7,7 @@ import { Collection } from '../indexer/collection.js';
 import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { intArg } from './options.js';
-import { ensureDigits } from '../search/demo.js';
+import { ensureBrown, ensureDigits } from '../search/demo.js';
 import { serve } from '../search/serve.js';
 import { backendName } from '../encoder/backend.js';
 
@@ -76,7 +76,10 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
     .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number }) => {
       await startBackend(ctx);
       const g = globals(ctx);
-      if (f.demo) await ensureDigits({ dataDir: g.dataDir, quiet: g.quiet });
+      if (f.demo) {
+        await ensureDigits({ dataDir: g.dataDir, quiet: g.quiet });
+        await ensureBrown({ dataDir: g.dataDir, quiet: g.quiet });
+      }
       const { url, engine } = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, webDir, backend: backendName(), version, quiet: g.quiet });
       process.stdout.write(`latentdex serving ${engine.names().join(', ') || 'no collections'} at ${url}/\n`);
       await new Promise<void>(() => {});

@@ -11,6 +11,9 @@ import { buildVocabulary, Vectorizer, vocabularySchema, VECTORIZER_DEFAULTS, typ
 /** Document autoencoder 2000-500-250-125-code (Hinton & Salakhutdinov 2006) over bag-of-words vectors. */
 export const TEXT_DEFAULTS = { hidden: [500, 250, 125], codeDim: 32, weighting: 'proportion' as Weighting };
 
+/** Training settings for document models: small corpora need many small steps (see the README's text results). */
+export const TEXT_TRAINING = { batchSize: 32, epochs: 60, patience: 4 };
+
 export interface TextModelOptions extends Partial<Omit<TrainOptions, 'regularisers' | 'loss'>> {
   codeDim?: number;
   hidden?: number[];
@@ -51,7 +54,7 @@ export function textVectors(model: TrainedModel, texts: string[]): { input: Floa
 
 /** Builds the vocabulary from the training texts and trains a document autoencoder (labels unused). */
 export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Promise<TrainedModel> {
-  const opts = { ...TRAIN_DEFAULTS, ...o };
+  const opts = { ...TRAIN_DEFAULTS, ...TEXT_TRAINING, ...o };
   const weighting = o.weighting ?? TEXT_DEFAULTS.weighting;
   const vocab = buildVocabulary(set.texts, { ...VECTORIZER_DEFAULTS, ...o.vocabulary });
   const vec = new Vectorizer(vocab);

