@@ -83,6 +83,12 @@ describe('objective regularisers', () => {
     assert.equal(loss({ denoise: { kind: 'masking', level: 0.5 } }, false), loss({}, false));
   });
 
+  it('shift moves the input image (not the target) during training only', () => {
+    const shift = { shift: { pixels: 2, width: 28, height: 28, channels: 1 } };
+    assert.notEqual(loss(shift), plain);
+    assert.equal(loss(shift, false), loss({}, false));
+  });
+
   it('binary noise changes the training loss and not the evaluation loss', () => {
     const noisy = loss({ binaryBits: 8, binaryNoise: 4 });
     const quiet = loss({ binaryBits: 8, binaryNoise: 0 });

@@ -46,6 +46,7 @@ export interface ModelFlags {
   sparse?: number;
   contractive?: number;
   binary?: number;
+  shift?: number;
   weighting?: 'proportion' | 'log-tf' | 'tfidf';
   vocabSize?: number;
   stem?: boolean;
@@ -57,6 +58,7 @@ export function regularisersOf(f: ModelFlags): Regularisers {
     ...(f.sparse ? { sparse: f.sparse } : {}),
     ...(f.contractive ? { contractive: f.contractive } : {}),
     ...(f.binary ? { binaryBits: f.binary, binaryNoise: 4 } : {}),
+    ...(f.shift ? { shift: { pixels: f.shift, width: 0, height: 0, channels: 0 } } : {}),
   };
 }
 
@@ -73,6 +75,7 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .addOption(new Option('--loss <loss>', 'reconstruction loss').choices(['bce', 'mse']).default('bce'))
     .option('--denoise <spec>', 'denoising: masking:FRACTION or gaussian:STD', denoiseArg)
     .option('--sparse <weight>', 'L1 penalty on the code', floatArg(0))
+    .option('--shift <pixels>', 'shift corruption (images): reconstruct the image from a copy moved by up to N pixels', intArg(1, 64))
     .option('--contractive <weight>', 'penalty on the squared Frobenius norm of the encoder Jacobian', floatArg(0))
     .option('--binary <bits>', 'binary codes for semantic hashing with this many bits', intArg(1, 1024))
     .addOption(new Option('--weighting <w>', 'text input: word proportions (softmax + cross-entropy), log-tf or tfidf (sigmoid + BCE)').choices(['proportion', 'log-tf', 'tfidf']))

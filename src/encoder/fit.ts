@@ -33,7 +33,9 @@ export function imageArch(set: Pick<ImageSet, 'width' | 'height' | 'channels'>, 
 export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): Promise<TrainedModel> {
   const opts = { ...TRAIN_DEFAULTS, ...o };
   const arch = imageArch(set, o);
-  const regularisers = o.regularisers ?? {};
+  const given = o.regularisers ?? {};
+  // A shift request carries only its size; the image shape comes from the source.
+  const regularisers = given.shift ? { ...given, shift: { ...given.shift, width: set.width, height: set.height, channels: set.channels } } : given;
   const loss = o.loss ?? 'bce';
   const parts = buildParts(arch, opts.seed);
   const dim = imageDim(set);

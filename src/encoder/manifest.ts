@@ -22,6 +22,8 @@ const convArch = z.object({
 export const regularisersSchema = z.object({
   denoise: z.object({ kind: z.enum(['masking', 'gaussian']), level: z.number().min(0).max(1) }).optional(),
   sparse: z.number().min(0).optional(),
+  /** shift corruption: the input is moved by up to `pixels` in x and y, the target is the unmoved image */
+  shift: z.object({ pixels: z.number().int().min(1), width: z.number().int(), height: z.number().int(), channels: z.number().int() }).optional(),
   contractive: z.number().min(0).optional(),
   /** semantic hashing: code bits, trained as a sigmoid layer with noise injected before it */
   binaryBits: z.number().int().positive().optional(),

@@ -73,11 +73,19 @@ const CONTRACTIVE_SIGMA = 0.01;
 export function objective(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, seed: number, training = true): tf.Scalar {
   const b = x.shape[0];
   let xin: tf.Tensor = x;
+  if (training && reg.shift) {
+    const { pixels, width, height, channels } = reg.shift;
+    const d = tf.clipByValue(tf.round(tf.randomUniform([b, 2], -pixels - 0.5, pixels + 0.5, 'float32', seed + 3)), -pixels, pixels);
+    const one = tf.ones([b, 1]);
+    const zero = tf.zeros([b, 1]);
+    const t = tf.concat([one, zero, d.slice([0, 0], [b, 1]), zero, one, d.slice([0, 1], [b, 1]), zero, zero], 1) as tf.Tensor2D;
+    xin = tf.image.transform(x.reshape([b, height, width, channels]) as tf.Tensor4D, t, 'nearest', 'constant', 0).reshape([b, width * height * channels]);
+  }
   if (training && reg.denoise && reg.denoise.level > 0) {
     xin =
       reg.denoise.kind === 'masking'
-        ? tf.mul(x, tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), reg.denoise.level), 'float32'))
-        : tf.add(x, tf.randomNormal(x.shape, 0, reg.denoise.level, 'float32', seed));
+        ? tf.mul(xin, tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), reg.denoise.level), 'float32'))
+        : tf.add(xin, tf.randomNormal(x.shape, 0, reg.denoise.level, 'float32', seed));
   }
   const z = parts.encoder.apply(xin, { training }) as tf.Tensor;
   let code = z;

@@ -1,0 +1,27 @@
+/** latentdex public API: sources, models, collections, search. */
+export { LatentdexError, ERROR_CODES, type ErrorCode } from './errors.js';
+export { readEnv, type Env } from './config.js';
+export { loadImageSource, loadTextSource, isTextSpec, type LoadOptions } from '../data/sources.js';
+export type { ImageSet } from '../data/images.js';
+export type { TextSet } from '../data/texts.js';
+export { initBackend, backendName, type BackendName } from './encoder/backend.js';
+export { buildDense, DENSE_DEFAULTS, type DenseConfig, type AutoencoderParts } from './encoder/dense.js';
+export { buildConv, CONV_DEFAULTS, type ConvConfig } from './encoder/conv.js';
+export { TrainedModel } from './encoder/model.js';
+export type { ModelManifest, Regularisers } from './encoder/manifest.js';
+export { fitImageModel, reconError, type ImageModelOptions } from './encoder/fit.js';
+export { fitTextModel, textVectors, type TextModelOptions } from './encoder/text.js';
+export { trainAutoencoder, TRAIN_DEFAULTS, type TrainOptions, type TrainReport } from './encoder/train.js';
+export { tokenize, buildVocabulary, Vectorizer, type Vocabulary, type Weighting } from './encoder/vectorizer.js';
+export { fitPca, pcaProject, pcaReconstruct, type Pca } from './encoder/pca.js';
+export { packBits, unpackBits, PackedCodes } from './encoder/binary.js';
+export { toNpy, fromNpy, writeCodes } from './encoder/npy.js';
+export { Collection, type ItemInput } from './indexer/collection.js';
+export type { CollectionManifest } from './indexer/catalogue.js';
+export { buildCollection, listCollections, type BuildOptions } from './indexer/build.js';
+export { imageItems, textItems } from './indexer/items.js';
+export { SearchEngine, type SearchResponse, type SearchOptions, type Hit, type HitList } from './search/engine.js';
+export { evaluate, formatEvalTable, type EvalReport, type QuerySet } from './search/eval.js';
+export { compareModels, formatCompareTable, type CompareRow } from './search/compare.js';
+export { createApp, type AppDeps } from './search/app.js';
+export { serve, type ServeOptions } from './search/serve.js';
