@@ -46,7 +46,7 @@ function el(tag, attrs = {}, ...children) {
 
 function hitCard(h, queryLabel) {
   const matchClass = queryLabel == null || h.label == null ? '' : h.label === queryLabel ? 'match' : 'miss';
-  const dist = h.distance < 10 ? h.distance.toFixed(3) : h.distance.toFixed(1);
+  const dist = h.distance === 0 ? '0' : h.distance < 0.01 ? h.distance.toExponential(2) : h.distance < 10 ? h.distance.toFixed(3) : h.distance.toFixed(1);
   const visual = state.kind === 'text'
     ? el('span', { class: 'snip' }, h.snippet ?? h.key)
     : el('img', { src: h.thumbnail, alt: `item ${h.key}, label ${h.label ?? 'unknown'}`, loading: 'lazy' });

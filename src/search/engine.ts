@@ -56,6 +56,11 @@ export interface PreparedQuery {
   snippet?: string;
 }
 
+/** The first 240 characters of a text, for hit lists. */
+function snippetOf(text: string): string {
+  return text.length > 240 ? `${text.slice(0, 240)}…` : text;
+}
+
 function now(): number {
   return performance.now();
 }
@@ -97,7 +102,7 @@ export class SearchEngine {
 
   private hit(c: Collection, row: ItemRow, rank: number, distance: number): Hit {
     const h: Hit = { rank, key: row.key, label: row.label, distance, thumbnail: this.thumbnailUrl(c, row.key) };
-    if (row.text !== null) h.snippet = row.text.length > 240 ? `${row.text.slice(0, 240)}…` : row.text;
+    if (row.text !== null) h.snippet = snippetOf(row.text);
     return h;
   }
 
@@ -204,7 +209,7 @@ export class SearchEngine {
   async byKey(name: string, key: string, o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
     const row = c.item(key);
-    return this.run(c, { code: c.codeOf(row.id), raw: c.rawOf(row.id), key: row.key, label: row.label, group: row.grp }, o);
+    return this.run(c, { code: c.codeOf(row.id), raw: c.rawOf(row.id), key: row.key, label: row.label, group: row.grp, ...(row.text === null ? {} : { snippet: snippetOf(row.text) }) }, o);
   }
 
   async byImage(name: string, image: Buffer, o: SearchOptions): Promise<SearchResponse> {
@@ -226,8 +231,7 @@ export class SearchEngine {
     const c = await this.collection(name);
     if (c.kind !== 'text') throw fail('INVALID_ARGUMENT', `collection '${name}' holds images; search it with an image or a key`);
     const v = textQueryVectors(c, text);
-    const snippet = text.length > 240 ? `${text.slice(0, 240)}…` : text;
-    return this.run(c, { code: c.model.encode(v.input, 1), raw: v.raw, key: null, label: null, group: null, snippet }, o);
+    return this.run(c, { code: c.model.encode(v.input, 1), raw: v.raw, key: null, label: null, group: null, snippet: snippetOf(text) }, o);
   }
 
   /** Opens a collection and loads what its first query would otherwise pay for (baseline matrix, packed bits). */
