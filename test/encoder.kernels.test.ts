@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { fastKernelsInstalled, installFastKernels, uninstallFastKernels } from '../src/encoder/kernels.js';
+import { fastKernelsInstalled, installConvGradients, installFastKernels, uninstallFastKernels } from '../src/encoder/kernels.js';
 import { backend } from './helpers.js';
 
 function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
@@ -83,5 +83,47 @@ describe('fast wasm MatMul kernels', () => {
       assert.ok(Math.abs(numeric - analytic[i]!) < 1e-2 * Math.max(1, Math.abs(numeric)), `element ${i}: ${numeric} vs ${analytic[i]}`);
     }
     tf.dispose([x, w, g[w.name]!]);
+  });
+});
+
+describe('conv gradients on wasm', () => {
+  let previous = '';
+  before(async () => {
+    await backend();
+    previous = tf.getBackend();
+  });
+  after(async () => {
+    await tf.setBackend(previous);
+  });
+
+  /** Filter gradients of a conv then a transposed conv (the conv autoencoder's two layer kinds). */
+  function grads(pad: 'same' | 'valid', stride: number): Float32Array[] {
+    const x = tf.tensor4d(tf.randomNormal([3, 9, 9, 2], 0, 1, 'float32', 1).dataSync(), [3, 9, 9, 2]);
+    const f = tf.variable(tf.randomNormal([3, 3, 2, 4], 0, 1, 'float32', 2));
+    const ft = tf.variable(tf.randomNormal([3, 3, 4, 4], 0, 1, 'float32', 3));
+    const { grads: g } = tf.variableGrads(() => {
+      const y = tf.conv2d(x, f as tf.Tensor4D, stride, pad);
+      const z = tf.conv2dTranspose(y, ft as tf.Tensor4D, [3, y.shape[1] * stride, y.shape[2] * stride, 4], stride, 'same');
+      return tf.sum(tf.square(z)) as tf.Scalar;
+    }, [f, ft]);
+    const out = [g[f.name]!.dataSync() as Float32Array, g[ft.name]!.dataSync() as Float32Array];
+    tf.dispose([x, f, ft, g[f.name]!, g[ft.name]!]);
+    return out;
+  }
+
+  it('match the cpu backend for strides 1 and 2, same and valid padding', async () => {
+    const cases: ['same' | 'valid', number][] = [['same', 1], ['same', 2], ['valid', 1], ['valid', 2]];
+    await tf.setBackend('cpu');
+    const ref = cases.map(([p, s]) => grads(p, s));
+    await tf.setBackend('wasm');
+    installConvGradients();
+    cases.forEach(([p, s], c) => {
+      grads(p, s).forEach((g, k) => {
+        const r = ref[c]![k]!;
+        const scale = Math.max(...r.map(Math.abs));
+        const diff = Math.max(...g.map((v, i) => Math.abs(v - r[i]!)));
+        assert.ok(diff <= 1e-5 * scale, `${p} stride ${s} gradient ${k}: ${diff}`);
+      });
+    });
   });
 });

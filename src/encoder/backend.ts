@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { fail, messageOf } from '../errors.js';
-import { installFastKernels } from './kernels.js';
+import { installFastKernels, installConvGradients } from './kernels.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 const ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -39,6 +39,7 @@ async function choose(opts: BackendOptions): Promise<BackendName> {
   for (const name of order) {
     if (await tryBackend(name)) {
       await tf.ready();
+      if (name === 'wasm') installConvGradients();
       if (name === 'wasm' && !opts.stockKernels) installFastKernels();
       return name;
     }

@@ -70,3 +70,86 @@ export function uninstallFastKernels(): void {
 export function fastKernelsInstalled(): boolean {
   return stock.size > 0;
 }
+
+/**
+ * Filter gradient of a 2-D convolution from ops the wasm backend has: for each filter tap (i, j), the strided
+ * slice of the padded input that tap sees, multiplied by the output gradient (one MatMul of ic × N × oc).
+ */
+export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [number, number, number, number], strides: number | [number, number], pad: 'same' | 'valid' | number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [fh, fw, ic, oc] = filterShape;
+    const [sh, sw] = typeof strides === 'number' ? [strides, strides] : strides;
+    const [b, h, w] = x.shape;
+    const [, oh, ow] = dy.shape;
+    let top = 0;
+    let left = 0;
+    if (pad === 'same') {
+      top = Math.floor(Math.max(0, (oh - 1) * sh + fh - h) / 2);
+      left = Math.floor(Math.max(0, (ow - 1) * sw + fw - w) / 2);
+    } else if (typeof pad === 'number') {
+      top = pad;
+      left = pad;
+    }
+    const needH = (oh - 1) * sh + fh;
+    const needW = (ow - 1) * sw + fw;
+    const xp = tf.pad(x, [[0, 0], [top, Math.max(0, needH - h - top)], [left, Math.max(0, needW - w - left)], [0, 0]]);
+    const g = dy.reshape([b * oh * ow, oc]);
+    const taps: tf.Tensor[] = [];
+    for (let i = 0; i < fh; i++) {
+      for (let j = 0; j < fw; j++) {
+        const patch = tf.stridedSlice(xp, [0, i, j, 0], [b, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, ic], [1, sh, sw, 1]);
+        taps.push(tf.matMul(patch.reshape([b * oh * ow, ic]), g, true, false));
+      }
+    }
+    return tf.stack(taps).reshape([fh, fw, ic, oc]) as tf.Tensor4D;
+  });
+}
+
+type ConvAttrs = { strides: number | [number, number]; pad: 'same' | 'valid' | number; dataFormat?: string; dilations?: number | [number, number] };
+
+function checkAttrs(a: ConvAttrs): void {
+  const dil = a.dilations === undefined ? [1, 1] : typeof a.dilations === 'number' ? [a.dilations, a.dilations] : a.dilations;
+  if ((a.dataFormat ?? 'NHWC') !== 'NHWC' || dil[0] !== 1 || dil[1] !== 1) {
+    throw new Error('convolution gradients on wasm support NHWC without dilation; use LATENTDEX_BACKEND=cpu for other convolutions');
+  }
+}
+
+let convGradsInstalled = false;
+
+/**
+ * The wasm backend ships no Conv2DBackpropFilter kernel (and its Conv3DBackpropFilterV2 is wrong for strides
+ * above 1), so convolutional models could not train on it. This registers Conv2D and Conv2DBackpropInput
+ * (transposed convolution) gradients whose filter part is conv2dFilterGrad; the input part is unchanged.
+ */
+export function installConvGradients(): void {
+  if (convGradsInstalled || tf.getKernel('Conv2DBackpropFilter', 'wasm')) return;
+  convGradsInstalled = true;
+  tf.registerGradient({
+    kernelName: 'Conv2D',
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const a = attrs as unknown as ConvAttrs;
+      checkAttrs(a);
+      const pad = a.pad as 'same' | 'valid';
+      return {
+        x: () => tf.conv2dTranspose(dy as tf.Tensor4D, filter, x.shape, a.strides, pad),
+        filter: () => conv2dFilterGrad(x, dy as tf.Tensor4D, filter.shape, a.strides, a.pad),
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: 'Conv2DBackpropInput',
+    inputsToSave: ['dy', 'filter'],
+    gradFunc: (ddx, saved, attrs) => {
+      const [dy, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const a = attrs as unknown as ConvAttrs;
+      checkAttrs(a);
+      const pad = a.pad as 'same' | 'valid';
+      return {
+        dy: () => tf.conv2d(ddx as tf.Tensor4D, filter, a.strides, pad),
+        filter: () => conv2dFilterGrad(ddx as tf.Tensor4D, dy, filter.shape, a.strides, a.pad),
+      };
+    },
+  });
+}
