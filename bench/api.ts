@@ -21,7 +21,8 @@ const fx = await fashion('train');
 (await buildCollection(model, imageItems(fx), { dataDir, name: 'fashion', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
 model.dispose();
 
-const { server, url, engine } = await serve({ dataDir, host: '127.0.0.1', port: 0, quiet: true });
+const running = await serve({ dataDir, host: '127.0.0.1', port: 0, quiet: true });
+const { url, engine } = running;
 const keys = digits.keys.filter((_, i) => i % 97 === 0);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 
@@ -59,8 +60,7 @@ for (let i = 0; i < Q; i++) {
   codeMs += r.codes.latencyMs;
   pixelMs += r.baseline!.latencyMs;
 }
-await new Promise((r) => server.close(r));
-await engine.close();
+await running.close();
 fs.rmSync(dataDir, { recursive: true, force: true });
 
 const errs = (r: autocannon.Result) => r.errors + r.non2xx;

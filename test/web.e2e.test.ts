@@ -1,21 +1,20 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { selectImages } from '../data/images.js';
 import { buildCollection } from '../src/indexer/build.js';
 import { imageItems } from '../src/indexer/items.js';
-import { serve } from '../src/search/serve.js';
+import { serve, type Running } from '../src/search/serve.js';
 import { backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OUT = path.join(ROOT, 'test-output');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const set = digits(300);
-let server: Server;
+let running: Running;
 let url: string;
 let browser: Browser;
 let page: Page;
@@ -26,7 +25,8 @@ before(async () => {
   const model = await smallModel(set, { epochs: 3 });
   (await buildCollection(model, imageItems(selectImages(set, Array.from({ length: 250 }, (_, i) => i))), { dataDir, name: 'digits', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
   model.dispose();
-  ({ server, url } = await serve({ dataDir, host: '127.0.0.1', port: 0, webDir: path.join(ROOT, 'web'), maxUploadBytes: 200 * 1024, quiet: true }));
+  running = await serve({ dataDir, host: '127.0.0.1', port: 0, webDir: path.join(ROOT, 'web'), maxUploadBytes: 200 * 1024, quiet: true });
+  url = running.url;
   assert.ok(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -39,7 +39,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await new Promise((r) => server?.close(r));
+  await running?.close();
 });
 
 async function columnsFilled(k: number): Promise<void> {

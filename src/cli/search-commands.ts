@@ -80,8 +80,12 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
         await ensureDigits({ dataDir: g.dataDir, quiet: g.quiet });
         await ensureBrown({ dataDir: g.dataDir, quiet: g.quiet });
       }
-      const { url, engine } = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, webDir, backend: backendName(), version, quiet: g.quiet });
-      process.stdout.write(`latentdex serving ${engine.names().join(', ') || 'no collections'} at ${url}/\n`);
-      await new Promise<void>(() => {});
+      const running = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, webDir, backend: backendName(), version, quiet: g.quiet });
+      process.stdout.write(`latentdex serving ${running.engine.names().join(', ') || 'no collections'} at ${running.url}/\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => void running.close().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
     });
 }

@@ -10,17 +10,43 @@ export interface ServeOptions extends Omit<AppDeps, 'engine'> {
   quiet?: boolean;
 }
 
-/** Opens the engine and listens; resolves with the server and its URL once it accepts connections. */
-export async function serve(o: ServeOptions, setup?: (engine: SearchEngine) => void): Promise<{ server: Server; url: string; engine: SearchEngine }> {
+export interface Running {
+  server: Server;
+  url: string;
+  engine: SearchEngine;
+  /** Stops accepting connections, waits for requests in flight, then closes the collections. */
+  close(): Promise<void>;
+}
+
+/** Opens the engine and listens; resolves once the server accepts connections. */
+export async function serve(o: ServeOptions): Promise<Running> {
   const engine = new SearchEngine({ dataDir: o.dataDir, quiet: o.quiet });
-  setup?.(engine);
   // Open every collection now so the first query does not pay for it.
   for (const n of engine.names()) await engine.warm(n);
   const app = createApp({ ...o, engine });
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(o.port, o.host, () => resolve(s));
     s.on('error', reject);
   });
+  server.on('request', (_req, res) => {
+    inFlight++;
+    res.on('close', () => {
+      if (--inFlight === 0) drained?.();
+    });
+  });
   const a = server.address() as AddressInfo;
-  return { server, url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, engine };
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      // A client that hung up leaves its handler running (an upload being decoded): let it finish first.
+      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+      await engine.close();
+    })());
+  return { server, url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, engine, close };
 }
