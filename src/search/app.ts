@@ -50,13 +50,6 @@ function searchOptions(req: Request): SearchOptions {
 }
 
 type Handler = (req: Request, res: Response) => Promise<void> | void;
-const wrap =
-  (h: Handler) =>
-  (req: Request, res: Response, next: NextFunction): void => {
-    Promise.resolve()
-      .then(() => h(req, res))
-      .catch(next);
-  };
 
 function summary(c: Collection) {
   const m = c.manifest;
@@ -68,6 +61,12 @@ export function createApp(deps: AppDeps): express.Express {
   const { engine } = deps;
   const maxUpload = deps.maxUploadBytes ?? 5 * 1024 * 1024;
   const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: maxUpload, files: 1, fields: 8 } });
+  // Every handler runs as tracked engine work, so closing the engine waits for it even if its client hung up.
+  const wrap =
+    (h: Handler) =>
+    (req: Request, res: Response, next: NextFunction): void => {
+      engine.track(async () => h(req, res)).catch(next);
+    };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

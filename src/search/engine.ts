@@ -71,6 +71,7 @@ export class SearchEngine {
   private readonly binaryCache = new WeakMap<Collection, { gen: string; codes: PackedCodes; ids: Int32Array }>();
   private readonly baselineCache = new WeakMap<Collection, { gen: string; ids: Int32Array; data: Float32Array }>();
   readonly maxK: number;
+  private readonly active = new Set<Promise<unknown>>();
 
   constructor(readonly o: EngineOptions) {
     this.maxK = o.maxK ?? 100;
@@ -241,7 +242,18 @@ export class SearchEngine {
     if (c.binaryBits) this.packed(c);
   }
 
+  /** Runs work that uses the collections; close() waits for it, so no request meets a freed model. */
+  track<T>(work: () => Promise<T>): Promise<T> {
+    const p = work();
+    this.active.add(p);
+    const done = () => this.active.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Waits for tracked work, then closes every open collection. */
   async close(): Promise<void> {
+    while (this.active.size > 0) await Promise.allSettled([...this.active]);
     for (const p of this.open.values()) {
       try {
         (await p).close();

@@ -14,7 +14,7 @@ export interface Running {
   server: Server;
   url: string;
   engine: SearchEngine;
-  /** Stops accepting connections, waits for requests in flight, then closes the collections. */
+  /** Stops accepting connections, waits for handlers in flight, then closes the collections. */
   close(): Promise<void>;
 }
 
@@ -24,17 +24,9 @@ export async function serve(o: ServeOptions): Promise<Running> {
   // Open every collection now so the first query does not pay for it.
   for (const n of engine.names()) await engine.warm(n);
   const app = createApp({ ...o, engine });
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(o.port, o.host, () => resolve(s));
     s.on('error', reject);
-  });
-  server.on('request', (_req, res) => {
-    inFlight++;
-    res.on('close', () => {
-      if (--inFlight === 0) drained?.();
-    });
   });
   const a = server.address() as AddressInfo;
   let closing: Promise<void> | undefined;
@@ -44,8 +36,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      // A client that hung up leaves its handler running (an upload being decoded): let it finish first.
-      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+      // A client that hung up leaves its handler running (an upload being decoded); engine.close() waits for it.
       await engine.close();
     })());
   return { server, url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, engine, close };
