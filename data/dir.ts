@@ -1,21 +1,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fail, messageOf } from '../src/errors.js';
+import { walkFiles } from './walk.js';
 import { decodeImage, type DecodeTarget } from './decode.js';
 import type { ImageSet } from './images.js';
 
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff']);
-
-async function walk(dir: string): Promise<string[]> {
-  const entries = await fs.readdir(dir, { withFileTypes: true });
-  const out: string[] = [];
-  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else if (e.isFile() && IMAGE_EXT.has(path.extname(e.name).toLowerCase())) out.push(p);
-  }
-  return out;
-}
 
 /** `dir:PATH`: every PNG/JPEG below PATH; label = the name of the sub-folder holding it (none at top level). */
 export async function loadDir(root: string, target: DecodeTarget): Promise<ImageSet> {
@@ -26,7 +16,7 @@ export async function loadDir(root: string, target: DecodeTarget): Promise<Image
     throw fail('BAD_SOURCE', `folder '${root}' does not exist (${messageOf(e)})`, e);
   }
   if (!stat.isDirectory()) throw fail('BAD_SOURCE', `'${root}' is not a folder; dir: takes a folder of PNG/JPEG files`);
-  const files = await walk(root);
+  const files = await walkFiles(root, IMAGE_EXT);
   if (files.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no PNG/JPEG images`);
   const dim = target.width * target.height * target.channels;
   const pixels = new Float32Array(files.length * dim);

@@ -1,18 +1,10 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fail, messageOf } from '../src/errors.js';
+import { walkFiles } from './walk.js';
 import { decodeText, type TextSet } from './texts.js';
 
-async function walk(dir: string): Promise<string[]> {
-  const entries = await fs.readdir(dir, { withFileTypes: true });
-  const out: string[] = [];
-  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else if (e.isFile() && e.name.toLowerCase().endsWith('.txt')) out.push(p);
-  }
-  return out;
-}
+const TEXT_EXT = new Set(['.txt']);
 
 /** `text:DIR`: one document per .txt file below DIR; label = the sub-folder holding it. */
 export async function loadTextDir(root: string): Promise<TextSet> {
@@ -21,7 +13,7 @@ export async function loadTextDir(root: string): Promise<TextSet> {
   } catch (e) {
     throw fail('BAD_SOURCE', `text: needs a folder of .txt files; '${root}' cannot be used (${messageOf(e)})`, e);
   }
-  const files = await walk(root);
+  const files = await walkFiles(root, TEXT_EXT);
   if (files.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no .txt files`);
   const set: TextSet = { kind: 'text', source: `text:${root}`, keys: [], labels: [], uris: [], groups: [], texts: [] };
   for (const f of files) {

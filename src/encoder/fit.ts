@@ -6,7 +6,7 @@ import { CONV_DEFAULTS } from './conv.js';
 import { DENSE_DEFAULTS } from './dense.js';
 import type { ArchConfig, ModelManifest, Regularisers } from './manifest.js';
 import { buildParts, TrainedModel } from './model.js';
-import { TRAIN_DEFAULTS, trainAutoencoder, type LossName, type TrainOptions } from './train.js';
+import { TRAIN_DEFAULTS, trainAutoencoder, trainingRecord, type LossName, type TrainOptions } from './train.js';
 
 export type ArchName = 'dense' | 'conv';
 
@@ -57,19 +57,7 @@ export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): P
     loss,
     regularisers,
     source: set.source,
-    training: {
-      epochs: report.epochs,
-      bestEpoch: report.bestEpoch,
-      trainLoss: report.trainLoss,
-      heldOutLoss: report.heldOutLoss,
-      samplesPerSec: report.samplesPerSec,
-      seconds: report.seconds,
-      seed: opts.seed,
-      batchSize: opts.batchSize,
-      trainItems: report.trainItems,
-      heldOutItems: report.heldOutItems,
-      backend: backendName(),
-    },
+    training: trainingRecord(report, opts, backendName()),
     createdAt: new Date().toISOString(),
   };
   return new TrainedModel(manifest, parts);

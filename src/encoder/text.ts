@@ -5,7 +5,7 @@ import { backendName } from './backend.js';
 import type { DenseConfig } from './dense.js';
 import type { ModelManifest, Regularisers } from './manifest.js';
 import { buildParts, TrainedModel } from './model.js';
-import { TRAIN_DEFAULTS, trainAutoencoder, type TrainOptions } from './train.js';
+import { TRAIN_DEFAULTS, trainAutoencoder, trainingRecord, type TrainOptions } from './train.js';
 import { buildVocabulary, Vectorizer, vocabularySchema, VECTORIZER_DEFAULTS, type VectorizerOptions, type Weighting } from './vectorizer.js';
 
 /** Document autoencoder 2000-500-250-125-code (Hinton & Salakhutdinov 2006) over bag-of-words vectors. */
@@ -82,19 +82,7 @@ export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Prom
     loss,
     regularisers,
     source: set.source,
-    training: {
-      epochs: report.epochs,
-      bestEpoch: report.bestEpoch,
-      trainLoss: report.trainLoss,
-      heldOutLoss: report.heldOutLoss,
-      samplesPerSec: report.samplesPerSec,
-      seconds: report.seconds,
-      seed: opts.seed,
-      batchSize: opts.batchSize,
-      trainItems: report.trainItems,
-      heldOutItems: report.heldOutItems,
-      backend: backendName(),
-    },
+    training: trainingRecord(report, opts, backendName()),
     createdAt: new Date().toISOString(),
   };
   return new TrainedModel(manifest, parts, { vocabulary: vocab });

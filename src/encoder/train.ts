@@ -213,3 +213,20 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Arr
     history,
   };
 }
+
+/** The manifest's record of a training run. */
+export function trainingRecord(report: TrainReport, o: Pick<TrainOptions, 'seed' | 'batchSize'>, backend: string): ModelManifest['training'] {
+  return {
+    epochs: report.epochs,
+    bestEpoch: report.bestEpoch,
+    trainLoss: report.trainLoss,
+    heldOutLoss: report.heldOutLoss,
+    samplesPerSec: report.samplesPerSec,
+    seconds: report.seconds,
+    seed: o.seed,
+    batchSize: o.batchSize,
+    trainItems: report.trainItems,
+    heldOutItems: report.heldOutItems,
+    backend,
+  };
+}

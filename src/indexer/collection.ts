@@ -177,6 +177,24 @@ export class Collection {
     this.rawCache = undefined;
   }
 
+  /**
+   * The write protocol: mark the manifest 'writing', change catalogue (one transaction) and graph, save the graph
+   * atomically, mark 'ready'. A crash in between leaves 'writing', which the next open repairs from the catalogue.
+   */
+  private commit(change: () => void): void {
+    this.catalogue.setState('writing', this.manifest.count, this.manifest.hnswCount);
+    try {
+      change();
+      this.index.save(this.paths.index);
+      this.catalogue.setState('ready', this.catalogue.count(), this.index.size);
+    } catch (e) {
+      // The catalogue transaction is all-or-nothing; bring the graph back in line with it.
+      this.rebuildIndex();
+      throw e;
+    }
+    this.refreshManifest();
+  }
+
   /** Encodes and adds items; the catalogue write is one transaction and the graph file is replaced atomically. */
   add(items: ItemInput[], o: AddOptions = {}): { added: number; replaced: number } {
     const seen = new Set<string>();
@@ -221,8 +239,7 @@ export class Collection {
         bits: bits ? Buffer.from(packBits(code)) : null,
       };
     });
-    this.catalogue.setState('writing', this.manifest.count, this.manifest.hnswCount);
-    try {
+    this.commit(() => {
       const ids = this.catalogue.write(removeIds, rows);
       for (const id of removeIds) this.index.remove(id);
       this.index.reserve(ids.length);
@@ -233,14 +250,7 @@ export class Collection {
       });
       ib.update(ids.length);
       ib.stop();
-      this.index.save(this.paths.index);
-      this.catalogue.setState('ready', this.catalogue.count(), this.index.size);
-    } catch (e) {
-      // The catalogue transaction is all-or-nothing; bring the graph back in line with it.
-      this.rebuildIndex();
-      throw e;
-    }
-    this.refreshManifest();
+    });
     return { added: items.length - removeIds.length, replaced: removeIds.length };
   }
 
@@ -252,17 +262,10 @@ export class Collection {
       return id;
     });
     if (ids.length === 0) return 0;
-    this.catalogue.setState('writing', this.manifest.count, this.manifest.hnswCount);
-    try {
+    this.commit(() => {
       this.catalogue.write(ids, []);
       for (const id of ids) this.index.remove(id);
-      this.index.save(this.paths.index);
-      this.catalogue.setState('ready', this.catalogue.count(), this.index.size);
-    } catch (e) {
-      this.rebuildIndex();
-      throw e;
-    }
-    this.refreshManifest();
+    });
     return ids.length;
   }
 

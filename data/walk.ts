@@ -1,0 +1,14 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+/** Every file below `dir` whose extension (lower-cased, with the dot) is in `exts`, sorted by path. */
+export async function walkFiles(dir: string, exts: ReadonlySet<string>): Promise<string[]> {
+  const entries = await fs.readdir(dir, { withFileTypes: true });
+  const out: string[] = [];
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walkFiles(p, exts)));
+    else if (e.isFile() && exts.has(path.extname(e.name).toLowerCase())) out.push(p);
+  }
+  return out;
+}
