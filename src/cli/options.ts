@@ -67,7 +67,7 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .addOption(new Option('--arch <arch>', 'architecture').choices(['dense', 'conv']).default('dense'))
     .option('--code-dim <n>', 'code size', intArg(1, 4096), 32)
     .option('--hidden <sizes>', 'hidden layer sizes of a dense encoder, e.g. 1000,500,250', listArg)
-    .option(epochsFlag, 'maximum epochs, early stopping on held-out loss (default: 20 images, 60 texts)', intArg(1, 10000))
+    .option(epochsFlag, 'maximum epochs, early stopping on held-out loss (default: 30 images, 60 texts)', intArg(1, 10000))
     .option('--batch-size <n>', 'batch size (default: 256 images, 32 texts)', intArg(1, 65536))
     .option('--lr <rate>', 'Adam learning rate', floatArg(1e-7, 1), 1e-3)
     .option('--patience <n>', 'epochs without held-out improvement before stopping (default: 3 images, 4 texts)', intArg(1, 1000))

@@ -14,7 +14,8 @@ export const DENSE_DEFAULTS: Omit<DenseConfig, 'inputDim'> = {
   arch: 'dense',
   hidden: [1000, 500, 250],
   codeDim: 32,
-  activation: 'relu',
+  // ELU beat ReLU on both reconstruction and retrieval in our measurements (README, results).
+  activation: 'elu',
 };
 
 export interface AutoencoderParts {

@@ -3,7 +3,7 @@ import { fail } from '../errors.js';
 import { log } from '../progress.js';
 import { backendName } from './backend.js';
 import { CONV_DEFAULTS } from './conv.js';
-import { DENSE_DEFAULTS } from './dense.js';
+import { DENSE_DEFAULTS, type DenseConfig } from './dense.js';
 import type { ArchConfig, ModelManifest, Regularisers } from './manifest.js';
 import { buildParts, TrainedModel } from './model.js';
 import { TRAIN_DEFAULTS, trainAutoencoder, trainingRecord, type LossName, type TrainOptions } from './train.js';
@@ -14,6 +14,7 @@ export interface ImageModelOptions extends Partial<Omit<TrainOptions, 'regularis
   arch?: ArchName;
   codeDim?: number;
   hidden?: number[];
+  activation?: DenseConfig['activation'];
   loss?: LossName;
   regularisers?: Regularisers;
 }
@@ -21,7 +22,7 @@ export interface ImageModelOptions extends Partial<Omit<TrainOptions, 'regularis
 export function imageArch(set: Pick<ImageSet, 'width' | 'height' | 'channels'>, o: ImageModelOptions): ArchConfig {
   const arch = o.arch ?? 'dense';
   const codeDim = o.regularisers?.binaryBits ?? o.codeDim ?? DENSE_DEFAULTS.codeDim;
-  if (arch === 'dense') return { ...DENSE_DEFAULTS, inputDim: imageDim(set), codeDim, hidden: o.hidden ?? DENSE_DEFAULTS.hidden };
+  if (arch === 'dense') return { ...DENSE_DEFAULTS, inputDim: imageDim(set), codeDim, hidden: o.hidden ?? DENSE_DEFAULTS.hidden, activation: o.activation ?? DENSE_DEFAULTS.activation };
   if (arch === 'conv') {
     if (set.width !== set.height) throw fail('INVALID_ARGUMENT', `--arch conv takes square images; this source has ${set.width}x${set.height}`);
     return { ...CONV_DEFAULTS, width: set.width, height: set.height, channels: set.channels, codeDim };

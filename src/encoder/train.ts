@@ -23,7 +23,7 @@ export interface TrainOptions {
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'loss' | 'regularisers'> = {
-  epochs: 20,
+  epochs: 30,
   batchSize: 256,
   learningRate: 1e-3,
   patience: 3,

