@@ -11,7 +11,7 @@ import { writeCodes, writeFileAtomic } from './encoder/npy.js';
 import { isLatentdexError } from './errors.js';
 import { type Ctx, globals, startBackend } from './cli/context.js';
 import { addCollectionCommands, imageTarget as targetOf, resolveModel, type ModelRef } from './cli/collection-commands.js';
-import { addSearchCommands, addServeCommand } from './cli/search-commands.js';
+import { addMapCommand, addSearchCommands, addServeCommand } from './cli/search-commands.js';
 import { fileURLToPath } from 'node:url';
 import { addModelFlags, intArg, type ModelFlags } from './cli/options.js';
 
@@ -97,6 +97,7 @@ export function buildProgram(env: Env): Command {
 
   addCollectionCommands(ctx);
   addSearchCommands(ctx);
+  addMapCommand(ctx);
   addServeCommand(ctx, WEB_DIR, VERSION);
   return program;
 }

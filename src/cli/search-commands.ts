@@ -3,6 +3,8 @@ import { count, loadSource, queriesOf, vectorsOf, type Loaded } from './sources.
 import { TrainedModel } from '../encoder/model.js';
 import { fail } from '../errors.js';
 import { compareModels, formatCompareTable } from '../search/compare.js';
+import { projectCodes, renderMapPng } from '../search/map.js';
+import { writeFileAtomic } from '../encoder/npy.js';
 import { Collection } from '../indexer/collection.js';
 import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
 import { globals, startBackend, type Ctx } from './context.js';
@@ -59,6 +61,27 @@ export function addSearchCommands(ctx: Ctx): void {
         const q = await loadQueries(c, f.queries, f.limit);
         const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet, excludeSameGroup: c.kind === 'text' });
         process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : formatEvalTable(report));
+      } finally {
+        c.close();
+      }
+    });
+}
+
+export function addMapCommand(ctx: Ctx): void {
+  ctx.program
+    .command('map')
+    .description("picture of a collection's codes: PCA to 2-D, one colour per label (legend in label order)")
+    .requiredOption('--collection <name>', 'collection name')
+    .option('--out <file>', 'PNG to write', 'map.png')
+    .option('--max <n>', 'items drawn at most (evenly spaced)', intArg(10, 1000000), 10000)
+    .action(async (f: { collection: string; out: string; max: number }) => {
+      await startBackend(ctx);
+      const g = globals(ctx);
+      const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
+      try {
+        const map = projectCodes(c, f.max);
+        await writeFileAtomic(f.out, renderMapPng(map));
+        process.stdout.write(`map of ${map.points.length} codes (${map.labels.length} labels: ${map.labels.join(', ')}) written to ${f.out}\n`);
       } finally {
         c.close();
       }
