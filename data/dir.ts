@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fail, messageOf } from '../src/errors.js';
 import { walkFiles } from './walk.js';
+import { progress } from '../src/progress.js';
 import { decodeImage, type DecodeTarget } from './decode.js';
 import type { ImageSet } from './images.js';
 
@@ -22,13 +23,17 @@ export async function loadDir(root: string, target: DecodeTarget): Promise<Image
   const pixels = new Float32Array(files.length * dim);
   const keys: string[] = [];
   const labels: (string | null)[] = [];
+  const bar = progress({ title: 'decode', total: files.length, unit: 'images', quiet: files.length < 500 });
   for (let i = 0; i < files.length; i++) {
     const f = files[i]!;
+    if (i % 100 === 0) bar.update(i);
     const rel = path.relative(root, f);
     pixels.set(await decodeImage(await fs.readFile(f), target, f), i * dim);
     keys.push(rel.split(path.sep).join('/'));
     const parent = path.dirname(rel);
     labels.push(parent === '.' ? null : parent.split(path.sep).join('/'));
   }
+  bar.update(files.length);
+  bar.stop();
   return { kind: 'image', source: `dir:${root}`, ...target, keys, labels, uris: files.map((f) => path.resolve(f)), pixels };
 }
