@@ -26,6 +26,13 @@ describe('serve', () => {
     await assert.rejects(fetch(`${running.url}/api/health`));
   });
 
+  it('reports a port in use as INVALID_ARGUMENT, not a crash', async () => {
+    const first = await serve({ dataDir, host: '127.0.0.1', port: 0, quiet: true });
+    const port = Number(new URL(first.url).port);
+    await assert.rejects(serve({ dataDir, host: '127.0.0.1', port, quiet: true }), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && /already in use/.test(e.message));
+    await first.close();
+  });
+
   it('close() lets handlers of clients that hung up finish before freeing the models', async () => {
     const running = await serve({ dataDir, host: '127.0.0.1', port: 0, quiet: true });
     const logged: string[] = [];

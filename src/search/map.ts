@@ -11,7 +11,7 @@ export interface CodeMap {
 const cache = new WeakMap<Collection, { gen: string; map: CodeMap }>();
 
 /** The collection's codes projected to 2-D by PCA (at most `max` evenly spaced items), for the page's map. */
-export function projectCodes(c: Collection, max = 4000): CodeMap {
+export function projectCodes(c: Collection, max = 12000): CodeMap {
   const gen = c.manifest.updatedAt;
   const hit = cache.get(c);
   if (hit && hit.gen === gen) return hit.map;

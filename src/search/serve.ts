@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp, type AppDeps } from './app.js';
 import { SearchEngine } from './engine.js';
+import { fail } from '../errors.js';
 
 export interface ServeOptions extends Omit<AppDeps, 'engine'> {
   dataDir: string;
@@ -26,7 +27,16 @@ export async function serve(o: ServeOptions): Promise<Running> {
   const app = createApp({ ...o, engine });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(o.port, o.host, () => resolve(s));
-    s.on('error', reject);
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      void engine.close();
+      reject(
+        e.code === 'EADDRINUSE'
+          ? fail('INVALID_ARGUMENT', `port ${o.port} on ${o.host} is already in use; stop the other server or pass --port`, e)
+          : e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL'
+            ? fail('INVALID_ARGUMENT', `cannot listen on ${o.host}:${o.port} (${e.code}); choose another --host or --port`, e)
+            : e,
+      );
+    });
   });
   const a = server.address() as AddressInfo;
   let closing: Promise<void> | undefined;
