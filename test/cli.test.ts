@@ -66,6 +66,26 @@ describe('latentdex CLI', () => {
     assert.equal(info.codeDim, 6);
   });
 
+  it('trains and builds a collection with every architecture and regulariser flag', () => {
+    const variants: [string, string[]][] = [
+      ['conv', ['--arch', 'conv', '--code-dim', '8']],
+      ['denoise', ['--denoise', 'masking:0.25', '--hidden', '32', '--code-dim', '8']],
+      ['gauss', ['--denoise', 'gaussian:0.1', '--hidden', '32', '--code-dim', '8']],
+      ['sparse', ['--sparse', '0.01', '--hidden', '32', '--code-dim', '8']],
+      ['contractive', ['--contractive', '0.05', '--hidden', '32', '--code-dim', '8']],
+      ['shift', ['--shift', '2', '--hidden', '32', '--code-dim', '8']],
+      ['binary', ['--binary', '64', '--hidden', '32']],
+    ];
+    for (const [name, flags] of variants) {
+      const r = run(['build', '--collection', `v-${name}`, '--source', 'mnist', '--limit', '200', '--train-epochs', '1', ...flags], dataDir);
+      assert.equal(r.code, 0, `${name}: ${r.err}`);
+      assert.match(r.out, /built collection 'v-[a-z]+': 200 items/);
+    }
+    const info = JSON.parse(run(['info', '--collection', 'v-binary', '--json'], dataDir).out) as { codeDim: number; model: { regularisers: { binaryBits: number } } };
+    assert.equal(info.codeDim, 64);
+    assert.equal(info.model.regularisers.binaryBits, 64);
+  });
+
   it('exits non-zero with one line naming the problem for bad input', () => {
     const cases: [string[], RegExp][] = [
       [['info', '--collection', 'missing'], /COLLECTION_NOT_FOUND/],
