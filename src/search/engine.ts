@@ -50,9 +50,10 @@ export interface EngineOptions {
 export interface PreparedQuery {
   code: Float32Array;
   raw: Float32Array | null;
+  /** catalogue rowid of a query that is an item of the collection (excluded from its own results) */
+  id: number | null;
   key: string | null;
   label: string | null;
-  group: string | null;
   snippet?: string;
 }
 
@@ -112,15 +113,10 @@ export class SearchEngine {
     return hits.filter((h) => h.label === label).length / hits.length;
   }
 
-  /** The query item's own rows are excluded, and (text) rows of the same source document when asked. */
-  private skipFor(c: Collection, q: PreparedQuery, sameGroup: boolean): (row: ItemRow) => boolean {
-    return (row) => (q.key !== null && row.key === q.key) || (sameGroup && q.group !== null && row.grp === q.group);
-  }
-
   /** Nearest items by code: HNSW (float codes) or exact Hamming scan re-ranked by the float code (binary codes). */
-  codeNeighbors(c: Collection, q: PreparedQuery, k: number, ef?: number, sameGroup = false): HitList {
+  codeNeighbors(c: Collection, q: PreparedQuery, k: number, ef?: number): HitList {
     const t0 = now();
-    const skip = this.skipFor(c, q, sameGroup);
+    const skip = (row: ItemRow) => row.id === q.id;
     const hits: Hit[] = [];
     if (c.binaryBits) {
       const { codes, ids } = this.packed(c);
@@ -181,14 +177,13 @@ export class SearchEngine {
   }
 
   /** Exact brute-force search over raw vectors: pixel-space L2 (images) or TF-IDF cosine (text). */
-  baselineNeighbors(c: Collection, q: PreparedQuery, k: number, sameGroup = false): HitList {
+  baselineNeighbors(c: Collection, q: PreparedQuery, k: number): HitList {
     if (!q.raw) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector; the exact baseline needs a key, an image or a text');
     const t0 = now();
     const m = this.baselineMatrix(c);
     const metric: Metric = c.kind === 'text' ? 'cosine' : 'l2';
-    const meta = sameGroup || q.key !== null ? c.catalogue.allMeta() : undefined;
-    const skip = meta ? (i: number) => this.skipFor(c, q, sameGroup)(meta[i]!) : undefined;
-    const res = exactKnn(m.data, c.manifest.rawDim, q.raw, k, metric, skip);
+    const ids = m.ids;
+    const res = exactKnn(m.data, c.manifest.rawDim, q.raw, k, metric, q.id === null ? undefined : (i) => ids[i] === q.id);
     const hits = res.map((r, i) => this.hit(c, c.itemById(m.ids[r.index]!), i + 1, metric === 'l2' ? Math.sqrt(r.distance) : r.distance));
     return { method: c.kind === 'text' ? 'tfidf-exact' : 'pixel-exact', hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
   }
@@ -210,7 +205,7 @@ export class SearchEngine {
   async byKey(name: string, key: string, o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
     const row = c.item(key);
-    return this.run(c, { code: c.codeOf(row.id), raw: c.rawOf(row.id), key: row.key, label: row.label, group: row.grp, ...(row.text === null ? {} : { snippet: snippetOf(row.text) }) }, o);
+    return this.run(c, { code: c.codeOf(row.id), raw: c.rawOf(row.id), id: row.id, key: row.key, label: row.label, ...(row.text === null ? {} : { snippet: snippetOf(row.text) }) }, o);
   }
 
   async byImage(name: string, image: Buffer, o: SearchOptions): Promise<SearchResponse> {
@@ -218,21 +213,21 @@ export class SearchEngine {
     const i = c.model.manifest.input;
     if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${name}' holds text; search it with {text}`);
     const px = await decodeImage(image, { width: i.width, height: i.height, channels: i.channels }, 'upload');
-    return this.run(c, { code: c.model.encode(px, 1), raw: px, key: null, label: null, group: null }, o);
+    return this.run(c, { code: c.model.encode(px, 1), raw: px, id: null, key: null, label: null }, o);
   }
 
   async byCode(name: string, code: number[], o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
     if (code.length !== c.manifest.codeDim) throw fail('INVALID_DIM', `code has ${code.length} values; collection '${name}' takes ${c.manifest.codeDim}`);
     if (code.some((v) => !Number.isFinite(v))) throw fail('INVALID_ARGUMENT', 'code values must be finite numbers');
-    return this.run(c, { code: Float32Array.from(code), raw: null, key: null, label: null, group: null }, { ...o, compare: false });
+    return this.run(c, { code: Float32Array.from(code), raw: null, id: null, key: null, label: null }, { ...o, compare: false });
   }
 
   async byText(name: string, text: string, o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
     if (c.kind !== 'text') throw fail('INVALID_ARGUMENT', `collection '${name}' holds images; search it with an image or a key`);
     const v = textQueryVectors(c, text);
-    return this.run(c, { code: c.model.encode(v.input, 1), raw: v.raw, key: null, label: null, group: null, snippet: snippetOf(text) }, o);
+    return this.run(c, { code: c.model.encode(v.input, 1), raw: v.raw, id: null, key: null, label: null, snippet: snippetOf(text) }, o);
   }
 
   /** Opens a collection and loads what its first query would otherwise pay for (baseline matrix, packed bits). */
