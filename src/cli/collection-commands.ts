@@ -34,7 +34,7 @@ export async function resolveModel(ctx: Ctx, f: ModelRef): Promise<TrainedModel>
 
 export function imageTarget(model: TrainedModel): { width: number; height: number; channels: number } {
   const i = model.manifest.input;
-  if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `this is a text model; give it a text source`);
+  if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', '`recon` draws images and this is a text model; measure a text model with `latentdex eval`');
   return { width: i.width, height: i.height, channels: i.channels };
 }
 
