@@ -1,15 +1,15 @@
-"""PyTorch anchor for bench:train: the same 784-1000-500-250-32 autoencoder, batch 256, Adam, BCE, 2 threads."""
+"""PyTorch anchor for bench:train: the same 784-1000-500-250-32 ELU autoencoder, batch 256, Adam, BCE, 2 threads."""
 import sys, time, torch
 torch.set_num_threads(2)
 torch.manual_seed(0)
 dims = [784, 1000, 500, 250, 32]
 enc, dec = [], []
 for a, b in zip(dims, dims[1:]):
-    enc += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    enc += [torch.nn.Linear(a, b), torch.nn.ELU()]
 enc = enc[:-1]
 r = dims[::-1]
 for a, b in zip(r, r[1:]):
-    dec += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    dec += [torch.nn.Linear(a, b), torch.nn.ELU()]
 dec = dec[:-1]
 net = torch.nn.Sequential(*enc, *dec)
 opt = torch.optim.Adam(net.parameters(), 1e-3)
