@@ -2,7 +2,7 @@ import { imageDim, type ImageSet } from '../../data/images.js';
 import { fail } from '../errors.js';
 import { log } from '../progress.js';
 import { backendName } from './backend.js';
-import { CONV_DEFAULTS } from './conv.js';
+import { CONV_DEFAULTS, CONV_TRAINING } from './conv.js';
 import { DENSE_DEFAULTS, type DenseConfig } from './dense.js';
 import type { ArchConfig, ModelManifest, Regularisers } from './manifest.js';
 import { buildParts, TrainedModel } from './model.js';
@@ -32,7 +32,7 @@ export function imageArch(set: Pick<ImageSet, 'width' | 'height' | 'channels'>, 
 
 /** Trains an image autoencoder on a set (labels unused) and returns it with its manifest. */
 export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): Promise<TrainedModel> {
-  const opts = { ...TRAIN_DEFAULTS, ...o };
+  const opts = { ...TRAIN_DEFAULTS, ...(o.arch === 'conv' ? CONV_TRAINING : {}), ...o };
   const arch = imageArch(set, o);
   const given = o.regularisers ?? {};
   // A shift request carries only its size; the image shape comes from the source.
