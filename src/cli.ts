@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
 import { loadImageSource, IMAGE_SOURCE_HELP, SOURCE_HELP } from '../data/sources.js';
 import { count, fitModel, loadSource, vectorsOf } from './cli/sources.js';
-import { imageDim, selectImages } from '../data/images.js';
+import { imageDim } from '../data/images.js';
 import { readEnv, type Env } from './config.js';
 import { reconError } from './encoder/fit.js';
 import { gridPng } from './encoder/png.js';
@@ -83,7 +83,8 @@ export function buildProgram(env: Env): Command {
       const recon = model.reconstruct(set.pixels, n);
       const err = reconError(set.pixels, recon, n);
       const d = imageDim(set);
-      const show = selectImages(set, Array.from({ length: Math.min(f.show, n) }, (_, i) => Math.floor((i * n) / Math.min(f.show, n)))).keys.map((k) => set.keys.indexOf(k));
+      const m = Math.min(f.show, n);
+      const show = Array.from({ length: m }, (_, i) => Math.floor((i * n) / m));
       const png = gridPng(
         [show.map((i) => set.pixels.subarray(i * d, (i + 1) * d)), show.map((i) => recon.subarray(i * d, (i + 1) * d))],
         set.width,

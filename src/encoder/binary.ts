@@ -1,3 +1,5 @@
+import { TopK } from '../topk.js';
+
 /** Packs a code of probabilities into bits (1 where > 0.5), 8 bits per byte, most significant first. */
 export function packBits(code: ArrayLike<number>): Uint8Array {
   const out = new Uint8Array(Math.ceil(code.length / 8));
@@ -39,30 +41,15 @@ export class PackedCodes {
 
   /** Exact k nearest by Hamming distance (ties by position); a bounded insertion list, O(n·words + n·log k). */
   search(query: Uint32Array, k: number): { index: number; distance: number }[] {
-    const kk = Math.min(k, this.n);
-    const dist: number[] = [];
-    const idx: number[] = [];
+    const top = new TopK(Math.min(k, this.n));
     const w = this.words;
     const d = this.data;
     for (let i = 0; i < this.n; i++) {
       let h = 0;
       for (let j = 0; j < w; j++) h += popcount32((d[i * w + j]! ^ query[j]!) >>> 0);
-      if (dist.length < kk || h < dist[dist.length - 1]!) {
-        let p = dist.length < kk ? dist.length : dist.length - 1;
-        if (dist.length < kk) {
-          dist.push(h);
-          idx.push(i);
-        }
-        while (p > 0 && dist[p - 1]! > h) {
-          dist[p] = dist[p - 1]!;
-          idx[p] = idx[p - 1]!;
-          p--;
-        }
-        dist[p] = h;
-        idx[p] = i;
-      }
+      if (h < top.bound) top.push(i, h);
     }
-    return idx.map((index, i) => ({ index, distance: dist[i]! }));
+    return top.toArray();
   }
 }
 

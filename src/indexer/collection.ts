@@ -295,31 +295,23 @@ export class Collection {
 
   /** Every item's raw vector in rowid order (cached until the next write), for the exact baseline. */
   rawMatrix(): { ids: Int32Array; data: Float32Array } {
-    if (this.rawCache) return this.rawCache;
-    const n = this.catalogue.count();
-    const d = this.manifest.rawDim;
-    const ids = new Int32Array(n);
-    const data = new Float32Array(n * d);
-    let i = 0;
-    for (const r of this.catalogue.allRaw()) {
-      ids[i] = r.id;
-      data.set(decodeRaw(r.raw, this.manifest.rawType), i * d);
-      i++;
-    }
-    this.rawCache = { ids, data };
+    this.rawCache ??= this.matrix(this.catalogue.allRaw(), this.manifest.rawDim, (r) => decodeRaw(r.raw, this.manifest.rawType));
     return this.rawCache;
   }
 
   /** Every item's code in rowid order. */
   codeMatrix(): { ids: Int32Array; data: Float32Array } {
+    return this.matrix(this.catalogue.allCodes(), this.manifest.codeDim, (r) => f32(r.code));
+  }
+
+  private matrix<R extends { id: number }>(rows: Iterable<R>, d: number, vec: (r: R) => Float32Array): { ids: Int32Array; data: Float32Array } {
     const n = this.catalogue.count();
-    const d = this.manifest.codeDim;
     const ids = new Int32Array(n);
     const data = new Float32Array(n * d);
     let i = 0;
-    for (const r of this.catalogue.allCodes()) {
+    for (const r of rows) {
       ids[i] = r.id;
-      data.set(f32(r.code), i * d);
+      data.set(vec(r), i * d);
       i++;
     }
     return { ids, data };

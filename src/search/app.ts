@@ -3,12 +3,11 @@ import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
 import { z } from 'zod';
-import { decodeImage } from '../../data/decode.js';
 import { imagePng } from '../encoder/png.js';
 import { fail, isLatentdexError, LatentdexError, messageOf } from '../errors.js';
 import type { Collection } from '../indexer/collection.js';
 import { projectCodes } from './map.js';
-import { textQueryVectors, type SearchEngine, type SearchOptions, type SearchResponse } from './engine.js';
+import { decodeQueryImage, textQueryVectors, type SearchEngine, type SearchOptions, type SearchResponse } from './engine.js';
 
 export interface AppDeps {
   engine: SearchEngine;
@@ -159,9 +158,9 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
 
-  const withReconstruction = async (c: Collection, r: SearchResponse, px: Float32Array | null) => {
+  const withReconstruction = (c: Collection, r: SearchResponse, px: Float32Array) => {
     const i = c.model.manifest.input;
-    if (!px || i.type !== 'pixels') return r;
+    if (i.type !== 'pixels') return r;
     const rec = c.model.reconstruct(px, 1);
     return { ...r, reconstruction: `data:image/png;base64,${imagePng(rec, i.width, i.height, i.channels).toString('base64')}` };
   };
@@ -174,10 +173,8 @@ export function createApp(deps: AppDeps): express.Express {
       const name = req.params.c!;
       if (req.file) {
         const c = await engine.collection(name);
-        const r = await engine.byImage(name, req.file.buffer, o);
-        const i = c.model.manifest.input;
-        const px = i.type === 'pixels' ? await decodeImage(req.file.buffer, i, 'upload') : null;
-        res.json(await withReconstruction(c, r, px));
+        const px = await decodeQueryImage(c, req.file.buffer);
+        res.json(withReconstruction(c, engine.byPixels(c, px, o), px));
         return;
       }
       const body: unknown = req.body;
@@ -206,7 +203,7 @@ export function createApp(deps: AppDeps): express.Express {
         const f = parse(imageItemFields, req.body, 'fields');
         const i = c.model.manifest.input;
         if (i.type !== 'pixels') throw fail('INTERNAL', 'image collection with a text model');
-        const px = await decodeImage(req.file.buffer, i, 'upload');
+        const px = await decodeQueryImage(c, req.file.buffer);
         c.add([{ key: f.key, label: f.label ?? null, uri: `upload:${f.key}`, input: px, raw: px, thumb: imagePng(px, i.width, i.height, i.channels) }], { replace, quiet: true });
         res.status(201).json({ key: f.key, count: c.count });
         return;

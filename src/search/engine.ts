@@ -210,9 +210,11 @@ export class SearchEngine {
 
   async byImage(name: string, image: Buffer, o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
-    const i = c.model.manifest.input;
-    if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${name}' holds text; search it with {text}`);
-    const px = await decodeImage(image, { width: i.width, height: i.height, channels: i.channels }, 'upload');
+    return this.byPixels(c, await decodeQueryImage(c, image), o);
+  }
+
+  /** Searches by an image already decoded to the collection's input size (see decodeQueryImage). */
+  byPixels(c: Collection, px: Float32Array, o: SearchOptions): SearchResponse {
     return this.run(c, { code: c.model.encode(px, 1), raw: px, id: null, key: null, label: null }, o);
   }
 
@@ -265,4 +267,11 @@ export function textQueryVectors(c: Collection, text: string): { input: Float32A
   if (text.trim() === '') throw fail('EMPTY_TEXT', 'the query text is empty; type some words');
   const v = vectorizerOf(c.model);
   return { input: v.vector(text, weightingOf(c.model)), raw: v.vector(text, 'tfidf') };
+}
+
+/** Decodes an uploaded image exactly as the collection's images were prepared; INVALID_ARGUMENT for text collections. */
+export async function decodeQueryImage(c: Collection, image: Buffer): Promise<Float32Array> {
+  const i = c.model.manifest.input;
+  if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; search it with {text}`);
+  return decodeImage(image, { width: i.width, height: i.height, channels: i.channels }, 'upload');
 }

@@ -1,3 +1,5 @@
+import { TopK } from '../topk.js';
+
 export type Metric = 'l2' | 'cosine';
 
 export interface ExactHit {
@@ -12,10 +14,7 @@ export interface ExactHit {
  */
 export function exactKnn(data: Float32Array, d: number, q: ArrayLike<number>, k: number, metric: Metric, skip?: (index: number) => boolean): ExactHit[] {
   const n = Math.floor(data.length / d);
-  const kk = Math.min(k, n);
-  const dist = new Float64Array(kk + 1).fill(Infinity);
-  const idx = new Int32Array(kk + 1).fill(-1);
-  let filled = 0;
+  const top = new TopK(Math.min(k, n));
   let qn = 1;
   if (metric === 'cosine') {
     let s = 0;
@@ -35,20 +34,9 @@ export function exactKnn(data: Float32Array, d: number, q: ArrayLike<number>, k:
       for (let j = 0; j < d; j++) s += data[o + j]! * q[j]!;
       s = 1 - s / qn;
     }
-    if (filled < kk || s < dist[kk - 1]!) {
-      let p = filled < kk ? filled++ : kk - 1;
-      while (p > 0 && dist[p - 1]! > s) {
-        dist[p] = dist[p - 1]!;
-        idx[p] = idx[p - 1]!;
-        p--;
-      }
-      dist[p] = s;
-      idx[p] = i;
-    }
+    if (s < top.bound) top.push(i, s);
   }
-  const out: ExactHit[] = [];
-  for (let i = 0; i < filled; i++) out.push({ index: idx[i]!, distance: dist[i]! });
-  return out;
+  return top.toArray();
 }
 
 /** L2-normalises each row in place (for cosine search). */
