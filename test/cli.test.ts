@@ -71,6 +71,7 @@ describe('latentdex CLI', () => {
       ['conv', ['--arch', 'conv', '--code-dim', '8']],
       ['denoise', ['--denoise', 'masking:0.25', '--hidden', '32', '--code-dim', '8']],
       ['gauss', ['--denoise', 'gaussian:0.1', '--hidden', '32', '--code-dim', '8']],
+      ['dropout', ['--denoise', 'dropout:0.5', '--hidden', '32', '--code-dim', '8']],
       ['sparse', ['--sparse', '0.01', '--hidden', '32', '--code-dim', '8']],
       ['contractive', ['--contractive', '0.05', '--hidden', '32', '--code-dim', '8']],
       ['shift', ['--shift', '2', '--hidden', '32', '--code-dim', '8']],
@@ -81,9 +82,23 @@ describe('latentdex CLI', () => {
       assert.equal(r.code, 0, `${name}: ${r.err}`);
       assert.match(r.out, /built collection 'v-[a-z]+': 200 items/);
     }
-    const info = JSON.parse(run(['info', '--collection', 'v-binary', '--json'], dataDir).out) as { codeDim: number; model: { regularisers: { binaryBits: number } } };
+    const info = JSON.parse(run(['info', '--collection', 'v-binary', '--json'], dataDir).out) as { codeDim: number; model: { regularisers: { binaryBits: number; binarize: string } } };
     assert.equal(info.codeDim, 64);
     assert.equal(info.model.regularisers.binaryBits, 64);
+    assert.equal(info.model.regularisers.binarize, 'noise');
+  });
+
+  it('builds a binary text collection whose bits are cut at the training medians by default', () => {
+    const r = run(['build', '--collection', 't-bits', '--source', 'brown', '--limit', '300', '--train-epochs', '1', '--hidden', '32', '--vocab-size', '300', '--binary', '16'], dataDir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err + r.out, /log-tfidf in, softmax out/);
+    const info = JSON.parse(run(['info', '--collection', 't-bits', '--json'], dataDir).out) as { codeDim: number; model: { regularisers: { binarize: string; binaryThresholds: number[] } } };
+    assert.equal(info.codeDim, 16);
+    assert.equal(info.model.regularisers.binarize, 'median');
+    assert.equal(info.model.regularisers.binaryThresholds.length, 16);
+    const bad = run(['build', '--collection', 't-x', '--source', 'brown', '--limit', '50', '--binarize', 'sometimes'], dataDir);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.err, /binarize/);
   });
 
   it('exits non-zero with one line naming the problem for bad input', () => {

@@ -33,6 +33,10 @@ describe('buildVocabulary and Vectorizer', () => {
     assert.deepEqual(Array.from(vec.vector('banana apple apple', 'proportion')), [2 / 3, 1 / 3].map((x) => Math.fround(x)));
     const t = vec.vector('apple banana', 'tfidf');
     assert.ok(Math.abs(Math.hypot(...t) - 1) < 1e-6);
+    const idf = v.idf;
+    const sub = [(1 + Math.log(2)) * idf[0]!, idf[1]!];
+    const log = vec.vector('banana apple apple', 'log-tfidf');
+    sub.forEach((x, i) => assert.ok(Math.abs(log[i]! - x / Math.hypot(...sub)) < 1e-6));
     assert.throws(() => vec.vector('the of and', 'tfidf'), { code: 'EMPTY_TEXT' });
     assert.throws(() => vec.vector('cherry date', 'proportion'), { code: 'EMPTY_TEXT' });
   });
@@ -44,6 +48,16 @@ describe('text model', () => {
     model = await fitTextModel(small, { hidden: [64], codeDim: 8, epochs: 2, batchSize: 32, quiet: true, vocabulary: { size: 300 } });
   });
   after(() => model.dispose());
+
+  it('defaults to sublinear TF-IDF in, word proportions out (softmax + cross-entropy), with word dropout', () => {
+    const m = model.manifest;
+    assert.deepEqual(m.input, { type: 'bow', vocabSize: 300, weighting: 'log-tfidf' });
+    assert.equal(m.output, 'softmax');
+    assert.equal(m.loss, 'softmax-ce');
+    assert.deepEqual(m.regularisers.denoise, { kind: 'dropout', level: 0.7 });
+    const v = textVectors(model, small.texts.slice(0, 3));
+    for (let i = 0; i < 3; i++) assert.ok(Math.abs(Math.hypot(...v.input.subarray(i * 300, (i + 1) * 300)) - 1) < 1e-5);
+  });
 
   it('persists its vocabulary: a reloaded model gives the same vectors and codes', async () => {
     const dir = path.join(tmpDir(), 'tm');

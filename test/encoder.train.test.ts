@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { buildDense } from '../src/encoder/dense.js';
-import { evaluateLoss, objective, trainAutoencoder, TRAIN_DEFAULTS } from '../src/encoder/train.js';
+import { corrupt, evaluateLoss, objective, reconLoss, trainAutoencoder, TRAIN_DEFAULTS } from '../src/encoder/train.js';
 import { backend, digits } from './helpers.js';
 
 before(backend);
@@ -45,6 +45,65 @@ describe('trainAutoencoder', () => {
     // A learning rate this large makes training diverge or stall, so patience 1 ends it well before 30 epochs.
     const r = await trainAutoencoder(parts, set.pixels, 100, 784, { ...TRAIN_DEFAULTS, epochs: 30, patience: 1, batchSize: 100, learningRate: 0.5, loss: 'mse', regularisers: {}, quiet: true }).catch(() => undefined);
     assert.ok(r === undefined || r.epochs < 30);
+    parts.encoder.dispose();
+    parts.decoder.dispose();
+  });
+});
+
+describe('corrupt', () => {
+  const set = digits(200);
+  const stats = (reg: Parameters<typeof corrupt>[1]) =>
+    tf.tidy(() => {
+      const x = tf.tensor2d(set.pixels, [200, 784]);
+      const on = tf.cast(tf.greater(x, 0), 'float32');
+      const y = corrupt(x, reg, 7);
+      // share of the non-zero inputs that survive, and the ratio of the means
+      const kept = tf.sum(tf.mul(on, tf.cast(tf.greater(tf.abs(y), 0), 'float32'))).div(tf.sum(on)).dataSync()[0]!;
+      return { kept, mean: tf.mean(y).div(tf.mean(x)).dataSync()[0]! };
+    });
+
+  it('masking zeroes about the given fraction, so the mean shrinks with it', () => {
+    const m = stats({ denoise: { kind: 'masking', level: 0.7 } });
+    assert.ok(Math.abs(m.kept - 0.3) < 0.02, `kept ${m.kept}`);
+    assert.ok(Math.abs(m.mean - 0.3) < 0.02, `mean ${m.mean}`);
+  });
+
+  it('dropout zeroes as many but rescales the survivors: the expected input is the clean one', () => {
+    const d = stats({ denoise: { kind: 'dropout', level: 0.7 } });
+    assert.ok(Math.abs(d.kept - 0.3) < 0.02, `kept ${d.kept}`);
+    assert.ok(Math.abs(d.mean - 1) < 0.05, `mean ${d.mean}`);
+  });
+
+  it('leaves the input alone without corruption or at level 0', () => {
+    assert.deepEqual(stats({}), { kept: 1, mean: 1 });
+    assert.deepEqual(stats({ denoise: { kind: 'dropout', level: 0 } }), { kept: 1, mean: 1 });
+  });
+});
+
+describe('objective target', () => {
+  it('scores the reconstruction against the target when one is given (input in, proportions out)', () => {
+    const set = digits(16);
+    const parts = buildDense({ ...arch, inputDim: 784 }, 3);
+    tf.tidy(() => {
+      const x = tf.tensor2d(set.pixels, [16, 784]);
+      const target = tf.div(x, tf.sum(x, 1, true)) as tf.Tensor2D;
+      const logits = parts.decoder.apply(parts.encoder.apply(x)) as tf.Tensor;
+      const want = reconLoss(target, logits, 'softmax-ce').dataSync()[0]!;
+      const got = objective(parts, x, 'softmax-ce', {}, 0, false, target).dataSync()[0]!;
+      assert.ok(Math.abs(got - want) < 1e-4 * Math.abs(want), `${got} vs ${want}`);
+      assert.notEqual(objective(parts, x, 'softmax-ce', {}, 0, false).dataSync()[0]!, got);
+    });
+    parts.encoder.dispose();
+    parts.decoder.dispose();
+  });
+
+  it('refuses targets of the wrong size', async () => {
+    const set = digits(40);
+    const parts = buildDense(arch, 3);
+    await assert.rejects(
+      trainAutoencoder(parts, set.pixels, 40, 784, { ...TRAIN_DEFAULTS, epochs: 1, loss: 'bce', regularisers: {}, quiet: true, target: { data: new Float32Array(39 * 784), dim: 784 } }),
+      { code: 'INVALID_DIM' },
+    );
     parts.encoder.dispose();
     parts.decoder.dispose();
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { hamming, packBits } from '../src/encoder/binary.js';
 import { fitImageModel } from '../src/encoder/fit.js';
-import type { TrainedModel } from '../src/encoder/model.js';
+import { TrainedModel } from '../src/encoder/model.js';
 import { buildCollection } from '../src/indexer/build.js';
 import { imageItems } from '../src/indexer/items.js';
 import { compareModels } from '../src/search/compare.js';
@@ -51,6 +51,36 @@ describe('binary collections', () => {
     assert.equal(row.bytesPerItem, 8);
     assert.ok(row.precision > 0.2);
     await engine.close();
+  });
+});
+
+describe('median-binarized codes', () => {
+  it('cut every unit at its training median: each bit splits the items in half, and the cut points persist', async () => {
+    const m = await fitImageModel(items, { hidden: [64], epochs: 2, batchSize: 64, quiet: true, seed: 4, regularisers: { binaryBits: 16, binarize: 'median' } });
+    const r = m.manifest.regularisers;
+    assert.equal(r.binarize, 'median');
+    assert.equal(r.binaryNoise, undefined);
+    assert.equal(r.binaryThresholds!.length, 16);
+    const codes = m.encode(items.pixels, 400);
+    for (let j = 0; j < 16; j++) {
+      let ones = 0;
+      for (let i = 0; i < 400; i++) ones += codes[i * 16 + j]! > 0.5 ? 1 : 0;
+      assert.ok(Math.abs(ones - 200) <= 1, `unit ${j}: ${ones} of 400 bits set`);
+    }
+    // the plain code's median is the cut point: unit j's plain outputs sit on both sides of it
+    const pre = m.preCodes(items.pixels, 400);
+    assert.ok(pre.some((v, i) => v > r.binaryThresholds![i % 16]!) && pre.some((v, i) => v < r.binaryThresholds![i % 16]!));
+    const dir = `${tmpDir()}/median`;
+    await m.save(dir);
+    const again = await TrainedModel.load(dir);
+    assert.deepEqual(again.manifest.regularisers.binaryThresholds, r.binaryThresholds);
+    assert.deepEqual(Array.from(again.encode(items.pixels.subarray(0, 784 * 5), 5)), Array.from(codes.subarray(0, 16 * 5)));
+    // decoding the stored (shifted sigmoid) code gives the model's own reconstruction of the item
+    const rec = m.reconstruct(items.pixels.subarray(0, 784), 1);
+    const dec = m.decode(codes.subarray(0, 16), 1);
+    assert.ok(rec.every((v, i) => Math.abs(v - dec[i]!) < 1e-3));
+    again.dispose();
+    m.dispose();
   });
 });
 

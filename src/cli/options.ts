@@ -1,6 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ImageModelOptions } from '../encoder/fit.js';
 import type { Regularisers } from '../encoder/manifest.js';
+import { WEIGHTINGS, type Weighting } from '../encoder/vectorizer.js';
 
 export function intArg(min = 1, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
@@ -25,10 +26,10 @@ export function listArg(v: string): number[] {
 }
 
 export function denoiseArg(v: string): NonNullable<Regularisers['denoise']> {
-  const m = /^(masking|gaussian):([0-9.]+)$/.exec(v);
+  const m = /^(masking|dropout|gaussian):([0-9.]+)$/.exec(v);
   const level = m ? Number(m[2]) : NaN;
-  if (!m || !(level >= 0 && level <= 1)) throw new InvalidArgumentError(`expected masking:FRACTION or gaussian:STD (0..1), got '${v}'`);
-  return { kind: m[1] as 'masking' | 'gaussian', level };
+  if (!m || !(level >= 0 && level <= 1)) throw new InvalidArgumentError(`expected masking:FRACTION, dropout:FRACTION or gaussian:STD (0..1), got '${v}'`);
+  return { kind: m[1] as 'masking' | 'dropout' | 'gaussian', level };
 }
 
 /** The flags shared by `train` and `build` that shape and train a model. */
@@ -46,8 +47,10 @@ export interface ModelFlags {
   sparse?: number;
   contractive?: number;
   binary?: number;
+  binarize?: 'noise' | 'median';
   shift?: number;
-  weighting?: 'proportion' | 'log-tf' | 'tfidf';
+  weighting?: Weighting;
+  textOutput?: 'softmax' | 'sigmoid';
   vocabSize?: number;
   stem?: boolean;
 }
@@ -57,7 +60,7 @@ export function regularisersOf(f: ModelFlags): Regularisers {
     ...(f.denoise ? { denoise: f.denoise } : {}),
     ...(f.sparse ? { sparse: f.sparse } : {}),
     ...(f.contractive ? { contractive: f.contractive } : {}),
-    ...(f.binary ? { binaryBits: f.binary, binaryNoise: 4 } : {}),
+    ...(f.binary ? { binaryBits: f.binary, ...(f.binarize ? { binarize: f.binarize } : {}) } : {}),
     ...(f.shift ? { shift: { pixels: f.shift, width: 0, height: 0, channels: 0 } } : {}),
   };
 }
@@ -73,12 +76,14 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .option('--patience <n>', 'epochs without held-out improvement before stopping (default: 3 images, 4 texts)', intArg(1, 1000))
     .option('--seed <n>', 'random seed (weights, split, shuffles, noise)', intArg(0), 42)
     .addOption(new Option('--loss <loss>', 'reconstruction loss').choices(['bce', 'mse']).default('bce'))
-    .option('--denoise <spec>', 'denoising: masking:FRACTION or gaussian:STD', denoiseArg)
+    .option('--denoise <spec>', 'denoising: masking:FRACTION, dropout:FRACTION (masking, survivors rescaled) or gaussian:STD (texts default to dropout:0.7)', denoiseArg)
     .option('--sparse <weight>', 'L1 penalty on the code', floatArg(0))
     .option('--shift <pixels>', 'shift corruption (images): reconstruct the image from a copy moved by up to N pixels', intArg(1, 64))
     .option('--contractive <weight>', 'penalty on the squared Frobenius norm of the encoder Jacobian', floatArg(0))
     .option('--binary <bits>', 'binary codes for semantic hashing with this many bits', intArg(1, 1024))
-    .addOption(new Option('--weighting <w>', 'text input: word proportions (softmax + cross-entropy), log-tf or tfidf (sigmoid + BCE)').choices(['proportion', 'log-tf', 'tfidf']))
+    .addOption(new Option('--binarize <how>', 'binary codes: noise (sigmoid code trained with noise, default for images) or median (float code cut at each unit\'s median, default for texts)').choices(['noise', 'median']))
+    .addOption(new Option('--weighting <w>', 'text input the encoder sees (default log-tfidf)').choices([...WEIGHTINGS]))
+    .addOption(new Option('--text-output <out>', 'text decoder: softmax over word proportions with cross-entropy (default) or sigmoid reproducing the input with BCE').choices(['softmax', 'sigmoid']))
     .option('--vocab-size <n>', 'text vocabulary: the N words in most documents', intArg(10, 100000))
     .option('--stem', 'Porter-stem words in the text vocabulary');
 }

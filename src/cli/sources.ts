@@ -36,7 +36,7 @@ export async function fitModel(l: Loaded, f: ModelFlags, quiet: boolean): Promis
   const o = modelOptions(f, quiet);
   if (l.kind === 'image') return fitImageModel(l.set, o);
   if (f.arch === 'conv') throw fail('INVALID_ARGUMENT', '--arch conv is for images; text models are dense');
-  return fitTextModel(l.set, { ...o, weighting: f.weighting, vocabulary: { ...(f.vocabSize ? { size: f.vocabSize } : {}), ...(f.stem ? { stem: true } : {}) } });
+  return fitTextModel(l.set, { ...o, weighting: f.weighting, output: f.textOutput, vocabulary: { ...(f.vocabSize ? { size: f.vocabSize } : {}), ...(f.stem ? { stem: true } : {}) } });
 }
 
 export function itemsOf(model: TrainedModel, l: Loaded): ItemInput[] {

@@ -1,4 +1,5 @@
 import { TopK } from '../topk.js';
+import type { Regularisers } from './manifest.js';
 
 /** Packs a code of probabilities into bits (1 where > 0.5), 8 bits per byte, most significant first. */
 export function packBits(code: ArrayLike<number>): Uint8Array {
@@ -70,4 +71,11 @@ export function hamming(a: Uint8Array, b: Uint8Array): number {
     }
   }
   return h;
+}
+
+/** Fills in how a binary code is made when only its bit count was asked for (noise: with the paper's noise 4). */
+export function binaryDefaults(r: Regularisers, binarize: 'noise' | 'median'): Regularisers {
+  if (!r.binaryBits) return r;
+  const how = r.binarize ?? binarize;
+  return { ...r, binarize: how, ...(how === 'noise' ? { binaryNoise: r.binaryNoise ?? 4 } : {}) };
 }

@@ -5,6 +5,7 @@ import { backendName } from './backend.js';
 import { CONV_DEFAULTS, CONV_TRAINING } from './conv.js';
 import { DENSE_DEFAULTS, type DenseConfig } from './dense.js';
 import type { ArchConfig, ModelManifest, Regularisers } from './manifest.js';
+import { binaryDefaults } from './binary.js';
 import { buildParts, TrainedModel } from './model.js';
 import { TRAIN_DEFAULTS, trainAutoencoder, trainingRecord, type LossName, type TrainOptions } from './train.js';
 
@@ -34,7 +35,7 @@ export function imageArch(set: Pick<ImageSet, 'width' | 'height' | 'channels'>, 
 export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): Promise<TrainedModel> {
   const opts = { ...TRAIN_DEFAULTS, ...(o.arch === 'conv' ? CONV_TRAINING : {}), ...o };
   const arch = imageArch(set, o);
-  const given = o.regularisers ?? {};
+  const given = binaryDefaults(o.regularisers ?? {}, 'noise');
   // A shift request carries only its size; the image shape comes from the source.
   const regularisers = given.shift ? { ...given, shift: { ...given.shift, width: set.width, height: set.height, channels: set.channels } } : given;
   const loss = o.loss ?? 'bce';
@@ -61,7 +62,7 @@ export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): P
     training: trainingRecord(report, opts, backendName()),
     createdAt: new Date().toISOString(),
   };
-  return new TrainedModel(manifest, parts);
+  return new TrainedModel(manifest, parts).withBinaryThresholds(set.pixels, set.keys.length);
 }
 
 /** Mean squared error per image, summed over pixels (the figure of Hinton & Salakhutdinov 2006). */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { WEIGHTINGS } from './vectorizer.js';
 
 export const MODEL_FORMAT = 'latentdex-model';
 export const MODEL_FORMAT_VERSION = 1;
@@ -20,7 +21,8 @@ const convArch = z.object({
 });
 
 export const regularisersSchema = z.object({
-  denoise: z.object({ kind: z.enum(['masking', 'gaussian']), level: z.number().min(0).max(1) }).optional(),
+  /** masking: zero a fraction of inputs (Vincent 2008); dropout: the same, survivors scaled by 1/(1-level); gaussian: add noise */
+  denoise: z.object({ kind: z.enum(['masking', 'dropout', 'gaussian']), level: z.number().min(0).max(1) }).optional(),
   sparse: z.number().min(0).optional(),
   /** shift corruption: the input is moved by up to `pixels` in x and y, the target is the unmoved image */
   shift: z.object({ pixels: z.number().int().min(1), width: z.number().int(), height: z.number().int(), channels: z.number().int() }).optional(),
@@ -28,6 +30,13 @@ export const regularisersSchema = z.object({
   /** semantic hashing: code bits, trained as a sigmoid layer with noise injected before it */
   binaryBits: z.number().int().positive().optional(),
   binaryNoise: z.number().min(0).optional(),
+  /**
+   * how codes become bits: noise (sigmoid units driven to 0/1 by noise in training, cut at 0.5; Salakhutdinov &
+   * Hinton) or median (a plain float code, each unit cut at its median over the training items)
+   */
+  binarize: z.enum(['noise', 'median']).optional(),
+  /** the per-unit cut points of a median-binarized code, fitted after training */
+  binaryThresholds: z.array(z.number()).optional(),
 });
 export type Regularisers = z.infer<typeof regularisersSchema>;
 
@@ -39,7 +48,7 @@ export const modelManifestSchema = z.object({
   /** how raw input becomes the network's input */
   input: z.union([
     z.object({ type: z.literal('pixels'), width: z.number().int(), height: z.number().int(), channels: z.number().int(), scale: z.literal('0-1') }),
-    z.object({ type: z.literal('bow'), vocabSize: z.number().int(), weighting: z.enum(['proportion', 'log-tf', 'tfidf']) }),
+    z.object({ type: z.literal('bow'), vocabSize: z.number().int(), weighting: z.enum(WEIGHTINGS) }),
   ]),
   inputDim: z.number().int().positive(),
   codeDim: z.number().int().positive(),

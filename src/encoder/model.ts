@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fail, messageOf } from '../errors.js';
 import { buildConv } from './conv.js';
 import { buildDense, type AutoencoderParts } from './dense.js';
-import { modelManifestSchema, type ArchConfig, type ModelManifest } from './manifest.js';
+import { modelManifestSchema, type ArchConfig, type ModelManifest, type Regularisers } from './manifest.js';
 import { loadLayersModel, saveLayersModel, swapDir } from './model-io.js';
 
 const MANIFEST = 'manifest.json';
@@ -16,7 +16,20 @@ export function buildParts(arch: ArchConfig, seed: number): AutoencoderParts {
 
 /** The code a trained encoder gives for a batch: linear, or sigmoid probabilities for binary (hashing) models. */
 export function codeFromPre(z: tf.Tensor, manifest: Pick<ModelManifest, 'regularisers'>): tf.Tensor {
-  return manifest.regularisers.binaryBits ? tf.sigmoid(z) : z;
+  const r = manifest.regularisers;
+  if (!r.binaryBits) return z;
+  // A median-binarized code is shifted so that every unit's cut point lands on 0.5, like a noise-trained one.
+  return tf.sigmoid(r.binarize === 'median' ? tf.sub(z, thresholdsOf(r)) : z);
+}
+
+function thresholdsOf(r: Regularisers): tf.Tensor1D {
+  if (!r.binaryThresholds || r.binaryThresholds.length !== r.binaryBits) throw fail('MANIFEST_MISMATCH', `the model's binary thresholds do not match its ${r.binaryBits} bits; retrain it`);
+  return tf.tensor1d(r.binaryThresholds);
+}
+
+/** The decoder's input for a pre-activation code: a median-binarized model was trained on the plain code. */
+function decoderInput(z: tf.Tensor, manifest: Pick<ModelManifest, 'regularisers'>): tf.Tensor {
+  return manifest.regularisers.binarize === 'median' ? z : codeFromPre(z, manifest);
 }
 
 export function outputFromLogits(logits: tf.Tensor, output: ModelManifest['output']): tf.Tensor {
@@ -53,6 +66,29 @@ export class TrainedModel {
     return out;
   }
 
+  /** The encoder's plain (pre-activation) outputs, n × codeDim. */
+  preCodes(x: Float32Array, n: number, batch = 1024): Float32Array {
+    return this.batched(x, n, this.codeDim, batch, (xb) => this.parts.encoder.predict(xb) as tf.Tensor);
+  }
+
+  /**
+   * For a median-binarized model, the same model with each code unit's cut point fitted on its training items
+   * (no labels): the unit's median, so every bit splits the collection in half. Other models are returned as they are.
+   */
+  withBinaryThresholds(x: Float32Array, n: number): TrainedModel {
+    const r = this.manifest.regularisers;
+    if (!r.binaryBits || r.binarize !== 'median') return this;
+    const z = this.preCodes(x, n);
+    const d = this.codeDim;
+    const col = new Float32Array(n);
+    const binaryThresholds = Array.from({ length: d }, (_, j) => {
+      for (let i = 0; i < n; i++) col[i] = z[i * d + j]!;
+      col.sort();
+      return n % 2 ? col[n >> 1]! : (col[n / 2 - 1]! + col[n / 2]!) / 2;
+    });
+    return new TrainedModel({ ...this.manifest, regularisers: { ...r, binaryThresholds } }, this.parts, this.extras);
+  }
+
   /** Codes (n × codeDim) of n flat inputs. */
   encode(x: Float32Array, n: number, batch = 1024): Float32Array {
     return this.batched(x, n, this.codeDim, batch, (xb) => codeFromPre(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest));
@@ -61,19 +97,26 @@ export class TrainedModel {
   /** Reconstructions (n × inputDim) of n flat inputs. */
   reconstruct(x: Float32Array, n: number, batch = 1024): Float32Array {
     return this.batched(x, n, this.inputDim, batch, (xb) => {
-      const code = codeFromPre(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest);
+      const code = decoderInput(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest);
       return outputFromLogits(this.parts.decoder.predict(code) as tf.Tensor, this.manifest.output);
     });
   }
 
   /** Decodes codes (n × codeDim) to outputs. */
   decode(codes: Float32Array, n: number, batch = 1024): Float32Array {
+    const r = this.manifest.regularisers;
     const out = new Float32Array(n * this.inputDim);
     for (let s = 0; s < n; s += batch) {
       const e = Math.min(n, s + batch);
-      const y = tf.tidy(() =>
-        outputFromLogits(this.parts.decoder.predict(tf.tensor2d(codes.subarray(s * this.codeDim, e * this.codeDim), [e - s, this.codeDim])) as tf.Tensor, this.manifest.output),
-      );
+      const y = tf.tidy(() => {
+        let c: tf.Tensor = tf.tensor2d(codes.subarray(s * this.codeDim, e * this.codeDim), [e - s, this.codeDim]);
+        if (r.binarize === 'median') {
+          // back from the shifted sigmoid to the plain code the decoder was trained on
+          const p = tf.clipByValue(c, 1e-6, 1 - 1e-6);
+          c = tf.add(tf.sub(tf.log(p), tf.log1p(tf.neg(p))), thresholdsOf(r));
+        }
+        return outputFromLogits(this.parts.decoder.predict(c) as tf.Tensor, this.manifest.output);
+      });
       out.set(y.dataSync() as Float32Array, s * this.inputDim);
       y.dispose();
     }

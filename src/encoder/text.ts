@@ -4,12 +4,24 @@ import { log } from '../progress.js';
 import { backendName } from './backend.js';
 import type { DenseConfig } from './dense.js';
 import type { ModelManifest, Regularisers } from './manifest.js';
+import { binaryDefaults } from './binary.js';
 import { buildParts, TrainedModel } from './model.js';
 import { TRAIN_DEFAULTS, trainAutoencoder, trainingRecord, type TrainOptions } from './train.js';
 import { buildVocabulary, Vectorizer, vocabularySchema, VECTORIZER_DEFAULTS, type VectorizerOptions, type Weighting } from './vectorizer.js';
 
 /** Document autoencoder 2000-500-250-125-code (Hinton & Salakhutdinov 2006) over bag-of-words vectors. */
-export const TEXT_DEFAULTS = { hidden: [500, 250, 125], codeDim: 32, weighting: 'proportion' as Weighting };
+export const TEXT_DEFAULTS = {
+  hidden: [500, 250, 125],
+  codeDim: 32,
+  /** the encoder sees sublinear TF-IDF; the softmax decoder predicts the word proportions (see the README's text results) */
+  weighting: 'log-tfidf' as Weighting,
+  output: 'softmax' as const,
+  activation: 'relu' as DenseConfig['activation'],
+  /** word dropout: 70% of the input words are hidden in each step, the decoder predicts the whole document */
+  denoise: { kind: 'dropout' as const, level: 0.7 },
+  /** binary text codes: a float code cut at each unit's median (better than noise for documents, see the README) */
+  binarize: 'median' as const,
+};
 
 /** Training settings for document models: small corpora need many small steps (see the README's text results). */
 export const TEXT_TRAINING = { batchSize: 32, epochs: 60, patience: 4 };
@@ -17,8 +29,14 @@ export const TEXT_TRAINING = { batchSize: 32, epochs: 60, patience: 4 };
 export interface TextModelOptions extends Partial<Omit<TrainOptions, 'regularisers' | 'loss'>> {
   codeDim?: number;
   hidden?: number[];
-  /** proportion → softmax output + cross-entropy (the paper); log-tf or tfidf → sigmoid output + BCE */
+  activation?: DenseConfig['activation'];
+  /** what the encoder sees: word proportions (the paper), log-tf, tfidf or log-tfidf */
   weighting?: Weighting;
+  /**
+   * softmax (default): the decoder predicts the word proportions (cross-entropy, the paper's multinomial output)
+   * whatever the input weighting; sigmoid: it reproduces the input itself with BCE.
+   */
+  output?: 'softmax' | 'sigmoid';
   vocabulary?: Partial<VectorizerOptions>;
   regularisers?: Regularisers;
 }
@@ -58,17 +76,28 @@ export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Prom
   const weighting = o.weighting ?? TEXT_DEFAULTS.weighting;
   const vocab = buildVocabulary(set.texts, { ...VECTORIZER_DEFAULTS, ...o.vocabulary });
   const vec = new Vectorizer(vocab);
+  const output = o.output ?? TEXT_DEFAULTS.output;
   const { data, empty } = vec.matrix(set.texts, weighting);
   const keep = set.texts.map((_, i) => i).filter((i) => !empty.includes(i));
   const d = vec.dim;
-  const x = new Float32Array(keep.length * d);
-  keep.forEach((i, j) => x.set(data.subarray(i * d, (i + 1) * d), j * d));
-  const arch: DenseConfig = { arch: 'dense', inputDim: d, hidden: o.hidden ?? TEXT_DEFAULTS.hidden, codeDim: o.regularisers?.binaryBits ?? o.codeDim ?? TEXT_DEFAULTS.codeDim, activation: 'relu' };
-  const loss = weighting === 'proportion' ? 'softmax-ce' : 'bce';
-  const regularisers = o.regularisers ?? {};
+  const rows = (m: Float32Array) => {
+    const out = new Float32Array(keep.length * d);
+    keep.forEach((i, j) => out.set(m.subarray(i * d, (i + 1) * d), j * d));
+    return out;
+  };
+  const x = rows(data);
+  const arch: DenseConfig = { arch: 'dense', inputDim: d, hidden: o.hidden ?? TEXT_DEFAULTS.hidden, codeDim: o.regularisers?.binaryBits ?? o.codeDim ?? TEXT_DEFAULTS.codeDim, activation: o.activation ?? TEXT_DEFAULTS.activation };
+  const loss = output === 'softmax' ? 'softmax-ce' : 'bce';
+  let target: { data: Float32Array; dim: number } | undefined;
+  if (output === 'softmax' && weighting !== 'proportion') {
+    target = { data: rows(vec.matrix(set.texts, 'proportion').data), dim: d };
+  }
+  const given = o.regularisers ?? {};
+  // Word dropout unless another corruption was asked for ({ denoise: { kind: 'dropout', level: 0 } } turns it off).
+  const regularisers = binaryDefaults(given.denoise ? given : { ...given, denoise: TEXT_DEFAULTS.denoise }, TEXT_DEFAULTS.binarize);
   const parts = buildParts(arch, opts.seed);
-  log(`training text autoencoder ${d}-${arch.hidden.join('-')}-${arch.codeDim} (${weighting}, ${loss}) on ${keep.length} documents of ${set.source}, backend ${backendName()}`, opts.quiet);
-  const report = await trainAutoencoder(parts, x, keep.length, d, { ...opts, loss, regularisers });
+  log(`training text autoencoder ${d}-${arch.hidden.join('-')}-${arch.codeDim} (${weighting} in, ${output} out, ${loss}) on ${keep.length} documents of ${set.source}, backend ${backendName()}`, opts.quiet);
+  const report = await trainAutoencoder(parts, x, keep.length, d, { ...opts, loss, regularisers, ...(target ? { target } : {}) });
   log(`trained ${report.epochs} epochs in ${report.seconds.toFixed(1)}s (${report.samplesPerSec.toFixed(0)} samples/s); best held-out loss ${report.heldOutLoss.toFixed(4)} at epoch ${report.bestEpoch}`, opts.quiet);
   const manifest: ModelManifest = {
     format: 'latentdex-model',
@@ -78,12 +107,12 @@ export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Prom
     input: { type: 'bow', vocabSize: d, weighting },
     inputDim: d,
     codeDim: arch.codeDim,
-    output: weighting === 'proportion' ? 'softmax' : 'sigmoid',
+    output,
     loss,
     regularisers,
     source: set.source,
     training: trainingRecord(report, opts, backendName()),
     createdAt: new Date().toISOString(),
   };
-  return new TrainedModel(manifest, parts, { vocabulary: vocab });
+  return new TrainedModel(manifest, parts, { vocabulary: vocab }).withBinaryThresholds(x, keep.length);
 }

@@ -20,6 +20,8 @@ export interface TrainOptions {
   quiet: boolean;
   /** called after every epoch with its figures */
   onEpoch?: (e: EpochReport) => void;
+  /** what the decoder must reproduce (n × targetDim) when it is not the input itself, e.g. word proportions */
+  target?: { data: Float32Array; dim: number };
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'loss' | 'regularisers'> = {
@@ -67,13 +69,13 @@ export function reconLoss(x: tf.Tensor, logits: tf.Tensor, loss: LossName): tf.S
 const CONTRACTIVE_SIGMA = 0.01;
 
 /**
- * The training objective for one batch: reconstruction of the clean input from a (possibly corrupted) input,
- * plus the chosen regularisers. `seed` varies per step so corruption and noise are repeatable.
+ * The corrupted input of one training batch: shifted, masked, dropped out (survivors scaled by 1/(1-level), so the
+ * expected input is the clean one) or with added Gaussian noise, as the regularisers ask. `seed` varies per step.
  */
-export function objective(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, seed: number, training = true): tf.Scalar {
+export function corrupt(x: tf.Tensor2D, reg: Regularisers, seed: number): tf.Tensor2D {
   const b = x.shape[0];
-  let xin: tf.Tensor = x;
-  if (training && reg.shift) {
+  let xin: tf.Tensor2D = x;
+  if (reg.shift) {
     const { pixels, width, height, channels } = reg.shift;
     const d = tf.clipByValue(tf.round(tf.randomUniform([b, 2], -pixels - 0.5, pixels + 0.5, 'float32', seed + 3)), -pixels, pixels);
     const one = tf.ones([b, 1]);
@@ -81,20 +83,30 @@ export function objective(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossNam
     const t = tf.concat([one, zero, d.slice([0, 0], [b, 1]), zero, one, d.slice([0, 1], [b, 1]), zero, zero], 1) as tf.Tensor2D;
     xin = tf.image.transform(x.reshape([b, height, width, channels]) as tf.Tensor4D, t, 'nearest', 'constant', 0).reshape([b, width * height * channels]);
   }
-  if (training && reg.denoise && reg.denoise.level > 0) {
-    xin =
-      reg.denoise.kind === 'masking'
-        ? tf.mul(xin, tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), reg.denoise.level), 'float32'))
-        : tf.add(xin, tf.randomNormal(x.shape, 0, reg.denoise.level, 'float32', seed));
+  if (reg.denoise && reg.denoise.level > 0) {
+    const { kind, level } = reg.denoise;
+    if (kind === 'gaussian') return tf.add(xin, tf.randomNormal(x.shape, 0, level, 'float32', seed));
+    const keep = tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), level), 'float32');
+    return tf.mul(xin, kind === 'dropout' ? keep.div(Math.max(1 - level, 1e-6)) : keep);
   }
+  return xin;
+}
+
+/**
+ * The training objective for one batch: reconstruction of the target (by default the clean input) from a corrupted
+ * input, plus the chosen regularisers. `seed` varies per step so corruption and noise are repeatable.
+ */
+export function objective(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, seed: number, training = true, target: tf.Tensor2D = x): tf.Scalar {
+  const b = x.shape[0];
+  const xin = training ? corrupt(x, reg, seed) : x;
   const z = parts.encoder.apply(xin, { training }) as tf.Tensor;
   let code = z;
-  if (reg.binaryBits) {
+  if (reg.binaryBits && reg.binarize !== 'median') {
     // Semantic hashing: noise before the sigmoid forces the code units to saturate towards 0/1.
     code = tf.sigmoid(training && (reg.binaryNoise ?? 4) > 0 ? tf.add(z, tf.randomNormal(z.shape, 0, reg.binaryNoise ?? 4, 'float32', seed + 1)) : z);
   }
   const logits = parts.decoder.apply(code, { training }) as tf.Tensor;
-  let total: tf.Scalar = reconLoss(x, logits, loss);
+  let total: tf.Scalar = reconLoss(target, logits, loss);
   if (training && reg.sparse) total = total.add(tf.sum(tf.abs(code)).div(b).mul(reg.sparse));
   if (training && reg.contractive) {
     // E_eps ||f(x + s*eps) - f(x)||^2 / s^2 -> ||J_f(x)||_F^2 as s -> 0 (Hutchinson-style estimator, any encoder).
@@ -110,12 +122,12 @@ function trainableVars(parts: AutoencoderParts): tf.Variable[] {
 }
 
 /** Mean reconstruction loss per item over a whole set, in batches, without noise. */
-export function evaluateLoss(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, batch = 1024): number {
+export function evaluateLoss(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, batch = 1024, target: tf.Tensor2D = x): number {
   const n = x.shape[0];
   let sum = 0;
   for (let s = 0; s < n; s += batch) {
     const e = Math.min(n, s + batch);
-    const v = tf.tidy(() => objective(parts, x.slice([s, 0], [e - s, -1]), loss, reg, 0, false).mul(e - s));
+    const v = tf.tidy(() => objective(parts, x.slice([s, 0], [e - s, -1]), loss, reg, 0, false, target.slice([s, 0], [e - s, -1])).mul(e - s));
     sum += v.dataSync()[0]!;
     v.dispose();
   }
@@ -134,14 +146,21 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Arr
   const order = shuffled(n, rand);
   const nHeld = n >= 20 ? Math.max(1, Math.round(n * o.heldOutFraction)) : 0;
   const nTrain = n - nHeld;
-  const pick = (idx: Int32Array) => {
-    const out = new Float32Array(idx.length * dim);
-    idx.forEach((i, j) => out.set(data.subarray(i * dim, (i + 1) * dim), j * dim));
+  if (o.target && o.target.data.length !== n * o.target.dim) throw fail('INVALID_DIM', `training targets hold ${o.target.data.length} values, expected ${n} x ${o.target.dim}`);
+  const pick = (src: Float32Array, d: number, idx: Int32Array) => {
+    const out = new Float32Array(idx.length * d);
+    idx.forEach((i, j) => out.set(src.subarray(i * d, (i + 1) * d), j * d));
     return out;
   };
-  // Batches are gathered on the backend from these two tensors: no per-batch host copies.
-  const xTrain = tf.tensor2d(pick(order.subarray(0, nTrain)), [nTrain, dim]);
-  const xHeld = nHeld > 0 ? tf.tensor2d(pick(order.subarray(nTrain)), [nHeld, dim]) : xTrain;
+  // Batches are gathered on the backend from these tensors: no per-batch host copies.
+  const split = (src: Float32Array, d: number) => {
+    const train = tf.tensor2d(pick(src, d, order.subarray(0, nTrain)), [nTrain, d]);
+    return { train, held: nHeld > 0 ? tf.tensor2d(pick(src, d, order.subarray(nTrain)), [nHeld, d]) : train };
+  };
+  const xs = split(data, dim);
+  const ys = o.target ? split(o.target.data, o.target.dim) : xs;
+  const xTrain = xs.train;
+  const xHeld = xs.held;
   const vars = trainableVars(parts);
   const optimizer = tf.train.adam(o.learningRate);
   const bs = Math.min(o.batchSize, nTrain);
@@ -165,8 +184,10 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Arr
         const idx = perm.subarray(s * bs, Math.min(nTrain, (s + 1) * bs));
         const seed = o.seed * 100003 + step++;
         const cost = tf.tidy(() => {
-          const xb = tf.gather(xTrain, tf.tensor1d(idx, 'int32')) as tf.Tensor2D;
-          return optimizer.minimize(() => objective(parts, xb, o.loss, o.regularisers, seed, true), true, vars)!;
+          const rows = tf.tensor1d(idx, 'int32');
+          const xb = tf.gather(xTrain, rows) as tf.Tensor2D;
+          const yb = ys === xs ? xb : (tf.gather(ys.train, rows) as tf.Tensor2D);
+          return optimizer.minimize(() => objective(parts, xb, o.loss, o.regularisers, seed, true, yb), true, vars)!;
         });
         lossSum += cost.dataSync()[0]! * idx.length;
         cost.dispose();
@@ -177,7 +198,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Arr
       trainSeconds += secs;
       const trainLoss = lossSum / nTrain;
       if (!Number.isFinite(trainLoss)) throw fail('INTERNAL', `training diverged (loss ${trainLoss}) at epoch ${epoch}; lower --lr`);
-      const held = evaluateLoss(parts, xHeld, o.loss, o.regularisers);
+      const held = evaluateLoss(parts, xHeld, o.loss, o.regularisers, 1024, ys.held);
       const rep = { epoch, trainLoss, heldOutLoss: held, samplesPerSec: nTrain / secs };
       history.push(rep);
       o.onEpoch?.(rep);
@@ -197,8 +218,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Arr
     if (bestWeights) vars.forEach((v, i) => v.assign(bestWeights![i]!));
     bestWeights?.forEach((t) => t.dispose());
     optimizer.dispose();
-    xTrain.dispose();
-    if (xHeld !== xTrain) xHeld.dispose();
+    for (const t of new Set([xs.train, xs.held, ys.train, ys.held])) t.dispose();
   }
   const epochsRun = history.length;
   return {

@@ -5,7 +5,8 @@ import { fail } from '../errors.js';
 
 const STOP = new Set<string>([...eng, "n't", 's', 't', 'll', 've', 're', 'd', 'm']);
 
-export type Weighting = 'proportion' | 'log-tf' | 'tfidf';
+export const WEIGHTINGS = ['proportion', 'log-tf', 'tfidf', 'log-tfidf'] as const;
+export type Weighting = (typeof WEIGHTINGS)[number];
 
 export const vocabularySchema = z.object({
   words: z.array(z.string()),
@@ -99,7 +100,8 @@ export class Vectorizer {
 
 /**
  * proportion: counts / total (the input of Hinton & Salakhutdinov's document autoencoder, for a softmax output);
- * log-tf: log(1 + count) scaled to [0, 1] per document (for a sigmoid output); tfidf: count × idf, L2-normalised.
+ * log-tf: log(1 + count) scaled to [0, 1] per document (for a sigmoid output); tfidf: count × idf, L2-normalised;
+ * log-tfidf: (1 + ln count) × idf, L2-normalised (sublinear TF-IDF).
  */
 function weigh(c: Float32Array, total: number, w: Weighting, idf: number[]): Float32Array {
   const out = new Float32Array(c.length);
@@ -112,7 +114,8 @@ function weigh(c: Float32Array, total: number, w: Weighting, idf: number[]): Flo
   } else {
     let s = 0;
     for (let i = 0; i < c.length; i++) {
-      out[i] = c[i]! * idf[i]!;
+      const tf = w === 'log-tfidf' && c[i]! > 0 ? 1 + Math.log(c[i]!) : c[i]!;
+      out[i] = tf * idf[i]!;
       s += out[i]! * out[i]!;
     }
     const inv = 1 / Math.sqrt(s);
