@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { count, loadSource, queriesOf, vectorsOf, type Loaded } from './sources.js';
 import { TrainedModel } from '../encoder/model.js';
@@ -9,7 +10,7 @@ import { Collection } from '../indexer/collection.js';
 import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { intArg } from './options.js';
-import { ensureBrown, ensureDigits } from '../search/demo.js';
+import { ensureBrown, ensureBrownInChild, ensureDigits } from '../search/demo.js';
 import { serve } from '../search/serve.js';
 import { backendName } from '../encoder/backend.js';
 
@@ -100,8 +101,10 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
       await startBackend(ctx);
       const g = globals(ctx);
       if (f.demo) {
-        await ensureDigits({ dataDir: g.dataDir, quiet: g.quiet });
-        await ensureBrown({ dataDir: g.dataDir, quiet: g.quiet });
+        const o = { dataDir: g.dataDir, quiet: g.quiet };
+        // One model per core: brown trains in a child process while digits trains here.
+        if (os.availableParallelism() > 1) await Promise.all([ensureBrownInChild(o), ensureDigits(o)]);
+        else await ensureDigits(o).then(() => ensureBrown(o));
       }
       const running = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, webDir, backend: backendName(), version, quiet: g.quiet });
       process.stdout.write(`latentdex serving ${running.engine.names().join(', ') || 'no collections'} at ${running.url}/\n`);

