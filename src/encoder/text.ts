@@ -65,9 +65,8 @@ export function weightingOf(model: TrainedModel): Weighting {
 export function textVectors(model: TrainedModel, texts: string[]): { input: Float32Array; raw: Float32Array; empty: number[] } {
   const v = vectorizerOf(model);
   const w = weightingOf(model);
-  const input = v.matrix(texts, w);
-  const raw = w === 'tfidf' ? input : v.matrix(texts, 'tfidf');
-  return { input: input.data, raw: raw.data, empty: input.empty };
+  const { data, empty } = v.matrices(texts, w === 'tfidf' ? [w] : [w, 'tfidf']);
+  return { input: data[0]!, raw: data[1] ?? data[0]!, empty };
 }
 
 /** Builds the vocabulary from the training texts and trains a document autoencoder (labels unused). */
@@ -77,8 +76,12 @@ export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Prom
   const vocab = buildVocabulary(set.texts, { ...VECTORIZER_DEFAULTS, ...o.vocabulary });
   const vec = new Vectorizer(vocab);
   const output = o.output ?? TEXT_DEFAULTS.output;
-  const { data, empty } = vec.matrix(set.texts, weighting);
-  const keep = set.texts.map((_, i) => i).filter((i) => !empty.includes(i));
+  // The softmax decoder predicts word proportions whatever the encoder sees: both from one tokenization.
+  const needTarget = output === 'softmax' && weighting !== 'proportion';
+  const { data: mats, empty } = vec.matrices(set.texts, needTarget ? [weighting, 'proportion'] : [weighting]);
+  const data = mats[0]!;
+  const skip = new Set(empty);
+  const keep = set.texts.map((_, i) => i).filter((i) => !skip.has(i));
   const d = vec.dim;
   const rows = (m: Float32Array) => {
     const out = new Float32Array(keep.length * d);
@@ -88,10 +91,7 @@ export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Prom
   const x = rows(data);
   const arch: DenseConfig = { arch: 'dense', inputDim: d, hidden: o.hidden ?? TEXT_DEFAULTS.hidden, codeDim: o.regularisers?.binaryBits ?? o.codeDim ?? TEXT_DEFAULTS.codeDim, activation: o.activation ?? TEXT_DEFAULTS.activation };
   const loss = output === 'softmax' ? 'softmax-ce' : 'bce';
-  let target: { data: Float32Array; dim: number } | undefined;
-  if (output === 'softmax' && weighting !== 'proportion') {
-    target = { data: rows(vec.matrix(set.texts, 'proportion').data), dim: d };
-  }
+  const target = needTarget ? { data: rows(mats[1]!), dim: d } : undefined;
   const given = o.regularisers ?? {};
   // Word dropout unless another corruption was asked for ({ denoise: { kind: 'dropout', level: 0 } } turns it off).
   const regularisers = binaryDefaults(given.denoise ? given : { ...given, denoise: TEXT_DEFAULTS.denoise }, TEXT_DEFAULTS.binarize);

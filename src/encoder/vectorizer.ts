@@ -76,23 +76,34 @@ export class Vectorizer {
 
   /** Weighted vector of one text; throws EMPTY_TEXT when no vocabulary word occurs in it. */
   vector(text: string, weighting: Weighting): Float32Array {
+    return this.vectors(text, [weighting])[0]!;
+  }
+
+  /** The text under several weightings from one tokenization (e.g. a model's input and the TF-IDF baseline). */
+  vectors(text: string, weightings: Weighting[]): Float32Array[] {
     const c = this.counts(text);
     let total = 0;
     for (const x of c) total += x;
     if (total === 0) throw fail('EMPTY_TEXT', 'the text has no words from the vocabulary (empty, only stop words, or unknown words); give more text');
-    return weigh(c, total, weighting, this.vocab.idf);
+    return weightings.map((w) => weigh(c, total, w, this.vocab.idf));
   }
 
   /** Matrix (n × dim) of many texts; texts without vocabulary words give zero rows (they are reported, not fatal). */
   matrix(texts: string[], weighting: Weighting): { data: Float32Array; empty: number[] } {
-    const data = new Float32Array(texts.length * this.dim);
+    const { data, empty } = this.matrices(texts, [weighting]);
+    return { data: data[0]!, empty };
+  }
+
+  /** One matrix (n × dim) per weighting, each text tokenized once. */
+  matrices(texts: string[], weightings: Weighting[]): { data: Float32Array[]; empty: number[] } {
+    const data = weightings.map(() => new Float32Array(texts.length * this.dim));
     const empty: number[] = [];
     texts.forEach((t, i) => {
       const c = this.counts(t);
       let total = 0;
       for (const x of c) total += x;
       if (total === 0) empty.push(i);
-      else data.set(weigh(c, total, weighting, this.vocab.idf), i * this.dim);
+      else weightings.forEach((w, k) => data[k]!.set(weigh(c, total, w, this.vocab.idf), i * this.dim));
     });
     return { data, empty };
   }

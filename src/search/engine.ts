@@ -266,7 +266,8 @@ export class SearchEngine {
 export function textQueryVectors(c: Collection, text: string): { input: Float32Array; raw: Float32Array } {
   if (text.trim() === '') throw fail('EMPTY_TEXT', 'the query text is empty; type some words');
   const v = vectorizerOf(c.model);
-  return { input: v.vector(text, weightingOf(c.model)), raw: v.vector(text, 'tfidf') };
+  const [input, raw] = v.vectors(text, [weightingOf(c.model), 'tfidf']);
+  return { input: input!, raw: raw! };
 }
 
 /** Decodes an uploaded image exactly as the collection's images were prepared; INVALID_ARGUMENT for text collections. */
