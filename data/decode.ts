@@ -1,38 +1,134 @@
 import sharp from 'sharp';
 import { fail, messageOf } from '../src/errors.js';
 
+/** How a non-square image becomes the model's square: crop to fill (cover), letterbox (contain) or stretch (fill). */
+export const FITS = ['cover', 'contain', 'fill'] as const;
+export type Fit = (typeof FITS)[number];
+
+/** The pixels a model sees: size, channels, how the aspect ratio is handled and what transparent pixels become. */
 export interface DecodeTarget {
   width: number;
   height: number;
   channels: number;
+  /** default 'fill' (the behaviour of models saved before the option existed) */
+  fit?: Fit;
+  /** alpha is composited on this colour; default black (as models saved before the option existed) */
+  background?: string;
 }
 
-/** Largest width or height accepted in an uploaded or folder image, to refuse decompression bombs. */
-export const MAX_IMAGE_SIDE = 4096;
+/**
+ * Largest image accepted, in pixels (width × height), before any decoding: it stops decompression bombs while a
+ * 16,000 × 16,000 scan or a 100-megapixel camera file still decodes (libvips streams it through the resize).
+ */
+export const MAX_INPUT_PIXELS = 16384 * 16384;
 
-/** Decodes a PNG/JPEG (any format sharp reads), resizes to the target and returns floats in [0,1], HWC order. */
-export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'image'): Promise<Float32Array> {
+/** Long side of the colour preview kept per image item. */
+export const PREVIEW_SIDE = 160;
+
+/** Formats decoded from their first bytes; everything else (SVG and other markup, PDF, BMP…) is refused unread. */
+const SIGNATURES: { format: string; test: (b: Buffer) => boolean }[] = [
+  { format: 'png', test: (b) => b.length > 8 && b.readUInt32BE(0) === 0x89504e47 },
+  { format: 'jpeg', test: (b) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff },
+  { format: 'gif', test: (b) => b.subarray(0, 4).toString('latin1') === 'GIF8' },
+  { format: 'webp', test: (b) => b.subarray(0, 4).toString('latin1') === 'RIFF' && b.subarray(8, 12).toString('latin1') === 'WEBP' },
+  { format: 'tiff', test: (b) => ['II*\0', 'MM\0*'].includes(b.subarray(0, 4).toString('latin1')) },
+  { format: 'heif', test: (b) => b.subarray(4, 8).toString('latin1') === 'ftyp' && /^(avif|avis|heic|heix|mif1|msf1)$/.test(b.subarray(8, 12).toString('latin1')) },
+];
+
+export const IMAGE_FORMATS_HELP = 'PNG, JPEG, WebP, GIF (first frame), TIFF or AVIF';
+
+/** The image format of a buffer from its signature, or undefined when it is not one latentdex decodes. */
+export function sniffImage(buf: Buffer): string | undefined {
+  return SIGNATURES.find((s) => s.test(buf))?.format;
+}
+
+export interface DecodedImage {
+  /** the model's input: width × height × channels bytes, HWC */
+  pixels: Uint8Array;
+  /** a colour WebP of the whole image, PREVIEW_SIDE px on its long side (when asked for) */
+  preview?: Buffer;
+  /** size of the original image, after EXIF orientation */
+  original: { width: number; height: number; format: string };
+}
+
+function background(t: DecodeTarget): string {
+  return t.background ?? '#000000';
+}
+
+/**
+ * Decodes one image file's bytes as the model sees it (HWC bytes at the target size) and, optionally, a colour
+ * preview. Refuses unknown formats before decoding (INVALID_IMAGE) and images over MAX_INPUT_PIXELS (IMAGE_TOO_LARGE).
+ */
+export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'image', o: { preview?: boolean } = {}): Promise<DecodedImage> {
+  if (buf.length === 0) throw fail('INVALID_IMAGE', `${name}: the file is empty`);
+  const format = sniffImage(buf);
+  if (!format) {
+    const head = buf.subarray(0, 256).toString('latin1').trimStart().toLowerCase();
+    const what = head.startsWith('<') || head.includes('<svg') ? 'SVG or other markup' : 'not an image format latentdex reads';
+    throw fail('UNSUPPORTED_IMAGE', `${name}: ${what}; latentdex reads ${IMAGE_FORMATS_HELP}`);
+  }
+  const input = () => sharp(buf, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error', autoOrient: true, pages: 1 });
   let meta: sharp.Metadata;
   try {
-    meta = await sharp(buf).metadata();
+    meta = await input().metadata();
   } catch (e) {
-    throw fail('INVALID_IMAGE', `${name}: not a decodable image (${messageOf(e)}); send a PNG or JPEG`, e);
+    throw fail('INVALID_IMAGE', `${name}: not a decodable ${format.toUpperCase()} (${messageOf(e)})`, e);
   }
-  if (!meta.width || !meta.height) throw fail('INVALID_IMAGE', `${name}: image has no dimensions; send a PNG or JPEG`);
-  if (meta.width > MAX_IMAGE_SIDE || meta.height > MAX_IMAGE_SIDE) {
-    throw fail('IMAGE_TOO_LARGE', `${name}: ${meta.width}x${meta.height} is over the ${MAX_IMAGE_SIDE}px limit per side; scale it down`);
+  const w = meta.autoOrient?.width ?? meta.width ?? 0;
+  const h = meta.autoOrient?.height ?? meta.height ?? 0;
+  if (!w || !h) throw fail('INVALID_IMAGE', `${name}: image has no dimensions`);
+  if (w * h > MAX_INPUT_PIXELS) {
+    throw fail('IMAGE_TOO_LARGE', `${name}: ${w}x${h} is over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit; scale it down`);
   }
+  const bg = background(target);
+  const fit = target.fit ?? 'fill';
   try {
-    let img = sharp(buf).flatten({ background: '#000000' }).resize(target.width, target.height, { fit: 'fill' });
-    img = target.channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
-    const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-    const out = new Float32Array(target.width * target.height * target.channels);
+    // Flatten first: alpha composited on the stated background, so transparent pixels never become noise.
+    let px = input().flatten({ background: bg }).resize(target.width, target.height, { fit, position: 'centre', background: bg });
+    px = target.channels === 1 ? px.toColourspace('b-w') : px.toColourspace('srgb');
+    const pixelsP = px.raw().toBuffer({ resolveWithObject: true });
+    const previewP = o.preview
+      ? input().flatten({ background: '#ffffff' }).resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside', withoutEnlargement: false }).webp({ quality: 70 }).toBuffer()
+      : undefined;
+    const [{ data, info }, preview] = await Promise.all([pixelsP, previewP]);
+    const pixels = new Uint8Array(target.width * target.height * target.channels);
     const c = info.channels;
-    for (let p = 0; p < target.width * target.height; p++) {
-      for (let k = 0; k < target.channels; k++) out[p * target.channels + k] = data[p * c + Math.min(k, c - 1)]! / 255;
+    if (c === target.channels) pixels.set(data.subarray(0, pixels.length));
+    else {
+      for (let p = 0; p < target.width * target.height; p++) {
+        for (let k = 0; k < target.channels; k++) pixels[p * target.channels + k] = data[p * c + Math.min(k, c - 1)]!;
+      }
     }
-    return out;
+    return { pixels, ...(preview ? { preview } : {}), original: { width: w, height: h, format } };
   } catch (e) {
+    if (/pixel limit/i.test(messageOf(e))) throw fail('IMAGE_TOO_LARGE', `${name}: over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit; scale it down`, e);
     throw fail('INVALID_IMAGE', `${name}: image could not be decoded (${messageOf(e)}); the file may be truncated`, e);
+  }
+}
+
+/**
+ * Whether an image holds colour: decoded small, is any pixel's channel spread visible (> 12 of 255)?
+ * Grey images saved as RGB count as grey. Undecodable files answer undefined.
+ */
+export async function isColourImage(buf: Buffer): Promise<boolean | undefined> {
+  if (!sniffImage(buf)) return undefined;
+  try {
+    const { data, info } = await sharp(buf, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error', pages: 1 })
+      .flatten({ background: '#ffffff' })
+      .resize(16, 16, { fit: 'fill' })
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels < 3) return false;
+    for (let p = 0; p < info.width * info.height; p++) {
+      const o = p * info.channels;
+      const r = data[o]!;
+      const g = data[o + 1]!;
+      const b = data[o + 2]!;
+      if (Math.max(r, g, b) - Math.min(r, g, b) > 12) return true;
+    }
+    return false;
+  } catch {
+    return undefined;
   }
 }

@@ -1,39 +1,139 @@
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fail, messageOf } from '../src/errors.js';
+import { log, progress } from '../src/progress.js';
 import { walkFiles } from './walk.js';
-import { progress } from '../src/progress.js';
-import { decodeImage, type DecodeTarget } from './decode.js';
-import type { ImageSet } from './images.js';
+import { decodeImage, isColourImage, type DecodeTarget, type Fit } from './decode.js';
+import type { ImageSet, SkippedFile } from './images.js';
+import { BlobSpool } from './spool.js';
 
-const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff']);
+/** Extensions read as images; .svg files are listed too, so that the user learns why they were left out. */
+const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.jfif', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif', '.svg', '.svgz', '.bmp']);
 
-/** `dir:PATH`: every PNG/JPEG below PATH; label = the name of the sub-folder holding it (none at top level). */
-export async function loadDir(root: string, target: DecodeTarget): Promise<ImageSet> {
+/** What the user (or a model) says about the image shape; unset fields are chosen from the folder. */
+export interface ShapeRequest {
+  size?: number;
+  channels?: 1 | 3 | 'auto';
+  fit?: Fit;
+  background?: string;
+}
+
+/** The shape of a new model fed from a folder: 32 px, colour when the folder holds colour, aspect kept, white behind alpha. */
+export const DIR_DEFAULTS = { size: 32, fit: 'contain' as Fit, background: '#ffffff' };
+
+export interface DirOptions {
+  /** the exact target (a model's input); otherwise `shape` with DIR_DEFAULTS */
+  target?: DecodeTarget;
+  shape?: ShapeRequest;
+  limit?: number;
+  /** an unusable file is an error instead of being skipped */
+  strict?: boolean;
+  /** keep a colour preview per image (default true) */
+  previews?: boolean;
+  quiet?: boolean;
+  /** images decoded at once (default 2 per core: libvips threads make the rest) */
+  concurrency?: number;
+}
+
+/** Files looked at for `--channels auto`, spread over the folder. */
+const COLOUR_SAMPLE = 64;
+
+async function channelsOf(files: string[]): Promise<1 | 3> {
+  const step = Math.max(1, Math.floor(files.length / COLOUR_SAMPLE));
+  for (let i = 0; i < files.length; i += step) {
+    const buf = await fs.readFile(files[i]!).catch(() => undefined);
+    if (buf && (await isColourImage(buf))) return 3;
+  }
+  return 1;
+}
+
+/** Evenly spread indices of at most `limit` of n items (all of them without a limit). */
+export function spread(n: number, limit: number | undefined): number[] {
+  if (limit === undefined || limit >= n) return Array.from({ length: n }, (_, i) => i);
+  return Array.from({ length: limit }, (_, i) => Math.floor((i * n) / limit));
+}
+
+/**
+ * `dir:PATH`: every image below PATH, label = the sub-folder holding it (none at top level). Files are decoded in
+ * parallel straight into one byte array at the model's size; previews are spooled to disk. A file that cannot be
+ * used is skipped and listed (or, with `strict`, stops the read with BAD_FILE).
+ */
+export async function loadDir(root: string, o: DirOptions = {}): Promise<ImageSet> {
   let stat;
   try {
     stat = await fs.stat(root);
   } catch (e) {
     throw fail('BAD_SOURCE', `folder '${root}' does not exist (${messageOf(e)})`, e);
   }
-  if (!stat.isDirectory()) throw fail('BAD_SOURCE', `'${root}' is not a folder; dir: takes a folder of PNG/JPEG files`);
-  const files = await walkFiles(root, IMAGE_EXT);
-  if (files.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no PNG/JPEG images`);
+  if (!stat.isDirectory()) throw fail('BAD_SOURCE', `'${root}' is not a folder; dir: takes a folder of images`);
+  const all = await walkFiles(root, IMAGE_EXT);
+  if (all.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no image files (PNG, JPEG, WebP, GIF, TIFF, AVIF)`);
+  const files = spread(all.length, o.limit).map((i) => all[i]!);
+  const s = o.shape ?? {};
+  const channels = o.target?.channels ?? (s.channels === 1 || s.channels === 3 ? s.channels : await channelsOf(files));
+  const size = s.size ?? DIR_DEFAULTS.size;
+  const target: DecodeTarget = o.target ?? { width: size, height: size, channels, fit: s.fit ?? DIR_DEFAULTS.fit, background: s.background ?? DIR_DEFAULTS.background };
   const dim = target.width * target.height * target.channels;
-  const pixels = new Float32Array(files.length * dim);
-  const keys: string[] = [];
-  const labels: (string | null)[] = [];
-  const bar = progress({ title: 'decode', total: files.length, unit: 'images', quiet: files.length < 500 });
-  for (let i = 0; i < files.length; i++) {
-    const f = files[i]!;
-    if (i % 100 === 0) bar.update(i);
-    const rel = path.relative(root, f);
-    pixels.set(await decodeImage(await fs.readFile(f), target, f), i * dim);
-    keys.push(rel.split(path.sep).join('/'));
-    const parent = path.dirname(rel);
-    labels.push(parent === '.' ? null : parent.split(path.sep).join('/'));
+  const n = files.length;
+  const pixels = new Uint8Array(n * dim);
+  const ok = new Uint8Array(n);
+  const reasons = new Map<number, string>();
+  const spool = o.previews === false ? undefined : new BlobSpool();
+  const bar = progress({ title: 'decode', total: n, unit: 'images', quiet: o.quiet || n < 200 });
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    for (let i = next++; i < n; i = next++) {
+      const f = files[i]!;
+      try {
+        const img = await decodeImage(await fs.readFile(f), target, f, { preview: !!spool });
+        pixels.set(img.pixels, i * dim);
+        if (spool && img.preview) spool.set(i, img.preview);
+        ok[i] = 1;
+      } catch (e) {
+        reasons.set(i, messageOf(e).replace(`${f}: `, ''));
+        if (o.strict) throw fail('BAD_FILE', `${f}: ${reasons.get(i)} (without --strict it would be skipped)`, e);
+      }
+      if (++done % 64 === 0) bar.update(done);
+    }
+  };
+  const width = o.concurrency ?? Math.max(2, 2 * os.availableParallelism());
+  try {
+    await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
+  } catch (e) {
+    spool?.close();
+    throw e;
+  } finally {
+    bar.update(done);
+    bar.stop();
   }
-  bar.update(files.length);
-  bar.stop();
-  return { kind: 'image', source: `dir:${root}`, ...target, keys, labels, uris: files.map((f) => path.resolve(f)), pixels };
+  // Compact the usable rows to the front, in file order.
+  const kept: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (!ok[i]) continue;
+    if (kept.length !== i) pixels.copyWithin(kept.length * dim, i * dim, (i + 1) * dim);
+    kept.push(i);
+  }
+  spool?.keep(kept);
+  const skipped: SkippedFile[] = [...reasons.entries()].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ path: files[i]!, reason }));
+  if (kept.length === 0) {
+    spool?.close();
+    throw fail('BAD_SOURCE', `folder '${root}' holds no usable image: ${skipped.length} files could not be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.reason})`);
+  }
+  if (skipped.length) log(`skipped ${skipped.length} of ${n} files in '${root}' that could not be used (listed at the end and in \`latentdex info\`)`, o.quiet);
+  const rel = kept.map((i) => path.relative(root, files[i]!).split(path.sep).join('/'));
+  return {
+    kind: 'image',
+    source: `dir:${root}`,
+    ...target,
+    fit: target.fit,
+    keys: rel,
+    labels: rel.map((r) => (r.includes('/') ? r.slice(0, r.lastIndexOf('/')) : null)),
+    uris: kept.map((i) => path.resolve(files[i]!)),
+    pixels: pixels.subarray(0, kept.length * dim),
+    ...(spool ? { previews: spool } : {}),
+    skipped,
+    roots: [path.resolve(root)],
+  };
 }

@@ -63,9 +63,8 @@ export async function loadIdx(spec: string): Promise<ImageSet> {
     }
     labels = Array.from(lab.data, (v) => String(v));
   }
-  const pixels = new Float32Array(img.data.length);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = img.data[i]! / 255;
+  const pixels = img.data;
   const base = path.basename(imgFile).replace(/(\.gz)?$/, '').replace(/[^A-Za-z0-9_.-]/g, '_');
   const keys = Array.from({ length: n }, (_, i) => `${base}-${i}`);
-  return { kind: 'image', source: `idx:${spec}`, width: w, height: h, channels: c, keys, labels, uris: keys.map((_, i) => `${imgFile}#${i}`), pixels };
+  return { kind: 'image', source: `idx:${spec}`, width: w, height: h, channels: c, keys, labels, uris: keys.map((_, i) => `${imgFile}#${i}`), pixels, skipped: [], roots: [] };
 }

@@ -24,13 +24,14 @@ export function loadMnistAll(): ImageSet {
     }
     n += count;
   }
-  const pixels = new Float32Array(n * SIZE * SIZE);
+  const pixels = new Uint8Array(n * SIZE * SIZE);
   let off = 0;
   for (const c of chunks) {
-    pixels.set(c.slice(0, Math.floor(c.length / (SIZE * SIZE)) * SIZE * SIZE), off);
-    off += Math.floor(c.length / (SIZE * SIZE)) * SIZE * SIZE;
+    const len = Math.floor(c.length / (SIZE * SIZE)) * SIZE * SIZE;
+    for (let i = 0; i < len; i++) pixels[off + i] = Math.round(c[i]! * 255);
+    off += len;
   }
-  cached = { kind: 'image', source: 'mnist', width: SIZE, height: SIZE, channels: 1, keys, labels, uris: keys.map((k) => `mnist:${k}`), pixels };
+  cached = { kind: 'image', source: 'mnist', width: SIZE, height: SIZE, channels: 1, keys, labels, uris: keys.map((k) => `mnist:${k}`), pixels, skipped: [], roots: [] };
   return cached;
 }
 

@@ -1,5 +1,5 @@
 import { fail } from '../src/errors.js';
-import { loadDir } from './dir.js';
+import { loadDir, type ShapeRequest } from './dir.js';
 import { loadIdx } from './idx.js';
 import { selectImages, type ImageSet } from './images.js';
 import { loadMnist } from './mnist.js';
@@ -12,11 +12,14 @@ import { selectTexts, type TextSet } from './texts.js';
 export interface LoadOptions {
   /** keep at most this many items (evenly spread over the set, so every class stays represented) */
   limit?: number;
-  /** size images are resized to (dir: sources); a model's input when encoding */
+  /** the exact image shape (a model's input, when encoding or adding) */
   target?: DecodeTarget;
+  /** the shape the user asked for a new model (dir: sources; others keep their native shape) */
+  shape?: ShapeRequest;
+  /** an unusable file stops the read instead of being skipped */
+  strict?: boolean;
+  quiet?: boolean;
 }
-
-export const DEFAULT_TARGET: DecodeTarget = { width: 28, height: 28, channels: 1 };
 
 export const IMAGE_SOURCE_HELP = 'mnist | mnist:train | mnist:test | idx:IMAGES[,LABELS] | dir:PATH';
 
@@ -42,10 +45,14 @@ export async function loadImageSource(spec: string, opts: LoadOptions = {}): Pro
       break;
     case 'dir':
       if (!rest) throw fail('BAD_SOURCE', `dir source needs a folder: dir:PATH`);
-      set = await loadDir(rest, opts.target ?? DEFAULT_TARGET);
-      break;
+      // A folder is read at the limit directly: files not wanted are never decoded.
+      return loadDir(rest, { target: opts.target, shape: opts.shape, limit: opts.limit, strict: opts.strict, quiet: opts.quiet });
     default:
       throw fail('BAD_SOURCE', `unknown image source '${spec}'; use ${IMAGE_SOURCE_HELP}`);
+  }
+  const sh = opts.shape;
+  if (sh && ((sh.size !== undefined && sh.size !== set.width) || (sh.channels !== undefined && sh.channels !== 'auto' && sh.channels !== set.channels))) {
+    throw fail('INVALID_ARGUMENT', `source '${spec}' has ${set.width}x${set.height}x${set.channels} images; --image-size and --channels apply to dir: sources`);
   }
   const t = opts.target;
   if (t && (t.width !== set.width || t.height !== set.height || t.channels !== set.channels)) {

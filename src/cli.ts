@@ -13,7 +13,7 @@ import { type Ctx, globals, startBackend } from './cli/context.js';
 import { addCollectionCommands, imageTarget as targetOf, resolveModel, type ModelRef } from './cli/collection-commands.js';
 import { addMapCommand, addSearchCommands, addServeCommand } from './cli/search-commands.js';
 import { fileURLToPath } from 'node:url';
-import { addModelFlags, intArg, type ModelFlags } from './cli/options.js';
+import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './cli/options.js';
 
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -31,16 +31,18 @@ export function buildProgram(env: Env): Command {
   const ctx: Ctx = { env, program };
 
   addModelFlags(
-    program
-      .command('train')
-      .description('train an autoencoder on a source and save the model directory')
-      .requiredOption('--source <src>', SOURCE_HELP)
-      .requiredOption('--out <dir>', 'model directory to write')
-      .option('--limit <n>', 'use at most N items', intArg()),
-  ).action(async (f: ModelFlags & { source: string; out: string; limit?: number }) => {
+    addImageFlags(
+      program
+        .command('train')
+        .description('train an autoencoder on a source and save the model directory')
+        .requiredOption('--source <src>', SOURCE_HELP)
+        .requiredOption('--out <dir>', 'model directory to write')
+        .option('--limit <n>', 'use at most N items', intArg()),
+    ),
+  ).action(async (f: ModelFlags & ImageFlags & { source: string; out: string; limit?: number }) => {
     await startBackend(ctx);
     const { quiet } = globals(ctx);
-    const model = await fitModel(await loadSource(f.source, { limit: f.limit }), f, quiet);
+    const model = await fitModel(await loadSource(f.source, { limit: f.limit, shape: shapeOf(f), strict: f.strict, quiet }), f, quiet);
     await model.save(f.out);
     const t = model.manifest.training;
     process.stdout.write(
@@ -78,7 +80,7 @@ export function buildProgram(env: Env): Command {
     .action(async (f: ModelRef & { source: string; out: string; limit?: number; show: number }) => {
       await startBackend(ctx);
       const model = await resolveModel(ctx, f);
-      const set = await loadImageSource(f.source, { limit: f.limit, target: targetOf(model) });
+      const set = await loadImageSource(f.source, { limit: f.limit, target: targetOf(model), quiet: globals(ctx).quiet });
       const n = set.keys.length;
       const recon = model.reconstruct(set.pixels, n);
       const err = reconError(set.pixels, recon, n);

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { buildDense } from '../src/encoder/dense.js';
 import { corrupt, evaluateLoss, objective, reconLoss, trainAutoencoder, TRAIN_DEFAULTS } from '../src/encoder/train.js';
 import { backend, digits } from './helpers.js';
+import { toFloats } from '../data/images.js';
 
 before(backend);
 
@@ -13,7 +14,7 @@ describe('trainAutoencoder', () => {
   it('lowers the held-out loss on real digits and restores the best epoch', async () => {
     const set = digits(600);
     const parts = buildDense(arch, 1);
-    const x = tf.tensor2d(set.pixels, [600, 784]);
+    const x = tf.tensor2d(toFloats(set.pixels), [600, 784]);
     const start = evaluateLoss(parts, x, 'bce', {});
     const r = await trainAutoencoder(parts, set.pixels, 600, 784, { ...TRAIN_DEFAULTS, epochs: 4, batchSize: 64, loss: 'bce', regularisers: {}, quiet: true });
     const end = evaluateLoss(parts, x, 'bce', {});
@@ -54,7 +55,7 @@ describe('corrupt', () => {
   const set = digits(200);
   const stats = (reg: Parameters<typeof corrupt>[1]) =>
     tf.tidy(() => {
-      const x = tf.tensor2d(set.pixels, [200, 784]);
+      const x = tf.tensor2d(toFloats(set.pixels), [200, 784]);
       const on = tf.cast(tf.greater(x, 0), 'float32');
       const y = corrupt(x, reg, 7);
       // share of the non-zero inputs that survive, and the ratio of the means
@@ -85,7 +86,7 @@ describe('objective target', () => {
     const set = digits(16);
     const parts = buildDense({ ...arch, inputDim: 784 }, 3);
     tf.tidy(() => {
-      const x = tf.tensor2d(set.pixels, [16, 784]);
+      const x = tf.tensor2d(toFloats(set.pixels), [16, 784]);
       const target = tf.div(x, tf.sum(x, 1, true)) as tf.Tensor2D;
       const logits = parts.decoder.apply(parts.encoder.apply(x)) as tf.Tensor;
       const want = reconLoss(target, logits, 'softmax-ce').dataSync()[0]!;
@@ -113,7 +114,7 @@ describe('objective regularisers', () => {
   const set = digits(32);
   const loss = (reg: Parameters<typeof objective>[3], training = true) => {
     const parts = buildDense(arch, 4);
-    const x = tf.tensor2d(set.pixels, [32, 784]);
+    const x = tf.tensor2d(toFloats(set.pixels), [32, 784]);
     const v = tf.tidy(() => objective(parts, x, 'bce', reg, 11, training).dataSync()[0]!);
     x.dispose();
     parts.encoder.dispose();

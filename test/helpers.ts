@@ -27,11 +27,12 @@ export async function smallModel(set: ImageSet, o: { codeDim?: number; epochs?: 
   return fitImageModel(set, { hidden: [64], codeDim: o.codeDim ?? 8, epochs: o.epochs ?? 2, batchSize: 64, quiet: true, seed: 3 });
 }
 
-/** A PNG of one image (floats in [0,1], greyscale). */
-export function pngOf(pixels: ArrayLike<number>, w: number, h: number): Buffer {
+/** A PNG of one greyscale image (bytes, or floats in [0,1]). */
+export function pngOf(pixels: Uint8Array | ArrayLike<number>, w: number, h: number): Buffer {
   const p = new PNG({ width: w, height: h });
+  const bytes = pixels instanceof Uint8Array;
   for (let i = 0; i < w * h; i++) {
-    const v = Math.round(pixels[i]! * 255);
+    const v = bytes ? pixels[i]! : Math.round(pixels[i]! * 255);
     p.data[i * 4] = p.data[i * 4 + 1] = p.data[i * 4 + 2] = v;
     p.data[i * 4 + 3] = 255;
   }

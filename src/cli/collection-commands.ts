@@ -1,7 +1,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { SOURCE_HELP } from '../../data/sources.js';
-import { collectionSettings, fitModel, itemsOf, loadSource } from './sources.js';
+import { collectionSettings, count, fitModel, imageTargetOf, itemsOf, loadSource, type Loaded } from './sources.js';
+import type { DecodeTarget } from '../../data/decode.js';
+import { selectImages } from '../../data/images.js';
+import { selectTexts } from '../../data/texts.js';
+import { spread } from '../../data/dir.js';
 import { TrainedModel } from '../encoder/model.js';
 import { writeCodes } from '../encoder/npy.js';
 import { fail } from '../errors.js';
@@ -9,7 +13,7 @@ import { buildCollection, listCollections } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
 import { collectionPaths } from '../indexer/paths.js';
 import { globals, startBackend, type Ctx } from './context.js';
-import { addModelFlags, intArg, type ModelFlags } from './options.js';
+import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
 
 export interface ModelRef {
   model?: string;
@@ -32,10 +36,44 @@ export async function resolveModel(ctx: Ctx, f: ModelRef): Promise<TrainedModel>
   throw fail('INVALID_ARGUMENT', 'name a model with --model DIR or --collection NAME');
 }
 
-export function imageTarget(model: TrainedModel): { width: number; height: number; channels: number } {
-  const i = model.manifest.input;
-  if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', '`recon` draws images and this is a text model; measure a text model with `latentdex eval`');
-  return { width: i.width, height: i.height, channels: i.channels };
+export function imageTarget(model: TrainedModel): DecodeTarget {
+  const t = imageTargetOf(model);
+  if (!t) throw fail('INVALID_ARGUMENT', '`recon` draws images and this is a text model; measure a text model with `latentdex eval`');
+  return t;
+}
+
+/** Prints the files a source skipped, with their reasons (stderr: stdout keeps the one-line result). */
+function reportSkipped(l: Loaded): void {
+  if (l.kind !== 'image' || l.set.skipped.length === 0) return;
+  const lines = l.set.skipped.map((s) => `  ${s.path}: ${s.reason}`);
+  process.stderr.write(`skipped ${l.set.skipped.length} files that could not be used (--strict makes this an error):\n${lines.join('\n')}\n`);
+}
+
+function shapeNote(l: Loaded): string {
+  if (l.kind !== 'image') return '';
+  const s = l.set;
+  return ` from ${s.width}x${s.height} ${s.channels === 3 ? 'colour' : 'grey'} images${s.skipped.length ? `, ${s.skipped.length} files skipped` : ''}`;
+}
+
+/** The part of a loaded source a model trains on (--train-limit): evenly spread, never read twice. */
+function subset(l: Loaded, limit: number | undefined): Loaded {
+  if (!limit || limit >= count(l)) return l;
+  const idx = spread(count(l), limit);
+  return l.kind === 'image' ? { kind: 'image', set: selectImages(l.set, idx) } : { kind: 'text', set: selectTexts(l.set, idx) };
+}
+
+/** `info` lines on how images are decoded and which source files were skipped. */
+function imageLines(c: Collection): string[] {
+  const i = c.model.manifest.input;
+  if (i.type !== 'pixels') return [];
+  const skipped = (c.manifest.params.skipped as { count: number; files: { path: string; reason: string }[] } | undefined) ?? { count: 0, files: [] };
+  return [
+    `  images         ${i.width}x${i.height}, ${i.channels === 3 ? 'colour' : 'grey'}, fit ${i.fit ?? 'fill'}, alpha on ${i.background ?? '#000000'}`,
+    `  sources        ${c.sourceRoots.join(', ') || String(c.manifest.params.source ?? '-')}`,
+    `  skipped files  ${skipped.count}${skipped.files.length ? ':' : ''}`,
+    ...skipped.files.map((f) => `    ${f.path}: ${f.reason}`),
+    ...(skipped.count > skipped.files.length ? [`    … and ${skipped.count - skipped.files.length} more`] : []),
+  ];
 }
 
 function fmtBytes(n: number): string {
@@ -45,14 +83,14 @@ function fmtBytes(n: number): string {
 export function addCollectionCommands(ctx: Ctx): void {
   const { program } = ctx;
   addModelFlags(
-    program
-      .command('build')
+    addImageFlags(program
+      .command('build'))
       .description('offline build: train a model (unless --model), encode every item, write the HNSW graph and catalogue')
       .requiredOption('--collection <name>', 'collection name')
       .requiredOption('--source <src>', SOURCE_HELP)
       .option('--model <dir>', 'use this trained model instead of training one')
       .option('--limit <n>', 'use at most N items', intArg())
-      .option('--train-limit <n>', 'train on at most N of the items', intArg())
+      .option('--train-limit <n>', 'train on at most N of the items (evenly spread)', intArg())
       .option('--replace', 'replace an existing collection of that name')
       .option('--m <n>', 'HNSW M (graph degree)', intArg(2, 128), 16)
       .option('--ef-construction <n>', 'HNSW efConstruction', intArg(8, 4096), 200)
@@ -60,15 +98,15 @@ export function addCollectionCommands(ctx: Ctx): void {
     '--train-epochs <n>',
   ).action(
     async (
-      f: ModelFlags & { collection: string; source: string; model?: string; limit?: number; trainLimit?: number; replace?: boolean; m: number; efConstruction: number; ef: number; trainEpochs: number },
+      f: ModelFlags &
+        ImageFlags & { collection: string; source: string; model?: string; limit?: number; trainLimit?: number; replace?: boolean; m: number; efConstruction: number; ef: number; trainEpochs: number },
     ) => {
       await startBackend(ctx);
       const g = globals(ctx);
       collectionPaths(g.dataDir, f.collection);
       const given = f.model ? await TrainedModel.load(f.model) : undefined;
-      const l = await loadSource(f.source, { limit: f.limit, model: given });
-      const trainOn = f.trainLimit ? await loadSource(f.source, { limit: Math.min(f.trainLimit, f.limit ?? Infinity) }) : l;
-      const model = given ?? (await fitModel(trainOn, { ...f, epochs: f.trainEpochs }, g.quiet));
+      const l = await loadSource(f.source, { limit: f.limit, model: given, shape: shapeOf(f), strict: f.strict, quiet: g.quiet });
+      const model = given ?? (await fitModel(subset(l, f.trainLimit), { ...f, epochs: f.trainEpochs }, g.quiet));
       const c = await buildCollection(model, itemsOf(model, l), {
         ...collectionSettings(model, l),
         dataDir: g.dataDir,
@@ -78,7 +116,8 @@ export function addCollectionCommands(ctx: Ctx): void {
         quiet: g.quiet,
       });
       model.dispose();
-      process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes, in ${c.paths.dir}\n`);
+      reportSkipped(l);
+      process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(l)}, in ${c.paths.dir}\n`);
       c.close();
     },
   );
@@ -90,13 +129,15 @@ export function addCollectionCommands(ctx: Ctx): void {
     .requiredOption('--source <src>', SOURCE_HELP)
     .option('--limit <n>', 'add at most N items', intArg())
     .option('--replace', 'replace items whose key already exists (default: refuse)')
-    .action(async (f: { collection: string; source: string; limit?: number; replace?: boolean }) => {
+    .option('--strict', 'an image that cannot be used is an error (default: skip it and list it)')
+    .action(async (f: { collection: string; source: string; limit?: number; replace?: boolean; strict?: boolean }) => {
       await startBackend(ctx);
       const g = globals(ctx);
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
-        const l = await loadSource(f.source, { limit: f.limit, model: c.model });
-        const r = c.add(itemsOf(c.model, l), { replace: f.replace, quiet: g.quiet });
+        const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet });
+        const r = c.addAll(itemsOf(c.model, l), { replace: f.replace, quiet: g.quiet });
+        reportSkipped(l);
         process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${c.name}' now holds ${c.count}\n`);
       } finally {
         c.close();
@@ -151,6 +192,7 @@ export function addCollectionCommands(ctx: Ctx): void {
             `  hnsw           M ${m.hnsw.M}, efConstruction ${m.hnsw.efConstruction}, ef ${m.hnsw.ef}`,
             `  model          ${String(m.model.arch)} from ${String(m.model.source)}, ${t.epochs} epochs, held-out loss ${Number(t.heldOutLoss).toFixed(3)}, ${Number(t.samplesPerSec).toFixed(0)} samples/s`,
             `  raw vectors    ${m.rawDim} x ${m.rawType}`,
+            ...imageLines(c),
             `  on disk        index ${fmtBytes(sizes.index ?? 0)}, catalogue ${fmtBytes(sizes.catalogue ?? 0)}, model ${fmtBytes(sizes.model ?? 0)}`,
             `  created        ${m.createdAt}, updated ${m.updatedAt}`,
             '',

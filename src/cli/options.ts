@@ -2,6 +2,8 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ImageModelOptions } from '../encoder/fit.js';
 import type { Regularisers } from '../encoder/manifest.js';
 import { WEIGHTINGS, type Weighting } from '../encoder/vectorizer.js';
+import { FITS, type Fit } from '../../data/decode.js';
+import { DIR_DEFAULTS, type ShapeRequest } from '../../data/dir.js';
 
 export function intArg(min = 1, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
@@ -108,3 +110,27 @@ export function modelOptions(f: ModelFlags, quiet: boolean): ImageModelOptions {
 
 
 
+
+/** Image shape flags of `train` and `build` (dir: sources). */
+export interface ImageFlags {
+  imageSize?: number;
+  channels?: '1' | '3' | 'auto';
+  fit?: Fit;
+  strict?: boolean;
+}
+
+export function shapeOf(f: ImageFlags): ShapeRequest {
+  const shape: ShapeRequest = {};
+  if (f.imageSize !== undefined) shape.size = f.imageSize;
+  if (f.channels !== undefined) shape.channels = f.channels === 'auto' ? 'auto' : f.channels === '3' ? 3 : 1;
+  if (f.fit !== undefined) shape.fit = f.fit;
+  return shape;
+}
+
+export function addImageFlags(cmd: Command): Command {
+  return cmd
+    .option('--image-size <n>', `square side images are resized to (default: ${DIR_DEFAULTS.size} for dir:, the native 28 for mnist and idx:)`, intArg(4, 512))
+    .addOption(new Option('--channels <c>', 'colour (3), grey (1), or auto: 3 when the folder holds colour images').choices(['1', '3', 'auto']))
+    .addOption(new Option('--fit <how>', `how a non-square image becomes square: contain (letterbox, default), cover (centre crop) or fill (stretch)`).choices([...FITS]))
+    .option('--strict', 'an image that cannot be used is an error (default: skip it and list it)');
+}

@@ -1,3 +1,4 @@
+import type { Pixels } from '../../data/images.js';
 import os from 'node:os';
 import path from 'node:path';
 import { count, loadSource, queriesOf, vectorsOf, type Loaded } from './sources.js';
@@ -41,7 +42,7 @@ export function addSearchCommands(ctx: Ctx): void {
         const first = models[0]!.model;
         const items = await loadSource(f.source, { model: first });
         const queries = await loadSource(f.queries, { limit: f.limit, model: first });
-        const side = (l: Loaded, raw: Float32Array) => ({ n: count(l), raw, labels: l.set.labels, groups: l.kind === 'text' ? l.set.groups : null, keys: l.set.keys });
+        const side = (l: Loaded, raw: Pixels) => ({ n: count(l), raw, labels: l.set.labels, groups: l.kind === 'text' ? l.set.groups : null, keys: l.set.keys });
         const rows = compareModels(
           models,
           {
@@ -97,7 +98,8 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
     .option('--host <addr>', 'address to bind', '127.0.0.1')
     .option('--demo', 'build the demo collections first when they are absent')
     .option('--max-upload-mb <n>', 'largest accepted upload', intArg(1, 100), 5)
-    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number }) => {
+    .option('--serve-originals', "serve image items' original files, only from the folders each collection was read from")
+    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean }) => {
       await startBackend(ctx);
       const g = globals(ctx);
       if (f.demo) {
@@ -106,7 +108,7 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
         if (os.availableParallelism() > 1) await Promise.all([ensureBrownInChild(o), ensureDigits(o)]);
         else await ensureDigits(o).then(() => ensureBrown(o));
       }
-      const running = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, webDir, backend: backendName(), version, quiet: g.quiet });
+      const running = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, serveOriginals: !!f.serveOriginals, webDir, backend: backendName(), version, quiet: g.quiet });
       process.stdout.write(`latentdex serving ${running.engine.names().join(', ') || 'no collections'} at ${running.url}/\n`);
       await new Promise<void>((resolve) => {
         const stop = () => void running.close().then(resolve);

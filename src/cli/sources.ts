@@ -1,30 +1,45 @@
-import type { ImageSet } from '../../data/images.js';
+import type { ImageSet, Pixels } from '../../data/images.js';
+import type { DecodeTarget } from '../../data/decode.js';
+import type { ShapeRequest } from '../../data/dir.js';
 import { isTextSpec, loadImageSource, loadTextSource } from '../../data/sources.js';
 import type { TextSet } from '../../data/texts.js';
 import { fitImageModel } from '../encoder/fit.js';
 import type { TrainedModel } from '../encoder/model.js';
 import { fitTextModel, textVectors } from '../encoder/text.js';
 import { fail } from '../errors.js';
-import type { CreateOptions, ItemInput } from '../indexer/collection.js';
-import { imageItems, textItems } from '../indexer/items.js';
+import type { CreateOptions, ItemStream } from '../indexer/collection.js';
+import { imageItemStream, textItems } from '../indexer/items.js';
 import type { QuerySet } from '../search/eval.js';
 import { modelOptions, type ModelFlags } from './options.js';
 
 export type Loaded = { kind: 'image'; set: ImageSet } | { kind: 'text'; set: TextSet };
 
-function imageTargetOf(model: TrainedModel | undefined) {
+/** The exact decoding a model's images went through: size, channels, fit and background. */
+export function imageTargetOf(model: TrainedModel | undefined): DecodeTarget | undefined {
   const i = model?.manifest.input;
-  return i?.type === 'pixels' ? { width: i.width, height: i.height, channels: i.channels } : undefined;
+  return i?.type === 'pixels' ? { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background } : undefined;
 }
 
-/** Reads an image or text source; with a model, checks that the source is of the model's kind and size. */
-export async function loadSource(spec: string, o: { limit?: number; model?: TrainedModel } = {}): Promise<Loaded> {
+export interface LoadFlags {
+  limit?: number;
+  model?: TrainedModel;
+  /** image shape for a new model (--image-size, --channels, --fit) */
+  shape?: ShapeRequest;
+  strict?: boolean;
+  quiet?: boolean;
+}
+
+/** Reads an image or text source; with a model, checks that the source is of the model's kind and decodes as it did. */
+export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loaded> {
   const text = isTextSpec(spec);
   if (o.model && (o.model.manifest.kind === 'text') !== text) {
     throw fail('INVALID_ARGUMENT', `source '${spec}' holds ${text ? 'texts' : 'images'} but the model is a${o.model.manifest.kind === 'text' ? ' text' : 'n image'} model`);
   }
   if (text) return { kind: 'text', set: await loadTextSource(spec, { limit: o.limit }) };
-  return { kind: 'image', set: await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model) }) };
+  if (o.model && o.shape && Object.values(o.shape).some((v) => v !== undefined)) {
+    throw fail('INVALID_ARGUMENT', '--image-size, --channels and --fit shape a new model; with a model, images are decoded as it was trained');
+  }
+  return { kind: 'image', set: await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet }) };
 }
 
 export function count(l: Loaded): number {
@@ -39,20 +54,23 @@ export async function fitModel(l: Loaded, f: ModelFlags, quiet: boolean): Promis
   return fitTextModel(l.set, { ...o, weighting: f.weighting, output: f.textOutput, vocabulary: { ...(f.vocabSize ? { size: f.vocabSize } : {}), ...(f.stem ? { stem: true } : {}) } });
 }
 
-export function itemsOf(model: TrainedModel, l: Loaded): ItemInput[] {
-  return l.kind === 'image' ? imageItems(l.set) : textItems(model, l.set);
+/** The items of a loaded source, in batches (images) or at once (texts, already in memory as vectors). */
+export function itemsOf(model: TrainedModel, l: Loaded): ItemStream {
+  if (l.kind === 'image') return imageItemStream(l.set);
+  const items = textItems(model, l.set);
+  return { total: items.length, batches: () => [items] };
 }
 
 /** The collection settings for a model and source: images in L2 over pixels, texts in cosine over TF-IDF. */
 export function collectionSettings(model: TrainedModel, l: Loaded): Omit<CreateOptions, 'name' | 'hnsw'> {
   if (l.kind === 'image') {
-    return { kind: 'image', space: 'l2', rawDim: model.inputDim, rawType: 'u8', params: { width: l.set.width, height: l.set.height, channels: l.set.channels, source: l.set.source } };
+    return { kind: 'image', space: 'l2', rawDim: model.inputDim, rawType: 'u8', params: { width: l.set.width, height: l.set.height, channels: l.set.channels, fit: l.set.fit ?? null, source: l.set.source } };
   }
   return { kind: 'text', space: 'cosine', rawDim: model.inputDim, rawType: 'f32', params: { source: l.set.source, weighting: model.manifest.input.type === 'bow' ? model.manifest.input.weighting : null } };
 }
 
 /** The model's input and baseline vectors of every item in a source. */
-export function vectorsOf(model: TrainedModel, l: Loaded): { input: Float32Array; raw: Float32Array } {
+export function vectorsOf(model: TrainedModel, l: Loaded): { input: Pixels; raw: Pixels } {
   if (l.kind === 'image') return { input: l.set.pixels, raw: l.set.pixels };
   const v = textVectors(model, l.set.texts);
   return { input: v.input, raw: v.raw };

@@ -1,4 +1,4 @@
-import { imageDim, type ImageSet } from '../../data/images.js';
+import { imageDim, toFloats, type ImageSet, type Pixels } from '../../data/images.js';
 import { fail } from '../errors.js';
 import { log } from '../progress.js';
 import { backendName } from './backend.js';
@@ -31,6 +31,11 @@ export function imageArch(set: Pick<ImageSet, 'width' | 'height' | 'channels'>, 
   throw fail('INVALID_ARGUMENT', `unknown --arch '${String(arch)}'; use dense or conv`);
 }
 
+function channelsOf(c: number): 1 | 3 {
+  if (c !== 1 && c !== 3) throw fail('INVALID_DIM', `images with ${c} channels are not supported; use 1 (grey) or 3 (colour)`);
+  return c;
+}
+
 /** Trains an image autoencoder on a set (labels unused) and returns it with its manifest. */
 export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): Promise<TrainedModel> {
   const opts = { ...TRAIN_DEFAULTS, ...(o.arch === 'conv' ? CONV_TRAINING : {}), ...o };
@@ -52,7 +57,15 @@ export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): P
     version: 1,
     kind: 'image',
     architecture: arch,
-    input: { type: 'pixels', width: set.width, height: set.height, channels: set.channels, scale: '0-1' },
+    input: {
+      type: 'pixels',
+      width: set.width,
+      height: set.height,
+      channels: channelsOf(set.channels),
+      scale: '0-1',
+      ...(set.fit ? { fit: set.fit } : {}),
+      ...(set.background ? { background: set.background } : {}),
+    },
     inputDim: dim,
     codeDim: arch.codeDim,
     output: 'sigmoid',
@@ -66,10 +79,11 @@ export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): P
 }
 
 /** Mean squared error per image, summed over pixels (the figure of Hinton & Salakhutdinov 2006). */
-export function reconError(original: Float32Array, recon: Float32Array, n: number): number {
+export function reconError(original: Pixels, recon: Float32Array, n: number): number {
+  const x = toFloats(original);
   let s = 0;
-  for (let i = 0; i < original.length; i++) {
-    const d = original[i]! - recon[i]!;
+  for (let i = 0; i < x.length; i++) {
+    const d = x[i]! - recon[i]!;
     s += d * d;
   }
   return s / Math.max(n, 1);

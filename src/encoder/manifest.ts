@@ -47,7 +47,17 @@ export const modelManifestSchema = z.object({
   architecture: z.discriminatedUnion('arch', [denseArch, convArch]),
   /** how raw input becomes the network's input */
   input: z.union([
-    z.object({ type: z.literal('pixels'), width: z.number().int(), height: z.number().int(), channels: z.number().int(), scale: z.literal('0-1') }),
+    z.object({
+      type: z.literal('pixels'),
+      width: z.number().int().positive(),
+      height: z.number().int().positive(),
+      channels: z.union([z.literal(1), z.literal(3)]),
+      scale: z.literal('0-1'),
+      /** how another aspect ratio became this shape (absent: stretched, as before the option existed) */
+      fit: z.enum(['cover', 'contain', 'fill']).optional(),
+      /** the colour alpha is composited on (absent: black) */
+      background: z.string().regex(/^#[0-9a-fA-F]{6}$/).optional(),
+    }),
     z.object({ type: z.literal('bow'), vocabSize: z.number().int(), weighting: z.enum(WEIGHTINGS) }),
   ]),
   inputDim: z.number().int().positive(),

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { fail, messageOf } from '../errors.js';
+import { toFloats, type Pixels } from '../../data/images.js';
 import { buildConv } from './conv.js';
 import { buildDense, type AutoencoderParts } from './dense.js';
 import { modelManifestSchema, type ArchConfig, type ModelManifest, type Regularisers } from './manifest.js';
@@ -36,6 +37,11 @@ export function outputFromLogits(logits: tf.Tensor, output: ModelManifest['outpu
   return output === 'softmax' ? tf.softmax(logits) : tf.sigmoid(logits);
 }
 
+/** A batch of inputs as a tensor: bytes are read as v/255, floats as they are. */
+export function inputTensor(x: Pixels, n: number, dim: number): tf.Tensor2D {
+  return tf.tensor2d(toFloats(x), [n, dim]);
+}
+
 /** A trained autoencoder with its manifest: encodes and reconstructs flat float inputs. */
 export class TrainedModel {
   constructor(
@@ -52,14 +58,14 @@ export class TrainedModel {
     return this.manifest.inputDim;
   }
 
-  private batched(x: Float32Array, n: number, outDim: number, batch: number, fn: (xb: tf.Tensor2D) => tf.Tensor): Float32Array {
+  private batched(x: Pixels, n: number, outDim: number, batch: number, fn: (xb: tf.Tensor2D) => tf.Tensor): Float32Array {
     if (x.length !== n * this.inputDim) {
       throw fail('INVALID_DIM', `input holds ${x.length / Math.max(n, 1)} values per item; this model takes ${this.inputDim}`);
     }
     const out = new Float32Array(n * outDim);
     for (let s = 0; s < n; s += batch) {
       const e = Math.min(n, s + batch);
-      const y = tf.tidy(() => fn(tf.tensor2d(x.subarray(s * this.inputDim, e * this.inputDim), [e - s, this.inputDim])));
+      const y = tf.tidy(() => fn(inputTensor(x.subarray(s * this.inputDim, e * this.inputDim), e - s, this.inputDim)));
       out.set(y.dataSync() as Float32Array, s * outDim);
       y.dispose();
     }
@@ -67,7 +73,7 @@ export class TrainedModel {
   }
 
   /** The encoder's plain (pre-activation) outputs, n × codeDim. */
-  preCodes(x: Float32Array, n: number, batch = 1024): Float32Array {
+  preCodes(x: Pixels, n: number, batch = 1024): Float32Array {
     return this.batched(x, n, this.codeDim, batch, (xb) => this.parts.encoder.predict(xb) as tf.Tensor);
   }
 
@@ -75,7 +81,7 @@ export class TrainedModel {
    * For a median-binarized model, the same model with each code unit's cut point fitted on its training items
    * (no labels): the unit's median, so every bit splits the collection in half. Other models are returned as they are.
    */
-  withBinaryThresholds(x: Float32Array, n: number): TrainedModel {
+  withBinaryThresholds(x: Pixels, n: number): TrainedModel {
     const r = this.manifest.regularisers;
     if (!r.binaryBits || r.binarize !== 'median') return this;
     const z = this.preCodes(x, n);
@@ -90,12 +96,12 @@ export class TrainedModel {
   }
 
   /** Codes (n × codeDim) of n flat inputs. */
-  encode(x: Float32Array, n: number, batch = 1024): Float32Array {
+  encode(x: Pixels, n: number, batch = 1024): Float32Array {
     return this.batched(x, n, this.codeDim, batch, (xb) => codeFromPre(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest));
   }
 
   /** Reconstructions (n × inputDim) of n flat inputs. */
-  reconstruct(x: Float32Array, n: number, batch = 1024): Float32Array {
+  reconstruct(x: Pixels, n: number, batch = 1024): Float32Array {
     return this.batched(x, n, this.inputDim, batch, (xb) => {
       const code = decoderInput(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest);
       return outputFromLogits(this.parts.decoder.predict(code) as tf.Tensor, this.manifest.output);

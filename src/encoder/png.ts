@@ -1,12 +1,15 @@
 import { PNG } from 'pngjs';
 
-/** Encodes one image (floats in [0,1], HWC, 1 or 3 channels) as PNG, scaled up by an integer factor. */
-export function imagePng(pixels: ArrayLike<number>, width: number, height: number, channels: number, scale = 1): Buffer {
+/** Pixels to draw: bytes, or floats in [0,1]. */
+type Drawable = Uint8Array | ArrayLike<number>;
+
+/** Encodes one image (bytes or floats in [0,1], HWC, 1 or 3 channels) as PNG, scaled up by an integer factor. */
+export function imagePng(pixels: Drawable, width: number, height: number, channels: number, scale = 1): Buffer {
   return gridPng([[pixels]], width, height, channels, scale, 0);
 }
 
 /** Lays rows of images out as one PNG grid, with `gap` pixels of mid-grey between cells. */
-export function gridPng(rows: ArrayLike<number>[][], width: number, height: number, channels: number, scale = 2, gap = 2): Buffer {
+export function gridPng(rows: Drawable[][], width: number, height: number, channels: number, scale = 2, gap = 2): Buffer {
   const cols = Math.max(1, ...rows.map((r) => r.length));
   const cw = width * scale + gap;
   const ch = height * scale + gap;
@@ -15,24 +18,18 @@ export function gridPng(rows: ArrayLike<number>[][], width: number, height: numb
   for (let i = 3; i < png.data.length; i += 4) png.data[i] = 255;
   rows.forEach((row, r) =>
     row.forEach((img, c) => {
+      const bytes = img instanceof Uint8Array;
       for (let y = 0; y < height * scale; y++) {
         for (let x = 0; x < width * scale; x++) {
           const src = (Math.floor(y / scale) * width + Math.floor(x / scale)) * channels;
           const dst = ((r * ch + y) * png.width + (c * cw + x)) * 4;
           for (let k = 0; k < 3; k++) {
             const v = img[src + (channels === 1 ? 0 : k)]!;
-            png.data[dst + k] = Math.max(0, Math.min(255, Math.round(v * 255)));
+            png.data[dst + k] = bytes ? v : Math.max(0, Math.min(255, Math.round(v * 255)));
           }
         }
       }
     }),
   );
   return PNG.sync.write(png);
-}
-
-/** Pixels (floats in [0,1]) to bytes, as the catalogue stores them. */
-export function toBytes(pixels: ArrayLike<number>): Uint8Array {
-  const out = new Uint8Array(pixels.length);
-  for (let i = 0; i < pixels.length; i++) out[i] = Math.max(0, Math.min(255, Math.round(pixels[i]! * 255)));
-  return out;
 }

@@ -4,6 +4,7 @@ import { progress } from '../progress.js';
 import type { AutoencoderParts } from './dense.js';
 import type { ModelManifest, Regularisers } from './manifest.js';
 import { rng, shuffled } from './rng.js';
+import type { Pixels } from '../../data/images.js';
 
 export type LossName = ModelManifest['loss'];
 
@@ -134,11 +135,22 @@ export function evaluateLoss(parts: AutoencoderParts, x: tf.Tensor2D, loss: Loss
   return sum / Math.max(n, 1);
 }
 
+/** Rows `rows` of an n × d array as floats (bytes read as v/255). */
+export function gatherRows(src: Pixels, d: number, rows: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(rows.length * d);
+  for (let j = 0; j < rows.length; j++) {
+    const o = rows[j]! * d;
+    if (src instanceof Float32Array) out.set(src.subarray(o, o + d), j * d);
+    else for (let t = 0; t < d; t++) out[j * d + t] = src[o + t]! / 255;
+  }
+  return out;
+}
+
 /**
  * Trains an autoencoder with Adam on n flat items: a seeded held-out split, progress with samples/s and ETA,
  * early stopping on the held-out loss, and the best epoch's weights restored at the end.
  */
-export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Array, n: number, dim: number, options: TrainOptions): Promise<TrainReport> {
+export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n: number, dim: number, options: TrainOptions): Promise<TrainReport> {
   const o = options;
   if (n < 2) throw fail('BAD_SOURCE', `training needs at least 2 items, got ${n}; check --source and --limit`);
   if (data.length !== n * dim) throw fail('INVALID_DIM', `training data holds ${data.length} values, expected ${n} x ${dim}`);
@@ -147,20 +159,27 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Arr
   const nHeld = n >= 20 ? Math.max(1, Math.round(n * o.heldOutFraction)) : 0;
   const nTrain = n - nHeld;
   if (o.target && o.target.data.length !== n * o.target.dim) throw fail('INVALID_DIM', `training targets hold ${o.target.data.length} values, expected ${n} x ${o.target.dim}`);
-  const pick = (src: Float32Array, d: number, idx: Int32Array) => {
-    const out = new Float32Array(idx.length * d);
-    idx.forEach((i, j) => out.set(src.subarray(i * d, (i + 1) * d), j * d));
-    return out;
+  // Batches are gathered on the host from the caller's arrays (bytes stay bytes): memory holds one batch of floats.
+  const trainIdx = order.subarray(0, nTrain);
+  const heldIdx = nHeld > 0 ? order.subarray(nTrain) : trainIdx;
+  const targetOf = o.target;
+  const batchOf = (rows: ArrayLike<number>) => {
+    const xb = tf.tensor2d(gatherRows(data, dim, rows), [rows.length, dim]);
+    return { xb, yb: targetOf ? tf.tensor2d(gatherRows(targetOf.data, targetOf.dim, rows), [rows.length, targetOf.dim]) : xb };
   };
-  // Batches are gathered on the backend from these tensors: no per-batch host copies.
-  const split = (src: Float32Array, d: number) => {
-    const train = tf.tensor2d(pick(src, d, order.subarray(0, nTrain)), [nTrain, d]);
-    return { train, held: nHeld > 0 ? tf.tensor2d(pick(src, d, order.subarray(nTrain)), [nHeld, d]) : train };
+  const heldLoss = () => {
+    let sum = 0;
+    for (let s = 0; s < heldIdx.length; s += 1024) {
+      const rows = heldIdx.subarray(s, Math.min(heldIdx.length, s + 1024));
+      const v = tf.tidy(() => {
+        const { xb, yb } = batchOf(rows);
+        return objective(parts, xb, o.loss, o.regularisers, 0, false, yb).mul(rows.length);
+      });
+      sum += v.dataSync()[0]!;
+      v.dispose();
+    }
+    return sum / Math.max(heldIdx.length, 1);
   };
-  const xs = split(data, dim);
-  const ys = o.target ? split(o.target.data, o.target.dim) : xs;
-  const xTrain = xs.train;
-  const xHeld = xs.held;
   const vars = trainableVars(parts);
   const optimizer = tf.train.adam(o.learningRate);
   const bs = Math.min(o.batchSize, nTrain);
@@ -184,9 +203,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Arr
         const idx = perm.subarray(s * bs, Math.min(nTrain, (s + 1) * bs));
         const seed = o.seed * 100003 + step++;
         const cost = tf.tidy(() => {
-          const rows = tf.tensor1d(idx, 'int32');
-          const xb = tf.gather(xTrain, rows) as tf.Tensor2D;
-          const yb = ys === xs ? xb : (tf.gather(ys.train, rows) as tf.Tensor2D);
+          const { xb, yb } = batchOf(Array.from(idx, (i) => trainIdx[i]!));
           return optimizer.minimize(() => objective(parts, xb, o.loss, o.regularisers, seed, true, yb), true, vars)!;
         });
         lossSum += cost.dataSync()[0]! * idx.length;
@@ -198,7 +215,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Arr
       trainSeconds += secs;
       const trainLoss = lossSum / nTrain;
       if (!Number.isFinite(trainLoss)) throw fail('INTERNAL', `training diverged (loss ${trainLoss}) at epoch ${epoch}; lower --lr`);
-      const held = evaluateLoss(parts, xHeld, o.loss, o.regularisers, 1024, ys.held);
+      const held = heldLoss();
       const rep = { epoch, trainLoss, heldOutLoss: held, samplesPerSec: nTrain / secs };
       history.push(rep);
       o.onEpoch?.(rep);
@@ -218,7 +235,6 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Float32Arr
     if (bestWeights) vars.forEach((v, i) => v.assign(bestWeights![i]!));
     bestWeights?.forEach((t) => t.dispose());
     optimizer.dispose();
-    for (const t of new Set([xs.train, xs.held, ys.train, ys.held])) t.dispose();
   }
   const epochsRun = history.length;
   return {

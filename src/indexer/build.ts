@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { TrainedModel } from '../encoder/model.js';
 import { fail } from '../errors.js';
-import { Collection, type CreateOptions, type ItemInput } from './collection.js';
+import { Collection, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
 import { collectionPaths, pathsIn } from './paths.js';
 import { swapDir } from '../encoder/model-io.js';
 
@@ -26,7 +26,7 @@ export function cleanStaleBuilds(dataDir: string, name: string): string[] {
  * Offline build: saves the model, encodes every item into a new graph and catalogue inside a temp folder, and
  * renames that folder into place only when complete. A killed build never leaves a half-built collection.
  */
-export async function buildCollection(model: TrainedModel, items: ItemInput[], o: BuildOptions): Promise<Collection> {
+export async function buildCollection(model: TrainedModel, items: ItemInput[] | ItemStream, o: BuildOptions): Promise<Collection> {
   const final = collectionPaths(o.dataDir, o.name);
   if (fs.existsSync(final.dir) && !o.replace) {
     throw fail('COLLECTION_EXISTS', `collection '${o.name}' already exists; pass --replace to rebuild it or use \`latentdex add\``);
@@ -38,7 +38,8 @@ export async function buildCollection(model: TrainedModel, items: ItemInput[], o
   try {
     await model.save(tmp.model);
     const c = Collection.create(tmp.dir, model, { ...o, name: o.name });
-    c.add(items, { quiet: o.quiet });
+    if (Array.isArray(items)) c.add(items, { quiet: o.quiet });
+    else c.addAll(items, { quiet: o.quiet });
     c.catalogue.close();
     await swapDir(tmp.dir, final.dir);
   } catch (e) {

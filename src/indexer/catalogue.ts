@@ -188,6 +188,15 @@ export class Catalogue {
     };
   }
 
+  /** Runs `fn` in one transaction (nested calls become savepoints). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  updateParams(params: Record<string, unknown>): void {
+    this.db.prepare('UPDATE collections SET params_json = ?').run(JSON.stringify(params));
+  }
+
   setState(state: CollectionManifest['state'], count: number, hnswCount: number): void {
     this.st.setState.run(state, count, hnswCount, new Date().toISOString());
   }

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import { packBits } from '../encoder/binary.js';
+import type { Pixels, SkippedFile } from '../../data/images.js';
 import { TrainedModel } from '../encoder/model.js';
 import { fail } from '../errors.js';
+import { toBytes, toFloats } from '../../data/images.js';
 import { log, progress } from '../progress.js';
 import { Catalogue, COLLECTION_FORMAT_VERSION, type CollectionManifest, type ItemRow, type NewItem } from './catalogue.js';
 import { HnswIndex, HNSW_DEFAULTS, type HnswParams, type Neighbor, type Space } from './hnsw.js';
@@ -14,12 +16,26 @@ export interface ItemInput {
   uri: string | null;
   grp?: string | null;
   text?: string | null;
-  /** the model's input vector */
-  input: Float32Array;
-  /** the vector the exact baseline compares (pixels, TF-IDF) */
-  raw: Float32Array;
+  /** the model's input vector (bytes are read as v/255) */
+  input: Pixels;
+  /** the vector the exact baseline compares (pixel bytes, TF-IDF) */
+  raw: Pixels;
+  /** what the page shows for the item: a colour preview (WebP/PNG); null for texts */
   thumb: Buffer | null;
 }
+
+/** Items to add in batches, so that a large source never sits in memory as items; with what its reader skipped. */
+export interface ItemStream {
+  total: number;
+  batches(): Iterable<ItemInput[]>;
+  /** files of the source that could not be used, recorded in the manifest */
+  skipped?: SkippedFile[];
+  /** folders the items came from, recorded in the manifest (the only places originals may be served from) */
+  roots?: string[];
+}
+
+/** Most skipped files listed in a manifest (the count is always kept). */
+const MAX_SKIPPED_LISTED = 1000;
 
 export interface CreateOptions {
   name: string;
@@ -41,17 +57,24 @@ function f32(buf: Buffer): Float32Array {
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 }
 
-function rawBuffer(v: Float32Array, type: CollectionManifest['rawType']): Buffer {
-  if (type === 'f32') return Buffer.from(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
-  const b = Buffer.alloc(v.length);
-  for (let i = 0; i < v.length; i++) b[i] = Math.max(0, Math.min(255, Math.round(v[i]! * 255)));
-  return b;
+function rawBuffer(v: Pixels, type: CollectionManifest['rawType']): Buffer {
+  if (type === 'u8') return Buffer.from(toBytes(v));
+  const f = toFloats(v);
+  return Buffer.from(f.buffer.slice(f.byteOffset, f.byteOffset + f.byteLength));
 }
 
-export function decodeRaw(buf: Buffer, type: CollectionManifest['rawType']): Float32Array {
-  if (type === 'f32') return f32(buf);
-  const out = new Float32Array(buf.length);
-  for (let i = 0; i < buf.length; i++) out[i] = buf[i]! / 255;
+/** A stored raw vector as the baseline compares it: bytes for pixel collections, floats for texts. */
+export function decodeRaw(buf: Buffer, type: CollectionManifest['rawType']): Pixels {
+  return type === 'f32' ? f32(buf) : new Uint8Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
+/** The model inputs of a batch of items as one float matrix. */
+function stackInputs(items: ItemInput[], dim: number): Float32Array {
+  const out = new Float32Array(items.length * dim);
+  items.forEach((it, i) => {
+    if (it.input.length !== dim) throw fail('INVALID_DIM', `item '${it.key}' has ${it.input.length} input values; this model takes ${dim}`);
+    out.set(toFloats(it.input), i * dim);
+  });
   return out;
 }
 
@@ -62,7 +85,7 @@ function modelSummary(model: TrainedModel): Record<string, unknown> {
 
 /** A searchable collection: trained model + HNSW graph of codes + SQLite catalogue, checked against its manifest. */
 export class Collection {
-  private rawCache: { ids: Int32Array; data: Float32Array } | undefined;
+  private rawCache: { ids: Int32Array; data: Pixels } | undefined;
 
   private constructor(
     readonly paths: CollectionPaths,
@@ -197,61 +220,93 @@ export class Collection {
 
   /** Encodes and adds items; the catalogue write is one transaction and the graph file is replaced atomically. */
   add(items: ItemInput[], o: AddOptions = {}): { added: number; replaced: number } {
-    const seen = new Set<string>();
+    // Checked before the write begins, so a refused request costs no graph repair.
+    this.check(items, new Set(), o);
+    return this.addAll({ total: items.length, batches: () => [items] }, o);
+  }
+
+  /** Refuses repeated keys, raw vectors of the wrong size and (without `replace`) keys already stored; returns the ids to replace. */
+  private check(items: ItemInput[], seen: Set<string>, o: AddOptions): number[] {
+    const removeIds: number[] = [];
     for (const it of items) {
       if (seen.has(it.key)) throw fail('DUPLICATE_KEY', `key '${it.key}' appears twice in the input; keys must be unique`);
       seen.add(it.key);
       if (it.raw.length !== this.manifest.rawDim) throw fail('INVALID_DIM', `item '${it.key}' has ${it.raw.length} values; this collection takes ${this.manifest.rawDim}`);
-    }
-    const removeIds: number[] = [];
-    for (const it of items) {
       const id = this.catalogue.idOf(it.key);
       if (id === undefined) continue;
       if (!o.replace) throw fail('DUPLICATE_KEY', `key '${it.key}' is already in collection '${this.name}'; pass --replace to overwrite it`);
       removeIds.push(id);
     }
-    if (items.length === 0) return { added: 0, replaced: 0 };
-    const dim = this.model.inputDim;
-    const input = new Float32Array(items.length * dim);
-    items.forEach((it, i) => input.set(it.input, i * dim));
-    const codes = new Float32Array(items.length * this.manifest.codeDim);
-    const bar = progress({ title: 'encode', total: items.length, quiet: o.quiet });
-    const chunk = 2048;
-    for (let s = 0; s < items.length; s += chunk) {
-      const e = Math.min(items.length, s + chunk);
-      codes.set(this.model.encode(input.subarray(s * dim, e * dim), e - s), s * this.manifest.codeDim);
-      bar.update(e);
-    }
-    bar.stop();
+    return removeIds;
+  }
+
+  /**
+   * Encodes and adds a stream of item batches: memory holds one batch at a time, the catalogue takes all of them
+   * in one transaction (all or nothing) and the graph file is replaced once at the end. What the source skipped
+   * and the folders it read are recorded in the manifest in the same transaction.
+   */
+  addAll(stream: ItemStream, o: AddOptions = {}): { added: number; replaced: number } {
     const cd = this.manifest.codeDim;
+    const dim = this.model.inputDim;
     const bits = this.binaryBits;
-    const rows: NewItem[] = items.map((it, i) => {
-      const code = codes.subarray(i * cd, (i + 1) * cd);
-      return {
-        key: it.key,
-        label: it.label,
-        uri: it.uri,
-        grp: it.grp ?? null,
-        text: it.text ?? null,
-        raw: rawBuffer(it.raw, this.manifest.rawType),
-        thumb: it.thumb,
-        code: Buffer.from(code.slice().buffer),
-        bits: bits ? Buffer.from(packBits(code)) : null,
-      };
-    });
-    this.commit(() => {
-      const ids = this.catalogue.write(removeIds, rows);
-      for (const id of removeIds) this.index.remove(id);
-      this.index.reserve(ids.length);
-      const ib = progress({ title: 'index', total: ids.length, quiet: o.quiet });
-      ids.forEach((id, i) => {
-        this.index.add(codes.subarray(i * cd, (i + 1) * cd), id);
-        if (i % 1000 === 999) ib.update(i + 1);
-      });
-      ib.update(ids.length);
-      ib.stop();
-    });
-    return { added: items.length - removeIds.length, replaced: removeIds.length };
+    const seen = new Set<string>();
+    let added = 0;
+    let replaced = 0;
+    const bar = progress({ title: 'encode+index', total: stream.total, quiet: o.quiet });
+    this.commit(() =>
+      this.catalogue.transaction(() => {
+        for (const items of stream.batches()) {
+          const removeIds = this.check(items, seen, o);
+          if (items.length === 0) continue;
+          const codes = this.model.encode(stackInputs(items, dim), items.length);
+          const rows: NewItem[] = items.map((it, i) => {
+            const code = codes.subarray(i * cd, (i + 1) * cd);
+            return {
+              key: it.key,
+              label: it.label,
+              uri: it.uri,
+              grp: it.grp ?? null,
+              text: it.text ?? null,
+              raw: rawBuffer(it.raw, this.manifest.rawType),
+              thumb: it.thumb,
+              code: Buffer.from(code.slice().buffer),
+              bits: bits ? Buffer.from(packBits(code)) : null,
+            };
+          });
+          const ids = this.catalogue.write(removeIds, rows);
+          for (const id of removeIds) this.index.remove(id);
+          this.index.reserve(ids.length);
+          ids.forEach((id, i) => this.index.add(codes.subarray(i * cd, (i + 1) * cd), id));
+          added += items.length - removeIds.length;
+          replaced += removeIds.length;
+          bar.update(added + replaced);
+        }
+        if (stream.skipped?.length || stream.roots?.length) this.catalogue.updateParams(this.ingestParams(stream));
+      }),
+    );
+    bar.stop();
+    return { added, replaced };
+  }
+
+  /** The manifest's params with a source's folders and skipped files added to what earlier builds and adds recorded. */
+  private ingestParams(stream: ItemStream): Record<string, unknown> {
+    const p = this.manifest.params;
+    const roots = new Set([...((p.roots as string[] | undefined) ?? []), ...(stream.roots ?? [])]);
+    const before = (p.skipped as { count: number; files: SkippedFile[] } | undefined) ?? { count: 0, files: [] };
+    const files = [...before.files, ...(stream.skipped ?? [])].slice(0, MAX_SKIPPED_LISTED);
+    return { ...p, roots: [...roots], skipped: { count: before.count + (stream.skipped?.length ?? 0), files } };
+  }
+
+  /** Folders this collection's items were read from (absolute): the only places originals are served from. */
+  get sourceRoots(): string[] {
+    return (this.manifest.params.roots as string[] | undefined) ?? [];
+  }
+
+  /** The stored preview of an item (WebP or PNG), null for texts; ITEM_NOT_FOUND for an unknown key. */
+  preview(key: string): Buffer | null {
+    const b = this.catalogue.thumb(key);
+    if (b === undefined) throw fail('ITEM_NOT_FOUND', `no item '${key}' in collection '${this.name}'`);
+    return b;
   }
 
   /** Removes items by key (catalogue row deleted, graph element marked deleted); unknown keys fail before any change. */
@@ -289,13 +344,26 @@ export class Collection {
     return f32(this.catalogue.code(id)!);
   }
 
-  rawOf(id: number): Float32Array {
+  rawOf(id: number): Pixels {
     return decodeRaw(this.catalogue.raw(id)!, this.manifest.rawType);
   }
 
-  /** Every item's raw vector in rowid order (cached until the next write), for the exact baseline. */
-  rawMatrix(): { ids: Int32Array; data: Float32Array } {
-    this.rawCache ??= this.matrix(this.catalogue.allRaw(), this.manifest.rawDim, (r) => decodeRaw(r.raw, this.manifest.rawType));
+  /** Every item's raw vector in rowid order (cached until the next write): bytes for pixels, floats for texts. */
+  rawMatrix(): { ids: Int32Array; data: Pixels } {
+    if (!this.rawCache) {
+      const d = this.manifest.rawDim;
+      if (this.manifest.rawType === 'u8') {
+        const n = this.catalogue.count();
+        const ids = new Int32Array(n);
+        const data = new Uint8Array(n * d);
+        let i = 0;
+        for (const r of this.catalogue.allRaw()) {
+          ids[i] = r.id;
+          data.set(r.raw, i++ * d);
+        }
+        this.rawCache = { ids, data };
+      } else this.rawCache = this.matrix(this.catalogue.allRaw(), d, (r) => f32(r.raw));
+    }
     return this.rawCache;
   }
 

@@ -1,18 +1,38 @@
 import { imageDim, type ImageSet } from '../../data/images.js';
 import { imagePng } from '../encoder/png.js';
-import type { ItemInput } from './collection.js';
+import type { ItemInput, ItemStream } from './collection.js';
 import type { TextSet } from '../../data/texts.js';
 import type { TrainedModel } from '../encoder/model.js';
 import { textVectors } from '../encoder/text.js';
 import { fail } from '../errors.js';
 
-/** Image items for a collection: model input = raw = pixels, thumbnail = the image as PNG. */
-export function imageItems(set: ImageSet): ItemInput[] {
+/** Items per batch when a source streams into a collection. */
+export const ITEM_BATCH = 1024;
+
+function imageItem(set: ImageSet, i: number): ItemInput {
   const d = imageDim(set);
-  return set.keys.map((key, i) => {
-    const px = set.pixels.subarray(i * d, (i + 1) * d);
-    return { key, label: set.labels[i] ?? null, uri: set.uris[i] ?? null, input: px, raw: px, thumb: imagePng(px, set.width, set.height, set.channels) };
-  });
+  const px = set.pixels.subarray(i * d, (i + 1) * d);
+  // The preview is the original in colour where the source kept one, else the pixels themselves.
+  const thumb = set.previews ? set.previews.get(i) : imagePng(px, set.width, set.height, set.channels);
+  return { key: set.keys[i]!, label: set.labels[i] ?? null, uri: set.uris[i] ?? null, input: px, raw: px, thumb };
+}
+
+/** Image items for a collection: model input = raw = the pixel bytes, thumbnail = the preview. */
+export function imageItems(set: ImageSet): ItemInput[] {
+  return set.keys.map((_, i) => imageItem(set, i));
+}
+
+/** The items of an image set in batches (previews read from their spool one batch at a time). */
+export function imageItemStream(set: ImageSet, batch = ITEM_BATCH): ItemStream {
+  const n = set.keys.length;
+  return {
+    total: n,
+    *batches() {
+      for (let s = 0; s < n; s += batch) yield Array.from({ length: Math.min(batch, n - s) }, (_, j) => imageItem(set, s + j));
+    },
+    skipped: set.skipped,
+    roots: set.roots,
+  };
 }
 
 /** Text items: model input per the model's weighting, raw = TF-IDF for the exact baseline, the text as snippet. */

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -7,6 +8,7 @@ import { imagePng } from '../encoder/png.js';
 import { fail, isLatentdexError, LatentdexError, messageOf } from '../errors.js';
 import type { Collection } from '../indexer/collection.js';
 import { projectCodes } from './map.js';
+import { sniffImage, type DecodedImage } from '../../data/decode.js';
 import { decodeQueryImage, textQueryVectors, type SearchEngine, type SearchOptions, type SearchResponse } from './engine.js';
 
 export interface AppDeps {
@@ -19,6 +21,34 @@ export interface AppDeps {
   webDir?: string;
   backend?: string;
   version?: string;
+  /** serve each image item's original file, only from the folders the collection was read from (off by default) */
+  serveOriginals?: boolean;
+}
+
+/** The content type of a stored preview from its first bytes. */
+function previewType(b: Buffer): string {
+  return b.subarray(0, 4).toString('latin1') === 'RIFF' ? 'image/webp' : 'image/png';
+}
+
+/** Whether `file` lies inside one of `roots` once links are resolved (a path that does not exist is not). */
+function insideRoots(file: string, roots: string[]): string | undefined {
+  let real: string;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    return undefined;
+  }
+  for (const r of roots) {
+    let root: string;
+    try {
+      root = fs.realpathSync(r);
+    } catch {
+      continue;
+    }
+    const rel = path.relative(root, real);
+    if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) return real;
+  }
+  return undefined;
 }
 
 const searchQuery = z
@@ -129,13 +159,37 @@ export function createApp(deps: AppDeps): express.Express {
   );
 
   app.get(
+    '/api/collections/:c/items/:key/preview',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const b = c.preview(req.params.key!);
+      if (b === null) throw fail('NOT_FOUND', `item '${req.params.key}' has no preview (text items have snippets)`);
+      res.type(previewType(b)).set('cache-control', 'private, max-age=60').send(b);
+    }),
+  );
+
+  app.get(
     '/api/collections/:c/items/:key/thumbnail.png',
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
-      const png = c.catalogue.thumb(req.params.key!);
-      if (png === undefined) throw fail('ITEM_NOT_FOUND', `no item '${req.params.key}' in collection '${c.name}'`);
-      if (png === null) throw fail('NOT_FOUND', `item '${req.params.key}' has no thumbnail (text items have snippets)`);
-      res.type('png').set('cache-control', 'public, max-age=3600').send(png);
+      const i = c.model.manifest.input;
+      if (i.type !== 'pixels') throw fail('NOT_FOUND', `collection '${c.name}' holds text; its items have snippets, not images`);
+      const row = c.item(req.params.key!);
+      res.type('png').set('cache-control', 'private, max-age=60').send(imagePng(c.rawOf(row.id), i.width, i.height, i.channels));
+    }),
+  );
+
+  app.get(
+    '/api/collections/:c/items/:key/original',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      if (!deps.serveOriginals) throw fail('NOT_FOUND', 'original files are not served; start the server with --serve-originals to allow it');
+      const row = c.item(req.params.key!);
+      const file = row.uri ? insideRoots(row.uri, c.sourceRoots) : undefined;
+      if (!file) throw fail('NOT_FOUND', `item '${row.key}' has no original file in the folders '${c.name}' was read from (moved, or not from a dir: source)`);
+      const type = sniffImage(fs.readFileSync(file).subarray(0, 64));
+      if (!type) throw fail('NOT_FOUND', `the original of '${row.key}' is no longer an image`);
+      res.type(type === 'heif' ? 'image/avif' : `image/${type}`).set('x-content-type-options', 'nosniff').set('content-security-policy', "default-src 'none'").sendFile(file);
     }),
   );
 
@@ -158,11 +212,15 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
 
-  const withReconstruction = (c: Collection, r: SearchResponse, px: Float32Array) => {
+  const withPictures = (c: Collection, r: SearchResponse, img: DecodedImage) => {
     const i = c.model.manifest.input;
     if (i.type !== 'pixels') return r;
-    const rec = c.model.reconstruct(px, 1);
-    return { ...r, reconstruction: `data:image/png;base64,${imagePng(rec, i.width, i.height, i.channels).toString('base64')}` };
+    const rec = c.model.reconstruct(img.pixels, 1);
+    return {
+      ...r,
+      reconstruction: `data:image/png;base64,${imagePng(rec, i.width, i.height, i.channels).toString('base64')}`,
+      ...(img.preview ? { preview: `data:image/webp;base64,${img.preview.toString('base64')}` } : {}),
+    };
   };
 
   app.post(
@@ -173,8 +231,8 @@ export function createApp(deps: AppDeps): express.Express {
       const name = req.params.c!;
       if (req.file) {
         const c = await engine.collection(name);
-        const px = await decodeQueryImage(c, req.file.buffer);
-        res.json(withReconstruction(c, engine.byPixels(c, px, o), px));
+        const img = await decodeQueryImage(c, req.file.buffer);
+        res.json(withPictures(c, engine.byPixels(c, img.pixels, o), img));
         return;
       }
       const body: unknown = req.body;
@@ -203,8 +261,8 @@ export function createApp(deps: AppDeps): express.Express {
         const f = parse(imageItemFields, req.body, 'fields');
         const i = c.model.manifest.input;
         if (i.type !== 'pixels') throw fail('INTERNAL', 'image collection with a text model');
-        const px = await decodeQueryImage(c, req.file.buffer);
-        c.add([{ key: f.key, label: f.label ?? null, uri: `upload:${f.key}`, input: px, raw: px, thumb: imagePng(px, i.width, i.height, i.channels) }], { replace, quiet: true });
+        const img = await decodeQueryImage(c, req.file.buffer);
+        c.add([{ key: f.key, label: f.label ?? null, uri: `upload:${f.key}`, input: img.pixels, raw: img.pixels, thumb: img.preview ?? imagePng(img.pixels, i.width, i.height, i.channels) }], { replace, quiet: true });
         res.status(201).json({ key: f.key, count: c.count });
         return;
       }

@@ -1,12 +1,14 @@
+import { toFloats, type Pixels } from '../../data/images.js';
 import { PackedCodes, packBits, toWords } from '../encoder/binary.js';
 import type { TrainedModel } from '../encoder/model.js';
+import { reconError } from '../encoder/fit.js';
 import { fitPca, pcaProject, pcaReconstruct } from '../encoder/pca.js';
 import { exactKnn, normaliseRows, type Metric } from './exact.js';
 import { batchKnn } from './knn-batch.js';
 
 interface Side {
   n: number;
-  raw: Float32Array;
+  raw: Pixels;
   labels: (string | null)[];
   groups: (string | null)[] | null;
   keys: string[];
@@ -17,7 +19,7 @@ export interface CompareData {
   kind: 'image' | 'text';
   items: Side;
   queries: Side;
-  inputOf: (model: TrainedModel) => { items: Float32Array; queries: Float32Array };
+  inputOf: (model: TrainedModel) => { items: Pixels; queries: Pixels };
 }
 
 export interface CompareRow {
@@ -57,12 +59,6 @@ function scoreLists(ranked: ArrayLike<number>[], d: CompareData, k: number): { p
     m++;
   });
   return { p: ps / Math.max(m, 1), ap: aps / Math.max(m, 1) };
-}
-
-function reconError(a: Float32Array, b: Float32Array, n: number): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2;
-  return s / n;
 }
 
 function timeQueries(n: number, fn: (i: number) => void): number {
@@ -106,8 +102,8 @@ export function compareModels(models: { name: string; model: TrainedModel }[], d
   }
   const rd = d.items.raw.length / d.items.n;
   const metric: Metric = isText ? 'cosine' : 'l2';
-  const items = isText ? normaliseRows(d.items.raw.slice(), rd) : d.items.raw;
-  const qs = isText ? normaliseRows(d.queries.raw.slice(), rd) : d.queries.raw;
+  const items = isText ? normaliseRows(toFloats(d.items.raw).slice(), rd) : toFloats(d.items.raw);
+  const qs = isText ? normaliseRows(toFloats(d.queries.raw).slice(), rd) : toFloats(d.queries.raw);
   const rawRanked = batchKnn(items, rd, qs, k + extra, metric);
   const rawS = scoreLists(rawRanked, d, k);
   rows.push({

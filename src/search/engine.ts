@@ -1,4 +1,5 @@
-import { decodeImage } from '../../data/decode.js';
+import { decodeImage, type DecodedImage } from '../../data/decode.js';
+import { toBytes, type Pixels } from '../../data/images.js';
 import { vectorizerOf, weightingOf } from '../encoder/text.js';
 import { PackedCodes, packBits, toWords } from '../encoder/binary.js';
 import { fail } from '../errors.js';
@@ -49,7 +50,8 @@ export interface EngineOptions {
 /** What a query supplies: the query item's code and, for the baseline, its raw vector. */
 export interface PreparedQuery {
   code: Float32Array;
-  raw: Float32Array | null;
+  /** pixel bytes (image collections) or TF-IDF floats (texts) */
+  raw: Pixels | null;
   /** catalogue rowid of a query that is an item of the collection (excluded from its own results) */
   id: number | null;
   key: string | null;
@@ -70,7 +72,7 @@ function now(): number {
 export class SearchEngine {
   private readonly open = new Map<string, Promise<Collection>>();
   private readonly binaryCache = new WeakMap<Collection, { gen: string; codes: PackedCodes; ids: Int32Array }>();
-  private readonly baselineCache = new WeakMap<Collection, { gen: string; ids: Int32Array; data: Float32Array }>();
+  private readonly baselineCache = new WeakMap<Collection, { gen: string; ids: Int32Array; data: Pixels }>();
   readonly maxK: number;
   private readonly active = new Set<Promise<unknown>>();
 
@@ -98,8 +100,9 @@ export class SearchEngine {
     return kk;
   }
 
+  /** The item's colour preview (the original, scaled down). */
   thumbnailUrl(c: Collection, key: string): string {
-    return `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/thumbnail.png`;
+    return `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/preview`;
   }
 
   private hit(c: Collection, row: ItemRow, rank: number, distance: number): Hit {
@@ -165,12 +168,12 @@ export class SearchEngine {
     return v;
   }
 
-  private baselineMatrix(c: Collection): { ids: Int32Array; data: Float32Array } {
+  private baselineMatrix(c: Collection): { ids: Int32Array; data: Pixels } {
     const gen = c.manifest.updatedAt;
     const hit = this.baselineCache.get(c);
     if (hit && hit.gen === gen) return hit;
     const m = c.rawMatrix();
-    const data = c.kind === 'text' ? normaliseRows(m.data.slice(), c.manifest.rawDim) : m.data;
+    const data = m.data instanceof Float32Array && c.kind === 'text' ? normaliseRows(m.data.slice(), c.manifest.rawDim) : m.data;
     const v = { gen, ids: m.ids, data };
     this.baselineCache.set(c, v);
     return v;
@@ -183,8 +186,10 @@ export class SearchEngine {
     const m = this.baselineMatrix(c);
     const metric: Metric = c.kind === 'text' ? 'cosine' : 'l2';
     const ids = m.ids;
-    const res = exactKnn(m.data, c.manifest.rawDim, q.raw, k, metric, q.id === null ? undefined : (i) => ids[i] === q.id);
-    const hits = res.map((r, i) => this.hit(c, c.itemById(m.ids[r.index]!), i + 1, metric === 'l2' ? Math.sqrt(r.distance) : r.distance));
+    // Pixel collections compare bytes with bytes: no float copy of the collection, distances scaled back to [0,1] units.
+    const bytes = m.data instanceof Uint8Array;
+    const res = exactKnn(m.data, c.manifest.rawDim, bytes ? toBytes(q.raw) : q.raw, k, metric, q.id === null ? undefined : (i) => ids[i] === q.id);
+    const hits = res.map((r, i) => this.hit(c, c.itemById(m.ids[r.index]!), i + 1, metric === 'l2' ? Math.sqrt(r.distance) / (bytes ? 255 : 1) : r.distance));
     return { method: c.kind === 'text' ? 'tfidf-exact' : 'pixel-exact', hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
   }
 
@@ -210,11 +215,11 @@ export class SearchEngine {
 
   async byImage(name: string, image: Buffer, o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
-    return this.byPixels(c, await decodeQueryImage(c, image), o);
+    return this.byPixels(c, (await decodeQueryImage(c, image)).pixels, o);
   }
 
   /** Searches by an image already decoded to the collection's input size (see decodeQueryImage). */
-  byPixels(c: Collection, px: Float32Array, o: SearchOptions): SearchResponse {
+  byPixels(c: Collection, px: Uint8Array, o: SearchOptions): SearchResponse {
     return this.run(c, { code: c.model.encode(px, 1), raw: px, id: null, key: null, label: null }, o);
   }
 
@@ -270,9 +275,12 @@ export function textQueryVectors(c: Collection, text: string): { input: Float32A
   return { input: input!, raw: raw! };
 }
 
-/** Decodes an uploaded image exactly as the collection's images were prepared; INVALID_ARGUMENT for text collections. */
-export async function decodeQueryImage(c: Collection, image: Buffer): Promise<Float32Array> {
+/**
+ * Decodes an uploaded image exactly as the collection's images were prepared (size, channels, fit, background),
+ * with a colour preview; INVALID_ARGUMENT for text collections.
+ */
+export async function decodeQueryImage(c: Collection, image: Buffer): Promise<DecodedImage> {
   const i = c.model.manifest.input;
   if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; search it with {text}`);
-  return decodeImage(image, { width: i.width, height: i.height, channels: i.channels }, 'upload');
+  return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background }, 'upload', { preview: true });
 }

@@ -1,3 +1,4 @@
+import { toFloats, type Pixels } from '../../data/images.js';
 import { fitPca, pcaProject } from '../encoder/pca.js';
 import { progress } from '../progress.js';
 import type { Collection } from '../indexer/collection.js';
@@ -11,8 +12,8 @@ export interface QuerySet {
   keys: string[];
   labels: (string | null)[];
   groups: (string | null)[] | null;
-  input: Float32Array;
-  raw: Float32Array;
+  input: Pixels;
+  raw: Pixels;
 }
 
 export interface EvalRow {
@@ -166,8 +167,8 @@ export function evaluate(c: Collection, q: QuerySet, o: EvalOptions): EvalReport
   // (c) the raw-space baseline.
   const raw = c.rawMatrix();
   const rd = c.manifest.rawDim;
-  const rawData = isText ? normaliseRows(raw.data.slice(), rd) : raw.data;
-  const qRaw = isText ? normaliseRows(q.raw.slice(), rd) : q.raw;
+  const rawData = isText ? normaliseRows(toFloats(raw.data).slice(), rd) : toFloats(raw.data);
+  const qRaw = isText ? normaliseRows(toFloats(q.raw).slice(), rd) : toFloats(q.raw);
   const rawMetric: Metric = isText ? 'cosine' : 'l2';
   const rawRanked = batchKnn(rawData, rd, qRaw, m, rawMetric);
   const rawQps = timeIt((i) => exactKnn(rawData, rd, qRaw.subarray(i * rd, (i + 1) * rd), m, rawMetric));

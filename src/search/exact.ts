@@ -9,10 +9,10 @@ export interface ExactHit {
 }
 
 /**
- * Exact k nearest rows of an n × d float matrix by brute force: squared L2, or cosine distance (1 - cos)
+ * Exact k nearest rows of an n × d matrix (floats, or bytes with a byte query) by brute force: squared L2, or cosine distance (1 - cos)
  * over rows that the caller has L2-normalised. `skip` drops rows (the query itself, its own group).
  */
-export function exactKnn(data: Float32Array, d: number, q: ArrayLike<number>, k: number, metric: Metric, skip?: (index: number) => boolean): ExactHit[] {
+export function exactKnn(data: Float32Array | Uint8Array, d: number, q: ArrayLike<number>, k: number, metric: Metric, skip?: (index: number) => boolean): ExactHit[] {
   const n = Math.floor(data.length / d);
   const top = new TopK(Math.min(k, n));
   let qn = 1;
