@@ -19,7 +19,7 @@ describe('mnist source', () => {
     assert.equal(new Set([...train.keys, ...test.keys]).size, 10000);
     assert.equal(all.labels[0], '0');
     const row = all.pixels.subarray(0, 784);
-    assert.ok(Math.max(...row) <= 1 && Math.max(...row) > 0.5);
+    assert.ok(row instanceof Uint8Array && Math.max(...row) > 128);
   });
 
   it('keeps every class when limited', async () => {
@@ -45,12 +45,13 @@ describe('dir source', () => {
     assert.ok(s.keys[0]!.includes('/'));
   });
 
-  it('rejects an empty folder, a missing folder and an undecodable image', async () => {
+  it('rejects an empty folder, a missing folder and a folder of nothing usable with BAD_SOURCE', async () => {
     const empty = tmpDir();
     await assert.rejects(loadImageSource(`dir:${empty}`), { code: 'BAD_SOURCE' });
     await assert.rejects(loadImageSource(`dir:${empty}/missing`), { code: 'BAD_SOURCE' });
     const bad = tmpDir();
     fs.writeFileSync(path.join(bad, 'broken.png'), Buffer.from('not a png at all'));
-    await assert.rejects(loadImageSource(`dir:${bad}`), (e: Error & { code?: string }) => e.code === 'INVALID_IMAGE' && e.message.includes('broken.png'));
+    await assert.rejects(loadImageSource(`dir:${bad}`), (e: Error & { code?: string }) => e.code === 'BAD_SOURCE' && e.message.includes('broken.png'));
+    await assert.rejects(loadImageSource(`dir:${bad}`, { strict: true }), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.includes('broken.png'));
   });
 });

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { PNG } from 'pngjs';
 import { initBackend } from '../src/encoder/backend.js';
 import { loadMnist } from '../data/mnist.js';
@@ -47,4 +48,55 @@ export function writePngFolder(dir: string, set: ImageSet, n: number): void {
     fs.mkdirSync(sub, { recursive: true });
     fs.writeFileSync(path.join(sub, `${set.keys[i]}.png`), pngOf(set.pixels.subarray(i * d, (i + 1) * d), set.width, set.height));
   }
+}
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(zlib.crc32(body));
+  return Buffer.concat([len, body, crc]);
+}
+
+/** A tiny PNG whose header claims w × h pixels: a decompression bomb, to be refused before decoding. */
+export function pngBomb(w: number, h: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', zlib.deflateSync(Buffer.alloc(1024))),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/**
+ * A folder as users have them: colour PNGs and JPEGs of mixed sizes in two label folders, a 16,000 px wide PNG,
+ * an EXIF-rotated JPEG (stored 300×200, shown 200×300), WebP/GIF/TIFF copies, a grey PNG, and five files that
+ * cannot be used (corrupt JPEG, truncated PNG, empty file, SVG, text). Returns the folder and the unusable names.
+ */
+export async function messyFolder(dir: string): Promise<{ usable: number; bad: string[] }> {
+  const sharp = (await import('sharp')).default;
+  const solid = (w: number, h: number, c: { r: number; g: number; b: number }) => sharp({ create: { width: w, height: h, channels: 3, background: c } });
+  for (const sub of ['red', 'blue', 'misc']) fs.mkdirSync(path.join(dir, sub), { recursive: true });
+  for (let i = 0; i < 6; i++) {
+    await solid(40 + i * 9, 30 + i * 5, { r: 220, g: 20 + i * 10, b: 20 }).png().toFile(path.join(dir, 'red', `r${i}.png`));
+    await solid(50 + i * 3, 90, { r: 20, g: 30 + i * 10, b: 210 }).jpeg().toFile(path.join(dir, 'blue', `b${i}.jpg`));
+  }
+  await solid(16000, 120, { r: 230, g: 10, b: 10 }).png().toFile(path.join(dir, 'red', 'huge-wide.png'));
+  await solid(300, 200, { r: 20, g: 20, b: 220 }).jpeg().withMetadata({ orientation: 6 }).toFile(path.join(dir, 'blue', 'rotated.jpg'));
+  await solid(64, 64, { r: 30, g: 30, b: 200 }).webp().toFile(path.join(dir, 'blue', 'b.webp'));
+  await solid(64, 64, { r: 30, g: 30, b: 200 }).gif().toFile(path.join(dir, 'blue', 'b.gif'));
+  await solid(64, 64, { r: 30, g: 30, b: 200 }).tiff().toFile(path.join(dir, 'blue', 'b.tiff'));
+  await solid(64, 64, { r: 128, g: 128, b: 128 }).greyscale().png().toFile(path.join(dir, 'misc', 'grey.png'));
+  fs.writeFileSync(path.join(dir, 'misc', 'empty.png'), '');
+  fs.writeFileSync(path.join(dir, 'misc', 'corrupt.jpg'), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(100, 7)]));
+  fs.writeFileSync(path.join(dir, 'misc', 'logo.svg'), '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
+  fs.writeFileSync(path.join(dir, 'misc', 'truncated.png'), (await solid(100, 100, { r: 1, g: 200, b: 1 }).png().toBuffer()).subarray(0, 60));
+  fs.writeFileSync(path.join(dir, 'misc', 'notes.png'), 'these are my notes, saved with the wrong extension');
+  return { usable: 18, bad: ['misc/corrupt.jpg', 'misc/empty.png', 'misc/logo.svg', 'misc/notes.png', 'misc/truncated.png'] };
 }

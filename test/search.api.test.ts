@@ -7,7 +7,7 @@ import { buildCollection } from '../src/indexer/build.js';
 import { imageItems } from '../src/indexer/items.js';
 import { createApp } from '../src/search/app.js';
 import { SearchEngine } from '../src/search/engine.js';
-import { backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
+import { pngBomb, backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
 
 const set = digits(300);
 const KEY = 'secret-key';
@@ -53,8 +53,8 @@ describe('GET routes', () => {
     assert.equal(e.body.error.code, 'ITEM_NOT_FOUND');
   });
 
-  it('/items/:key/thumbnail.png and reconstruction.png are 28x28 PNGs', async () => {
-    for (const p of ['thumbnail.png', 'reconstruction.png']) {
+  it('/items/:key/thumbnail.png, reconstruction.png and preview are 28x28 PNGs for digits', async () => {
+    for (const p of ['thumbnail.png', 'reconstruction.png', 'preview']) {
       const r = await request(app).get(`/api/collections/digits/items/${set.keys[3]}/${p}`).expect(200).expect('content-type', /png/);
       const body = r.body as Buffer;
       assert.equal(body.subarray(1, 4).toString(), 'PNG');
@@ -76,7 +76,7 @@ describe('GET routes', () => {
     const own = r.body.baseline.hits.filter((h: { label: string }) => h.label === set.labels[40]).length / 10;
     assert.equal(r.body.baseline.precision, own);
     assert.ok(r.body.overlap >= 0 && r.body.overlap <= 1);
-    assert.ok(r.body.codes.hits[0].thumbnail.endsWith('thumbnail.png'));
+    assert.ok(r.body.codes.hits[0].thumbnail.endsWith('/preview'));
   });
 
   it('rejects k out of range and an unknown parameter with 400', async () => {
@@ -109,9 +109,9 @@ describe('POST /api/collections/:c/search', () => {
     assert.equal(e.body.error.code, 'INVALID_DIM');
   });
 
-  it('answers 400 for a non-image upload, an empty body and bad JSON; 413 for an oversized upload', async () => {
-    const a = await request(app).post('/api/collections/digits/search').attach('image', Buffer.from('hello, not an image'), 'x.png').expect(400);
-    assert.equal(a.body.error.code, 'INVALID_IMAGE');
+  it('answers 415 for a non-image upload, 400 for an empty body and bad JSON; 413 for an oversized upload', async () => {
+    const a = await request(app).post('/api/collections/digits/search').attach('image', Buffer.from('hello, not an image'), 'x.png').expect(415);
+    assert.equal(a.body.error.code, 'UNSUPPORTED_IMAGE');
     const b = await request(app).post('/api/collections/digits/search').send({}).expect(400);
     assert.equal(b.body.error.code, 'INVALID_ARGUMENT');
     const c = await request(app).post('/api/collections/digits/search').set('content-type', 'application/json').send('{"code": [1,').expect(400);
@@ -120,11 +120,16 @@ describe('POST /api/collections/:c/search', () => {
     assert.equal(d.body.error.code, 'PAYLOAD_TOO_LARGE');
   });
 
-  it('answers 400 IMAGE_TOO_LARGE for an image over the side limit', async () => {
-    const sharp = (await import('sharp')).default;
-    const huge = await sharp({ create: { width: 5000, height: 8, channels: 3, background: '#000' } }).png().toBuffer();
-    const r = await request(app).post('/api/collections/digits/search').attach('image', huge, 'wide.png').expect(400);
+  it('answers 400 IMAGE_TOO_LARGE for a decompression bomb, before decoding it', async () => {
+    const r = await request(app).post('/api/collections/digits/search').attach('image', pngBomb(30000, 30000), 'bomb.png').expect(400);
     assert.equal(r.body.error.code, 'IMAGE_TOO_LARGE');
+  });
+
+  it('accepts a wide image far over the old 4096 px side limit', async () => {
+    const sharp = (await import('sharp')).default;
+    const wide = await sharp({ create: { width: 6000, height: 8, channels: 3, background: '#fff' } }).png().toBuffer();
+    const r = await request(app).post('/api/collections/digits/search').attach('image', wide, 'wide.png').expect(200);
+    assert.equal(r.body.codes.hits.length, 10);
   });
 
   it('answers 404 for an unknown collection', async () => {

@@ -1,7 +1,10 @@
 // latentdex page: query by example, learned codes next to the exact baseline. No build step.
 const $ = (id) => document.getElementById(id);
-const state = { collection: null, kind: 'image', key: null, k: 10, map: null, last: null, collections: [] };
-const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939', '#8c6d31', '#843c39', '#7b4173'];
+const state = { collection: null, kind: 'image', key: null, k: 10, map: null, last: null, collections: [], originals: false };
+// 20 distinguishable colours; labels past the 20 most frequent share the grey of "other".
+const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf', '#393b79',
+  '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1', '#fd8d3c', '#a1d99b'];
+const OTHER = '#9a9a9a';
 
 function setStatus(msg, busy = false) {
   $('status').textContent = msg;
@@ -49,7 +52,7 @@ function hitCard(h, queryLabel) {
   const dist = h.distance === 0 ? '0' : h.distance < 0.01 ? h.distance.toExponential(2) : h.distance < 10 ? h.distance.toFixed(3) : h.distance.toFixed(1);
   const visual = state.kind === 'text'
     ? el('span', { class: 'snip' }, h.snippet ?? h.key)
-    : el('img', { src: h.thumbnail, alt: `item ${h.key}, label ${h.label ?? 'unknown'}`, loading: 'lazy' });
+    : el('img', { src: h.thumbnail, alt: `item ${h.key}, label ${h.label ?? 'unknown'}`, loading: 'lazy', title: h.key });
   const btn = el('button', {
     type: 'button', class: `hit ${matchClass}`, 'data-key': h.key,
     title: `Search by ${h.key}`, 'aria-label': `Rank ${h.rank}: ${h.key}, label ${h.label ?? 'unknown'}, distance ${dist}${matchClass === 'match' ? ', same label as the query' : ''}. Search by this item.`,
@@ -83,10 +86,15 @@ function render(r, query) {
     $('recon-fig').hidden = true;
   } else {
     $('recon-fig').hidden = false;
-    qv.replaceChildren(el('img', { src: query.src, alt: 'query image' }));
-    rv.replaceChildren(el('img', { src: query.recon ?? r.reconstruction ?? '', alt: 'reconstruction of the query by the autoencoder' }));
+    qv.replaceChildren(el('img', { src: r.preview ?? query.src, alt: 'query image' }));
+    rv.replaceChildren(el('img', { src: query.recon ?? r.reconstruction ?? '', alt: 'reconstruction of the query by the autoencoder', class: 'model-px' }));
   }
-  $('query-caption').textContent = r.query.key ? `${r.query.key} · label ${r.query.label ?? '?'}` : query.name ?? 'uploaded query';
+  const cap = $('query-caption');
+  cap.textContent = r.query.key ? `${r.query.key} · label ${r.query.label ?? '?'}` : query.name ?? 'uploaded query';
+  if (r.query.key && state.originals && state.kind === 'image') {
+    const href = `/api/collections/${encodeURIComponent(state.collection)}/items/${encodeURIComponent(r.query.key)}/original`;
+    cap.append(' · ', el('a', { href, target: '_blank', rel: 'noopener' }, 'original file'));
+  }
   drawMap();
   setStatus(`${r.codes.hits.length} neighbours from ${r.collection}.`);
 }
@@ -109,7 +117,7 @@ function searchByKey(key) {
     state.key = key;
     writeUrl();
     const base = `/api/collections/${c}/items/${encodeURIComponent(key)}`;
-    render(r, { src: `${base}/thumbnail.png`, recon: `${base}/reconstruction.png` });
+    render(r, { src: `${base}/preview`, recon: `${base}/reconstruction.png` });
   });
 }
 
@@ -146,8 +154,16 @@ async function randomItem() {
 
 // ---- map of the codes ----
 function colourOf(label) {
-  const i = state.map.labels.indexOf(label);
-  return i < 0 ? '#999' : PALETTE[i % PALETTE.length];
+  return state.map.colours.get(label) ?? OTHER;
+}
+/** The most frequent labels get a colour each, the rest one shared grey. */
+function legendOf(map) {
+  const counts = new Map();
+  for (const p of map.points) counts.set(p.label, (counts.get(p.label) ?? 0) + 1);
+  const ranked = [...counts.entries()].filter(([l]) => l != null).sort((a, b) => b[1] - a[1]);
+  const colours = new Map(ranked.slice(0, PALETTE.length).map(([l], i) => [l, PALETTE[i]]));
+  const others = ranked.length - colours.size;
+  return { colours, entries: [...colours.keys()].map((l) => [l, colours.get(l)]).concat(others > 0 ? [[`${others} other labels`, OTHER]] : []) };
 }
 function mapTransform() {
   const cv = $('map');
@@ -167,10 +183,13 @@ function drawMap() {
   ctx.clearRect(0, 0, cv.width, cv.height);
   if (!state.map || state.map.points.length === 0) return;
   const { fx, fy } = mapTransform();
-  ctx.globalAlpha = 0.55;
+  // Smaller, fainter dots as the map fills, so a few thousand points still show their clusters.
+  const n = state.map.points.length;
+  const size = n > 4000 ? 2 : 3;
+  ctx.globalAlpha = n > 4000 ? 0.35 : 0.55;
   for (const p of state.map.points) {
     ctx.fillStyle = colourOf(p.label);
-    ctx.fillRect(fx(p.x) - 1.5, fy(p.y) - 1.5, 3, 3);
+    ctx.fillRect(fx(p.x) - size / 2, fy(p.y) - size / 2, size, size);
   }
   ctx.globalAlpha = 1;
   const byKey = new Map(state.map.points.map((p) => [p.key, p]));
@@ -194,7 +213,7 @@ function drawMap() {
     ctx.arc(fx(q.x), fy(q.y), 4, 0, 2 * Math.PI);
     ctx.fill();
   }
-  $('legend').replaceChildren(...state.map.labels.slice(0, 30).map((l) => el('span', { style: `--c:${colourOf(l)}` }, l)));
+  $('legend').replaceChildren(...state.map.legend.map(([l, c]) => el('span', { style: `--c:${c}` }, l)));
 }
 function onMapClick(ev) {
   if (!state.map) return;
@@ -221,7 +240,11 @@ async function selectCollection(name, key) {
   $('base-title').textContent = state.kind === 'text' ? 'Exact TF-IDF cosine baseline' : 'Exact pixel-space baseline';
   state.map = null;
   drawMap();
-  api(`/api/collections/${encodeURIComponent(name)}/map`).then((m) => { state.map = m; drawMap(); }).catch((e) => showError(e.message));
+  api(`/api/collections/${encodeURIComponent(name)}/map`).then((m) => {
+    const { colours, entries } = legendOf(m);
+    state.map = { ...m, colours, legend: entries };
+    drawMap();
+  }).catch((e) => showError(e.message));
   if (key) await searchByKey(key);
   else await randomItem();
 }
@@ -235,6 +258,7 @@ async function init() {
   try {
     const [{ collections }, health] = await Promise.all([api('/api/collections'), api('/api/health')]);
     state.collections = collections;
+    state.originals = Boolean(health.originals);
     $('health').textContent = `Backend ${health.backend ?? '?'} · latentdex ${health.version ?? ''}`;
     if (collections.length === 0) {
       setStatus('');

@@ -111,7 +111,7 @@ export function createApp(deps: AppDeps): express.Express {
   };
 
   app.get('/api/health', (_req, res) => {
-    res.json({ status: 'ok', backend: deps.backend ?? null, version: deps.version ?? null, collections: engine.names().length });
+    res.json({ status: 'ok', backend: deps.backend ?? null, version: deps.version ?? null, collections: engine.names().length, originals: Boolean(deps.serveOriginals) });
   });
 
   app.get(

@@ -1,0 +1,36 @@
+import { loadDir } from '../data/dir.js';
+import { backendName, initBackend } from '../src/encoder/backend.js';
+import { fitImageModel, type ImageModelOptions } from '../src/encoder/fit.js';
+import { compareModels, formatCompareTable } from '../src/search/compare.js';
+import { emojiFolder } from './emoji.js';
+import { environment, publish } from './report.js';
+
+// Colour retrieval on the open emoji set: every image a query against the rest (itself excluded), P@10 by
+// category. The models never see the categories; pixels and PCA-32 are measured in the same run.
+await initBackend({ prefer: process.env.LATENTDEX_BACKEND });
+const quick = process.env.BENCH_QUICK === '1';
+const set = await loadDir(emojiFolder(), { previews: false });
+process.stderr.write(`${set.keys.length} images, ${set.width}x${set.height}x${set.channels}, fit ${set.fit}\n`);
+const shape = { width: set.width, height: set.height, channels: set.channels };
+const family: [string, ImageModelOptions][] = [
+  ['dense 32', {}],
+  ['conv 32', { arch: 'conv' }],
+  ['dense 32, shift 2', { regularisers: { shift: { pixels: 2, ...shape } } }],
+  ['conv 32, shift 2', { arch: 'conv', regularisers: { shift: { pixels: 2, ...shape } } }],
+  ['dense 32, denoising masking:0.25', { regularisers: { denoise: { kind: 'masking', level: 0.25 } } }],
+  ['binary 64 bits', { regularisers: { binaryBits: 64 } }],
+];
+const only = process.env.BENCH_ONLY?.split(',');
+const models = [];
+for (const [name, o] of family.filter(([n]) => !only || only.includes(n))) {
+  process.stderr.write(`training ${name}\n`);
+  models.push({ name, model: await fitImageModel(set, { ...(quick ? { epochs: 1 } : {}), quiet: true, ...o }) });
+}
+const side = { n: set.keys.length, raw: set.pixels, labels: set.labels, groups: null, keys: set.keys };
+const rows = compareModels(models, { kind: 'image', items: side, queries: side, inputOf: () => ({ items: set.pixels, queries: set.pixels }) }, 10);
+publish(
+  'colour',
+  'Colour images: the emoji set (`npm run bench:colour`)',
+  `npm \`emoji-datasource-google\`: ${set.keys.length} 64-px colour PNGs in ${new Set(set.labels).size} categories, read as a \`dir:\` folder with the defaults (${set.width}x${set.height}x${set.channels}, fit ${set.fit}, alpha on white). Every image is a query against all the others; P@10 = share of the 10 nearest in the query's category. Models are trained on all images without labels (10% held out for early stopping).\n\n${formatCompareTable(rows, 10)}\n\n${environment(backendName())}`,
+);
+models.forEach((m) => m.model.dispose());

@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import request from 'supertest';
+import { loadDir } from '../data/dir.js';
+import { BlobSpool } from '../data/spool.js';
+import { decodeImage } from '../data/decode.js';
+import { buildCollection } from '../src/indexer/build.js';
+import { Collection } from '../src/indexer/collection.js';
+import { imageItemStream } from '../src/indexer/items.js';
+import { createApp } from '../src/search/app.js';
+import { SearchEngine } from '../src/search/engine.js';
+import { backend, messyFolder, smallModel, tmpDir } from './helpers.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
+const cli = (args: string[], dataDir: string) => spawnSync(process.execPath, [CLI, '--data-dir', dataDir, '-q', ...args], { encoding: 'utf8' });
+
+const folder = tmpDir();
+let made: { usable: number; bad: string[] };
+
+before(async () => {
+  await backend();
+  made = await messyFolder(folder);
+});
+
+describe('dir: source on a messy folder', () => {
+  it('indexes every usable image in colour at 32 px and lists each bad file with its reason', async () => {
+    const s = await loadDir(folder, { quiet: true });
+    assert.equal(s.keys.length, made.usable);
+    assert.equal(s.channels, 3);
+    assert.equal(s.width, 32);
+    assert.ok(s.pixels instanceof Uint8Array);
+    assert.equal(s.pixels.length, made.usable * 32 * 32 * 3);
+    assert.deepEqual(s.skipped.map((f) => path.relative(folder, f.path)), made.bad);
+    assert.ok(s.skipped.every((f) => f.reason.length > 5));
+    assert.match(s.skipped.find((f) => f.path.endsWith('logo.svg'))!.reason, /SVG/);
+    assert.ok(s.keys.includes('red/huge-wide.png') && s.keys.includes('blue/rotated.jpg') && s.keys.includes('misc/grey.png'));
+    assert.deepEqual(new Set(s.labels), new Set(['red', 'blue', 'misc']));
+    s.previews?.close();
+  });
+
+  it('with strict, stops at the first bad file with BAD_FILE naming it', async () => {
+    await assert.rejects(loadDir(folder, { strict: true, quiet: true }), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && made.bad.some((b) => e.message.includes(b)));
+  });
+
+  it('keeps colour in the pixels: a red image is red, a blue one blue', async () => {
+    const s = await loadDir(folder, { quiet: true, previews: false });
+    const centre = (key: string, ch: number) => s.pixels[s.keys.indexOf(key) * 3072 + (16 * 32 + 16) * 3 + ch]!;
+    assert.ok(centre('red/r0.png', 0) > 200 && centre('red/r0.png', 2) < 40);
+    assert.ok(centre('blue/b0.jpg', 2) > 190 && centre('blue/b0.jpg', 0) < 40);
+  });
+
+  it('keeps the aspect ratio by default (contain: the 16,000 x 120 strip sits on white), fill stretches it', async () => {
+    const contain = await loadDir(folder, { quiet: true, previews: false });
+    const fill = await loadDir(folder, { quiet: true, previews: false, shape: { fit: 'fill' } });
+    const top = (s: typeof contain) => {
+      const i = s.keys.indexOf('red/huge-wide.png');
+      return Array.from(s.pixels.subarray(i * 3072, i * 3072 + 3));
+    };
+    assert.deepEqual(top(contain), [255, 255, 255]);
+    assert.ok(top(fill)[0]! > 200 && top(fill)[2]! < 40);
+  });
+
+  it('applies EXIF orientation: the rotated JPEG previews as portrait', async () => {
+    const s = await loadDir(folder, { quiet: true });
+    const meta = await sharp(s.previews!.get(s.keys.indexOf('blue/rotated.jpg'))).metadata();
+    assert.equal(meta.format, 'webp');
+    assert.ok(meta.height! > meta.width!, `${meta.width}x${meta.height}`);
+    const wide = await sharp(s.previews!.get(s.keys.indexOf('red/huge-wide.png'))).metadata();
+    assert.equal(wide.width, 160);
+    s.previews!.close();
+  });
+
+  it('takes --image-size and --channels: 16 px grey', async () => {
+    const s = await loadDir(folder, { quiet: true, previews: false, shape: { size: 16, channels: 1 } });
+    assert.equal(s.pixels.length, made.usable * 16 * 16);
+    assert.equal(s.channels, 1);
+  });
+
+  it('chooses 1 channel for a folder of grey images', async () => {
+    const grey = tmpDir();
+    for (let i = 0; i < 3; i++) await sharp({ create: { width: 20, height: 20, channels: 3, background: { r: 60 * i, g: 60 * i, b: 60 * i } } }).png().toFile(path.join(grey, `${i}.png`));
+    assert.equal((await loadDir(grey, { quiet: true, previews: false })).channels, 1);
+  });
+});
+
+describe('BlobSpool', () => {
+  it('gives back what was stored, in slot order after keep()', () => {
+    const s = new BlobSpool();
+    s.set(2, Buffer.from('two'));
+    s.set(0, Buffer.from('zero'));
+    s.set(1, Buffer.from('one'));
+    s.keep([0, 2]);
+    assert.equal(s.get(0).toString(), 'zero');
+    assert.equal(s.get(1).toString(), 'two');
+    s.close();
+  });
+});
+
+describe('Collection#addAll', () => {
+  it('builds the same collection from batches of 4 as from one batch, previews included', async () => {
+    const s = await loadDir(folder, { quiet: true });
+    const model = await smallModel(s, { epochs: 1 });
+    const dataDir = tmpDir();
+    const opts = { dataDir, kind: 'image' as const, space: 'l2' as const, rawDim: 3072, rawType: 'u8' as const, params: {}, quiet: true };
+    const a = await buildCollection(model, imageItemStream(s, 4), { ...opts, name: 'small-batches' });
+    const b = await buildCollection(model, imageItemStream(s, 1000), { ...opts, name: 'one-batch' });
+    for (const key of s.keys) {
+      assert.deepEqual(a.codeOf(a.item(key).id), b.codeOf(b.item(key).id));
+      assert.deepEqual(a.preview(key), b.preview(key));
+    }
+    assert.equal(a.count, made.usable);
+    assert.deepEqual(a.sourceRoots, [path.resolve(folder)]);
+    assert.equal((a.manifest.params.skipped as { count: number }).count, made.bad.length);
+    a.close();
+    b.close();
+    s.previews?.close();
+  });
+});
+
+describe('image shape through the CLI, the manifest and the API', () => {
+  const dataDir = tmpDir();
+  let app: ReturnType<typeof createApp>;
+  let engine: SearchEngine;
+
+  before(async () => {
+    const r = cli(['build', '--collection', 'mine', '--source', `dir:${folder}`, '--image-size', '24', '--fit', 'cover', '--train-epochs', '1', '--hidden', '32', '--code-dim', '6'], dataDir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /24x24 colour images, 5 files skipped/);
+    for (const b of made.bad) assert.ok(r.stderr.includes(b), `skipped list names ${b}`);
+    engine = new SearchEngine({ dataDir, quiet: true });
+    app = createApp({ engine, apiKey: 'k', serveOriginals: true });
+  });
+
+  it('stores size, channels and fit in the model manifest, and info lists the skipped files', async () => {
+    const c = await Collection.open(dataDir, 'mine', { quiet: true });
+    assert.deepEqual(c.model.manifest.input, { type: 'pixels', width: 24, height: 24, channels: 3, scale: '0-1', fit: 'cover', background: '#ffffff' });
+    c.close();
+    const info = cli(['info', '--collection', 'mine'], dataDir);
+    assert.match(info.stdout, /24x24, colour, fit cover/);
+    for (const b of made.bad) assert.ok(info.stdout.includes(b));
+  });
+
+  it('fails a strict build, and refuses shape flags with a given model', () => {
+    const r = cli(['build', '--collection', 'strict', '--source', `dir:${folder}`, '--strict', '--train-epochs', '1'], dataDir);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /BAD_FILE/);
+    assert.ok(!fs.existsSync(path.join(dataDir, 'strict')));
+  });
+
+  it('adds a folder decoded exactly as the model was trained', async () => {
+    const more = tmpDir();
+    await sharp({ create: { width: 90, height: 40, channels: 3, background: '#0a0' } }).png().toFile(path.join(more, 'green.png'));
+    const r = cli(['add', '--collection', 'mine', '--source', `dir:${more}`], dataDir);
+    assert.equal(r.status, 0, r.stderr);
+    const c = await Collection.open(dataDir, 'mine', { quiet: true });
+    const stored = c.rawOf(c.item('green.png').id);
+    const again = await decodeImage(fs.readFileSync(path.join(more, 'green.png')), { width: 24, height: 24, channels: 3, fit: 'cover', background: '#ffffff' });
+    assert.deepEqual(Array.from(stored), Array.from(again.pixels));
+    assert.equal(c.sourceRoots.length, 2);
+    c.close();
+  });
+
+  it('finds an uploaded file first among its own stored copy, for PNG, JPEG, WebP, GIF, TIFF and AVIF uploads', async () => {
+    const src = sharp(fs.readFileSync(path.join(folder, 'red', 'r3.png')));
+    const uploads: [string, Buffer][] = [
+      ['png', await src.clone().png().toBuffer()],
+      ['jpeg', await src.clone().jpeg({ quality: 95 }).toBuffer()],
+      ['webp', await src.clone().webp({ lossless: true }).toBuffer()],
+      ['gif', await src.clone().gif().toBuffer()],
+      ['tiff', await src.clone().tiff().toBuffer()],
+      ['avif', await src.clone().avif({ lossless: true }).toBuffer()],
+    ];
+    for (const [fmt, buf] of uploads) {
+      const r = await request(app).post('/api/collections/mine/search?k=3&compare=pixel').attach('image', buf, `q.${fmt}`);
+      assert.equal(r.status, 200, `${fmt}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.baseline.hits[0].key, 'red/r3.png', fmt);
+      assert.match(r.body.preview, /^data:image\/webp;base64,/);
+    }
+  });
+
+  it('refuses an SVG upload with 415 and names the formats it reads', async () => {
+    const svg = Buffer.from('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="9000" height="9000"><circle r="4000"/></svg>');
+    const r = await request(app).post('/api/collections/mine/search').attach('image', svg, 'x.png').expect(415);
+    assert.equal(r.body.error.code, 'UNSUPPORTED_IMAGE');
+    assert.match(r.body.error.message, /PNG, JPEG/);
+    const w = await request(app).post('/api/collections/mine/items').set('authorization', 'Bearer k').attach('image', svg, 'x.svg').field('key', 'svg').expect(415);
+    assert.equal(w.body.error.code, 'UNSUPPORTED_IMAGE');
+  });
+
+  it('serves colour previews, and originals only from the folders the collection was read from', async () => {
+    const p = await request(app).get('/api/collections/mine/items/blue%2Frotated.jpg/preview').expect(200).expect('content-type', 'image/webp');
+    assert.ok((await sharp(p.body as Buffer).metadata()).height === 160);
+    const o = await request(app).get('/api/collections/mine/items/blue%2Frotated.jpg/original').expect(200).expect('content-type', 'image/jpeg');
+    assert.deepEqual(o.body, fs.readFileSync(path.join(folder, 'blue', 'rotated.jpg')));
+    // An item whose recorded file is not below a source folder is never served.
+    await request(app).post('/api/collections/mine/items').set('authorization', 'Bearer k').attach('image', fs.readFileSync(path.join(folder, 'red', 'r1.png')), 'r1.png').field('key', 'uploaded').expect(201);
+    await request(app).get('/api/collections/mine/items/uploaded/original').expect(404);
+    const off = createApp({ engine });
+    await request(off).get('/api/collections/mine/items/blue%2Frotated.jpg/original').expect(404);
+  });
+});
