@@ -51,6 +51,11 @@ export interface DecodedImage {
   original: { width: number; height: number; format: string };
 }
 
+/** libvips' refusal of an image over limitInputPixels, as IMAGE_TOO_LARGE. */
+function tooLarge(e: unknown, name: string) {
+  return /pixel limit/i.test(messageOf(e)) ? fail('IMAGE_TOO_LARGE', `${name}: over the ${(MAX_INPUT_PIXELS / 1e6).toFixed(0)} megapixel limit; scale it down`, e) : undefined;
+}
+
 function background(t: DecodeTarget): string {
   return t.background ?? '#000000';
 }
@@ -64,21 +69,21 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
   const format = sniffImage(buf);
   if (!format) {
     const head = buf.subarray(0, 256).toString('latin1').trimStart().toLowerCase();
-    const what = head.startsWith('<') || head.includes('<svg') ? 'SVG or other markup' : 'not an image format latentdex reads';
-    throw fail('UNSUPPORTED_IMAGE', `${name}: ${what}; latentdex reads ${IMAGE_FORMATS_HELP}`);
+    const what = head.startsWith('<') || head.includes('<svg') ? 'is SVG or other markup, which latentdex does not render' : 'is not an image format latentdex reads';
+    throw fail('UNSUPPORTED_IMAGE', `${name} ${what}; use ${IMAGE_FORMATS_HELP}`);
   }
   const input = () => sharp(buf, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error', autoOrient: true, pages: 1 });
   let meta: sharp.Metadata;
   try {
     meta = await input().metadata();
   } catch (e) {
-    throw fail('INVALID_IMAGE', `${name}: not a decodable ${format.toUpperCase()} (${messageOf(e)})`, e);
+    throw tooLarge(e, name) ?? fail('INVALID_IMAGE', `${name}: not a decodable ${format.toUpperCase()} (${messageOf(e)})`, e);
   }
   const w = meta.autoOrient?.width ?? meta.width ?? 0;
   const h = meta.autoOrient?.height ?? meta.height ?? 0;
   if (!w || !h) throw fail('INVALID_IMAGE', `${name}: image has no dimensions`);
   if (w * h > MAX_INPUT_PIXELS) {
-    throw fail('IMAGE_TOO_LARGE', `${name}: ${w}x${h} is over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit; scale it down`);
+    throw fail('IMAGE_TOO_LARGE', `${name}: ${w}x${h} is over the ${(MAX_INPUT_PIXELS / 1e6).toFixed(0)} megapixel limit; scale it down`);
   }
   const bg = background(target);
   const fit = target.fit ?? 'fill';
@@ -101,8 +106,7 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     }
     return { pixels, ...(preview ? { preview } : {}), original: { width: w, height: h, format } };
   } catch (e) {
-    if (/pixel limit/i.test(messageOf(e))) throw fail('IMAGE_TOO_LARGE', `${name}: over the ${MAX_INPUT_PIXELS / 1e6} megapixel limit; scale it down`, e);
-    throw fail('INVALID_IMAGE', `${name}: image could not be decoded (${messageOf(e)}); the file may be truncated`, e);
+    throw tooLarge(e, name) ?? fail('INVALID_IMAGE', `${name}: image could not be decoded (${messageOf(e)}); the file may be truncated`, e);
   }
 }
 

@@ -76,7 +76,7 @@ describe('web page', () => {
   it('shows a readable error for a non-image and for an oversized upload', async () => {
     await page.setInputFiles('#upload', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('this is not an image') });
     await page.waitForSelector('#error:not([hidden])');
-    assert.match(await page.textContent('#error') ?? '', /not a decodable image.*INVALID_IMAGE/);
+    assert.match(await page.textContent('#error') ?? '', /not an image format latentdex reads.*UNSUPPORTED_IMAGE/);
     await page.setInputFiles('#upload', { name: 'big.png', mimeType: 'image/png', buffer: Buffer.alloc(300 * 1024, 7) });
     await page.waitForFunction(() => document.querySelector('#error')?.textContent?.includes('PAYLOAD_TOO_LARGE'));
     await page.screenshot({ path: path.join(OUT, 'page-error.png'), fullPage: true });
