@@ -22,6 +22,9 @@ export interface DecodeTarget {
  */
 export const MAX_INPUT_PIXELS = 16384 * 16384;
 
+/** Largest image accepted from an HTTP client: a query needs no 268-megapixel scan, and decoding one costs seconds. */
+export const MAX_UPLOAD_PIXELS = 40_000_000;
+
 /** Long side of the colour preview kept per image item. */
 export const PREVIEW_SIDE = 160;
 
@@ -32,7 +35,8 @@ const SIGNATURES: { format: string; test: (b: Buffer) => boolean }[] = [
   { format: 'gif', test: (b) => b.subarray(0, 4).toString('latin1') === 'GIF8' },
   { format: 'webp', test: (b) => b.subarray(0, 4).toString('latin1') === 'RIFF' && b.subarray(8, 12).toString('latin1') === 'WEBP' },
   { format: 'tiff', test: (b) => ['II*\0', 'MM\0*'].includes(b.subarray(0, 4).toString('latin1')) },
-  { format: 'heif', test: (b) => b.subarray(4, 8).toString('latin1') === 'ftyp' && /^(avif|avis|heic|heix|mif1|msf1)$/.test(b.subarray(8, 12).toString('latin1')) },
+  // AVIF only: the HEIC codec is not in sharp's prebuilt libvips.
+  { format: 'heif', test: (b) => b.subarray(4, 8).toString('latin1') === 'ftyp' && /^(avif|avis)$/.test(b.subarray(8, 12).toString('latin1')) },
 ];
 
 export const IMAGE_FORMATS_HELP = 'PNG, JPEG, WebP, GIF (first frame), TIFF or AVIF';
@@ -52,8 +56,8 @@ export interface DecodedImage {
 }
 
 /** libvips' refusal of an image over limitInputPixels, as IMAGE_TOO_LARGE. */
-function tooLarge(e: unknown, name: string) {
-  return /pixel limit/i.test(messageOf(e)) ? fail('IMAGE_TOO_LARGE', `${name}: over the ${(MAX_INPUT_PIXELS / 1e6).toFixed(0)} megapixel limit; scale it down`, e) : undefined;
+function tooLarge(e: unknown, name: string, limit: number) {
+  return /pixel limit/i.test(messageOf(e)) ? fail('IMAGE_TOO_LARGE', `${name}: over the ${(limit / 1e6).toFixed(0)} megapixel limit; scale it down`, e) : undefined;
 }
 
 function background(t: DecodeTarget): string {
@@ -64,7 +68,8 @@ function background(t: DecodeTarget): string {
  * Decodes one image file's bytes as the model sees it (HWC bytes at the target size) and, optionally, a colour
  * preview. Refuses unknown formats before decoding (INVALID_IMAGE) and images over MAX_INPUT_PIXELS (IMAGE_TOO_LARGE).
  */
-export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'image', o: { preview?: boolean } = {}): Promise<DecodedImage> {
+export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'image', o: { preview?: boolean; maxPixels?: number } = {}): Promise<DecodedImage> {
+  const limit = o.maxPixels ?? MAX_INPUT_PIXELS;
   if (buf.length === 0) throw fail('INVALID_IMAGE', `${name}: the file is empty`);
   const format = sniffImage(buf);
   if (!format) {
@@ -72,18 +77,18 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     const what = head.startsWith('<') || head.includes('<svg') ? 'is SVG or other markup, which latentdex does not render' : 'is not an image format latentdex reads';
     throw fail('UNSUPPORTED_IMAGE', `${name} ${what}; use ${IMAGE_FORMATS_HELP}`);
   }
-  const input = () => sharp(buf, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error', autoOrient: true, pages: 1 });
+  const input = () => sharp(buf, { limitInputPixels: limit, failOn: 'error', autoOrient: true, pages: 1 });
   let meta: sharp.Metadata;
   try {
     meta = await input().metadata();
   } catch (e) {
-    throw tooLarge(e, name) ?? fail('INVALID_IMAGE', `${name}: not a decodable ${format.toUpperCase()} (${messageOf(e)})`, e);
+    throw tooLarge(e, name, limit) ?? fail('INVALID_IMAGE', `${name}: not a decodable ${format.toUpperCase()} (${messageOf(e)})`, e);
   }
   const w = meta.autoOrient?.width ?? meta.width ?? 0;
   const h = meta.autoOrient?.height ?? meta.height ?? 0;
   if (!w || !h) throw fail('INVALID_IMAGE', `${name}: image has no dimensions`);
-  if (w * h > MAX_INPUT_PIXELS) {
-    throw fail('IMAGE_TOO_LARGE', `${name}: ${w}x${h} is over the ${(MAX_INPUT_PIXELS / 1e6).toFixed(0)} megapixel limit; scale it down`);
+  if (w * h > limit) {
+    throw fail('IMAGE_TOO_LARGE', `${name}: ${w}x${h} is over the ${(limit / 1e6).toFixed(0)} megapixel limit; scale it down`);
   }
   const bg = background(target);
   const fit = target.fit ?? 'fill';
@@ -106,7 +111,7 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     }
     return { pixels, ...(preview ? { preview } : {}), original: { width: w, height: h, format } };
   } catch (e) {
-    throw tooLarge(e, name) ?? fail('INVALID_IMAGE', `${name}: image could not be decoded (${messageOf(e)}); the file may be truncated`, e);
+    throw tooLarge(e, name, limit) ?? fail('INVALID_IMAGE', `${name}: image could not be decoded (${messageOf(e)}); the file may be truncated`, e);
   }
 }
 

@@ -29,7 +29,7 @@ export interface DirOptions {
   limit?: number;
   /** an unusable file is an error instead of being skipped */
   strict?: boolean;
-  /** keep a colour preview per image (default true) */
+  /** keep a colour preview per image (default true; sources.ts asks for them only when building a collection) */
   previews?: boolean;
   quiet?: boolean;
   /** images decoded at once (default 2 per core: libvips threads make the rest) */
@@ -48,9 +48,10 @@ async function channelsOf(files: string[]): Promise<1 | 3> {
   return 1;
 }
 
-/** Evenly spread indices of at most `limit` of n items (all of them without a limit). */
+/** Evenly spread indices of at most `limit` of n items (all of them without a limit), so every class stays represented. */
 export function spread(n: number, limit: number | undefined): number[] {
   if (limit === undefined || limit >= n) return Array.from({ length: n }, (_, i) => i);
+  if (!Number.isInteger(limit) || limit < 1) throw fail('INVALID_ARGUMENT', `--limit must be a positive integer, got ${limit}`);
   return Array.from({ length: limit }, (_, i) => Math.floor((i * n) / limit));
 }
 
@@ -67,7 +68,9 @@ export async function loadDir(root: string, o: DirOptions = {}): Promise<ImageSe
     throw fail('BAD_SOURCE', `folder '${root}' does not exist (${messageOf(e)})`, e);
   }
   if (!stat.isDirectory()) throw fail('BAD_SOURCE', `'${root}' is not a folder; dir: takes a folder of images`);
-  const all = await walkFiles(root, IMAGE_EXT);
+  const unreadable: SkippedFile[] = [];
+  const all = await walkFiles(root, IMAGE_EXT, (folder, e) => unreadable.push({ path: folder, reason: `folder cannot be read (${messageOf(e)})` }));
+  if (o.strict && unreadable.length) throw fail('BAD_FILE', `${unreadable[0]!.path}: ${unreadable[0]!.reason} (without --strict it would be skipped)`);
   if (all.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no image files (PNG, JPEG, WebP, GIF, TIFF, AVIF)`);
   const files = spread(all.length, o.limit).map((i) => all[i]!);
   const s = o.shape ?? {};
@@ -116,7 +119,7 @@ export async function loadDir(root: string, o: DirOptions = {}): Promise<ImageSe
     kept.push(i);
   }
   spool?.keep(kept);
-  const skipped: SkippedFile[] = [...reasons.entries()].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ path: files[i]!, reason }));
+  const skipped: SkippedFile[] = [...unreadable, ...[...reasons.entries()].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ path: files[i]!, reason }))];
   if (kept.length === 0) {
     spool?.close();
     throw fail('BAD_SOURCE', `folder '${root}' holds no usable image: ${skipped.length} files could not be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.reason})`);

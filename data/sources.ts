@@ -1,5 +1,5 @@
 import { fail } from '../src/errors.js';
-import { loadDir, type ShapeRequest } from './dir.js';
+import { loadDir, spread, type ShapeRequest } from './dir.js';
 import { loadIdx } from './idx.js';
 import { selectImages, type ImageSet } from './images.js';
 import { loadMnist } from './mnist.js';
@@ -18,16 +18,17 @@ export interface LoadOptions {
   shape?: ShapeRequest;
   /** an unusable file stops the read instead of being skipped */
   strict?: boolean;
+  /** keep a colour preview per image (dir: sources; for collections) */
+  previews?: boolean;
   quiet?: boolean;
 }
 
 export const IMAGE_SOURCE_HELP = 'mnist | mnist:train | mnist:test | idx:IMAGES[,LABELS] | dir:PATH';
 
-/** Evenly spaced subset of at most `limit` items. */
+/** Evenly spaced subset of at most `limit` items (undefined: all of them). */
 export function limitIndices(n: number, limit: number | undefined): number[] | undefined {
   if (limit === undefined || limit >= n) return undefined;
-  if (!Number.isInteger(limit) || limit < 1) throw fail('INVALID_ARGUMENT', `--limit must be a positive integer, got ${limit}`);
-  return Array.from({ length: limit }, (_, i) => Math.floor((i * n) / limit));
+  return spread(n, limit);
 }
 
 /** Reads an image source spec: `mnist[:train|:test]`, `idx:IMAGES[,LABELS]`, `dir:PATH`. */
@@ -46,7 +47,7 @@ export async function loadImageSource(spec: string, opts: LoadOptions = {}): Pro
     case 'dir':
       if (!rest) throw fail('BAD_SOURCE', `dir source needs a folder: dir:PATH`);
       // A folder is read at the limit directly: files not wanted are never decoded.
-      return loadDir(rest, { target: opts.target, shape: opts.shape, limit: opts.limit, strict: opts.strict, quiet: opts.quiet });
+      return loadDir(rest, { target: opts.target, shape: opts.shape, limit: opts.limit, strict: opts.strict, quiet: opts.quiet, previews: opts.previews ?? false });
     default:
       throw fail('BAD_SOURCE', `unknown image source '${spec}'; use ${IMAGE_SOURCE_HELP}`);
   }

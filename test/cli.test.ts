@@ -85,7 +85,7 @@ describe('latentdex CLI', () => {
     const info = JSON.parse(run(['info', '--collection', 'v-binary', '--json'], dataDir).out) as { codeDim: number; model: { regularisers: { binaryBits: number; binarize: string } } };
     assert.equal(info.codeDim, 64);
     assert.equal(info.model.regularisers.binaryBits, 64);
-    assert.equal(info.model.regularisers.binarize, 'noise');
+    assert.equal(info.model.regularisers.binarize, 'median');
   });
 
   it('builds a binary text collection whose bits are cut at the training medians by default', () => {

@@ -47,12 +47,17 @@ function el(tag, attrs = {}, ...children) {
   return n;
 }
 
+// Previews of small images (28-px digits) are shown blocky rather than blurred.
+function sharpenSmall(ev) {
+  if (ev.target.naturalWidth < 64) ev.target.classList.add('model-px');
+}
+
 function hitCard(h, queryLabel) {
   const matchClass = queryLabel == null || h.label == null ? '' : h.label === queryLabel ? 'match' : 'miss';
   const dist = h.distance === 0 ? '0' : h.distance < 0.01 ? h.distance.toExponential(2) : h.distance < 10 ? h.distance.toFixed(3) : h.distance.toFixed(1);
   const visual = state.kind === 'text'
     ? el('span', { class: 'snip' }, h.snippet ?? h.key)
-    : el('img', { src: h.thumbnail, alt: `item ${h.key}, label ${h.label ?? 'unknown'}`, loading: 'lazy', title: h.key });
+    : el('img', { src: h.thumbnail, alt: `item ${h.key}, label ${h.label ?? 'unknown'}`, loading: 'lazy', title: h.key, onload: sharpenSmall });
   const btn = el('button', {
     type: 'button', class: `hit ${matchClass}`, 'data-key': h.key,
     title: `Search by ${h.key}`, 'aria-label': `Rank ${h.rank}: ${h.key}, label ${h.label ?? 'unknown'}, distance ${dist}${matchClass === 'match' ? ', same label as the query' : ''}. Search by this item.`,
@@ -86,7 +91,7 @@ function render(r, query) {
     $('recon-fig').hidden = true;
   } else {
     $('recon-fig').hidden = false;
-    qv.replaceChildren(el('img', { src: r.preview ?? query.src, alt: 'query image' }));
+    qv.replaceChildren(el('img', { src: r.preview ?? query.src, alt: 'query image', onload: sharpenSmall }));
     rv.replaceChildren(el('img', { src: query.recon ?? r.reconstruction ?? '', alt: 'reconstruction of the query by the autoencoder', class: 'model-px' }));
   }
   const cap = $('query-caption');

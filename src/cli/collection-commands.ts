@@ -105,7 +105,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       const g = globals(ctx);
       collectionPaths(g.dataDir, f.collection);
       const given = f.model ? await TrainedModel.load(f.model) : undefined;
-      const l = await loadSource(f.source, { limit: f.limit, model: given, shape: shapeOf(f), strict: f.strict, quiet: g.quiet });
+      const l = await loadSource(f.source, { limit: f.limit, model: given, shape: shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true });
       const model = given ?? (await fitModel(subset(l, f.trainLimit), { ...f, epochs: f.trainEpochs }, g.quiet));
       const c = await buildCollection(model, itemsOf(model, l), {
         ...collectionSettings(model, l),
@@ -135,7 +135,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       const g = globals(ctx);
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
-        const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet });
+        const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet, previews: true });
         const r = c.addAll(itemsOf(c.model, l), { replace: f.replace, quiet: g.quiet });
         reportSkipped(l);
         process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${c.name}' now holds ${c.count}\n`);

@@ -22,6 +22,8 @@ export function imageTargetOf(model: TrainedModel | undefined): DecodeTarget | u
 
 export interface LoadFlags {
   limit?: number;
+  /** keep colour previews (for build and add) */
+  previews?: boolean;
   model?: TrainedModel;
   /** image shape for a new model (--image-size, --channels, --fit) */
   shape?: ShapeRequest;
@@ -39,7 +41,7 @@ export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loade
   if (o.model && o.shape && Object.values(o.shape).some((v) => v !== undefined)) {
     throw fail('INVALID_ARGUMENT', '--image-size, --channels and --fit shape a new model; with a model, images are decoded as it was trained');
   }
-  return { kind: 'image', set: await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet }) };
+  return { kind: 'image', set: await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews }) };
 }
 
 export function count(l: Loaded): number {
@@ -58,7 +60,7 @@ export async function fitModel(l: Loaded, f: ModelFlags, quiet: boolean): Promis
 export function itemsOf(model: TrainedModel, l: Loaded): ItemStream {
   if (l.kind === 'image') return imageItemStream(l.set);
   const items = textItems(model, l.set);
-  return { total: items.length, batches: () => [items] };
+  return { total: items.length, keys: items.map((it) => it.key), batches: () => [items] };
 }
 
 /** The collection settings for a model and source: images in L2 over pixels, texts in cosine over TF-IDF. */

@@ -31,16 +31,27 @@ export function imageArch(set: Pick<ImageSet, 'width' | 'height' | 'channels'>, 
   throw fail('INVALID_ARGUMENT', `unknown --arch '${String(arch)}'; use dense or conv`);
 }
 
-function channelsOf(c: number): 1 | 3 {
-  if (c !== 1 && c !== 3) throw fail('INVALID_DIM', `images with ${c} channels are not supported; use 1 (grey) or 3 (colour)`);
-  return c;
+/**
+ * Fewest optimizer steps per epoch when the batch size is not given: a small folder gets smaller batches instead of
+ * a few dozen updates in all (1,911 emoji at batch 256: 7 steps an epoch, P@10 0.470; at 64: 0.544). Sets of
+ * 6,400+ items keep the family's batch size.
+ */
+export const MIN_STEPS_PER_EPOCH = 25;
+
+/** The family's batch size, made smaller for a small training set so that every epoch takes MIN_STEPS_PER_EPOCH steps. */
+export function batchSizeFor(nTrain: number, familyBatch: number): number {
+  return Math.max(16, Math.min(familyBatch, Math.floor(nTrain / MIN_STEPS_PER_EPOCH)));
 }
 
 /** Trains an image autoencoder on a set (labels unused) and returns it with its manifest. */
 export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): Promise<TrainedModel> {
-  const opts = { ...TRAIN_DEFAULTS, ...(o.arch === 'conv' ? CONV_TRAINING : {}), ...o };
+  const family = { ...TRAIN_DEFAULTS, ...(o.arch === 'conv' ? CONV_TRAINING : {}) };
+  const nTrain = Math.round(set.keys.length * (1 - (o.heldOutFraction ?? family.heldOutFraction)));
+  const opts = { ...family, batchSize: batchSizeFor(nTrain, family.batchSize), ...o };
   const arch = imageArch(set, o);
-  const given = binaryDefaults(o.regularisers ?? {}, 'noise');
+  // Median cut by default: on colour images (emoji) noise-trained bits collapsed (P@10 0.044 vs 0.516 median);
+  // on digits the two are within a point (0.846 noise, 0.838 median).
+  const given = binaryDefaults(o.regularisers ?? {}, 'median');
   // A shift request carries only its size; the image shape comes from the source.
   const regularisers = given.shift ? { ...given, shift: { ...given.shift, width: set.width, height: set.height, channels: set.channels } } : given;
   const loss = o.loss ?? 'bce';
@@ -61,7 +72,7 @@ export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): P
       type: 'pixels',
       width: set.width,
       height: set.height,
-      channels: channelsOf(set.channels),
+      channels: set.channels,
       scale: '0-1',
       ...(set.fit ? { fit: set.fit } : {}),
       ...(set.background ? { background: set.background } : {}),

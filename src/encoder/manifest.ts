@@ -51,7 +51,7 @@ export const modelManifestSchema = z.object({
       type: z.literal('pixels'),
       width: z.number().int().positive(),
       height: z.number().int().positive(),
-      channels: z.union([z.literal(1), z.literal(3)]),
+      channels: z.number().int().positive(),
       scale: z.literal('0-1'),
       /** how another aspect ratio became this shape (absent: stretched, as before the option existed) */
       fit: z.enum(['cover', 'contain', 'fill']).optional(),

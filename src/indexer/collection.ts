@@ -27,6 +27,8 @@ export interface ItemInput {
 /** Items to add in batches, so that a large source never sits in memory as items; with what its reader skipped. */
 export interface ItemStream {
   total: number;
+  /** every key the batches hold, checked before any item is encoded */
+  keys: readonly string[];
   batches(): Iterable<ItemInput[]>;
   /** files of the source that could not be used, recorded in the manifest */
   skipped?: SkippedFile[];
@@ -204,15 +206,21 @@ export class Collection {
    * The write protocol: mark the manifest 'writing', change catalogue (one transaction) and graph, save the graph
    * atomically, mark 'ready'. A crash in between leaves 'writing', which the next open repairs from the catalogue.
    */
-  private commit(change: () => void): void {
+  private commit(change: () => void, o: { atomic?: boolean } = {}): void {
     this.catalogue.setState('writing', this.manifest.count, this.manifest.hnswCount);
+    let saved = false;
     try {
       change();
       this.index.save(this.paths.index);
+      saved = true;
       this.catalogue.setState('ready', this.catalogue.count(), this.index.size);
     } catch (e) {
-      // The catalogue transaction is all-or-nothing; bring the graph back in line with it.
-      this.rebuildIndex();
+      if (o.atomic && !saved) {
+        // The change was one catalogue transaction, rolled back: the graph file on disk still matches it.
+        this.index = HnswIndex.load(this.paths.index, this.manifest.codeDim, this.manifest.space, this.manifest.hnsw.ef);
+        this.catalogue.setState('ready', this.catalogue.count(), this.index.size);
+        this.refreshManifest();
+      } else this.rebuildIndex();
       throw e;
     }
     this.refreshManifest();
@@ -220,24 +228,17 @@ export class Collection {
 
   /** Encodes and adds items; the catalogue write is one transaction and the graph file is replaced atomically. */
   add(items: ItemInput[], o: AddOptions = {}): { added: number; replaced: number } {
-    // Checked before the write begins, so a refused request costs no graph repair.
-    this.check(items, new Set(), o);
-    return this.addAll({ total: items.length, batches: () => [items] }, o);
+    return this.addAll({ total: items.length, keys: items.map((it) => it.key), batches: () => [items] }, o);
   }
 
-  /** Refuses repeated keys, raw vectors of the wrong size and (without `replace`) keys already stored; returns the ids to replace. */
-  private check(items: ItemInput[], seen: Set<string>, o: AddOptions): number[] {
-    const removeIds: number[] = [];
-    for (const it of items) {
-      if (seen.has(it.key)) throw fail('DUPLICATE_KEY', `key '${it.key}' appears twice in the input; keys must be unique`);
-      seen.add(it.key);
-      if (it.raw.length !== this.manifest.rawDim) throw fail('INVALID_DIM', `item '${it.key}' has ${it.raw.length} values; this collection takes ${this.manifest.rawDim}`);
-      const id = this.catalogue.idOf(it.key);
-      if (id === undefined) continue;
-      if (!o.replace) throw fail('DUPLICATE_KEY', `key '${it.key}' is already in collection '${this.name}'; pass --replace to overwrite it`);
-      removeIds.push(id);
+  /** Refuses repeated keys and (without `replace`) keys already stored, before any work is done. */
+  private checkKeys(keys: readonly string[], o: AddOptions): void {
+    const seen = new Set<string>();
+    for (const key of keys) {
+      if (seen.has(key)) throw fail('DUPLICATE_KEY', `key '${key}' appears twice in the input; keys must be unique`);
+      seen.add(key);
+      if (!o.replace && this.catalogue.idOf(key) !== undefined) throw fail('DUPLICATE_KEY', `key '${key}' is already in collection '${this.name}'; pass --replace to overwrite it`);
     }
-    return removeIds;
   }
 
   /**
@@ -249,14 +250,21 @@ export class Collection {
     const cd = this.manifest.codeDim;
     const dim = this.model.inputDim;
     const bits = this.binaryBits;
-    const seen = new Set<string>();
+    this.checkKeys(stream.keys, o);
     let added = 0;
     let replaced = 0;
     const bar = progress({ title: 'encode+index', total: stream.total, quiet: o.quiet });
-    this.commit(() =>
+    this.commit(
+      () =>
       this.catalogue.transaction(() => {
+        this.index.reserve(stream.total);
         for (const items of stream.batches()) {
-          const removeIds = this.check(items, seen, o);
+          const removeIds: number[] = [];
+          for (const it of items) {
+            if (it.raw.length !== this.manifest.rawDim) throw fail('INVALID_DIM', `item '${it.key}' has ${it.raw.length} values; this collection takes ${this.manifest.rawDim}`);
+            const id = this.catalogue.idOf(it.key);
+            if (id !== undefined) removeIds.push(id);
+          }
           if (items.length === 0) continue;
           const codes = this.model.encode(stackInputs(items, dim), items.length);
           const rows: NewItem[] = items.map((it, i) => {
@@ -275,7 +283,6 @@ export class Collection {
           });
           const ids = this.catalogue.write(removeIds, rows);
           for (const id of removeIds) this.index.remove(id);
-          this.index.reserve(ids.length);
           ids.forEach((id, i) => this.index.add(codes.subarray(i * cd, (i + 1) * cd), id));
           added += items.length - removeIds.length;
           replaced += removeIds.length;
@@ -283,6 +290,7 @@ export class Collection {
         }
         if (stream.skipped?.length || stream.roots?.length) this.catalogue.updateParams(this.ingestParams(stream));
       }),
+      { atomic: true },
     );
     bar.stop();
     return { added, replaced };

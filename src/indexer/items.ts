@@ -27,6 +27,7 @@ export function imageItemStream(set: ImageSet, batch = ITEM_BATCH): ItemStream {
   const n = set.keys.length;
   return {
     total: n,
+    keys: set.keys,
     *batches() {
       for (let s = 0; s < n; s += batch) yield Array.from({ length: Math.min(batch, n - s) }, (_, j) => imageItem(set, s + j));
     },

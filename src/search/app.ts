@@ -27,7 +27,7 @@ export interface AppDeps {
 
 /** The content type of a stored preview from its first bytes. */
 function previewType(b: Buffer): string {
-  return b.subarray(0, 4).toString('latin1') === 'RIFF' ? 'image/webp' : 'image/png';
+  return sniffImage(b) === 'webp' ? 'image/webp' : 'image/png';
 }
 
 /** Whether `file` lies inside one of `roots` once links are resolved (a path that does not exist is not). */
@@ -185,11 +185,22 @@ export function createApp(deps: AppDeps): express.Express {
       const c = await engine.collection(req.params.c!);
       if (!deps.serveOriginals) throw fail('NOT_FOUND', 'original files are not served; start the server with --serve-originals to allow it');
       const row = c.item(req.params.key!);
-      const file = row.uri ? insideRoots(row.uri, c.sourceRoots) : undefined;
+      const file = row.uri && path.isAbsolute(row.uri) ? insideRoots(row.uri, c.sourceRoots) : undefined;
       if (!file) throw fail('NOT_FOUND', `item '${row.key}' has no original file in the folders '${c.name}' was read from (moved, or not from a dir: source)`);
-      const type = sniffImage(fs.readFileSync(file).subarray(0, 64));
+      const head = Buffer.alloc(64);
+      const fh = await fs.promises.open(file, 'r').catch(() => undefined);
+      if (!fh) throw fail('NOT_FOUND', `the original of '${row.key}' cannot be read`);
+      try {
+        await fh.read(head, 0, 64, 0);
+      } finally {
+        await fh.close();
+      }
+      const type = sniffImage(head);
       if (!type) throw fail('NOT_FOUND', `the original of '${row.key}' is no longer an image`);
-      res.type(type === 'heif' ? 'image/avif' : `image/${type}`).set('x-content-type-options', 'nosniff').set('content-security-policy', "default-src 'none'").sendFile(file);
+      res.type(type === 'heif' ? 'image/avif' : `image/${type}`).set('x-content-type-options', 'nosniff').set('content-security-policy', "default-src 'none'");
+      await new Promise<void>((resolve, reject) =>
+        res.sendFile(file, { dotfiles: 'allow' }, (err) => (err && !res.headersSent ? reject(fail('NOT_FOUND', `the original of '${row.key}' cannot be read`, err)) : resolve())),
+      );
     }),
   );
 

@@ -1,4 +1,4 @@
-import { decodeImage, type DecodedImage } from '../../data/decode.js';
+import { decodeImage, MAX_UPLOAD_PIXELS, type DecodedImage } from '../../data/decode.js';
 import { toBytes, type Pixels } from '../../data/images.js';
 import { vectorizerOf, weightingOf } from '../encoder/text.js';
 import { PackedCodes, packBits, toWords } from '../encoder/binary.js';
@@ -282,5 +282,5 @@ export function textQueryVectors(c: Collection, text: string): { input: Float32A
 export async function decodeQueryImage(c: Collection, image: Buffer): Promise<DecodedImage> {
   const i = c.model.manifest.input;
   if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; search it with {text}`);
-  return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background }, 'upload', { preview: true });
+  return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background }, 'upload', { preview: true, maxPixels: MAX_UPLOAD_PIXELS });
 }
