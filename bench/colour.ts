@@ -16,8 +16,8 @@ const family: [string, ImageModelOptions][] = [
   ['dense 32', {}],
   ['conv 32', { arch: 'conv' }],
   ['dense 32, shift 2', { regularisers: { shift: { pixels: 2, ...shape } } }],
-  ['binary 64 bits, noise (the image default)', { regularisers: { binaryBits: 64 } }],
-  ['binary 64 bits, median cut', { regularisers: { binaryBits: 64, binarize: 'median' } }],
+  ['binary 64 bits, noise', { regularisers: { binaryBits: 64, binarize: 'noise' } }],
+  ['binary 64 bits, median cut (the default)', { regularisers: { binaryBits: 64, binarize: 'median' } }],
 ];
 const only = process.env.BENCH_ONLY?.split(',');
 const models = [];

@@ -79,7 +79,7 @@ fs.rmSync(dataDir, { recursive: true, force: true });
 publish(
   'ingest',
   'Ingest of a large image folder (`npm run bench:ingest`)',
-  `${files.toLocaleString('en')} files (${N.toLocaleString('en')} images of 16–640 px a side as PNG, JPEG and WebP, made from the emoji set, plus ${files - N} broken files) in nested label folders; defaults (32x32, colour, contain). Training on 5,000 of them (3 epochs) is the part a user can size with \`--train-limit\`; it is shown apart.\n\n${table(
+  `${files.toLocaleString('en')} files (${set.keys.length.toLocaleString("en")} images of 16–640 px a side as PNG, JPEG and WebP, made from the emoji set, plus ${set.skipped.length} broken files) in nested label folders; defaults (32x32, colour, contain). Training on 5,000 of them (3 epochs) is the part a user can size with \`--train-limit\`; it is shown apart.\n\n${table(
     ['figure', 'value', 'anchor (same run)'],
     [
       ['decode, images/s (2 per core in flight, libvips threads)', (set.keys.length / decodeS).toFixed(0), `${seqRate.toFixed(0)} one file at a time (first ${anchorN.toLocaleString('en')} files)`],
