@@ -42,7 +42,7 @@ describe('buildCollection', () => {
     const key = set.keys[17]!;
     const row = c.item(key);
     const hits = c.search(c.codeOf(row.id), 3);
-    assert.equal(c.itemById(hits[0]!.id).key, key);
+    assert.equal(c.rowOf(hits[0]!.id)!.key, key);
     c.close();
     const again = await Collection.open(dir, 'c');
     assert.equal(again.count, 300);
@@ -68,59 +68,64 @@ describe('Collection#add and #remove', () => {
     const dir = tmpDir();
     const c = await build(dir, 'c', 100);
     const more = selectImages(set, Array.from({ length: 300 }, (_, i) => 100 + i));
-    assert.deepEqual(c.add(imageItems(more), { quiet: true }), { added: 300, replaced: 0 });
+    assert.deepEqual(await c.add(imageItems(more), { quiet: true }), { added: 300, replaced: 0 });
     assert.equal(c.count, 400);
-    assert.throws(() => c.add(imageItems(selectImages(set, [5])), { quiet: true }), { code: 'DUPLICATE_KEY' });
-    assert.deepEqual(c.add(imageItems(selectImages(set, [5])), { replace: true, quiet: true }), { added: 0, replaced: 1 });
+    await assert.rejects(c.add(imageItems(selectImages(set, [5])), { quiet: true }), { code: 'DUPLICATE_KEY' });
+    assert.deepEqual(await c.add(imageItems(selectImages(set, [5])), { replace: true, quiet: true }), { added: 0, replaced: 1 });
     assert.equal(c.count, 400);
-    assert.equal(c.remove([set.keys[0]!, set.keys[1]!]), 2);
-    assert.throws(() => c.remove(['missing-key']), { code: 'ITEM_NOT_FOUND' });
+    assert.equal(await c.remove([set.keys[0]!, set.keys[1]!]), 2);
+    await assert.rejects(c.remove(['missing-key']), { code: 'ITEM_NOT_FOUND' });
     assert.equal(c.count, 398);
     const removed = set.keys[0]!;
     const code = model.encode(set.pixels.subarray(0, 784), 1);
-    assert.ok(c.search(code, 10).every((h) => c.itemById(h.id).key !== removed));
+    assert.ok(c.search(code, 10).every((h) => c.rowOf(h.id)!.key !== removed));
     c.close();
     const again = await Collection.open(dir, 'c');
     assert.equal(again.count, 398);
-    assert.equal(again.manifest.hnswCount, 401);
+    // The replaced item's new version took its old slot; the two removed items' slots wait for reuse.
+    assert.equal(again.graphSize, 400);
     again.close();
+  });
+
+  it('reuses the slots of removed items, so a collection that churns does not grow', async () => {
+    const c = await build(tmpDir(), 'c', 100);
+    const size = c.graphSize;
+    for (let round = 0; round < 5; round++) {
+      const batch = selectImages(set, Array.from({ length: 20 }, (_, i) => 100 + round * 20 + i));
+      await c.remove(set.keys.slice(round * 20, round * 20 + 20));
+      await c.add(imageItems(batch), { quiet: true });
+    }
+    assert.equal(c.count, 100);
+    assert.equal(c.graphSize, size);
+    const probe = c.item(set.keys[150]!);
+    assert.equal(c.rowOf(c.search(c.codeOf(probe.id), 1)[0]!.id)!.key, set.keys[150]);
+    c.close();
   });
 
   it('rejects an item of the wrong dimension with INVALID_DIM and changes nothing', async () => {
     const c = await build(tmpDir(), 'c', 10);
     const bad = { ...imageItems(selectImages(set, [200]))[0]!, raw: new Float32Array(100) };
-    assert.throws(() => c.add([bad], { quiet: true }), { code: 'INVALID_DIM' });
+    await assert.rejects(c.add([bad], { quiet: true }), { code: 'INVALID_DIM' });
     assert.equal(c.count, 10);
     c.close();
   });
 });
 
 describe('Collection.open consistency checks', () => {
-  it('recovers from a crash between the catalogue commit and the graph save', async () => {
-    const dir = tmpDir();
-    const c = await build(dir, 'c', 50);
-    // What `add` leaves behind when killed after its SQLite transaction: state 'writing', rows the graph lacks.
-    c.catalogue.setState('writing', 50, 50);
-    const extra = imageItems(selectImages(set, [300, 301]));
-    c.catalogue.write([], extra.map((it) => ({ key: it.key, label: it.label, uri: it.uri, raw: Buffer.alloc(784), thumb: null, code: Buffer.from(model.encode(it.input, 1).buffer), bits: null })));
-    c.close();
-    const again = await Collection.open(dir, 'c');
-    assert.equal(again.manifest.state, 'ready');
-    assert.equal(again.count, 52);
-    const row = again.item(set.keys[300]!);
-    assert.equal(again.itemById(again.search(again.codeOf(row.id), 1)[0]!.id).key, set.keys[300]);
-    again.close();
-  });
-
-  it('rebuilds a missing or stale index file from the catalogue', async () => {
+  it('rebuilds a missing or unreadable graph file from the catalogue', async () => {
     const dir = tmpDir();
     const c = await build(dir, 'c', 30);
-    const p = c.paths.index;
+    const graphs = () => fs.readdirSync(c.paths.dir).filter((f) => f.startsWith('graph-'));
+    const [file] = graphs();
     c.close();
-    fs.rmSync(p);
-    const again = await Collection.open(dir, 'c');
+    fs.writeFileSync(path.join(c.paths.dir, file!), 'not a graph');
+    const again = await Collection.open(dir, 'c', { quiet: true });
     assert.equal(again.search(again.codeOf(again.item(set.keys[3]!).id), 30).length, 30);
     again.close();
+    for (const f of graphs()) fs.rmSync(path.join(c.paths.dir, f));
+    const third = await Collection.open(dir, 'c');
+    assert.equal(third.rowOf(third.search(third.codeOf(third.item(set.keys[3]!).id), 1)[0]!.id)!.key, set.keys[3]);
+    third.close();
   });
 
   it('refuses a model of another code size with MANIFEST_MISMATCH', async () => {
@@ -137,7 +142,7 @@ describe('Collection.open consistency checks', () => {
   it('refuses an index file of another dimension with MANIFEST_MISMATCH', async () => {
     const dir = tmpDir();
     const c = await build(dir, 'c', 20);
-    const p = c.paths.index;
+    const p = path.join(c.paths.dir, fs.readdirSync(c.paths.dir).find((f) => f.startsWith('graph-'))!);
     c.close();
     const wrong = HnswIndex.create(5, 'l2', 16, HNSW_DEFAULTS);
     wrong.add([1, 2, 3, 4, 5], 1);
@@ -150,11 +155,11 @@ describe('Collection.open consistency checks', () => {
     const dir = tmpDir();
     const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
     const child = spawn(process.execPath, [cli, '-q', '--data-dir', dir, 'build', '--collection', 'k', '--source', 'mnist', '--train-epochs', '1', '--hidden', '32', '--code-dim', '4'], { stdio: 'ignore' });
-    // Kill it once its temp folder exists, i.e. mid-build.
+    // Kill it once its version folder exists, i.e. mid-build.
     await new Promise<void>((resolve, reject) => {
       const t0 = Date.now();
       const poll = setInterval(() => {
-        const building = fs.existsSync(dir) && fs.readdirSync(dir).some((f) => f.startsWith('.k.building-'));
+        const building = fs.existsSync(path.join(dir, 'k')) && fs.readdirSync(path.join(dir, 'k')).some((f) => f.startsWith('v-'));
         if (building || Date.now() - t0 > 60000) {
           clearInterval(poll);
           child.kill('SIGKILL');
@@ -167,7 +172,8 @@ describe('Collection.open consistency checks', () => {
     await assert.rejects(Collection.open(dir, 'k'), { code: 'COLLECTION_NOT_FOUND' });
     const c = await build(dir, 'k', 20);
     assert.equal(c.count, 20);
-    assert.ok(!fs.readdirSync(dir).some((f) => f.includes('.building-')));
+    // The killed build's folder is swept: only the live version and its pointer remain.
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'k')).sort(), ['CURRENT', c.paths.version]);
     c.close();
   });
 });

@@ -28,8 +28,9 @@ describe('binary collections', () => {
     assert.equal(model.codeDim, 64);
     const engine = new SearchEngine({ dataDir, quiet: true });
     const c = await engine.collection('bits');
-    const meta = c.catalogue.allMeta();
-    const bits = new Map([...c.catalogue.allBits()].map((r) => [r.id, new Uint8Array(r.bits!)]));
+    const meta = c.itemRows();
+    const stored = c.rows<Uint8Array>('bits');
+    const bits = new Map([...stored.ids].map((id, i) => [id, stored.data.slice(i * 8, (i + 1) * 8)]));
     assert.ok([...bits.values()].every((b) => b.length === 8));
     const key = items.keys[77]!;
     const r = await engine.byKey('bits', key, { k: 10 });

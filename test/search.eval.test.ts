@@ -26,7 +26,7 @@ describe('evaluate', () => {
     assert.deepEqual(r.rows.map((x) => x.method.split(' ')[0]), ['codes', 'codes', 'pixels', 'PCA']);
     let hits = 0;
     const raw = c.rawMatrix();
-    const labels = c.catalogue.allMeta().map((m) => m.label);
+    const labels = c.itemRows().map((m) => m.label);
     for (let i = 0; i < 60; i++) {
       for (const h of exactKnn(raw.data, 784, queries.pixels.subarray(i * 784, (i + 1) * 784), 10, 'l2')) if (labels[h.index] === queries.labels[i]) hits++;
     }
@@ -48,8 +48,8 @@ describe('evaluate', () => {
     const pixel = r.rows.find((x) => x.method.startsWith('pixels'))!;
     // Counting itself, every query would score P@1 = 1; the nearest other item is what must be scored.
     const raw = c.rawMatrix();
-    const keys = c.catalogue.allMeta().map((m) => m.key);
-    const labels = c.catalogue.allMeta().map((m) => m.label);
+    const keys = c.itemRows().map((m) => m.key);
+    const labels = c.itemRows().map((m) => m.label);
     let hits = 0;
     idx.forEach((_, i) => {
       const [h] = exactKnn(raw.data, 784, own.pixels.subarray(i * 784, (i + 1) * 784), 1, 'l2', (j) => keys[j] === own.keys[i]);

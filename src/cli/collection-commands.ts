@@ -9,9 +9,9 @@ import { spread } from '../../data/dir.js';
 import { TrainedModel } from '../encoder/model.js';
 import { writeCodes } from '../encoder/npy.js';
 import { fail } from '../errors.js';
-import { buildCollection, listCollections } from '../indexer/build.js';
+import { buildCollection, listCollections, modelDirOf } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
-import { collectionPaths } from '../indexer/paths.js';
+import { validateName } from '../indexer/paths.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
 
@@ -25,13 +25,7 @@ export async function resolveModel(ctx: Ctx, f: ModelRef): Promise<TrainedModel>
   if (f.model && f.collection) throw fail('INVALID_ARGUMENT', 'give --model or --collection, not both');
   if (f.model) return TrainedModel.load(f.model);
   if (f.collection) {
-    const p = collectionPaths(globals(ctx).dataDir, f.collection);
-    try {
-      await fs.access(p.model);
-    } catch {
-      throw fail('COLLECTION_NOT_FOUND', `collection '${f.collection}' not found in ${globals(ctx).dataDir}; run \`latentdex build --collection ${f.collection} --source SRC\``);
-    }
-    return TrainedModel.load(p.model);
+    return TrainedModel.load(modelDirOf(globals(ctx).dataDir, f.collection));
   }
   throw fail('INVALID_ARGUMENT', 'name a model with --model DIR or --collection NAME');
 }
@@ -103,7 +97,7 @@ export function addCollectionCommands(ctx: Ctx): void {
     ) => {
       await startBackend(ctx);
       const g = globals(ctx);
-      collectionPaths(g.dataDir, f.collection);
+      validateName(f.collection);
       const given = f.model ? await TrainedModel.load(f.model) : undefined;
       const l = await loadSource(f.source, { limit: f.limit, model: given, shape: shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true });
       const model = given ?? (await fitModel(subset(l, f.trainLimit), { ...f, epochs: f.trainEpochs }, g.quiet));
@@ -117,7 +111,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       });
       model.dispose();
       reportSkipped(l);
-      process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(l)}, in ${c.paths.dir}\n`);
+      process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(l)}, in ${c.paths.home}\n`);
       c.close();
     },
   );
@@ -136,7 +130,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
         const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet, previews: true });
-        const r = c.addAll(itemsOf(c.model, l), { replace: f.replace, quiet: g.quiet });
+        const r = await c.addAll(itemsOf(c.model, l), { replace: f.replace, quiet: g.quiet });
         reportSkipped(l);
         process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${c.name}' now holds ${c.count}\n`);
       } finally {
@@ -154,7 +148,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       const g = globals(ctx);
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
-        const n = c.remove(f.key);
+        const n = await c.remove(f.key);
         process.stdout.write(`removed ${n} items; '${c.name}' now holds ${c.count}\n`);
       } finally {
         c.close();
@@ -186,8 +180,8 @@ export function addCollectionCommands(ctx: Ctx): void {
         const t = (m.model.training ?? {}) as Record<string, number>;
         process.stdout.write(
           [
-            `collection ${m.name} (${m.kind}) in ${c.paths.dir}`,
-            `  items          ${m.count} (graph elements ${m.hnswCount}, ${m.hnswCount - m.count} deleted)`,
+            `collection ${m.name} (${m.kind}) in ${c.paths.home} (version ${c.paths.version})`,
+            `  items          ${m.count} (graph elements ${c.graphSize}, ${c.graphSize - m.count} deleted slots to reuse); generation ${m.generation}`,
             `  codes          ${m.codeDim}-d, space ${m.space}${c.binaryBits ? `, binary ${c.binaryBits} bits` : ''}`,
             `  hnsw           M ${m.hnsw.M}, efConstruction ${m.hnsw.efConstruction}, ef ${m.hnsw.ef}`,
             `  model          ${String(m.model.arch)} from ${String(m.model.source)}, ${t.epochs} epochs, held-out loss ${Number(t.heldOutLoss).toFixed(3)}, ${Number(t.samplesPerSec).toFixed(0)} samples/s`,
@@ -213,8 +207,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       const g = globals(ctx);
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
-        const { data } = c.codeMatrix();
-        const meta = c.catalogue.allMeta();
+        const { rows: meta, data } = c.itemsWithCodes();
         await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
         await writeCodes(f.out, data, c.manifest.codeDim, meta.map((r) => r.key), meta.map((r) => r.label));
         process.stdout.write(`wrote ${meta.length}x${c.manifest.codeDim} float32 codes to ${f.out}\n`);

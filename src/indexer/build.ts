@@ -1,10 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TrainedModel } from '../encoder/model.js';
-import { fail } from '../errors.js';
-import { Collection, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
-import { collectionPaths, pathsIn } from './paths.js';
-import { swapDir } from '../encoder/model-io.js';
+import { crashPoint } from '../crash.js';
+import { fail, isLatentdexError } from '../errors.js';
+import { Catalogue } from './catalogue.js';
+import { Collection, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
+import { isLegacy, newVersion, POINTER, publish, readPointer, removeLegacy, removeVersion } from './layout.js';
+import { homeOf, versionPaths } from './paths.js';
+import { log } from '../progress.js';
 
 export interface BuildOptions extends Omit<CreateOptions, 'name'> {
   dataDir: string;
@@ -14,47 +17,95 @@ export interface BuildOptions extends Omit<CreateOptions, 'name'> {
   quiet?: boolean;
 }
 
-/** Removes the leftovers of builds that were killed (their temp folders never became a collection). */
-export function cleanStaleBuilds(dataDir: string, name: string): string[] {
-  if (!fs.existsSync(dataDir)) return [];
-  const stale = fs.readdirSync(dataDir).filter((f) => f.startsWith(`.${name}.building-`));
-  for (const f of stale) fs.rmSync(path.join(dataDir, f), { recursive: true, force: true });
-  return stale;
+/** The live version of a collection, undefined if none (a damaged pointer counts as none for a replace). */
+function liveVersion(home: string, replace: boolean): string | undefined {
+  try {
+    return readPointer(home);
+  } catch (e) {
+    if (replace && isLatentdexError(e) && e.code === 'CORRUPT_COLLECTION') return undefined;
+    throw e;
+  }
 }
 
 /**
- * Offline build: saves the model, encodes every item into a new graph and catalogue inside a temp folder, and
- * renames that folder into place only when complete. A killed build never leaves a half-built collection.
+ * Makes `version` live in place of `old`. Holding the old version's writer lock while the pointer moves means no
+ * write commits into the old version after that: a writer that waited for it finds the collection replaced.
+ */
+async function swapIn(home: string, version: string, old: string | undefined, o: BuildOptions): Promise<void> {
+  let cat: Catalogue | undefined;
+  if (old) {
+    try {
+      cat = new Catalogue(versionPaths(home, old).catalogue);
+    } catch {
+      // an unreadable old version takes no writes anyway
+    }
+  }
+  try {
+    await cat?.beginWrite({ timeoutMs: DEFAULT_LOCK_TIMEOUT_MS, name: o.name, onWait: () => log(`collection '${o.name}' is being written; replacing it when that write is done`, o.quiet) });
+    crashPoint('build:before-publish');
+    publish(home, version, { replace: Boolean(o.replace), name: o.name });
+  } finally {
+    cat?.close();
+  }
+}
+
+/**
+ * Offline build: saves the model, encodes every item into a new version folder (graph, catalogue), and makes it
+ * live by replacing the collection's pointer in one rename. A killed build leaves the previous version live and
+ * a folder the next open sweeps; it never leaves no collection.
  */
 export async function buildCollection(model: TrainedModel, items: ItemInput[] | ItemStream, o: BuildOptions): Promise<Collection> {
-  const final = collectionPaths(o.dataDir, o.name);
-  if (fs.existsSync(final.dir) && !o.replace) {
+  const home = homeOf(o.dataDir, o.name);
+  const old = fs.existsSync(home) ? liveVersion(home, Boolean(o.replace)) : undefined;
+  const legacy = fs.existsSync(home) && isLegacy(home);
+  if ((old || legacy) && !o.replace) {
     throw fail('COLLECTION_EXISTS', `collection '${o.name}' already exists; pass --replace to rebuild it or use \`latentdex add\``);
   }
-  fs.mkdirSync(o.dataDir, { recursive: true });
-  cleanStaleBuilds(o.dataDir, o.name);
-  const tmp = pathsIn(path.join(o.dataDir, `.${o.name}.building-${process.pid}`));
-  fs.mkdirSync(tmp.dir, { recursive: true });
+  const p = newVersion(home);
   try {
-    await model.save(tmp.model);
-    const c = Collection.create(tmp.dir, model, { ...o, name: o.name });
-    if (Array.isArray(items)) c.add(items, { quiet: o.quiet });
-    else c.addAll(items, { quiet: o.quiet });
-    c.catalogue.close();
-    await swapDir(tmp.dir, final.dir);
+    await model.save(p.model);
+    const c = Collection.create(p, model, { ...o, name: o.name }, { quiet: o.quiet });
+    try {
+      if (Array.isArray(items)) await c.add(items, { quiet: o.quiet });
+      else await c.addAll(items, { quiet: o.quiet });
+    } finally {
+      c.close();
+    }
+    await swapIn(home, p.version, old, o);
   } catch (e) {
-    fs.rmSync(tmp.dir, { recursive: true, force: true });
+    removeVersion(home, p.version);
     throw e;
   }
+  crashPoint('build:after-publish');
+  if (old) removeVersion(home, old);
+  if (legacy) removeLegacy(home);
   return Collection.open(o.dataDir, o.name, { quiet: o.quiet });
 }
+
+/** Whether a collection of that name exists (live, or in the first format, which asks to be rebuilt). */
+export function collectionExists(dataDir: string, name: string): boolean {
+  const home = homeOf(dataDir, name);
+  return fs.existsSync(path.join(home, POINTER)) || isLegacy(home);
+}
+
+/** Leftovers of the first format's replace (`NAME.old-PID-TIME`), never collections. */
+const OLD_SWAP = /\.old-\d+-\d+$/;
 
 /** Names of the collections in a data directory. */
 export function listCollections(dataDir: string): string[] {
   if (!fs.existsSync(dataDir)) return [];
   return fs
     .readdirSync(dataDir, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && fs.existsSync(pathsIn(path.join(dataDir, e.name)).catalogue))
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && !OLD_SWAP.test(e.name) && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(e.name))
+    .filter((e) => collectionExists(dataDir, e.name))
     .map((e) => e.name)
     .sort();
+}
+
+/** The model folder of a collection's live version; COLLECTION_NOT_FOUND when there is none. */
+export function modelDirOf(dataDir: string, name: string): string {
+  const home = homeOf(dataDir, name);
+  const v = fs.existsSync(home) ? readPointer(home) : undefined;
+  if (!v) throw fail('COLLECTION_NOT_FOUND', `collection '${name}' not found in ${dataDir}; run \`latentdex build --collection ${name} --source SRC\``);
+  return versionPaths(home, v).model;
 }

@@ -2,7 +2,8 @@ import Database from 'better-sqlite3';
 import { fail, messageOf } from '../errors.js';
 import type { HnswParams, Space } from './hnsw.js';
 
-export const COLLECTION_FORMAT_VERSION = 1;
+/** 2: versioned folders under a CURRENT pointer, a generation counter and a change log in the catalogue. */
+export const COLLECTION_FORMAT_VERSION = 2;
 
 /** The manifest of a collection, held in the `collections` table of its catalogue. */
 export interface CollectionManifest {
@@ -14,10 +15,8 @@ export interface CollectionManifest {
   hnsw: HnswParams;
   /** live items */
   count: number;
-  /** elements in the HNSW graph, deleted ones included */
-  hnswCount: number;
-  /** 'writing' while a change is in flight: found on open, it means a crash, and the graph is rebuilt */
-  state: 'ready' | 'writing';
+  /** bumped by every committed write; what derived state (graph, caches) is checked against */
+  generation: number;
   rawDim: number;
   rawType: 'u8' | 'f32';
   /** a summary of the model (arch, source, training figures) */
@@ -61,8 +60,7 @@ CREATE TABLE IF NOT EXISTS collections (
   ef INTEGER NOT NULL,
   seed INTEGER NOT NULL,
   count INTEGER NOT NULL,
-  hnsw_count INTEGER NOT NULL,
-  state TEXT NOT NULL,
+  generation INTEGER NOT NULL,
   raw_dim INTEGER NOT NULL,
   raw_type TEXT NOT NULL,
   model_json TEXT NOT NULL,
@@ -82,7 +80,26 @@ CREATE TABLE IF NOT EXISTS items (
   code BLOB NOT NULL,
   bits BLOB
 );
+CREATE TABLE IF NOT EXISTS changes (
+  gen INTEGER NOT NULL,
+  op INTEGER NOT NULL,
+  id INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_gen ON changes (gen);
 `;
+
+/** One entry of the change log: an item added (with its code, unless removed since) or removed, at generation `gen`. */
+export interface Change {
+  gen: number;
+  op: 'add' | 'remove';
+  id: number;
+  code: Buffer | null;
+}
+
+/** SQLite's answer when another connection holds the write lock. */
+export function isBusy(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && 'code' in e && /^SQLITE_BUSY/.test(String((e as { code: unknown }).code));
+}
 
 interface ManifestRow {
   name: string;
@@ -95,8 +112,7 @@ interface ManifestRow {
   ef: number;
   seed: number;
   count: number;
-  hnsw_count: number;
-  state: string;
+  generation: number;
   raw_dim: number;
   raw_type: string;
   model_json: string;
@@ -105,44 +121,62 @@ interface ManifestRow {
   updated_at: string;
 }
 
-/** The SQLite catalogue of a collection: its manifest and one row per item (WAL, prepared statements). */
+/**
+ * The SQLite catalogue of a collection version: its manifest, one row per item, and the change log that lets every
+ * process bring its graph and caches up to the latest generation. SQLite's write lock (BEGIN IMMEDIATE) is the
+ * collection's writer lock: it is released by COMMIT, ROLLBACK or the death of the process that held it.
+ */
 export class Catalogue {
-  readonly db: Database.Database;
+  readonly #db: Database.Database;
   private readonly st;
+  /** the generation a write in progress will commit, undefined outside writes */
+  private pending: number | undefined;
 
   constructor(file: string) {
+    let db: Database.Database | undefined;
     try {
-      this.db = new Database(file);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.db.exec(SCHEMA);
+      db = new Database(file, { fileMustExist: false, timeout: 0 });
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.exec(SCHEMA);
     } catch (e) {
+      db?.close();
       throw fail('CORRUPT_COLLECTION', `catalogue '${file}' cannot be opened (${messageOf(e)}); rebuild the collection`, e);
     }
+    this.#db = db;
     this.st = {
-      manifest: this.db.prepare<[], ManifestRow>('SELECT * FROM collections LIMIT 1'),
-      insert: this.db.prepare('INSERT INTO items (key, label, uri, grp, text, raw, thumb, code, bits) VALUES (@key, @label, @uri, @grp, @text, @raw, @thumb, @code, @bits)'),
-      byKey: this.db.prepare<[string], ItemRow>('SELECT id, key, label, uri, grp, text FROM items WHERE key = ?'),
-      byId: this.db.prepare<[number], ItemRow>('SELECT id, key, label, uri, grp, text FROM items WHERE id = ?'),
-      idByKey: this.db.prepare<[string], { id: number }>('SELECT id FROM items WHERE key = ?'),
-      deleteId: this.db.prepare<[number]>('DELETE FROM items WHERE id = ?'),
-      count: this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM items'),
-      thumb: this.db.prepare<[string], { thumb: Buffer | null }>('SELECT thumb FROM items WHERE key = ?'),
-      raw: this.db.prepare<[number], { raw: Buffer }>('SELECT raw FROM items WHERE id = ?'),
-      code: this.db.prepare<[number], { code: Buffer }>('SELECT code FROM items WHERE id = ?'),
-      allCodes: this.db.prepare<[], { id: number; code: Buffer }>('SELECT id, code FROM items ORDER BY id'),
-      allRaw: this.db.prepare<[], { id: number; raw: Buffer }>('SELECT id, raw FROM items ORDER BY id'),
-      allBits: this.db.prepare<[], { id: number; bits: Buffer | null }>('SELECT id, bits FROM items ORDER BY id'),
-      allMeta: this.db.prepare<[], ItemRow>('SELECT id, key, label, uri, grp, text FROM items ORDER BY id'),
-      setState: this.db.prepare<[string, number, number, string]>('UPDATE collections SET state = ?, count = ?, hnsw_count = ?, updated_at = ?'),
+      manifest: this.#db.prepare<[], ManifestRow>('SELECT * FROM collections LIMIT 1'),
+      insert: this.#db.prepare('INSERT INTO items (key, label, uri, grp, text, raw, thumb, code, bits) VALUES (@key, @label, @uri, @grp, @text, @raw, @thumb, @code, @bits)'),
+      byKey: this.#db.prepare<[string], ItemRow>('SELECT id, key, label, uri, grp, text FROM items WHERE key = ?'),
+      byId: this.#db.prepare<[number], ItemRow>('SELECT id, key, label, uri, grp, text FROM items WHERE id = ?'),
+      idByKey: this.#db.prepare<[string], { id: number }>('SELECT id FROM items WHERE key = ?'),
+      deleteId: this.#db.prepare<[number]>('DELETE FROM items WHERE id = ?'),
+      count: this.#db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM items'),
+      thumb: this.#db.prepare<[string], { thumb: Buffer | null }>('SELECT thumb FROM items WHERE key = ?'),
+      raw: this.#db.prepare<[number], { raw: Buffer }>('SELECT raw FROM items WHERE id = ?'),
+      code: this.#db.prepare<[number], { code: Buffer }>('SELECT code FROM items WHERE id = ?'),
+      allCodes: this.#db.prepare<[], { id: number; code: Buffer }>('SELECT id, code FROM items ORDER BY id'),
+      allRaw: this.#db.prepare<[], { id: number; raw: Buffer }>('SELECT id, raw FROM items ORDER BY id'),
+      allBits: this.#db.prepare<[], { id: number; bits: Buffer | null }>('SELECT id, bits FROM items ORDER BY id'),
+      allMeta: this.#db.prepare<[], ItemRow>('SELECT id, key, label, uri, grp, text FROM items ORDER BY id'),
+      generation: this.#db.prepare<[], { g: number }>('SELECT generation AS g FROM collections LIMIT 1'),
+      bump: this.#db.prepare<[number, string]>('UPDATE collections SET generation = ?, count = (SELECT COUNT(*) FROM items), updated_at = ?'),
+      log: this.#db.prepare<[number, number, number]>('INSERT INTO changes (gen, op, id) VALUES (?, ?, ?)'),
+      oldestChange: this.#db.prepare<[], { g: number | null }>('SELECT MIN(gen) AS g FROM changes'),
+      changesSince: this.#db.prepare<[number], { gen: number; op: number; id: number; code: Buffer | null }>(
+        'SELECT c.gen, c.op, c.id, i.code FROM changes c LEFT JOIN items i ON i.id = c.id WHERE c.gen > ? ORDER BY c.rowid',
+      ),
+      truncate: this.#db.prepare<[number]>('DELETE FROM changes WHERE gen <= ?'),
+      rowsByIds: this.#db.prepare<[string], { id: number; raw: Buffer; bits: Buffer | null; code: Buffer }>('SELECT id, raw, bits, code FROM items WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
+      randomKey: this.#db.prepare<[number], { key: string }>('SELECT key FROM items ORDER BY id LIMIT 1 OFFSET ?'),
     };
   }
 
   writeManifest(m: CollectionManifest): void {
-    this.db.prepare('DELETE FROM collections').run();
-    this.db
+    this.#db.prepare('DELETE FROM collections').run();
+    this.#db
       .prepare(
-        `INSERT INTO collections VALUES (@name, @kind, @format_version, @code_dim, @space, @m, @ef_construction, @ef, @seed, @count, @hnsw_count, @state, @raw_dim, @raw_type, @model_json, @params_json, @created_at, @updated_at)`,
+        `INSERT INTO collections VALUES (@name, @kind, @format_version, @code_dim, @space, @m, @ef_construction, @ef, @seed, @count, @generation, @raw_dim, @raw_type, @model_json, @params_json, @created_at, @updated_at)`,
       )
       .run({
         name: m.name,
@@ -155,8 +189,7 @@ export class Catalogue {
         ef: m.hnsw.ef,
         seed: m.hnsw.seed,
         count: m.count,
-        hnsw_count: m.hnswCount,
-        state: m.state,
+        generation: m.generation,
         raw_dim: m.rawDim,
         raw_type: m.rawType,
         model_json: JSON.stringify(m.model),
@@ -177,8 +210,7 @@ export class Catalogue {
       space: r.space as Space,
       hnsw: { M: r.m, efConstruction: r.ef_construction, ef: r.ef, seed: r.seed },
       count: r.count,
-      hnswCount: r.hnsw_count,
-      state: r.state as CollectionManifest['state'],
+      generation: r.generation,
       rawDim: r.raw_dim,
       rawType: r.raw_type as CollectionManifest['rawType'],
       model: JSON.parse(r.model_json) as Record<string, unknown>,
@@ -188,26 +220,113 @@ export class Catalogue {
     };
   }
 
-  /** Runs `fn` in one transaction (nested calls become savepoints). */
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+  /**
+   * Takes the write lock (BEGIN IMMEDIATE) without waiting: false when another connection holds it. Every change
+   * made until commit() belongs to the next generation.
+   */
+  tryBeginWrite(): boolean {
+    try {
+      this.#db.exec('BEGIN IMMEDIATE');
+    } catch (e) {
+      if (isBusy(e)) return false;
+      throw e;
+    }
+    this.pending = this.generation() + 1;
+    return true;
+  }
+
+  /**
+   * Takes the write lock, polling so that the event loop keeps serving reads meanwhile; COLLECTION_BUSY after
+   * `timeoutMs`. `onWait` is called once when the wait gets noticeable.
+   */
+  async beginWrite(o: { timeoutMs: number; name: string; onWait?: () => void }): Promise<void> {
+    const t0 = Date.now();
+    let wait = 5;
+    let told = false;
+    while (!this.tryBeginWrite()) {
+      if (Date.now() - t0 >= o.timeoutMs) {
+        throw fail('COLLECTION_BUSY', `collection '${o.name}' is being written by another process (an add, remove or build); retry when it is done`);
+      }
+      if (!told && Date.now() - t0 > 500) {
+        o.onWait?.();
+        told = true;
+      }
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(100, wait * 2);
+    }
+  }
+
+  /** Bumps the generation (with count and time) and commits the write; returns the committed generation. */
+  commitWrite(o: { bump?: boolean } = {}): number {
+    let g = this.writing();
+    if (o.bump === false) g -= 1;
+    else this.st.bump.run(g, new Date().toISOString());
+    this.#db.exec('COMMIT');
+    this.pending = undefined;
+    return g;
+  }
+
+  rollbackWrite(): void {
+    if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+    this.pending = undefined;
+  }
+
+  private writing(): number {
+    if (this.pending === undefined) throw fail('INTERNAL', 'catalogue change outside a write');
+    return this.pending;
   }
 
   updateParams(params: Record<string, unknown>): void {
-    this.db.prepare('UPDATE collections SET params_json = ?').run(JSON.stringify(params));
+    this.writing();
+    this.#db.prepare('UPDATE collections SET params_json = ?').run(JSON.stringify(params));
   }
 
-  setState(state: CollectionManifest['state'], count: number, hnswCount: number): void {
-    this.st.setState.run(state, count, hnswCount, new Date().toISOString());
-  }
-
-  /** Deletes `removeIds` and inserts `items` in one transaction; returns the new rowids in order. */
+  /** Deletes `removeIds` and inserts `items`, logging both; returns the new rowids in order. Only inside a write. */
   write(removeIds: number[], items: NewItem[]): number[] {
-    const run = this.db.transaction(() => {
-      for (const id of removeIds) this.st.deleteId.run(id);
-      return items.map((it) => Number(this.st.insert.run({ grp: null, text: null, ...it }).lastInsertRowid));
+    const g = this.writing();
+    for (const id of removeIds) {
+      this.st.deleteId.run(id);
+      this.st.log.run(g, 0, id);
+    }
+    return items.map((it) => {
+      const id = Number(this.st.insert.run({ grp: null, text: null, ...it }).lastInsertRowid);
+      this.st.log.run(g, 1, id);
+      return id;
     });
-    return run();
+  }
+
+  /** Runs `fn` on one snapshot of the catalogue (a read transaction): no other process's commit shows midway. */
+  snapshot<T>(fn: () => T): T {
+    return this.#db.inTransaction ? fn() : this.#db.transaction(fn)();
+  }
+
+  /** The committed generation (what another process's write bumps). */
+  generation(): number {
+    return this.st.generation.get()?.g ?? 0;
+  }
+
+  /** The changes after generation `gen` in commit order, or undefined when the log no longer reaches back that far. */
+  changesSince(gen: number): Change[] | undefined {
+    const oldest = this.st.oldestChange.get()?.g ?? null;
+    if (oldest !== null && oldest > gen + 1) return undefined;
+    if (oldest === null && this.generation() > gen) return undefined;
+    return this.st.changesSince.all(gen).map((r) => ({ gen: r.gen, op: r.op === 1 ? 'add' : 'remove', id: r.id, code: r.code }));
+  }
+
+  /** Forgets the log up to `gen` (a graph file of that generation is saved). Only inside a write. */
+  truncateChanges(gen: number): void {
+    this.writing();
+    this.st.truncate.run(gen);
+  }
+
+  /** Raw vectors, packed bits and codes of the given rows (those still present), in id order. */
+  rowsOf(ids: readonly number[]): { id: number; raw: Buffer; bits: Buffer | null; code: Buffer }[] {
+    return ids.length === 0 ? [] : this.st.rowsByIds.all(JSON.stringify(ids));
+  }
+
+  /** The key of the item at position `i` in id order. */
+  keyAt(i: number): string | undefined {
+    return this.st.randomKey.get(i)?.key;
   }
 
   count(): number {
@@ -245,9 +364,13 @@ export class Catalogue {
   }
 
   close(): void {
-    if (this.db.open) {
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
-      this.db.close();
+    if (!this.#db.open) return;
+    this.rollbackWrite();
+    try {
+      this.#db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // another connection is busy with the file: it checkpoints later
     }
+    this.#db.close();
   }
 }

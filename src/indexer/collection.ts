@@ -2,12 +2,15 @@ import fs from 'node:fs';
 import { packBits } from '../encoder/binary.js';
 import type { Pixels, SkippedFile } from '../../data/images.js';
 import { TrainedModel } from '../encoder/model.js';
-import { fail } from '../errors.js';
+import { fail, isLatentdexError } from '../errors.js';
 import { toBytes, toFloats } from '../../data/images.js';
+import { crashPoint } from '../crash.js';
 import { log, progress } from '../progress.js';
-import { Catalogue, COLLECTION_FORMAT_VERSION, type CollectionManifest, type ItemRow, type NewItem } from './catalogue.js';
+import { Catalogue, COLLECTION_FORMAT_VERSION, type Change, type CollectionManifest, type ItemRow, type NewItem } from './catalogue.js';
 import { HnswIndex, HNSW_DEFAULTS, type HnswParams, type Neighbor, type Space } from './hnsw.js';
-import { collectionPaths, pathsIn, type CollectionPaths } from './paths.js';
+import { graphFile, isLegacy, pointerIdentity, readPointer, savedGraphs, sweepGraphs, sweepHome } from './layout.js';
+import { homeOf, versionPaths, type CollectionPaths } from './paths.js';
+import { RowMatrix } from './rows.js';
 
 /** An item to add: what the model takes, what the exact baseline compares, and what the catalogue shows. */
 export interface ItemInput {
@@ -29,6 +32,7 @@ export interface ItemStream {
   total: number;
   /** every key the batches hold, checked before any item is encoded */
   keys: readonly string[];
+  /** the items in batches; called twice (encode, then write), each call yields the same items in the same order */
   batches(): Iterable<ItemInput[]>;
   /** files of the source that could not be used, recorded in the manifest */
   skipped?: SkippedFile[];
@@ -54,6 +58,34 @@ export interface AddOptions {
   replace?: boolean;
   quiet?: boolean;
 }
+
+/** How a process that opened a collection writes to it. */
+export interface OpenOptions {
+  quiet?: boolean;
+  /** how long a write waits for another process's write to finish before COLLECTION_BUSY (default 10 minutes) */
+  lockTimeoutMs?: number;
+  /** save the graph file this long after a write (a server batches writes); default: at once */
+  persistDelayMs?: number;
+}
+
+/** What one or more committed writes changed: ids removed, ids added (and still present). */
+interface Delta {
+  removed: Set<number>;
+  added: Change[];
+}
+
+/** A value derived from the items, valid for one generation, optionally brought forward by a delta. */
+interface Derived {
+  gen: number;
+  value: unknown;
+  apply?: (d: Delta, rows: (ids: number[]) => RowSource[]) => void;
+}
+
+type RowSource = { id: number; raw: Buffer; bits: Buffer | null; code: Buffer };
+export type Column = 'raw' | 'bits' | 'code';
+
+/** How long a write waits for another process's write by default. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 10 * 60_000;
 
 function f32(buf: Buffer): Float32Array {
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
@@ -85,17 +117,51 @@ function modelSummary(model: TrainedModel): Record<string, unknown> {
   return { arch: m.architecture.arch, codeDim: m.codeDim, inputDim: m.inputDim, loss: m.loss, regularisers: m.regularisers, source: m.source, training: m.training };
 }
 
-/** A searchable collection: trained model + HNSW graph of codes + SQLite catalogue, checked against its manifest. */
+/** The net effect of a run of changes (ids are never reused, so an id added then removed is simply gone). */
+function netDelta(changes: Change[]): Delta {
+  const removed = new Set<number>();
+  const added = new Map<number, Change>();
+  for (const c of changes) {
+    if (c.op === 'add') added.set(c.id, c);
+    else if (!added.delete(c.id)) removed.add(c.id);
+  }
+  return { removed, added: [...added.values()].filter((c) => c.code !== null) };
+}
+
+/**
+ * A searchable collection: trained model + HNSW graph of codes + SQLite catalogue, checked against its manifest.
+ * It owns the graph and every cache derived from the items; all of them follow the catalogue's generation, so a
+ * write by this or any other process is seen before the next query (`sync`).
+ */
 export class Collection {
-  private rawCache: { ids: Int32Array; data: Pixels } | undefined;
+  readonly #cat: Catalogue;
+  #index: HnswIndex;
+  /** the generation the graph and caches reflect */
+  #gen: number;
+  /** the generation of the newest graph file this process knows is saved */
+  #savedGen: number;
+  readonly #pointer: string | undefined;
+  readonly #derived = new Map<string, Derived>();
+  #persistTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  /** a collection opened from disk loaded its model and frees it; one created around a caller's model does not */
+  #ownsModel = true;
 
   private constructor(
     readonly paths: CollectionPaths,
     readonly model: TrainedModel,
-    readonly catalogue: Catalogue,
-    private index: HnswIndex,
+    catalogue: Catalogue,
+    index: HnswIndex,
+    gen: number,
     public manifest: CollectionManifest,
-  ) {}
+    private readonly o: OpenOptions,
+  ) {
+    this.#cat = catalogue;
+    this.#index = index;
+    this.#gen = gen;
+    this.#savedGen = gen;
+    this.#pointer = pointerIdentity(paths.home);
+  }
 
   get name(): string {
     return this.manifest.name;
@@ -106,13 +172,20 @@ export class Collection {
   get count(): number {
     return this.manifest.count;
   }
+  /** bumped by every committed write of any process; what callers key their own derived data on */
+  get generation(): number {
+    return this.#gen;
+  }
   get binaryBits(): number | undefined {
     return this.model.manifest.regularisers.binaryBits;
   }
+  /** elements in the graph, deleted ones whose slot is not reused yet included */
+  get graphSize(): number {
+    return this.#index.size;
+  }
 
-  /** Creates an empty collection in `dir`, whose `model/` subfolder already holds the saved model. */
-  static create(dir: string, model: TrainedModel, o: CreateOptions): Collection {
-    const paths = pathsIn(dir);
+  /** Creates an empty collection version in `paths.dir`, whose `model/` subfolder already holds the saved model. */
+  static create(paths: CollectionPaths, model: TrainedModel, o: CreateOptions, open: OpenOptions = {}): Collection {
     const hnsw = { ...HNSW_DEFAULTS, ...o.hnsw };
     const now = new Date().toISOString();
     const manifest: CollectionManifest = {
@@ -123,8 +196,7 @@ export class Collection {
       space: o.space,
       hnsw,
       count: 0,
-      hnswCount: 0,
-      state: 'ready',
+      generation: 0,
       rawDim: o.rawDim,
       rawType: o.rawType,
       model: modelSummary(model),
@@ -135,20 +207,28 @@ export class Collection {
     const catalogue = new Catalogue(paths.catalogue);
     catalogue.writeManifest(manifest);
     const index = HnswIndex.create(model.codeDim, o.space, 1024, hnsw);
-    index.save(paths.index);
-    return new Collection(paths, model, catalogue, index, manifest);
+    index.save(graphFile(paths.dir, 0));
+    const c = new Collection(paths, model, catalogue, index, 0, manifest, open);
+    c.#ownsModel = false;
+    return c;
   }
 
-  /** Opens a collection, checking manifest, model and index against each other; recovers an interrupted write. */
-  static async open(dataDir: string, name: string, o: { quiet?: boolean } = {}): Promise<Collection> {
-    const paths = collectionPaths(dataDir, name);
-    if (!fs.existsSync(paths.catalogue)) {
+  /** Opens the live version of a collection, checks it, brings its graph up to date and sweeps what crashes left. */
+  static async open(dataDir: string, name: string, o: OpenOptions = {}): Promise<Collection> {
+    const home = homeOf(dataDir, name);
+    const version = fs.existsSync(home) ? readPointer(home) : undefined;
+    if (!version) {
+      if (fs.existsSync(home) && isLegacy(home)) {
+        throw fail('MANIFEST_MISMATCH', `collection '${name}' was written by an older latentdex (format 1); rebuild it with \`latentdex build --collection ${name} --source SRC --replace\``);
+      }
       throw fail('COLLECTION_NOT_FOUND', `collection '${name}' not found in ${dataDir}; run \`latentdex build --collection ${name} --source SRC\``);
     }
+    const paths = versionPaths(home, version);
+    if (!fs.existsSync(paths.catalogue)) throw fail('CORRUPT_COLLECTION', `collection '${name}': its live version ${version} has no catalogue; rebuild it with --replace`);
     const catalogue = new Catalogue(paths.catalogue);
     try {
       const manifest = catalogue.readManifest();
-      if (!manifest) throw fail('CORRUPT_COLLECTION', `collection '${name}' has no manifest (its build never finished); rebuild it with \`latentdex build --collection ${name} --replace\``);
+      if (!manifest) throw fail('CORRUPT_COLLECTION', `collection '${name}' has no manifest; rebuild it with \`latentdex build --collection ${name} --replace\``);
       if (manifest.formatVersion !== COLLECTION_FORMAT_VERSION) {
         throw fail('MANIFEST_MISMATCH', `collection '${name}' has format ${manifest.formatVersion}; this latentdex reads ${COLLECTION_FORMAT_VERSION}: rebuild it`);
       }
@@ -157,20 +237,14 @@ export class Collection {
         model.dispose();
         throw fail('MANIFEST_MISMATCH', `collection '${name}' stores ${manifest.codeDim}-d codes but its model gives ${model.codeDim}-d codes; rebuild the collection`);
       }
-      const rows = catalogue.count();
-      let index: HnswIndex | undefined;
-      let reason: string | undefined;
-      if (manifest.state !== 'ready') reason = 'a write was interrupted';
-      else if (rows !== manifest.count) reason = `catalogue holds ${rows} items, manifest says ${manifest.count}`;
-      else if (!fs.existsSync(paths.index)) reason = 'the index file is missing';
-      else {
-        index = HnswIndex.load(paths.index, manifest.codeDim, manifest.space, manifest.hnsw.ef);
-        if (index.size !== manifest.hnswCount) reason = `index holds ${index.size} elements, manifest says ${manifest.hnswCount}`;
-      }
-      const c = new Collection(paths, model, catalogue, index ?? HnswIndex.create(manifest.codeDim, manifest.space, 16, manifest.hnsw), manifest);
-      if (reason) {
-        log(`collection '${name}': ${reason}; rebuilding the HNSW graph from the catalogue's ${rows} codes`, o.quiet);
-        c.rebuildIndex(o.quiet);
+      const c = new Collection(paths, model, catalogue, HnswIndex.create(manifest.codeDim, manifest.space, 16, manifest.hnsw), -1, manifest, o);
+      c.loadGraph();
+      c.catchUp();
+      try {
+        const swept = sweepHome(home, version);
+        if (swept.length) log(`collection '${name}': removed leftovers of interrupted or replaced writes: ${swept.join(', ')}`, o.quiet);
+      } catch {
+        // another process is sweeping the same folder
       }
       return c;
     } catch (e) {
@@ -179,130 +253,265 @@ export class Collection {
     }
   }
 
-  /** Rebuilds the graph from the codes in the catalogue (the source of truth) and saves it. */
-  rebuildIndex(quiet = true): void {
-    const n = this.catalogue.count();
+  /**
+   * Loads the newest saved graph file not ahead of the catalogue; if there is none (or it cannot be read), rebuilds
+   * the graph from the catalogue's codes, which are the source of truth.
+   */
+  private loadGraph(): void {
+    const committed = this.#cat.generation();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const gen = savedGraphs(this.paths.dir).find((g) => g <= committed);
+      if (gen === undefined) break;
+      try {
+        const index = HnswIndex.load(graphFile(this.paths.dir, gen), this.manifest.codeDim, this.manifest.space, this.manifest.hnsw.ef);
+        if (this.#cat.changesSince(gen) === undefined) break;
+        this.setGraph(index, gen);
+        return;
+      } catch (e) {
+        // A newer file replaced it meanwhile (look again), or it is damaged (rebuild).
+        if (isLatentdexError(e) && e.code === 'NOT_FOUND') continue;
+        if (isLatentdexError(e) && e.code === 'MANIFEST_MISMATCH') throw e;
+        log(`collection '${this.name}': graph file of generation ${gen} is unreadable; rebuilding it from the catalogue`, this.o.quiet);
+        break;
+      }
+    }
+    this.rebuildGraph();
+  }
+
+  private setGraph(index: HnswIndex, gen: number): void {
+    this.#index = index;
+    this.#gen = gen;
+    this.#savedGen = gen;
+    this.#derived.clear();
+  }
+
+  /** Builds the graph from every code in the catalogue, at the committed generation. */
+  private rebuildGraph(): void {
+    const gen = this.#cat.generation();
+    const n = this.#cat.count();
     const index = HnswIndex.create(this.manifest.codeDim, this.manifest.space, n + 16, this.manifest.hnsw);
-    const bar = progress({ title: 'reindex', total: n, quiet });
+    const bar = progress({ title: 'graph', total: n, quiet: this.o.quiet ?? true });
     let i = 0;
-    for (const r of this.catalogue.allCodes()) {
+    for (const r of this.#cat.allCodes()) {
       index.add(f32(r.code), r.id);
-      if (++i % 500 === 0) bar.update(i);
+      if (++i % 1000 === 0) bar.update(i);
     }
     bar.update(i);
     bar.stop();
-    index.save(this.paths.index);
-    this.index = index;
-    this.catalogue.setState('ready', n, index.size);
-    this.refreshManifest();
-  }
-
-  private refreshManifest(): void {
-    this.manifest = this.catalogue.readManifest()!;
-    this.rawCache = undefined;
+    this.#index = index;
+    this.#gen = gen;
+    this.#savedGen = -1;
+    this.#derived.clear();
+    this.manifest = this.#cat.readManifest()!;
+    if (n > 0) this.persist();
   }
 
   /**
-   * The write protocol: mark the manifest 'writing', change catalogue (one transaction) and graph, save the graph
-   * atomically, mark 'ready'. A crash in between leaves 'writing', which the next open repairs from the catalogue.
+   * Brings graph and caches to the committed generation: replays the change log (others' writes and our own), or
+   * reloads the newest graph file when the log no longer reaches back to what this process holds.
    */
-  private commit(change: () => void, o: { atomic?: boolean } = {}): void {
-    this.catalogue.setState('writing', this.manifest.count, this.manifest.hnswCount);
-    let saved = false;
+  private catchUp(): void {
+    const committed = this.#cat.generation();
+    if (committed === this.#gen) return;
+    const changes = this.#cat.changesSince(this.#gen);
+    if (!changes) {
+      this.loadGraph();
+      if (this.#gen === this.#cat.generation()) return;
+      return this.catchUp();
+    }
+    const delta = netDelta(changes);
+    for (const id of delta.removed) this.#index.remove(id);
+    if (delta.added.length) this.#index.reserve(delta.added.length);
+    for (const c of delta.added) this.#index.add(f32(c.code!), c.id);
+    const gen = changes.length ? changes[changes.length - 1]!.gen : committed;
+    for (const [name, d] of this.#derived) {
+      if (!d.apply) this.#derived.delete(name);
+      else {
+        d.apply(delta, (ids) => this.#cat.rowsOf(ids));
+        d.gen = Math.max(gen, committed);
+      }
+    }
+    this.#gen = Math.max(gen, committed);
+    this.manifest = this.#cat.readManifest()!;
+  }
+
+  /**
+   * Before a query: 'replaced' when another process made a new version live (the caller reopens by name);
+   * otherwise catches up with writes committed since and answers 'current'.
+   */
+  sync(): 'current' | 'replaced' {
+    if (this.#closed) return 'replaced';
+    if (pointerIdentity(this.paths.home) !== this.#pointer) return 'replaced';
+    this.catchUp();
+    return 'current';
+  }
+
+  /** Waits for the writer lock (polling, so a server keeps answering reads meanwhile), or COLLECTION_BUSY. */
+  private lock(): Promise<void> {
+    const timeoutMs = this.o.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    return this.#cat.beginWrite({
+      timeoutMs,
+      name: this.name,
+      onWait: () => log(`collection '${this.name}' is being written by another process; waiting for it (up to ${Math.round(timeoutMs / 1000)} s)`, this.o.quiet),
+    });
+  }
+
+  /**
+   * One write: takes the writer lock, checks this version is still live, runs `change` against the catalogue,
+   * commits it as the next generation, then replays it into graph and caches. A write that throws changes nothing.
+   */
+  private async write<T>(change: () => T): Promise<T> {
+    if (this.#closed) throw fail('INTERNAL', `collection '${this.name}' is closed`);
+    await this.lock();
+    let out: T;
     try {
-      change();
-      this.index.save(this.paths.index);
-      saved = true;
-      this.catalogue.setState('ready', this.catalogue.count(), this.index.size);
+      if (pointerIdentity(this.paths.home) !== this.#pointer) {
+        throw fail('COLLECTION_REPLACED', `collection '${this.name}' was replaced by a new build while this write waited; run it again`);
+      }
+      out = change();
+      crashPoint('write:before-commit');
+      this.#cat.commitWrite();
     } catch (e) {
-      if (o.atomic && !saved) {
-        // The change was one catalogue transaction, rolled back: the graph file on disk still matches it.
-        this.index = HnswIndex.load(this.paths.index, this.manifest.codeDim, this.manifest.space, this.manifest.hnsw.ef);
-        this.catalogue.setState('ready', this.catalogue.count(), this.index.size);
-        this.refreshManifest();
-      } else this.rebuildIndex();
+      this.#cat.rollbackWrite();
       throw e;
     }
-    this.refreshManifest();
+    crashPoint('write:after-commit');
+    this.catchUp();
+    this.schedulePersist();
+    return out;
   }
 
-  /** Encodes and adds items; the catalogue write is one transaction and the graph file is replaced atomically. */
-  add(items: ItemInput[], o: AddOptions = {}): { added: number; replaced: number } {
-    return this.addAll({ total: items.length, keys: items.map((it) => it.key), batches: () => [items] }, o);
+  private schedulePersist(): void {
+    const delay = this.o.persistDelayMs;
+    if (delay === undefined || delay <= 0) return this.persist();
+    if (this.#persistTimer) return;
+    this.#persistTimer = setTimeout(() => {
+      this.#persistTimer = undefined;
+      try {
+        this.persist();
+      } catch (e) {
+        log(`collection '${this.name}': saving the graph failed (${String(e)}); the change log keeps the writes`, this.o.quiet);
+      }
+    }, delay);
+    this.#persistTimer.unref();
   }
 
-  /** Refuses repeated keys and (without `replace`) keys already stored, before any work is done. */
+  /**
+   * Saves the graph as the file of its generation (temp + fsync + rename), removes older files, and forgets the
+   * change log up to it when the writer lock is free. Writes are durable before this: the catalogue holds them.
+   */
+  persist(): void {
+    if (this.#persistTimer) clearTimeout(this.#persistTimer);
+    this.#persistTimer = undefined;
+    if (this.#closed || this.#gen <= this.#savedGen) return;
+    const gen = this.#gen;
+    if (!savedGraphs(this.paths.dir).includes(gen)) this.#index.save(graphFile(this.paths.dir, gen));
+    this.#savedGen = gen;
+    sweepGraphs(this.paths.dir, gen);
+    if (this.#cat.tryBeginWrite()) {
+      try {
+        this.#cat.truncateChanges(gen);
+        this.#cat.commitWrite({ bump: false });
+      } catch {
+        this.#cat.rollbackWrite();
+      }
+    }
+  }
+
+  /** Refuses repeated keys and (without `replace`) keys already stored. */
   private checkKeys(keys: readonly string[], o: AddOptions): void {
     const seen = new Set<string>();
     for (const key of keys) {
       if (seen.has(key)) throw fail('DUPLICATE_KEY', `key '${key}' appears twice in the input; keys must be unique`);
       seen.add(key);
-      if (!o.replace && this.catalogue.idOf(key) !== undefined) throw fail('DUPLICATE_KEY', `key '${key}' is already in collection '${this.name}'; pass --replace to overwrite it`);
+      if (!o.replace && this.#cat.idOf(key) !== undefined) throw fail('DUPLICATE_KEY', `key '${key}' is already in collection '${this.name}'; pass --replace to overwrite it`);
     }
   }
 
+  /** Encodes and adds items (one write: all or nothing). */
+  add(items: ItemInput[], o: AddOptions = {}): Promise<{ added: number; replaced: number }> {
+    return this.addAll({ total: items.length, keys: items.map((it) => it.key), batches: () => [items] }, o);
+  }
+
   /**
-   * Encodes and adds a stream of item batches: memory holds one batch at a time, the catalogue takes all of them
-   * in one transaction (all or nothing) and the graph file is replaced once at the end. What the source skipped
-   * and the folders it read are recorded in the manifest in the same transaction.
+   * Encodes a stream of item batches, then writes them in one transaction: memory holds one batch of items at a
+   * time plus the codes, and the writer lock is held only while rows are inserted, not while the model encodes.
+   * What the source skipped and the folders it read are recorded in the manifest in the same transaction.
    */
-  addAll(stream: ItemStream, o: AddOptions = {}): { added: number; replaced: number } {
+  async addAll(stream: ItemStream, o: AddOptions = {}): Promise<{ added: number; replaced: number }> {
     const cd = this.manifest.codeDim;
     const dim = this.model.inputDim;
     const bits = this.binaryBits;
     this.checkKeys(stream.keys, o);
-    let added = 0;
-    let replaced = 0;
-    const bar = progress({ title: 'encode+index', total: stream.total, quiet: o.quiet });
-    this.commit(
-      () =>
-      this.catalogue.transaction(() => {
-        this.index.reserve(stream.total);
-        for (const items of stream.batches()) {
-          const removeIds: number[] = [];
-          for (const it of items) {
-            if (it.raw.length !== this.manifest.rawDim) throw fail('INVALID_DIM', `item '${it.key}' has ${it.raw.length} values; this collection takes ${this.manifest.rawDim}`);
-            const id = this.catalogue.idOf(it.key);
-            if (id !== undefined) removeIds.push(id);
-          }
-          if (items.length === 0) continue;
-          const codes = this.model.encode(stackInputs(items, dim), items.length);
-          const rows: NewItem[] = items.map((it, i) => {
-            const code = codes.subarray(i * cd, (i + 1) * cd);
-            return {
-              key: it.key,
-              label: it.label,
-              uri: it.uri,
-              grp: it.grp ?? null,
-              text: it.text ?? null,
-              raw: rawBuffer(it.raw, this.manifest.rawType),
-              thumb: it.thumb,
-              code: Buffer.from(code.slice().buffer),
-              bits: bits ? Buffer.from(packBits(code)) : null,
-            };
-          });
-          const ids = this.catalogue.write(removeIds, rows);
-          for (const id of removeIds) this.index.remove(id);
-          ids.forEach((id, i) => this.index.add(codes.subarray(i * cd, (i + 1) * cd), id));
-          added += items.length - removeIds.length;
-          replaced += removeIds.length;
-          bar.update(added + replaced);
-        }
-        if (stream.skipped?.length || stream.roots?.length) this.catalogue.updateParams(this.ingestParams(stream));
-      }),
-      { atomic: true },
-    );
+    const codes = new Float32Array(stream.total * cd);
+    let n = 0;
+    const bar = progress({ title: 'encode', total: stream.total, quiet: o.quiet });
+    for (const items of stream.batches()) {
+      for (const it of items) {
+        if (it.raw.length !== this.manifest.rawDim) throw fail('INVALID_DIM', `item '${it.key}' has ${it.raw.length} values; this collection takes ${this.manifest.rawDim}`);
+      }
+      if (items.length === 0) continue;
+      if (n + items.length > stream.total) throw fail('INTERNAL', `the source gave more items than the ${stream.total} it announced`);
+      codes.set(this.model.encode(stackInputs(items, dim), items.length), n * cd);
+      n += items.length;
+      bar.update(n);
+    }
     bar.stop();
-    return { added, replaced };
+    if (n !== stream.total) throw fail('INTERNAL', `the source gave ${n} items, not the ${stream.total} it announced`);
+    return this.write(() => {
+      // Checked again under the lock: another process may have added one of these keys since.
+      this.checkKeys(stream.keys, o);
+      let added = 0;
+      let replaced = 0;
+      let i = 0;
+      for (const items of stream.batches()) {
+        const removeIds: number[] = [];
+        const rows: NewItem[] = items.map((it) => {
+          const id = this.#cat.idOf(it.key);
+          if (id !== undefined) removeIds.push(id);
+          const code = codes.subarray(i * cd, (i + 1) * cd);
+          i++;
+          return {
+            key: it.key,
+            label: it.label,
+            uri: it.uri,
+            grp: it.grp ?? null,
+            text: it.text ?? null,
+            raw: rawBuffer(it.raw, this.manifest.rawType),
+            thumb: it.thumb,
+            code: Buffer.from(code.buffer, code.byteOffset, code.byteLength),
+            bits: bits ? Buffer.from(packBits(code)) : null,
+          };
+        });
+        this.#cat.write(removeIds, rows);
+        added += items.length - removeIds.length;
+        replaced += removeIds.length;
+      }
+      if (stream.skipped?.length || stream.roots?.length) this.#cat.updateParams(this.ingestParams(stream));
+      return { added, replaced };
+    });
   }
 
   /** The manifest's params with a source's folders and skipped files added to what earlier builds and adds recorded. */
   private ingestParams(stream: ItemStream): Record<string, unknown> {
-    const p = this.manifest.params;
+    const p = this.#cat.readManifest()!.params;
     const roots = new Set([...((p.roots as string[] | undefined) ?? []), ...(stream.roots ?? [])]);
     const before = (p.skipped as { count: number; files: SkippedFile[] } | undefined) ?? { count: 0, files: [] };
     const files = [...before.files, ...(stream.skipped ?? [])].slice(0, MAX_SKIPPED_LISTED);
     return { ...p, roots: [...roots], skipped: { count: before.count + (stream.skipped?.length ?? 0), files } };
+  }
+
+  /** Removes items by key (one write); an unknown key fails before any change. */
+  remove(keys: string[]): Promise<number> {
+    return this.write(() => {
+      const ids = keys.map((k) => {
+        const id = this.#cat.idOf(k);
+        if (id === undefined) throw fail('ITEM_NOT_FOUND', `key '${k}' is not in collection '${this.name}'; nothing was removed`);
+        return id;
+      });
+      this.#cat.write([...new Set(ids)], []);
+      return new Set(ids).size;
+    });
   }
 
   /** Folders this collection's items were read from (absolute): the only places originals are served from. */
@@ -312,85 +521,127 @@ export class Collection {
 
   /** The stored preview of an item (WebP or PNG), null for texts; ITEM_NOT_FOUND for an unknown key. */
   preview(key: string): Buffer | null {
-    const b = this.catalogue.thumb(key);
+    const b = this.#cat.thumb(key);
     if (b === undefined) throw fail('ITEM_NOT_FOUND', `no item '${key}' in collection '${this.name}'`);
     return b;
   }
 
-  /** Removes items by key (catalogue row deleted, graph element marked deleted); unknown keys fail before any change. */
-  remove(keys: string[]): number {
-    const ids = keys.map((k) => {
-      const id = this.catalogue.idOf(k);
-      if (id === undefined) throw fail('ITEM_NOT_FOUND', `key '${k}' is not in collection '${this.name}'; nothing was removed`);
-      return id;
-    });
-    if (ids.length === 0) return 0;
-    this.commit(() => {
-      this.catalogue.write(ids, []);
-      for (const id of ids) this.index.remove(id);
-    });
-    return ids.length;
-  }
-
+  /** Nearest graph elements to a code (ids of live items; the caller skips any removed since its sync). */
   search(code: ArrayLike<number>, k: number, ef?: number): Neighbor[] {
-    return this.index.search(code, k, this.manifest.count, ef);
+    return this.#index.search(code, k, this.manifest.count, ef);
   }
 
   item(key: string): ItemRow {
-    const r = this.catalogue.byKey(key);
+    const r = this.#cat.byKey(key);
     if (!r) throw fail('ITEM_NOT_FOUND', `no item '${key}' in collection '${this.name}'`);
     return r;
   }
 
-  itemById(id: number): ItemRow {
-    const r = this.catalogue.byId(id);
-    if (!r) throw fail('CORRUPT_COLLECTION', `graph element ${id} has no catalogue row in '${this.name}'; reopen to rebuild the index`);
-    return r;
+  /** The catalogue row of an id, undefined when another process removed it after this one's last sync. */
+  rowOf(id: number): ItemRow | undefined {
+    return this.#cat.byId(id);
+  }
+
+  /** A uniformly random item's key; ITEM_NOT_FOUND when the collection is empty. */
+  randomKey(): string {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const n = this.#cat.count();
+      if (n === 0) break;
+      const key = this.#cat.keyAt(Math.floor(Math.random() * n));
+      if (key !== undefined) return key;
+    }
+    throw fail('ITEM_NOT_FOUND', `collection '${this.name}' is empty`);
+  }
+
+  /** Metadata of every item in id order. */
+  itemRows(): ItemRow[] {
+    return this.#cat.allMeta();
   }
 
   codeOf(id: number): Float32Array {
-    return f32(this.catalogue.code(id)!);
+    const b = this.#cat.code(id);
+    if (!b) throw fail('ITEM_NOT_FOUND', `item ${id} was removed from '${this.name}'`);
+    return f32(b);
   }
 
   rawOf(id: number): Pixels {
-    return decodeRaw(this.catalogue.raw(id)!, this.manifest.rawType);
+    const b = this.#cat.raw(id);
+    if (!b) throw fail('ITEM_NOT_FOUND', `item ${id} was removed from '${this.name}'`);
+    return decodeRaw(b, this.manifest.rawType);
   }
 
-  /** Every item's raw vector in rowid order (cached until the next write): bytes for pixels, floats for texts. */
-  rawMatrix(): { ids: Int32Array; data: Pixels } {
-    if (!this.rawCache) {
-      const d = this.manifest.rawDim;
-      if (this.manifest.rawType === 'u8') {
-        const n = this.catalogue.count();
-        const ids = new Int32Array(n);
-        const data = new Uint8Array(n * d);
-        let i = 0;
-        for (const r of this.catalogue.allRaw()) {
-          ids[i] = r.id;
-          data.set(r.raw, i++ * d);
+  /**
+   * A value computed from the items, cached until the next committed write (of any process). Without `apply`
+   * it is recomputed after a write; with it, it is brought forward by the rows that write changed.
+   */
+  derived<T>(name: string, make: () => T, apply?: (value: T, removed: ReadonlySet<number>, added: RowSource[]) => void): T {
+    const hit = this.#derived.get(name);
+    if (hit && hit.gen === this.#gen) return hit.value as T;
+    const value = make();
+    this.#derived.set(name, {
+      gen: this.#gen,
+      value,
+      apply: apply && ((d, rows) => apply(value, d.removed, rows(d.added.map((c) => c.id)))),
+    });
+    return value;
+  }
+
+  /**
+   * One stored column of every item as a matrix in id order (bytes for pixels, floats for texts and codes, bytes
+   * for packed bits), kept up to date by each write's rows. `transform` changes each row as it enters (e.g. normalise).
+   */
+  rows<A extends Uint8Array | Float32Array>(column: Column, transform?: { name: string; row: (row: A) => A }): { ids: Int32Array; data: A } {
+    const map = transform?.row;
+    const decode = (r: RowSource): A => {
+      const buf = column === 'raw' ? r.raw : column === 'code' ? r.code : (r.bits ?? Buffer.alloc(0));
+      const v = (column === 'bits' ? new Uint8Array(buf) : column === 'code' ? f32(buf) : decodeRaw(buf, this.manifest.rawType)) as A;
+      return map ? map(v) : v;
+    };
+    const bytes = column === 'bits' || (column === 'raw' && this.manifest.rawType === 'u8');
+    const dim = column === 'raw' ? this.manifest.rawDim : column === 'code' ? this.manifest.codeDim : Math.ceil((this.binaryBits ?? 0) / 8);
+    const m = this.derived(
+      `rows:${column}:${transform?.name ?? ''}`,
+      () => {
+        const mat = new RowMatrix<A>((bytes ? Uint8Array : Float32Array) as unknown as { new (n: number): A }, dim, this.#cat.count());
+        const it = column === 'code' ? this.#cat.allCodes() : column === 'bits' ? this.#cat.allBits() : this.#cat.allRaw();
+        for (const r of it as Iterable<{ id: number; raw?: Buffer; code?: Buffer; bits?: Buffer | null }>) {
+          mat.append(r.id, decode({ id: r.id, raw: r.raw ?? Buffer.alloc(0), code: r.code ?? Buffer.alloc(0), bits: r.bits ?? null }));
         }
-        this.rawCache = { ids, data };
-      } else this.rawCache = this.matrix(this.catalogue.allRaw(), d, (r) => f32(r.raw));
-    }
-    return this.rawCache;
+        return mat;
+      },
+      (mat, removed, added) => {
+        mat.remove(removed);
+        for (const r of added) mat.append(r.id, decode(r));
+      },
+    );
+    return m.view();
   }
 
-  /** Every item's code in rowid order. */
+  /** Every item's raw vector in id order: bytes for pixel collections, floats for texts. */
+  rawMatrix(): { ids: Int32Array; data: Pixels } {
+    return this.rows<Uint8Array | Float32Array>('raw');
+  }
+
+  /** Every item's code in id order. */
   codeMatrix(): { ids: Int32Array; data: Float32Array } {
-    return this.matrix(this.catalogue.allCodes(), this.manifest.codeDim, (r) => f32(r.code));
+    return this.rows<Float32Array>('code');
   }
 
-  private matrix<R extends { id: number }>(rows: Iterable<R>, d: number, vec: (r: R) => Float32Array): { ids: Int32Array; data: Float32Array } {
-    const n = this.catalogue.count();
-    const ids = new Int32Array(n);
-    const data = new Float32Array(n * d);
-    let i = 0;
-    for (const r of rows) {
-      ids[i] = r.id;
-      data.set(vec(r), i * d);
-      i++;
-    }
-    return { ids, data };
+  /**
+   * Runs `fn` on one consistent state: caught up to a generation, with every catalogue read in `fn` seeing that
+   * same generation (another process's commit waits for the next call). Item metadata, codes and raw vectors read
+   * inside line up row for row.
+   */
+  consistent<T>(fn: () => T): T {
+    return this.#cat.snapshot(() => {
+      this.catchUp();
+      return fn();
+    });
+  }
+
+  /** Item metadata and codes in id order, row for row. */
+  itemsWithCodes(): { rows: ItemRow[]; data: Float32Array } {
+    return this.consistent(() => ({ rows: this.#cat.allMeta(), data: this.codeMatrix().data }));
   }
 
   /** Sizes on disk of the collection's files. */
@@ -404,15 +655,29 @@ export class Collection {
         return 0;
       }
     };
+    const graph = savedGraphs(this.paths.dir)[0];
     return {
-      index: size(this.paths.index),
+      index: graph === undefined ? 0 : size(graphFile(this.paths.dir, graph)),
       catalogue: size(this.paths.catalogue) + size(`${this.paths.catalogue}-wal`),
       model: size(this.paths.model),
     };
   }
 
-  close(): void {
-    this.catalogue.close();
-    this.model.dispose();
+  /** Saves a graph that is ahead of its file (unless `save` is false: a replaced version), then closes catalogue and model. */
+  close(o: { save?: boolean } = {}): void {
+    if (this.#closed) return;
+    if (this.#persistTimer) clearTimeout(this.#persistTimer);
+    this.#persistTimer = undefined;
+    if (o.save !== false) {
+      try {
+        this.persist();
+      } catch (e) {
+        log(`collection '${this.name}': saving the graph failed (${String(e)}); the next open replays the change log`, this.o.quiet);
+      }
+    }
+    this.#closed = true;
+    this.#derived.clear();
+    this.#cat.close();
+    if (this.#ownsModel) this.model.dispose();
   }
 }

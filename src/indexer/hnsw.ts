@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import hnswlib from 'hnswlib-node';
+import { crashPoint } from '../crash.js';
 import { fail, messageOf } from '../errors.js';
 
 export type Space = 'l2' | 'cosine';
@@ -45,21 +46,29 @@ export class HnswIndex {
 
   static create(dim: number, space: Space, capacity: number, p: HnswParams): HnswIndex {
     const index = new hnswlib.HierarchicalNSW(space, dim);
-    index.initIndex({ maxElements: Math.max(16, capacity), m: p.M, efConstruction: p.efConstruction, randomSeed: p.seed, allowReplaceDeleted: false });
+    // Deleted elements' slots are reused by later adds, so a collection that churns does not grow.
+    index.initIndex({ maxElements: Math.max(16, capacity), m: p.M, efConstruction: p.efConstruction, randomSeed: p.seed, allowReplaceDeleted: true });
     index.setEf(p.ef);
     return new HnswIndex(index, dim, space);
   }
 
   /** Loads an index file, refusing one whose stored dimension is not `dim`. */
   static load(file: string, dim: number, space: Space, ef: number): HnswIndex {
-    const fileDim = hnswFileDim(file);
+    let fileDim: number;
+    try {
+      fileDim = hnswFileDim(file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw fail('NOT_FOUND', `index file '${file}' is gone`, e);
+      throw e;
+    }
     if (fileDim !== dim) {
       throw fail('MANIFEST_MISMATCH', `index file '${file}' holds ${fileDim}-dimensional vectors but the collection's model gives ${dim}; rebuild the collection`);
     }
     const index = new hnswlib.HierarchicalNSW(space, dim);
     try {
-      index.readIndexSync(file);
+      index.readIndexSync(file, true);
     } catch (e) {
+      if (!fs.existsSync(file)) throw fail('NOT_FOUND', `index file '${file}' is gone`, e);
       throw fail('CORRUPT_COLLECTION', `index file '${file}' cannot be read (${messageOf(e)}); rebuild the collection`, e);
     }
     index.setEf(ef);
@@ -74,7 +83,7 @@ export class HnswIndex {
   add(code: ArrayLike<number>, id: number): void {
     if (code.length !== this.dim) throw fail('INVALID_DIM', `code has ${code.length} values; this index takes ${this.dim}`);
     if (this.index.getCurrentCount() >= this.index.getMaxElements()) this.index.resizeIndex(Math.ceil(this.index.getMaxElements() * 1.5) + 16);
-    this.index.addPoint(Array.from(code), id);
+    this.index.addPoint(Array.from(code), id, true);
   }
 
   reserve(extra: number): void {
@@ -82,8 +91,14 @@ export class HnswIndex {
     if (need > this.index.getMaxElements()) this.index.resizeIndex(need);
   }
 
-  remove(id: number): void {
-    this.index.markDelete(id);
+  /** Marks an element deleted; false when the graph does not hold it (a replayed change already applied). */
+  remove(id: number): boolean {
+    try {
+      this.index.markDelete(id);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   search(code: ArrayLike<number>, k: number, live: number, ef?: number): Neighbor[] {
@@ -101,13 +116,14 @@ export class HnswIndex {
     }
   }
 
-  /** Writes to `file` atomically: a temp file, then rename. */
+  /** Writes to `file` atomically: a temp file, fsync, then rename. */
   save(file: string): void {
-    const tmp = `${file}.tmp-${process.pid}`;
+    const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
     this.index.writeIndexSync(tmp);
     const fd = fs.openSync(tmp, 'r');
     fs.fsyncSync(fd);
     fs.closeSync(fd);
+    crashPoint('graph:before-rename');
     fs.renameSync(tmp, file);
   }
 }

@@ -8,17 +8,22 @@ export function validateName(name: string): string {
   return name;
 }
 
+/** The files of one version of a collection: `home/<version>/{model/, catalogue.db, graph-<gen>.hnsw}`. */
 export interface CollectionPaths {
+  /** the collection's folder, holding the CURRENT pointer and its versions */
+  home: string;
+  version: string;
   dir: string;
   model: string;
-  index: string;
   catalogue: string;
 }
 
-export function pathsIn(dir: string): CollectionPaths {
-  return { dir, model: path.join(dir, 'model'), index: path.join(dir, 'codes.hnsw'), catalogue: path.join(dir, 'catalogue.db') };
+export function versionPaths(home: string, version: string): CollectionPaths {
+  const dir = path.join(home, version);
+  return { home, version, dir, model: path.join(dir, 'model'), catalogue: path.join(dir, 'catalogue.db') };
 }
 
-export function collectionPaths(dataDir: string, name: string): CollectionPaths {
-  return pathsIn(path.join(dataDir, validateName(name)));
+/** The folder of collection `name` in a data directory. */
+export function homeOf(dataDir: string, name: string): string {
+  return path.join(dataDir, validateName(name));
 }

@@ -135,9 +135,7 @@ export function createApp(deps: AppDeps): express.Express {
     '/api/collections/:c/random',
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
-      const meta = c.catalogue.allMeta();
-      if (meta.length === 0) throw fail('ITEM_NOT_FOUND', `collection '${c.name}' is empty`);
-      res.json({ key: meta[Math.floor(Math.random() * meta.length)]!.key });
+      res.json({ key: c.randomKey() });
     }),
   );
 
@@ -273,13 +271,13 @@ export function createApp(deps: AppDeps): express.Express {
         const i = c.model.manifest.input;
         if (i.type !== 'pixels') throw fail('INTERNAL', 'image collection with a text model');
         const img = await decodeQueryImage(c, req.file.buffer);
-        c.add([{ key: f.key, label: f.label ?? null, uri: `upload:${f.key}`, input: img.pixels, raw: img.pixels, thumb: img.preview ?? imagePng(img.pixels, i.width, i.height, i.channels) }], { replace, quiet: true });
+        await c.add([{ key: f.key, label: f.label ?? null, uri: `upload:${f.key}`, input: img.pixels, raw: img.pixels, thumb: img.preview ?? imagePng(img.pixels, i.width, i.height, i.channels) }], { replace, quiet: true });
         res.status(201).json({ key: f.key, count: c.count });
         return;
       }
       const b = parse(textItemBody, req.body, 'body');
       const v = textQueryVectors(c, b.text);
-      c.add([{ key: b.key, label: b.label ?? null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], { replace, quiet: true });
+      await c.add([{ key: b.key, label: b.label ?? null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], { replace, quiet: true });
       res.status(201).json({ key: b.key, count: c.count });
     }),
   );
@@ -289,7 +287,7 @@ export function createApp(deps: AppDeps): express.Express {
     requireKey,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
-      c.remove([req.params.key!]);
+      await c.remove([req.params.key!]);
       res.json({ removed: req.params.key, count: c.count });
     }),
   );

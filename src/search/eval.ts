@@ -81,9 +81,13 @@ function mean(xs: number[]): number {
  * (pixels L2 / TF-IDF cosine) and PCA (LSA for text) of the code's dimension fit on the collection's items.
  */
 export function evaluate(c: Collection, q: QuerySet, o: EvalOptions): EvalReport {
+  return c.consistent(() => evaluateNow(c, q, o));
+}
+
+function evaluateNow(c: Collection, q: QuerySet, o: EvalOptions): EvalReport {
   const k = o.k;
   const ef = o.ef ?? c.manifest.hnsw.ef;
-  const rows = c.catalogue.allMeta();
+  const rows = c.itemRows();
   const meta: ItemMeta = { keys: rows.map((r) => r.key), labels: rows.map((r) => r.label), groups: rows.map((r) => r.grp), ids: Int32Array.from(rows.map((r) => r.id)) };
   const rowOfId = new Map<number, number>();
   meta.ids.forEach((id, i) => rowOfId.set(id, i));

@@ -8,15 +8,13 @@ export interface CodeMap {
   sampled: boolean;
 }
 
-const cache = new WeakMap<Collection, { gen: string; map: CodeMap }>();
-
 /** The collection's codes projected to 2-D by PCA (at most `max` evenly spaced items), for the page's map. */
 export function projectCodes(c: Collection, max = 12000): CodeMap {
-  const gen = c.manifest.updatedAt;
-  const hit = cache.get(c);
-  if (hit && hit.gen === gen) return hit.map;
-  const meta = c.catalogue.allMeta();
-  const { data } = c.codeMatrix();
+  return c.derived(`code-map:${max}`, () => project(c, max));
+}
+
+function project(c: Collection, max: number): CodeMap {
+  const { rows: meta, data } = c.itemsWithCodes();
   const d = c.manifest.codeDim;
   const n = meta.length;
   const take = n > max ? Array.from({ length: max }, (_, i) => Math.floor((i * n) / max)) : meta.map((_, i) => i);
@@ -25,9 +23,7 @@ export function projectCodes(c: Collection, max = 12000): CodeMap {
   const pca = fitPca(sub, take.length, d, 2);
   const xy = pcaProject(pca, sub, take.length);
   const points = take.map((i, j) => ({ key: meta[i]!.key, label: meta[i]!.label, x: xy[j * pca.k]!, y: pca.k > 1 ? xy[j * pca.k + 1]! : 0 }));
-  const map = { points, labels: [...new Set(points.map((p) => p.label).filter((l): l is string => l !== null))].sort(), sampled: n > max };
-  cache.set(c, { gen, map });
-  return map;
+  return { points, labels: [...new Set(points.map((p) => p.label).filter((l): l is string => l !== null))].sort(), sampled: n > max };
 }
 
 const PALETTE = [

@@ -1,0 +1,178 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fail, messageOf } from '../errors.js';
+import { versionPaths, type CollectionPaths } from './paths.js';
+
+/**
+ * A collection's folder holds versions (`v-<time>-<pid>-<rand>/`, each a complete model + catalogue + graph) and a
+ * pointer file `CURRENT` naming the live one. Replacing a collection is one rename of a new pointer over the old:
+ * a crash at any moment leaves the old or the new version live, never none. Anything else is a leftover to sweep.
+ */
+export const POINTER = 'CURRENT';
+const VERSION = /^v-[a-z0-9]+-(\d+)-[a-f0-9]{6}$/;
+const TEMP = /\.tmp-(\d+)(-[a-f0-9]+)?$/;
+/** Files of the first on-disk format (format 1): the catalogue lay directly in the collection's folder. */
+const LEGACY = ['catalogue.db', 'catalogue.db-wal', 'catalogue.db-shm', 'codes.hnsw', 'model'];
+
+/** Whether a process of this pid runs (a leftover of a dead one may be removed). */
+export function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The live version named by the pointer, undefined when there is none. */
+export function readPointer(home: string): string | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(home, POINTER), 'utf8').trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fail('CORRUPT_COLLECTION', `cannot read ${path.join(home, POINTER)} (${messageOf(e)})`, e);
+  }
+  if (!VERSION.test(text)) throw fail('CORRUPT_COLLECTION', `${path.join(home, POINTER)} names no version ('${text.slice(0, 40)}'); rebuild the collection with --replace`);
+  return text;
+}
+
+/** What changes when the pointer is replaced (its inode), cheap enough to check before every request. */
+export function pointerIdentity(home: string): string | undefined {
+  try {
+    const st = fs.statSync(path.join(home, POINTER));
+    return `${st.ino}:${st.mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `home` holds a collection written by the first on-disk format. */
+export function isLegacy(home: string): boolean {
+  return !fs.existsSync(path.join(home, POINTER)) && fs.existsSync(path.join(home, 'catalogue.db'));
+}
+
+/** Creates the folder of a new, not yet live version. */
+export function newVersion(home: string): CollectionPaths {
+  const version = `v-${Date.now().toString(36)}-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  const p = versionPaths(home, version);
+  fs.mkdirSync(p.dir, { recursive: true });
+  return p;
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Writes `data` to `file` durably and atomically: a temp file in the same folder, fsync, rename. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  fs.writeFileSync(tmp, data);
+  const fd = fs.openSync(tmp, 'r');
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+}
+
+/**
+ * Makes `version` live in one atomic step. Without `replace` the pointer is created exclusively (a hard link of
+ * the written temp file), so of two builds racing to create a collection one wins and the other gets
+ * COLLECTION_EXISTS.
+ */
+export function publish(home: string, version: string, o: { replace: boolean; name: string }): void {
+  const pointer = path.join(home, POINTER);
+  if (o.replace) writeFileAtomic(pointer, `${version}\n`);
+  else {
+    const tmp = `${pointer}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+    fs.writeFileSync(tmp, `${version}\n`);
+    try {
+      fs.linkSync(tmp, pointer);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw fail('COLLECTION_EXISTS', `collection '${o.name}' was created by another process meanwhile; pass --replace to rebuild it`, e);
+      throw e;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+  fsyncDir(home);
+}
+
+/** Removes a version that is no longer live (best effort: a reader may still hold its files open, which POSIX allows). */
+export function removeVersion(home: string, version: string): void {
+  fs.rmSync(path.join(home, version), { recursive: true, force: true });
+}
+
+/** Removes the first format's files once a version is live beside them. */
+export function removeLegacy(home: string): void {
+  for (const f of LEGACY) fs.rmSync(path.join(home, f), { recursive: true, force: true });
+  for (const f of fs.readdirSync(home)) if (f.startsWith('codes.hnsw.tmp-')) fs.rmSync(path.join(home, f), { force: true });
+}
+
+/** Leftovers in `dir` that are safe to remove: temp files of dead processes. */
+export function deadTempFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((f) => {
+    const m = TEMP.exec(f);
+    return m !== null && !isAlive(Number(m[1]));
+  });
+}
+
+/**
+ * Removes what crashed or finished processes left in a collection's folder: versions that are not live and whose
+ * builder is gone (killed builds, replaced versions), pointer temp files, legacy files beside a live pointer.
+ */
+export function sweepHome(home: string, live: string): string[] {
+  const removed: string[] = [];
+  for (const f of fs.readdirSync(home)) {
+    const m = VERSION.exec(f);
+    if (m && f !== live && !isAlive(Number(m[1]))) {
+      removeVersion(home, f);
+      removed.push(f);
+    }
+  }
+  for (const f of deadTempFiles(home)) {
+    fs.rmSync(path.join(home, f), { recursive: true, force: true });
+    removed.push(f);
+  }
+  if (fs.existsSync(path.join(home, 'catalogue.db'))) {
+    removeLegacy(home);
+    removed.push('catalogue.db (format 1)');
+  }
+  return removed;
+}
+
+const GRAPH = /^graph-(\d+)\.hnsw$/;
+
+/** The graph file of generation `gen` in a version folder. */
+export function graphFile(dir: string, gen: number): string {
+  return path.join(dir, `graph-${gen}.hnsw`);
+}
+
+/** Generations of the saved graph files in a version folder, newest first. */
+export function savedGraphs(dir: string): number[] {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    // no folder, no graphs
+  }
+  return names.map((f) => GRAPH.exec(f)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1])).sort((a, b) => b - a);
+}
+
+/** Removes graph files older than `gen` and temp files of dead processes from a version folder. */
+export function sweepGraphs(dir: string, gen: number): void {
+  for (const g of savedGraphs(dir)) if (g < gen) fs.rmSync(graphFile(dir, g), { force: true });
+  for (const f of deadTempFiles(dir)) fs.rmSync(path.join(dir, f), { force: true });
+}
