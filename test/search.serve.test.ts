@@ -39,20 +39,27 @@ describe('serve', () => {
     const write = process.stderr.write.bind(process.stderr);
     process.stderr.write = ((chunk: string | Uint8Array) => (logged.push(String(chunk)), true)) as typeof process.stderr.write;
     try {
-      let arrived = 0;
-      const allArrived = new Promise<void>((resolve) => running.server.on('request', () => ++arrived === 6 && resolve()));
+      // Count the handlers that start: each runs as tracked engine work.
+      let started = 0;
+      let allStarted!: () => void;
+      const handlersRunning = new Promise<void>((resolve) => (allStarted = resolve));
+      const track = running.engine.track.bind(running.engine);
+      running.engine.track = (<T>(work: () => Promise<T>) => {
+        if (++started === 6) allStarted();
+        return track(work);
+      }) as typeof running.engine.track;
       const abort = new AbortController();
       const uploads = Array.from({ length: 6 }, (_, i) => {
         const fd = new FormData();
         fd.append('image', new Blob([new Uint8Array(pngOf(set.pixels.subarray((100 + i) * 784, (101 + i) * 784), 28, 28))]), 'q.png');
         return fetch(`${running.url}/api/collections/d/search?k=3`, { method: 'POST', body: fd, signal: abort.signal }).catch(() => 'aborted');
       });
-      await allArrived;
-      // The clients hang up while their uploads are being decoded and encoded, then the server shuts down.
+      await handlersRunning;
+      // All six handlers are decoding or encoding when their clients hang up and the server shuts down.
       abort.abort();
       await Promise.all(uploads);
       await running.close();
-      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(started, 6);
     } finally {
       process.stderr.write = write;
     }

@@ -261,7 +261,11 @@ async function init() {
   $('k').value = String(state.k);
   setStatus('Loading collections…', true);
   try {
-    const [{ collections }, health] = await Promise.all([api('/api/collections'), api('/api/health')]);
+    const [{ collections: all }, health] = await Promise.all([api('/api/collections'), api('/api/health')]);
+    // Collections that cannot be opened are listed by the server with why; the page names them and skips them.
+    const collections = all.filter((c) => c.available !== false);
+    const down = all.filter((c) => c.available === false);
+    if (down.length) showError(`Unavailable: ${down.map((c) => `${c.name} (${c.error.message})`).join('; ')}`);
     state.collections = collections;
     state.originals = Boolean(health.originals);
     $('health').textContent = `Backend ${health.backend ?? '?'} · latentdex ${health.version ?? ''}`;

@@ -99,7 +99,8 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
     .option('--demo', 'build the demo collections first when they are absent')
     .option('--max-upload-mb <n>', 'largest accepted upload', intArg(1, 100), 5)
     .option('--serve-originals', "serve image items' original files, only from the folders each collection was read from")
-    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean }) => {
+    .option('--allowed-host <names...>', 'host names the page may be opened under besides localhost (a loopback server refuses others: DNS-rebinding guard)')
+    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean; allowedHost?: string[] }) => {
       await startBackend(ctx);
       const g = globals(ctx);
       if (f.demo) {
@@ -108,7 +109,7 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
         if (os.availableParallelism() > 1) await Promise.all([ensureBrownInChild(o), ensureDigits(o)]);
         else await ensureDigits(o).then(() => ensureBrown(o));
       }
-      const running = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, serveOriginals: !!f.serveOriginals, webDir, backend: backendName(), version, quiet: g.quiet });
+      const running = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, serveOriginals: !!f.serveOriginals, allowedHosts: f.allowedHost, webDir, backend: backendName(), version, quiet: g.quiet });
       process.stdout.write(`latentdex serving ${running.engine.names().join(', ') || 'no collections'} at ${running.url}/\n`);
       await new Promise<void>((resolve) => {
         const stop = () => void running.close().then(resolve);

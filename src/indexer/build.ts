@@ -5,7 +5,7 @@ import { crashPoint } from '../crash.js';
 import { fail, isLatentdexError } from '../errors.js';
 import { Catalogue } from './catalogue.js';
 import { Collection, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
-import { isLegacy, newVersion, POINTER, publish, readPointer, removeLegacy, removeVersion } from './layout.js';
+import { isLegacy, markReplaced, newVersion, POINTER, publish, readPointer, removeLegacy, removeVersion } from './layout.js';
 import { homeOf, versionPaths } from './paths.js';
 import { log } from '../progress.js';
 
@@ -43,6 +43,7 @@ async function swapIn(home: string, version: string, old: string | undefined, o:
   try {
     await cat?.beginWrite({ timeoutMs: DEFAULT_LOCK_TIMEOUT_MS, name: o.name, onWait: () => log(`collection '${o.name}' is being written; replacing it when that write is done`, o.quiet) });
     crashPoint('build:before-publish');
+    if (old) markReplaced(home, old, version);
     publish(home, version, { replace: Boolean(o.replace), name: o.name });
   } finally {
     cat?.close();

@@ -316,8 +316,9 @@ export class Collection {
     const changes = this.#cat.changesSince(this.#gen);
     if (!changes) {
       this.loadGraph();
-      if (this.#gen === this.#cat.generation()) return;
-      return this.catchUp();
+      if (this.#gen !== this.#cat.generation()) return this.catchUp();
+      this.manifest = this.#cat.readManifest()!;
+      return;
     }
     const delta = netDelta(changes);
     for (const id of delta.removed) this.#index.remove(id);

@@ -104,6 +104,14 @@ export function publish(home: string, version: string, o: { replace: boolean; na
   fsyncDir(home);
 }
 
+/** Marker a replace leaves in the version it replaces (written before the pointer moves). */
+const REPLACED = 'REPLACED';
+
+/** Marks `version` as being replaced, so that once it is not live any process may sweep it. */
+export function markReplaced(home: string, version: string, by: string): void {
+  fs.writeFileSync(path.join(home, version, REPLACED), `${by}\n`);
+}
+
 /** Removes a version that is no longer live (best effort: a reader may still hold its files open, which POSIX allows). */
 export function removeVersion(home: string, version: string): void {
   fs.rmSync(path.join(home, version), { recursive: true, force: true });
@@ -130,22 +138,19 @@ export function deadTempFiles(dir: string): string[] {
 }
 
 /**
- * Removes what crashed or finished processes left in a collection's folder: versions that are not live and whose
- * builder is gone (killed builds, replaced versions), pointer temp files, legacy files beside a live pointer.
+ * Removes what crashed or finished processes left in a collection's folder: versions that are not live and were
+ * replaced or whose builder is gone (killed builds), temp files of dead processes, legacy files beside a pointer.
  */
 export function sweepHome(home: string, live: string): string[] {
   const removed: string[] = [];
   for (const f of fs.readdirSync(home)) {
     const m = VERSION.exec(f);
-    if (m && f !== live && !isAlive(Number(m[1]))) {
+    if (m && f !== live && (fs.existsSync(path.join(home, f, REPLACED)) || !isAlive(Number(m[1])))) {
       removeVersion(home, f);
       removed.push(f);
     }
   }
-  for (const f of deadTempFiles(home)) {
-    fs.rmSync(path.join(home, f), { recursive: true, force: true });
-    removed.push(f);
-  }
+  removed.push(...sweepTemps(home), ...sweepTemps(path.join(home, live)));
   if (fs.existsSync(path.join(home, 'catalogue.db'))) {
     removeLegacy(home);
     removed.push('catalogue.db (format 1)');
@@ -171,8 +176,15 @@ export function savedGraphs(dir: string): number[] {
   return names.map((f) => GRAPH.exec(f)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1])).sort((a, b) => b - a);
 }
 
+/** Removes temp files of dead processes from a folder; returns their names. */
+export function sweepTemps(dir: string): string[] {
+  const dead = deadTempFiles(dir);
+  for (const f of dead) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+  return dead;
+}
+
 /** Removes graph files older than `gen` and temp files of dead processes from a version folder. */
 export function sweepGraphs(dir: string, gen: number): void {
   for (const g of savedGraphs(dir)) if (g < gen) fs.rmSync(graphFile(dir, g), { force: true });
-  for (const f of deadTempFiles(dir)) fs.rmSync(path.join(dir, f), { force: true });
+  sweepTemps(dir);
 }

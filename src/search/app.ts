@@ -23,6 +23,39 @@ export interface AppDeps {
   version?: string;
   /** serve each image item's original file, only from the folders the collection was read from (off by default) */
   serveOriginals?: boolean;
+  /** host names the Host header may carry (DNS-rebinding guard); undefined accepts any */
+  allowedHosts?: string[];
+  /** requests with a body (uploads, JSON) handled at once; more answer 429 (default 16) */
+  maxBodies?: number;
+}
+
+/** The host name of a Host header, without port (IPv6 literals keep their brackets). */
+export function hostName(header: string | undefined): string {
+  const h = (header ?? '').trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
+  const i = h.lastIndexOf(':');
+  return i >= 0 ? h.slice(0, i) : h;
+}
+
+/** Status → code for the client errors that express, body-parser and busboy raise before a handler runs. */
+function clientError(status: number, message: string): LatentdexError {
+  const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA' : status === 408 ? 'REQUEST_TIMEOUT' : 'INVALID_ARGUMENT';
+  return fail(code, `bad request: ${message}`);
+}
+
+/** The 4xx status an upstream library put on an error (express path decoding, body-parser), if any. */
+function upstreamStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { status?: unknown; statusCode?: unknown };
+  const s = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  return s !== undefined && s >= 400 && s < 500 ? s : undefined;
+}
+
+/** Whether an error only says the client went away mid-request (nothing to log, nobody to answer). */
+function isAbort(err: unknown, req: Request): boolean {
+  if (req.socket.destroyed) return true;
+  const e = err as { type?: unknown; code?: unknown; message?: unknown } | null;
+  return e?.type === 'request.aborted' || e?.code === 'ECONNRESET' || e?.code === 'ECONNABORTED' || e?.message === 'Request aborted';
 }
 
 /** The content type of a stored preview from its first bytes. */
@@ -59,7 +92,9 @@ const searchQuery = z
   })
   .strict();
 
-const codeBody = z.object({ code: z.array(z.number()).min(1) }).strict();
+/** Largest magnitude a float32 holds: codes are float32, so 1e308 is no code. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+const codeBody = z.object({ code: z.array(z.number().finite().min(-FLOAT32_MAX).max(FLOAT32_MAX)).min(1).max(65536) }).strict();
 const textBody = z.object({ text: z.string() }).strict();
 const textItemBody = z.object({ key: z.string().min(1).max(512), text: z.string(), label: z.string().max(256).nullable().optional() }).strict();
 const imageItemFields = z.object({ key: z.string().min(1).max(512), label: z.string().max(256).optional() }).strict();
@@ -89,7 +124,22 @@ function summary(c: Collection) {
 export function createApp(deps: AppDeps): express.Express {
   const { engine } = deps;
   const maxUpload = deps.maxUploadBytes ?? 5 * 1024 * 1024;
-  const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: maxUpload, files: 1, fields: 8 } });
+  const multerUpload = multer({ storage: multer.memoryStorage(), limits: { fileSize: maxUpload, files: 1, fields: 8, fieldSize: 64 * 1024, parts: 10 } }).single('image');
+  // Multipart errors (no boundary, truncated body, wrong field) are the client's: 400/413, never 500.
+  const upload: express.RequestHandler = (req, res, next) =>
+    multerUpload(req, res, (err?: unknown) => {
+      if (err === undefined || err === null) return next();
+      if (isLatentdexError(err)) return next(err);
+      if (err instanceof multer.MulterError) {
+        if (err.code === 'LIMIT_FILE_SIZE') return next(fail('PAYLOAD_TOO_LARGE', `upload is over the ${(maxUpload / 1048576).toFixed(0)} MB limit; send a smaller image`));
+        if (err.code === 'LIMIT_UNEXPECTED_FILE') return next(fail('INVALID_ARGUMENT', `bad upload: the image must be sent in the multipart field \`image\` (got '${err.field ?? ''}')`));
+        return next(fail('INVALID_ARGUMENT', `bad upload: ${err.message}`));
+      }
+      if (isAbort(err, req)) return next(err);
+      next(fail('INVALID_ARGUMENT', `bad upload: ${messageOf(err)}; send multipart/form-data with the image in field \`image\``));
+    });
+  const maxBodies = deps.maxBodies ?? 16;
+  let bodies = 0;
   // Every handler runs as tracked engine work, so closing the engine waits for it even if its client hung up.
   const wrap =
     (h: Handler) =>
@@ -99,6 +149,32 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use((req, res, next) => {
+    res.set('x-content-type-options', 'nosniff').set('x-frame-options', 'DENY').set('referrer-policy', 'no-referrer');
+    // A page on another origin that rebinds its DNS name to this address still sends its own name as Host.
+    if (deps.allowedHosts && !deps.allowedHosts.includes(hostName(req.get('host')))) {
+      return next(fail('MISDIRECTED', `host '${hostName(req.get('host'))}' is not served here; open the page at http://localhost or start the server with --allowed-host`));
+    }
+    next();
+  });
+  // Bodies are buffered (uploads up to the limit, JSON up to 1 MB): bound how many are in flight at once.
+  app.use((req, res, next) => {
+    const hasBody = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) > 0 : req.headers['transfer-encoding'] !== undefined;
+    if (!hasBody) return next();
+    if (bodies >= maxBodies) {
+      res.set('retry-after', '1').set('connection', 'close');
+      return next(fail('TOO_MANY_REQUESTS', `${maxBodies} uploads are in progress; retry in a moment`));
+    }
+    bodies++;
+    let done = false;
+    const release = () => {
+      if (!done) bodies--;
+      done = true;
+    };
+    res.on('close', release);
+    res.on('finish', release);
+    next();
+  });
   app.use(express.json({ limit: '1mb' }));
 
   const requireKey: express.RequestHandler = (req, _res, next) => {
@@ -117,9 +193,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.get(
     '/api/collections',
     wrap(async (_req, res) => {
-      const out = [];
-      for (const n of engine.names()) out.push(summary(await engine.collection(n)));
-      res.json({ collections: out });
+      const all = await engine.status();
+      res.json({ collections: all.map((c) => ('available' in c ? c : { ...summary(c), available: true })) });
     }),
   );
 
@@ -234,7 +309,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.post(
     '/api/collections/:c/search',
-    upload.single('image'),
+    upload,
     wrap(async (req, res) => {
       const o = searchOptions(req);
       const name = req.params.c!;
@@ -261,7 +336,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.post(
     '/api/collections/:c/items',
     requireKey,
-    upload.single('image'),
+    upload,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       const replace = req.query.replace === 'true';
@@ -295,20 +370,26 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api', (req, _res, next) => next(fail('NOT_FOUND', `no route ${req.method} ${req.originalUrl}; see the README for the API`)));
   if (deps.webDir) app.use(express.static(path.resolve(deps.webDir), { index: 'index.html' }));
 
-  // The one error middleware: LatentdexError codes → statuses, everything else → 500.
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  // The one error middleware: LatentdexError codes → statuses; a 4xx an upstream library set is honoured; a client
+  // that went away gets no answer and no log line; anything else is a 500, logged.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     let e: LatentdexError;
+    const upstream = upstreamStatus(err);
     if (isLatentdexError(err)) e = err;
-    else if (err instanceof multer.MulterError) {
-      e = err.code === 'LIMIT_FILE_SIZE' ? fail('PAYLOAD_TOO_LARGE', `upload is over the ${(maxUpload / 1048576).toFixed(0)} MB limit; send a smaller image`) : fail('INVALID_ARGUMENT', `bad upload: ${err.message}`);
-    } else if (typeof err === 'object' && err !== null && 'type' in err && (err as { type: string }).type === 'entity.too.large') {
+    else if (typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.too.large') {
       e = fail('PAYLOAD_TOO_LARGE', 'request body is over the 1 MB limit');
-    } else if (typeof err === 'object' && err !== null && 'type' in err && (err as { type: string }).type === 'entity.parse.failed') {
+    } else if (typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.parse.failed') {
       e = fail('INVALID_ARGUMENT', 'request body is not valid JSON');
+    } else if (isAbort(err, req)) {
+      return;
+    } else if (upstream !== undefined) {
+      e = clientError(upstream, err instanceof URIError ? 'the path is not valid percent-encoding' : messageOf(err));
     } else {
       e = fail('INTERNAL', `internal error: ${messageOf(err)}`, err);
       process.stderr.write(`latentdex: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     }
+    if (res.headersSent) return;
+    if (e.code === 'COLLECTION_BUSY' || e.code === 'TOO_MANY_REQUESTS') res.set('retry-after', '1');
     res.status(e.status).json({ error: { code: e.code, message: e.message } });
   });
   return app;

@@ -285,7 +285,7 @@ export class SearchEngine {
   async byCode(name: string, code: number[], o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
     if (code.length !== c.manifest.codeDim) throw fail('INVALID_DIM', `code has ${code.length} values; collection '${name}' takes ${c.manifest.codeDim}`);
-    if (code.some((v) => !Number.isFinite(v))) throw fail('INVALID_ARGUMENT', 'code values must be finite numbers');
+    if (code.some((v) => !Number.isFinite(Math.fround(v)))) throw fail('INVALID_ARGUMENT', 'code values must be finite float32 numbers (|v| < 3.4e38)');
     return this.run(c, { code: Float32Array.from(code), raw: null, id: null, key: null, label: null }, { ...o, compare: false });
   }
 

@@ -1,14 +1,28 @@
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp, type AppDeps } from './app.js';
 import { SearchEngine } from './engine.js';
-import { fail } from '../errors.js';
+import { fail, messageOf } from '../errors.js';
+import { log } from '../progress.js';
 
-export interface ServeOptions extends Omit<AppDeps, 'engine'> {
+export interface ServeOptions extends Omit<AppDeps, 'engine' | 'allowedHosts'> {
   dataDir: string;
   host: string;
   port: number;
   quiet?: boolean;
+  /** host names accepted in the Host header besides the loopback ones (only checked when bound to loopback) */
+  allowedHosts?: string[];
+  /** longest time a request may take to arrive, body included (default 30 s) */
+  requestTimeoutMs?: number;
+  /** how long an HTTP write waits for another process's write before 503 COLLECTION_BUSY (default 5 s) */
+  lockTimeoutMs?: number;
+}
+
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
+/** Whether an address to bind is loopback only. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export interface Running {
@@ -21,12 +35,24 @@ export interface Running {
 
 /** Opens the engine and listens; resolves once the server accepts connections. */
 export async function serve(o: ServeOptions): Promise<Running> {
-  const engine = new SearchEngine({ dataDir: o.dataDir, quiet: o.quiet });
-  // Open every collection now so the first query does not pay for it.
-  for (const n of engine.names()) await engine.warm(n);
-  const app = createApp({ ...o, engine });
+  const engine = new SearchEngine({ dataDir: o.dataDir, quiet: o.quiet, lockTimeoutMs: o.lockTimeoutMs });
+  // Open every collection now so the first query does not pay for it; one that cannot be opened is reported and
+  // listed as unavailable, and the others are served.
+  for (const n of engine.names()) {
+    await engine.warm(n).catch((e: unknown) => log(`collection '${n}' is unavailable: ${messageOf(e)}`, o.quiet));
+  }
+  const loopback = isLoopback(o.host);
+  if (!loopback && !o.apiKey) {
+    log(`warning: serving on ${o.host}, reachable from other machines, without LATENTDEX_API_KEY: anyone who can reach it can search and read every collection (writes stay off)`);
+  }
+  const allowedHosts = loopback ? [...LOOPBACK_HOSTS, ...(o.host === 'localhost' ? [] : [o.host]), ...(o.allowedHosts ?? [])].map((h) => h.toLowerCase()) : o.allowedHosts?.map((h) => h.toLowerCase());
+  const app = createApp({ ...o, engine, allowedHosts });
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(o.port, o.host, () => resolve(s));
+    // A client that stalls mid-request (a slow upload) is cut off with 408, so buffered bodies cannot pile up;
+    // the check runs every second rather than Node's default 30.
+    const requestTimeout = o.requestTimeoutMs ?? 30_000;
+    const s = http.createServer({ requestTimeout, headersTimeout: Math.min(requestTimeout, 10_000), connectionsCheckingInterval: Math.min(1000, requestTimeout) }, app);
+    s.listen(o.port, o.host, () => resolve(s));
     s.on('error', (e: NodeJS.ErrnoException) => {
       void engine.close();
       reject(
