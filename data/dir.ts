@@ -69,7 +69,7 @@ export async function loadDir(root: string, o: DirOptions = {}): Promise<ImageSe
   }
   if (!stat.isDirectory()) throw fail('BAD_SOURCE', `'${root}' is not a folder; dir: takes a folder of images`);
   const unreadable: SkippedFile[] = [];
-  const all = await walkFiles(root, IMAGE_EXT, (folder, e) => unreadable.push({ path: folder, reason: `folder cannot be read (${messageOf(e)})` }));
+  const all = await walkFiles(root, IMAGE_EXT, (p, e) => unreadable.push({ path: path.resolve(p), reason: e instanceof Error && e.message.startsWith('a symbolic link') ? e.message : `folder cannot be read (${messageOf(e)})` }));
   if (o.strict && unreadable.length) throw fail('BAD_FILE', `${unreadable[0]!.path}: ${unreadable[0]!.reason} (without --strict it would be skipped)`);
   if (all.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no image files (PNG, JPEG, WebP, GIF, TIFF, AVIF)`);
   const files = spread(all.length, o.limit).map((i) => all[i]!);
@@ -119,7 +119,7 @@ export async function loadDir(root: string, o: DirOptions = {}): Promise<ImageSe
     kept.push(i);
   }
   spool?.keep(kept);
-  const skipped: SkippedFile[] = [...unreadable, ...[...reasons.entries()].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ path: files[i]!, reason }))];
+  const skipped: SkippedFile[] = [...unreadable, ...[...reasons.entries()].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ path: path.resolve(files[i]!), reason }))];
   if (kept.length === 0) {
     spool?.close();
     throw fail('BAD_SOURCE', `folder '${root}' holds no usable image: ${skipped.length} files could not be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.reason})`);

@@ -204,3 +204,51 @@ describe('image shape through the CLI, the manifest and the API', () => {
     await request(off).get('/api/collections/mine/items/blue%2Frotated.jpg/original').expect(404);
   });
 });
+
+describe('skipped files, links and paths across adds', () => {
+  it('lists a file once however often it is skipped, drops it once indexed, lists links, and hides paths unless originals are served', async () => {
+    const dataDir = tmpDir();
+    const s = await loadDir(folder, { quiet: true, previews: true });
+    const model = await smallModel(s, { epochs: 1 });
+    (await buildCollection(model, imageItemStream(s), { dataDir, name: 'm', kind: 'image', space: 'l2', rawDim: 3072, rawType: 'u8', params: {}, quiet: true })).close();
+    s.previews?.close();
+    const skipped = async () => {
+      const c = await Collection.open(dataDir, 'm', { quiet: true });
+      const v = c.manifest.params.skipped as { count: number; files: { path: string; reason: string }[] };
+      c.close();
+      return v;
+    };
+    assert.equal((await skipped()).count, made.bad.length);
+    const more = tmpDir();
+    fs.writeFileSync(path.join(more, 'later.png'), '');
+    fs.symlinkSync(path.join(folder, 'red', 'r1.png'), path.join(more, 'link.png'));
+    await sharp({ create: { width: 30, height: 20, channels: 3, background: '#c00' } }).png().toFile(path.join(more, '..top.png'));
+    for (let round = 0; round < 2; round++) {
+      const r = cli(['add', '--collection', 'm', '--source', `dir:${more}`, '--replace'], dataDir);
+      assert.equal(r.status, 0, r.stderr);
+      const k = await skipped();
+      assert.equal(k.count, made.bad.length + 2, JSON.stringify(k));
+      assert.equal(k.files.filter((f) => f.path.endsWith('later.png')).length, 1);
+      assert.match(k.files.find((f) => f.path.endsWith('link.png'))!.reason, /symbolic link/);
+    }
+    await sharp({ create: { width: 30, height: 20, channels: 3, background: '#00c' } }).png().toFile(path.join(more, 'later.png'));
+    assert.equal(cli(['add', '--collection', 'm', '--source', `dir:${more}`, '--replace'], dataDir).status, 0);
+    const k = await skipped();
+    assert.equal(k.count, made.bad.length + 1);
+    assert.ok(!k.files.some((f) => f.path.endsWith('later.png')));
+
+    const engine = new SearchEngine({ dataDir, quiet: true });
+    try {
+      await request(createApp({ engine, serveOriginals: true })).get('/api/collections/m/items/..top.png/original').expect(200).expect('content-type', 'image/png');
+      const hidden = createApp({ engine });
+      const item = await request(hidden).get('/api/collections/m/items/red%2Fr1.png').expect(200);
+      assert.equal(item.body.uri, path.join('red', 'r1.png'));
+      const info = await request(hidden).get('/api/collections/m').expect(200);
+      assert.equal(info.body.manifest.params.roots, 2);
+      assert.ok(!JSON.stringify(info.body).includes(path.resolve(folder)));
+    } finally {
+      await engine.close();
+      model.dispose();
+    }
+  });
+});

@@ -84,6 +84,9 @@ interface Derived {
 type RowSource = { id: number; raw: Buffer; bits: Buffer | null; code: Buffer };
 export type Column = 'raw' | 'bits' | 'code';
 
+/** Generations of change log kept behind the newest saved graph, for readers that are behind. */
+const LOG_RETAINED = 1000;
+
 /** How long a write waits for another process's write by default. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 10 * 60_000;
 
@@ -143,6 +146,8 @@ export class Collection {
   readonly #pointer: string | undefined;
   readonly #derived = new Map<string, Derived>();
   #persistTimer: NodeJS.Timeout | undefined;
+  /** the generation up to which this process last forgot the change log */
+  #truncatedTo = 0;
   #closed = false;
   /** a collection opened from disk loaded its model and frees it; one created around a caller's model does not */
   #ownsModel = true;
@@ -264,7 +269,8 @@ export class Collection {
       if (gen === undefined) break;
       try {
         const index = HnswIndex.load(graphFile(this.paths.dir, gen), this.manifest.codeDim, this.manifest.space, this.manifest.hnsw.ef);
-        if (this.#cat.changesSince(gen) === undefined) break;
+        // The log no longer reaches back to this file: a newer one was saved meanwhile; look again.
+        if (this.#cat.changesSince(gen) === undefined) continue;
         this.setGraph(index, gen);
         return;
       } catch (e) {
@@ -409,9 +415,12 @@ export class Collection {
     if (!savedGraphs(this.paths.dir).includes(gen)) this.#index.save(graphFile(this.paths.dir, gen));
     this.#savedGen = gen;
     sweepGraphs(this.paths.dir, gen);
-    if (this.#cat.tryBeginWrite()) {
+    // The log is kept for the last LOG_RETAINED generations, so a reader a few writes behind replays them instead
+    // of reloading the graph file (which a fast writer would otherwise make every reader do on every request).
+    if (gen - this.#truncatedTo > 2 * LOG_RETAINED && this.#cat.tryBeginWrite()) {
       try {
-        this.#cat.truncateChanges(gen);
+        this.#truncatedTo = gen - LOG_RETAINED;
+        this.#cat.truncateChanges(this.#truncatedTo);
         this.#cat.commitWrite({ bump: false });
       } catch {
         this.#cat.rollbackWrite();
@@ -465,9 +474,13 @@ export class Collection {
       let added = 0;
       let replaced = 0;
       let i = 0;
+      // Files listed as skipped by an earlier build or add that are indexed now (fixed, or read differently).
+      const listed = new Set(this.skippedParams().files.map((f) => f.path));
+      const indexed = new Set<string>();
       for (const items of stream.batches()) {
         const removeIds: number[] = [];
         const rows: NewItem[] = items.map((it) => {
+          if (it.uri !== null && listed.has(it.uri)) indexed.add(it.uri);
           const id = this.#cat.idOf(it.key);
           if (id !== undefined) removeIds.push(id);
           const code = codes.subarray(i * cd, (i + 1) * cd);
@@ -488,18 +501,28 @@ export class Collection {
         added += items.length - removeIds.length;
         replaced += removeIds.length;
       }
-      if (stream.skipped?.length || stream.roots?.length) this.#cat.updateParams(this.ingestParams(stream));
+      if (stream.skipped?.length || stream.roots?.length || indexed.size) this.#cat.updateParams(this.ingestParams(stream, indexed));
       return { added, replaced };
     });
   }
 
-  /** The manifest's params with a source's folders and skipped files added to what earlier builds and adds recorded. */
-  private ingestParams(stream: ItemStream): Record<string, unknown> {
+  private skippedParams(): { count: number; files: SkippedFile[] } {
+    return (this.#cat.readManifest()!.params.skipped as { count: number; files: SkippedFile[] } | undefined) ?? { count: 0, files: [] };
+  }
+
+  /**
+   * The manifest's params with a source's folders added, and its skipped files merged into the list: a file listed
+   * again replaces its old entry, and a file that is indexed now leaves the list.
+   */
+  private ingestParams(stream: ItemStream, indexed: ReadonlySet<string>): Record<string, unknown> {
     const p = this.#cat.readManifest()!.params;
     const roots = new Set([...((p.roots as string[] | undefined) ?? []), ...(stream.roots ?? [])]);
-    const before = (p.skipped as { count: number; files: SkippedFile[] } | undefined) ?? { count: 0, files: [] };
-    const files = [...before.files, ...(stream.skipped ?? [])].slice(0, MAX_SKIPPED_LISTED);
-    return { ...p, roots: [...roots], skipped: { count: before.count + (stream.skipped?.length ?? 0), files } };
+    const before = this.skippedParams();
+    const fresh = stream.skipped ?? [];
+    const again = new Set(fresh.map((f) => f.path));
+    const kept = before.files.filter((f) => !indexed.has(f.path) && !again.has(f.path));
+    const files = [...kept, ...fresh].slice(0, MAX_SKIPPED_LISTED);
+    return { ...p, roots: [...roots], skipped: { count: before.count - (before.files.length - kept.length) + fresh.length, files } };
   }
 
   /** Removes items by key (one write); an unknown key fails before any change. */

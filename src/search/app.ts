@@ -79,9 +79,41 @@ function insideRoots(file: string, roots: string[]): string | undefined {
       continue;
     }
     const rel = path.relative(root, real);
-    if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) return real;
+    // '..top.png' is inside; '..' and '../x' are not.
+    if (rel && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel)) return real;
   }
   return undefined;
+}
+
+/**
+ * A path as clients may see it: absolute file paths reveal the server's folders, so unless originals are served
+ * they are shown relative to the folder they were read from (null when outside every recorded folder).
+ */
+function publicPath(p: string | null, roots: string[], full: boolean): string | null {
+  if (p === null || full || !path.isAbsolute(p)) return p;
+  for (const r of roots) {
+    const rel = path.relative(r, p);
+    if (rel && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel)) return rel;
+  }
+  return null;
+}
+
+/** The manifest as clients may see it: source folders and skipped files' paths only when originals are served. */
+function publicManifest(c: Collection, full: boolean): Record<string, unknown> {
+  if (full) return { ...c.manifest };
+  const { roots, skipped, ...params } = c.manifest.params as { roots?: string[]; skipped?: { count: number; files: { path: string; reason: string }[] } };
+  const r = roots ?? [];
+  const source = String(c.manifest.model.source ?? '');
+  return {
+    ...c.manifest,
+    // the training source names a folder too: keep its last component
+    model: { ...c.manifest.model, ...(source.startsWith('dir:') ? { source: `dir:${path.basename(source.slice(4))}` } : {}) },
+    params: {
+      ...params,
+      ...(roots ? { roots: r.length } : {}),
+      ...(skipped ? { skipped: { count: skipped.count, files: skipped.files.map((f) => ({ path: publicPath(f.path, r, false) ?? path.basename(f.path), reason: r.reduce((t, root) => t.split(`${root}${path.sep}`).join(''), f.reason) })) } } : {}),
+    },
+  };
 }
 
 const searchQuery = z
@@ -202,7 +234,7 @@ export function createApp(deps: AppDeps): express.Express {
     '/api/collections/:c',
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
-      res.json({ ...summary(c), manifest: c.manifest, disk: c.diskSizes() });
+      res.json({ ...summary(c), manifest: publicManifest(c, Boolean(deps.serveOriginals)), disk: c.diskSizes() });
     }),
   );
 
@@ -227,7 +259,7 @@ export function createApp(deps: AppDeps): express.Express {
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       const row = c.item(req.params.key!);
-      res.json({ key: row.key, label: row.label, uri: row.uri, group: row.grp, text: row.text, thumbnail: engine.thumbnailUrl(c, row.key), code: Array.from(c.codeOf(row.id)) });
+      res.json({ key: row.key, label: row.label, uri: publicPath(row.uri, c.sourceRoots, Boolean(deps.serveOriginals)), group: row.grp, text: row.text, thumbnail: engine.thumbnailUrl(c, row.key), code: Array.from(c.codeOf(row.id)) });
     }),
   );
 
