@@ -5,7 +5,7 @@ import { backendName, initBackend } from '../src/encoder/backend.js';
 import { fitImageModel } from '../src/encoder/fit.js';
 import { buildCollection } from '../src/indexer/build.js';
 import { imageItems } from '../src/indexer/items.js';
-import { exactKnn } from '../src/search/exact.js';
+import { exactKnn } from '../src/indexer/exact.js';
 import { fashion } from './fashion.js';
 import { environment, publish, table } from './report.js';
 

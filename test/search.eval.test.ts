@@ -5,7 +5,7 @@ import { buildCollection } from '../src/indexer/build.js';
 import type { Collection } from '../src/indexer/collection.js';
 import { imageItems } from '../src/indexer/items.js';
 import { evaluate, formatEvalTable } from '../src/search/eval.js';
-import { exactKnn } from '../src/search/exact.js';
+import { exactKnn } from '../src/indexer/exact.js';
 import { backend, digits, smallModel, tmpDir } from './helpers.js';
 
 const items = digits(600);

@@ -61,7 +61,7 @@ export function addSearchCommands(ctx: Ctx): void {
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
         const q = await loadQueries(c, f.queries, f.limit);
-        const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet, excludeSameGroup: c.kind === 'text' });
+        const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet });
         process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : formatEvalTable(report));
       } finally {
         c.close();

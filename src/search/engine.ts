@@ -6,7 +6,7 @@ import { fail, isLatentdexError, messageOf, type LatentdexError } from '../error
 import { listCollections } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
 import type { ItemRow } from '../indexer/catalogue.js';
-import { exactKnn, normaliseRows, type Metric } from './exact.js';
+import { exactKnn, normaliseRows, type Metric } from '../indexer/exact.js';
 
 export interface Hit {
   rank: number;
