@@ -101,7 +101,7 @@ describe('malformed requests', () => {
 describe('uploads from stalling clients', () => {
   let running: Running;
   before(async () => {
-    running = await serve({ dataDir, host: '127.0.0.1', port: 0, quiet: true, maxBodies: 3, requestTimeoutMs: 1500 });
+    running = await serve({ dataDir, host: '127.0.0.1', port: 0, quiet: true, maxBodies: 3, requestTimeoutMs: 4000 });
   });
   after(() => running.close());
 

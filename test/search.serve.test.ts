@@ -63,6 +63,6 @@ describe('serve', () => {
     } finally {
       process.stderr.write = write;
     }
-    assert.deepEqual(logged.filter((l) => /disposed|internal error/i.test(l)), []);
+    assert.deepEqual(logged.filter((l) => /latentdex:|disposed|internal error/i.test(l)), []);
   });
 });

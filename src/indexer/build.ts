@@ -5,7 +5,7 @@ import { crashPoint } from '../crash.js';
 import { fail, isLatentdexError } from '../errors.js';
 import { Catalogue } from './catalogue.js';
 import { Collection, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
-import { isLegacy, markReplaced, newVersion, POINTER, publish, readPointer, removeLegacy, removeVersion } from './layout.js';
+import { isLegacy, markReplaced, newVersion, unmarkReplaced, POINTER, publish, readPointer, removeLegacy, removeVersion } from './layout.js';
 import { homeOf, versionPaths } from './paths.js';
 import { log } from '../progress.js';
 
@@ -28,25 +28,37 @@ function liveVersion(home: string, replace: boolean): string | undefined {
 }
 
 /**
- * Makes `version` live in place of `old`. Holding the old version's writer lock while the pointer moves means no
- * write commits into the old version after that: a writer that waited for it finds the collection replaced.
+ * Makes `version` live in place of the live version. Holding that version's writer lock while the pointer moves
+ * means no write commits into it afterwards: a writer that waited for it finds the collection replaced. If another
+ * replace made a third version live meanwhile, the lock is taken on that one instead. Returns the replaced version.
  */
-async function swapIn(home: string, version: string, old: string | undefined, o: BuildOptions): Promise<void> {
-  let cat: Catalogue | undefined;
-  if (old) {
-    try {
-      cat = new Catalogue(versionPaths(home, old).catalogue);
-    } catch {
-      // an unreadable old version takes no writes anyway
+async function swapIn(home: string, version: string, o: BuildOptions): Promise<string | undefined> {
+  for (;;) {
+    const old = liveVersion(home, Boolean(o.replace));
+    if (old && !o.replace) throw fail('COLLECTION_EXISTS', `collection '${o.name}' was created by another process meanwhile; pass --replace to rebuild it`);
+    let cat: Catalogue | undefined;
+    if (old) {
+      try {
+        cat = new Catalogue(versionPaths(home, old).catalogue);
+      } catch {
+        // an unreadable old version takes no writes anyway
+      }
     }
-  }
-  try {
-    await cat?.beginWrite({ timeoutMs: DEFAULT_LOCK_TIMEOUT_MS, name: o.name, onWait: () => log(`collection '${o.name}' is being written; replacing it when that write is done`, o.quiet) });
-    crashPoint('build:before-publish');
-    if (old) markReplaced(home, old, version);
-    publish(home, version, { replace: Boolean(o.replace), name: o.name });
-  } finally {
-    cat?.close();
+    try {
+      await cat?.beginWrite({ timeoutMs: DEFAULT_LOCK_TIMEOUT_MS, name: o.name, onWait: () => log(`collection '${o.name}' is being written; replacing it when that write is done`, o.quiet) });
+      if (liveVersion(home, Boolean(o.replace)) !== old) continue;
+      crashPoint('build:before-publish');
+      if (old) markReplaced(home, old, version);
+      try {
+        publish(home, version, { replace: Boolean(o.replace), name: o.name });
+      } catch (e) {
+        if (old) unmarkReplaced(home, old);
+        throw e;
+      }
+      return old;
+    } finally {
+      cat?.close();
+    }
   }
 }
 
@@ -63,6 +75,7 @@ export async function buildCollection(model: TrainedModel, items: ItemInput[] | 
     throw fail('COLLECTION_EXISTS', `collection '${o.name}' already exists; pass --replace to rebuild it or use \`latentdex add\``);
   }
   const p = newVersion(home);
+  let replaced: string | undefined;
   try {
     await model.save(p.model);
     const c = Collection.create(p, model, { ...o, name: o.name }, { quiet: o.quiet });
@@ -72,13 +85,14 @@ export async function buildCollection(model: TrainedModel, items: ItemInput[] | 
     } finally {
       c.close();
     }
-    await swapIn(home, p.version, old, o);
+    replaced = await swapIn(home, p.version, o);
   } catch (e) {
-    removeVersion(home, p.version);
+    // Never remove a version the pointer names (a failure after the rename leaves it live).
+    if (liveVersion(home, true) !== p.version) removeVersion(home, p.version);
     throw e;
   }
   crashPoint('build:after-publish');
-  if (old) removeVersion(home, old);
+  if (replaced) removeVersion(home, replaced);
   if (legacy) removeLegacy(home);
   return Collection.open(o.dataDir, o.name, { quiet: o.quiet });
 }

@@ -135,7 +135,8 @@ export class Catalogue {
   constructor(file: string) {
     let db: Database.Database | undefined;
     try {
-      db = new Database(file, { fileMustExist: false, timeout: 0 });
+      // Reads wait out a checkpoint or a recovery; the write lock is tried without waiting (see tryBeginWrite).
+      db = new Database(file, { fileMustExist: false, timeout: 5000 });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.exec(SCHEMA);
@@ -225,11 +226,15 @@ export class Catalogue {
    * made until commit() belongs to the next generation.
    */
   tryBeginWrite(): boolean {
+    if (this.#db.inTransaction) return false;
+    this.#db.pragma('busy_timeout = 0');
     try {
       this.#db.exec('BEGIN IMMEDIATE');
     } catch (e) {
       if (isBusy(e)) return false;
       throw e;
+    } finally {
+      this.#db.pragma('busy_timeout = 5000');
     }
     this.pending = this.generation() + 1;
     return true;
@@ -305,12 +310,20 @@ export class Catalogue {
     return this.st.generation.get()?.g ?? 0;
   }
 
+  /** Whether the log still holds every change after generation `gen`. */
+  reaches(gen: number): boolean {
+    return this.snapshot(() => {
+      const oldest = this.st.oldestChange.get()?.g ?? null;
+      return oldest === null ? this.generation() <= gen : oldest <= gen + 1;
+    });
+  }
+
   /** The changes after generation `gen` in commit order, or undefined when the log no longer reaches back that far. */
   changesSince(gen: number): Change[] | undefined {
-    const oldest = this.st.oldestChange.get()?.g ?? null;
-    if (oldest !== null && oldest > gen + 1) return undefined;
-    if (oldest === null && this.generation() > gen) return undefined;
-    return this.st.changesSince.all(gen).map((r) => ({ gen: r.gen, op: r.op === 1 ? 'add' : 'remove', id: r.id, code: r.code }));
+    return this.snapshot(() => {
+      if (!this.reaches(gen)) return undefined;
+      return this.st.changesSince.all(gen).map((r) => ({ gen: r.gen, op: r.op === 1 ? 'add' : 'remove', id: r.id, code: r.code }));
+    });
   }
 
   /** Forgets the log up to `gen` (a graph file of that generation is saved). Only inside a write. */

@@ -8,7 +8,7 @@ import { crashPoint } from '../crash.js';
 import { log, progress } from '../progress.js';
 import { Catalogue, COLLECTION_FORMAT_VERSION, type Change, type CollectionManifest, type ItemRow, type NewItem } from './catalogue.js';
 import { HnswIndex, HNSW_DEFAULTS, type HnswParams, type Neighbor, type Space } from './hnsw.js';
-import { graphFile, isLegacy, pointerIdentity, readPointer, savedGraphs, sweepGraphs, sweepHome } from './layout.js';
+import { graphFile, isLegacy, readPointer, savedGraphs, sweepGraphs, sweepHome } from './layout.js';
 import { homeOf, versionPaths, type CollectionPaths } from './paths.js';
 import { RowMatrix } from './rows.js';
 
@@ -143,7 +143,8 @@ export class Collection {
   #gen: number;
   /** the generation of the newest graph file this process knows is saved */
   #savedGen: number;
-  readonly #pointer: string | undefined;
+  /** false for a version being built: it is not live yet, and no other process can see it */
+  #published = true;
   readonly #derived = new Map<string, Derived>();
   #persistTimer: NodeJS.Timeout | undefined;
   /** the generation up to which this process last forgot the change log */
@@ -165,7 +166,6 @@ export class Collection {
     this.#index = index;
     this.#gen = gen;
     this.#savedGen = gen;
-    this.#pointer = pointerIdentity(paths.home);
   }
 
   get name(): string {
@@ -215,13 +215,27 @@ export class Collection {
     index.save(graphFile(paths.dir, 0));
     const c = new Collection(paths, model, catalogue, index, 0, manifest, open);
     c.#ownsModel = false;
+    c.#published = false;
     return c;
   }
 
   /** Opens the live version of a collection, checks it, brings its graph up to date and sweeps what crashes left. */
   static async open(dataDir: string, name: string, o: OpenOptions = {}): Promise<Collection> {
+    for (let attempt = 0; ; attempt++) {
+      const home = homeOf(dataDir, name);
+      const version = fs.existsSync(home) ? readPointer(home) : undefined;
+      try {
+        return await Collection.openVersion(dataDir, name, version, o);
+      } catch (e) {
+        // A replace made another version live while this one was being opened (and removed it): open that one.
+        const now = fs.existsSync(home) ? readPointer(home) : undefined;
+        if (attempt >= 2 || now === version) throw e;
+      }
+    }
+  }
+
+  private static async openVersion(dataDir: string, name: string, version: string | undefined, o: OpenOptions): Promise<Collection> {
     const home = homeOf(dataDir, name);
-    const version = fs.existsSync(home) ? readPointer(home) : undefined;
     if (!version) {
       if (fs.existsSync(home) && isLegacy(home)) {
         throw fail('MANIFEST_MISMATCH', `collection '${name}' was written by an older latentdex (format 1); rebuild it with \`latentdex build --collection ${name} --source SRC --replace\``);
@@ -231,28 +245,29 @@ export class Collection {
     const paths = versionPaths(home, version);
     if (!fs.existsSync(paths.catalogue)) throw fail('CORRUPT_COLLECTION', `collection '${name}': its live version ${version} has no catalogue; rebuild it with --replace`);
     const catalogue = new Catalogue(paths.catalogue);
+    let model: TrainedModel | undefined;
     try {
       const manifest = catalogue.readManifest();
       if (!manifest) throw fail('CORRUPT_COLLECTION', `collection '${name}' has no manifest; rebuild it with \`latentdex build --collection ${name} --replace\``);
       if (manifest.formatVersion !== COLLECTION_FORMAT_VERSION) {
         throw fail('MANIFEST_MISMATCH', `collection '${name}' has format ${manifest.formatVersion}; this latentdex reads ${COLLECTION_FORMAT_VERSION}: rebuild it`);
       }
-      const model = await TrainedModel.load(paths.model);
+      model = await TrainedModel.load(paths.model);
       if (model.codeDim !== manifest.codeDim) {
-        model.dispose();
         throw fail('MANIFEST_MISMATCH', `collection '${name}' stores ${manifest.codeDim}-d codes but its model gives ${model.codeDim}-d codes; rebuild the collection`);
       }
       const c = new Collection(paths, model, catalogue, HnswIndex.create(manifest.codeDim, manifest.space, 16, manifest.hnsw), -1, manifest, o);
       c.loadGraph();
       c.catchUp();
       try {
-        const swept = sweepHome(home, version);
+        const swept = sweepHome(home);
         if (swept.length) log(`collection '${name}': removed leftovers of interrupted or replaced writes: ${swept.join(', ')}`, o.quiet);
       } catch {
         // another process is sweeping the same folder
       }
       return c;
     } catch (e) {
+      model?.dispose();
       catalogue.close();
       throw e;
     }
@@ -263,14 +278,14 @@ export class Collection {
    * the graph from the catalogue's codes, which are the source of truth.
    */
   private loadGraph(): void {
-    const committed = this.#cat.generation();
     for (let attempt = 0; attempt < 3; attempt++) {
+      const committed = this.#cat.generation();
       const gen = savedGraphs(this.paths.dir).find((g) => g <= committed);
       if (gen === undefined) break;
       try {
         const index = HnswIndex.load(graphFile(this.paths.dir, gen), this.manifest.codeDim, this.manifest.space, this.manifest.hnsw.ef);
         // The log no longer reaches back to this file: a newer one was saved meanwhile; look again.
-        if (this.#cat.changesSince(gen) === undefined) continue;
+        if (!this.#cat.reaches(gen)) continue;
         this.setGraph(index, gen);
         return;
       } catch (e) {
@@ -278,6 +293,7 @@ export class Collection {
         if (isLatentdexError(e) && e.code === 'NOT_FOUND') continue;
         if (isLatentdexError(e) && e.code === 'MANIFEST_MISMATCH') throw e;
         log(`collection '${this.name}': graph file of generation ${gen} is unreadable; rebuilding it from the catalogue`, this.o.quiet);
+        fs.rmSync(graphFile(this.paths.dir, gen), { force: true });
         break;
       }
     }
@@ -293,22 +309,26 @@ export class Collection {
 
   /** Builds the graph from every code in the catalogue, at the committed generation. */
   private rebuildGraph(): void {
-    const gen = this.#cat.generation();
-    const n = this.#cat.count();
-    const index = HnswIndex.create(this.manifest.codeDim, this.manifest.space, n + 16, this.manifest.hnsw);
-    const bar = progress({ title: 'graph', total: n, quiet: this.o.quiet ?? true });
-    let i = 0;
-    for (const r of this.#cat.allCodes()) {
-      index.add(f32(r.code), r.id);
-      if (++i % 1000 === 0) bar.update(i);
-    }
-    bar.update(i);
-    bar.stop();
+    // One snapshot: the generation and the codes read belong together.
+    const { gen, index, n } = this.#cat.snapshot(() => {
+      const gen = this.#cat.generation();
+      const n = this.#cat.count();
+      const index = HnswIndex.create(this.manifest.codeDim, this.manifest.space, n + 16, this.manifest.hnsw);
+      const bar = progress({ title: 'graph', total: n, quiet: this.o.quiet ?? true });
+      let i = 0;
+      for (const r of this.#cat.allCodes()) {
+        index.add(f32(r.code), r.id);
+        if (++i % 1000 === 0) bar.update(i);
+      }
+      bar.update(i);
+      bar.stop();
+      this.manifest = this.#cat.readManifest()!;
+      return { gen, index, n };
+    });
     this.#index = index;
     this.#gen = gen;
     this.#savedGen = -1;
     this.#derived.clear();
-    this.manifest = this.#cat.readManifest()!;
     if (n > 0) this.persist();
   }
 
@@ -317,12 +337,29 @@ export class Collection {
    * reloads the newest graph file when the log no longer reaches back to what this process holds.
    */
   private catchUp(): void {
-    const committed = this.#cat.generation();
+    try {
+      this.replay();
+    } catch (e) {
+      // A replay that failed midway left the graph between generations: start again from the saved files.
+      this.#gen = -1;
+      this.#derived.clear();
+      this.loadGraph();
+      if (this.#gen !== this.#cat.generation()) this.replay();
+      if (!isLatentdexError(e)) log(`collection '${this.name}': replaying the change log failed (${String(e)}); reloaded the graph`, this.o.quiet);
+    }
+  }
+
+  private replay(): void {
+    // The generation and the log are read in one snapshot, so a truncation between them cannot hide changes.
+    const read = this.#cat.snapshot(() => {
+      const committed = this.#cat.generation();
+      return { committed, changes: committed === this.#gen ? [] : this.#cat.changesSince(this.#gen) };
+    });
+    const { committed, changes } = read;
     if (committed === this.#gen) return;
-    const changes = this.#cat.changesSince(this.#gen);
     if (!changes) {
       this.loadGraph();
-      if (this.#gen !== this.#cat.generation()) return this.catchUp();
+      if (this.#gen !== this.#cat.generation()) return this.replay();
       this.manifest = this.#cat.readManifest()!;
       return;
     }
@@ -348,9 +385,19 @@ export class Collection {
    */
   sync(): 'current' | 'replaced' {
     if (this.#closed) return 'replaced';
-    if (pointerIdentity(this.paths.home) !== this.#pointer) return 'replaced';
+    if (!this.isLive()) return 'replaced';
     this.catchUp();
     return 'current';
+  }
+
+  /** Whether this version is the one the collection's pointer names (a version being built counts as live). */
+  private isLive(): boolean {
+    if (!this.#published) return true;
+    try {
+      return readPointer(this.paths.home) === this.paths.version;
+    } catch {
+      return false;
+    }
   }
 
   /** Waits for the writer lock (polling, so a server keeps answering reads meanwhile), or COLLECTION_BUSY. */
@@ -372,7 +419,7 @@ export class Collection {
     await this.lock();
     let out: T;
     try {
-      if (pointerIdentity(this.paths.home) !== this.#pointer) {
+      if (!this.isLive()) {
         throw fail('COLLECTION_REPLACED', `collection '${this.name}' was replaced by a new build while this write waited; run it again`);
       }
       out = change();
@@ -383,8 +430,14 @@ export class Collection {
       throw e;
     }
     crashPoint('write:after-commit');
-    this.catchUp();
-    this.schedulePersist();
+    // The write is committed: failing to replay or save it now must not report it as failed (a retry would
+    // meet DUPLICATE_KEY); the next sync or open replays it from the log.
+    try {
+      this.catchUp();
+      this.schedulePersist();
+    } catch (e) {
+      log(`collection '${this.name}': the write is stored, but updating the graph file failed (${String(e)})`, this.o.quiet);
+    }
     return out;
   }
 
@@ -601,7 +654,11 @@ export class Collection {
   derived<T>(name: string, make: () => T, apply?: (value: T, removed: ReadonlySet<number>, added: RowSource[]) => void): T {
     const hit = this.#derived.get(name);
     if (hit && hit.gen === this.#gen) return hit.value as T;
-    const value = make();
+    // Built on one snapshot at the generation it is stamped with, so the next write's delta applies exactly once.
+    const value = this.#cat.snapshot(() => {
+      this.catchUp();
+      return make();
+    });
     this.#derived.set(name, {
       gen: this.#gen,
       value,

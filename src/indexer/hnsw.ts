@@ -103,7 +103,7 @@ export class HnswIndex {
 
   search(code: ArrayLike<number>, k: number, live: number, ef?: number): Neighbor[] {
     if (code.length !== this.dim) throw fail('INVALID_DIM', `query code has ${code.length} values; this index takes ${this.dim}`);
-    const kk = Math.min(k, live);
+    const kk = Math.min(k, live, this.index.getCurrentCount());
     if (kk <= 0) return [];
     const old = this.index.getEf();
     if (ef !== undefined && ef !== old) this.index.setEf(Math.max(ef, kk));

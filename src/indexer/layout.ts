@@ -62,12 +62,17 @@ export function newVersion(home: string): CollectionPaths {
   return p;
 }
 
+/** Makes a rename in `dir` durable where the platform allows (some file systems refuse fsync on folders). */
 function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
   try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // the rename is done; only its durability across a power cut is left to the file system
   }
 }
 
@@ -114,7 +119,16 @@ export function markReplaced(home: string, version: string, by: string): void {
 
 /** Removes a version that is no longer live (best effort: a reader may still hold its files open, which POSIX allows). */
 export function removeVersion(home: string, version: string): void {
-  fs.rmSync(path.join(home, version), { recursive: true, force: true });
+  try {
+    fs.rmSync(path.join(home, version), { recursive: true, force: true });
+  } catch {
+    // a stale process wrote into it meanwhile: the next sweep removes it
+  }
+}
+
+/** Takes back a replace marker when the replace did not happen. */
+export function unmarkReplaced(home: string, version: string): void {
+  fs.rmSync(path.join(home, version, REPLACED), { force: true });
 }
 
 /** Removes the first format's files once a version is live beside them. */
@@ -141,15 +155,19 @@ export function deadTempFiles(dir: string): string[] {
  * Removes what crashed or finished processes left in a collection's folder: versions that are not live and were
  * replaced or whose builder is gone (killed builds), temp files of dead processes, legacy files beside a pointer.
  */
-export function sweepHome(home: string, live: string): string[] {
+export function sweepHome(home: string): string[] {
   const removed: string[] = [];
   for (const f of fs.readdirSync(home)) {
     const m = VERSION.exec(f);
-    if (m && f !== live && (fs.existsSync(path.join(home, f, REPLACED)) || !isAlive(Number(m[1])))) {
-      removeVersion(home, f);
-      removed.push(f);
-    }
+    if (!m || !(fs.existsSync(path.join(home, f, REPLACED)) || !isAlive(Number(m[1])))) continue;
+    // The pointer is read again for each candidate: a replace may have made it live a moment ago.
+    const live = readPointer(home);
+    if (live === undefined || f === live) continue;
+    removeVersion(home, f);
+    removed.push(f);
   }
+  const live = readPointer(home);
+  if (live === undefined) return removed;
   removed.push(...sweepTemps(home), ...sweepTemps(path.join(home, live)));
   if (fs.existsSync(path.join(home, 'catalogue.db'))) {
     removeLegacy(home);

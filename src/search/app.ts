@@ -417,7 +417,8 @@ export function createApp(deps: AppDeps): express.Express {
     } else if (upstream !== undefined) {
       e = clientError(upstream, err instanceof URIError ? 'the path is not valid percent-encoding' : messageOf(err));
     } else {
-      e = fail('INTERNAL', `internal error: ${messageOf(err)}`, err);
+      // The details (paths, library internals) go to the log, not to the client.
+      e = fail('INTERNAL', 'internal error; the server log has the details', err);
       process.stderr.write(`latentdex: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     }
     if (res.headersSent) return;

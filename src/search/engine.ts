@@ -4,6 +4,7 @@ import { vectorizerOf, weightingOf } from '../encoder/text.js';
 import { PackedCodes, packBits, toWords } from '../encoder/binary.js';
 import { fail, isLatentdexError, messageOf, type LatentdexError } from '../errors.js';
 import { listCollections } from '../indexer/build.js';
+import { validateName } from '../indexer/paths.js';
 import { Collection } from '../indexer/collection.js';
 import type { ItemRow } from '../indexer/catalogue.js';
 import { exactKnn, normaliseRows, type Metric } from '../indexer/exact.js';
@@ -61,6 +62,9 @@ export interface Unavailable {
 /** How long a collection that failed to open is reported as failed before the next attempt. */
 const RETRY_OPEN_MS = 5000;
 
+/** How long a replaced version stays open for requests that still use it. */
+const RETIRE_MS = 60_000;
+
 /** What a query supplies: the query item's code and, for the baseline, its raw vector. */
 export interface PreparedQuery {
   code: Float32Array;
@@ -104,11 +108,16 @@ export class SearchEngine {
    * resolves; a collection replaced by another process's build is reopened.
    */
   async collection(name: string): Promise<Collection> {
+    validateName(name);
     for (let attempt = 0; attempt < 3; attempt++) {
-      const c = await this.opened(name);
+      const p = this.opened(name);
+      const c = await p;
       if (c.sync() === 'current') return c;
-      if (this.open.get(name) !== undefined) this.open.delete(name);
-      this.retire(c);
+      // Only the request that finds it replaced first retires it; others already hold the new promise.
+      if (this.open.get(name) === p) {
+        this.open.delete(name);
+        this.retire(c);
+      }
     }
     throw fail('COLLECTION_UNAVAILABLE', `collection '${name}' keeps being replaced; retry in a moment`);
   }
@@ -126,19 +135,26 @@ export class SearchEngine {
         if (this.open.get(name) === q) this.open.delete(name);
         // A missing collection is not remembered: it may be built any moment.
         const err = isLatentdexError(e) ? e : fail('CORRUPT_COLLECTION', `collection '${name}' cannot be opened: ${messageOf(e)}`, e);
-        if (err.code !== 'COLLECTION_NOT_FOUND') this.failed.set(name, { error: err, at: Date.now() });
+        if (err.code !== 'COLLECTION_NOT_FOUND' && this.names().includes(name)) this.failed.set(name, { error: err, at: Date.now() });
       },
     );
     return q;
   }
 
+  /**
+   * A replaced version is closed once no request can still use it: when the engine is idle, and at the latest
+   * after RETIRE_MS (longer than any request may take: uploads are cut off at 30 s).
+   */
   private retire(c: Collection): void {
     this.retired.push(c);
     if (this.active.size <= 1) this.closeRetired();
+    else setTimeout(() => this.closeRetired(c), RETIRE_MS).unref();
   }
 
-  private closeRetired(): void {
-    for (const c of this.retired.splice(0)) c.close({ save: false });
+  private closeRetired(only?: Collection): void {
+    const closing = only ? this.retired.filter((c) => c === only) : this.retired;
+    this.retired = only ? this.retired.filter((c) => c !== only) : [];
+    for (const c of closing) c.close({ save: false });
   }
 
   /** Every collection of the data directory: open ones, and those that cannot be opened with the reason. */
