@@ -93,12 +93,17 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
   const bg = background(target);
   const fit = target.fit ?? 'fill';
   try {
+    // The file is decoded once (JPEG/WebP shrink on load), oriented and scaled to an intermediate no larger than
+    // needed; the model's pixels and the preview are both cut from that small raw image.
+    const side = Math.max(PREVIEW_SIDE, 2 * Math.max(target.width, target.height));
+    const mid = await input().resize(side, side, { fit: 'inside', withoutEnlargement: true }).toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const fromMid = () => sharp(mid.data, { raw: { width: mid.info.width, height: mid.info.height, channels: 4 } });
     // Flatten first: alpha composited on the stated background, so transparent pixels never become noise.
-    let px = input().flatten({ background: bg }).resize(target.width, target.height, { fit, position: 'centre', background: bg });
+    let px = fromMid().flatten({ background: bg }).resize(target.width, target.height, { fit, position: 'centre', background: bg });
     px = target.channels === 1 ? px.toColourspace('b-w') : px.toColourspace('srgb');
     const pixelsP = px.raw().toBuffer({ resolveWithObject: true });
     const previewP = o.preview
-      ? input().flatten({ background: '#ffffff' }).resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside', withoutEnlargement: false }).webp({ quality: 70 }).toBuffer()
+      ? fromMid().flatten({ background: '#ffffff' }).resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside', withoutEnlargement: false }).webp({ quality: 70 }).toBuffer()
       : undefined;
     const [{ data, info }, preview] = await Promise.all([pixelsP, previewP]);
     const pixels = new Uint8Array(target.width * target.height * target.channels);
