@@ -82,23 +82,26 @@ describe('Collection#add and #remove', () => {
     c.close();
     const again = await Collection.open(dir, 'c');
     assert.equal(again.count, 398);
-    // The replaced item's new version took its old slot; the two removed items' slots wait for reuse.
-    assert.equal(again.graphSize, 400);
+    // The replaced item and the two removed ones leave deleted slots until a compaction.
+    assert.equal(again.graphSize, 401);
     again.close();
   });
 
-  it('reuses the slots of removed items, so a collection that churns does not grow', async () => {
+  it('compacts a graph that churns, freeing deleted slots, and every item stays reachable', async () => {
     const c = await build(tmpDir(), 'c', 100);
-    const size = c.graphSize;
-    for (let round = 0; round < 5; round++) {
-      const batch = selectImages(set, Array.from({ length: 20 }, (_, i) => 100 + round * 20 + i));
-      await c.remove(set.keys.slice(round * 20, round * 20 + 20));
-      await c.add(imageItems(batch), { quiet: true });
+    let most = 0;
+    for (let round = 0; round < 15; round++) {
+      const keys = c.itemRows().slice(0, 20).map((r) => r.key);
+      await c.remove(keys);
+      await c.add(imageItems(selectImages(set, keys.map((k) => set.keys.indexOf(k)))), { quiet: true });
+      most = Math.max(most, c.graphSize);
     }
     assert.equal(c.count, 100);
-    assert.equal(c.graphSize, size);
-    const probe = c.item(set.keys[150]!);
-    assert.equal(c.rowOf(c.search(c.codeOf(probe.id), 1)[0]!.id)!.key, set.keys[150]);
+    // 300 deletions in all: the graph was rebuilt once they passed the threshold (256), so it never held them all.
+    assert.ok(most < 100 + 300, `graph grew to ${most}`);
+    const rows = c.itemRows();
+    const found = new Set(c.search(c.codeOf(rows[0]!.id), 100, 200).map((h) => h.id));
+    assert.deepEqual([...found].sort((a, b) => a - b), rows.map((r) => r.id).sort((a, b) => a - b));
     c.close();
   });
 
@@ -126,6 +129,22 @@ describe('Collection.open consistency checks', () => {
     const third = await Collection.open(dir, 'c');
     assert.equal(third.rowOf(third.search(third.codeOf(third.item(set.keys[3]!).id), 1)[0]!.id)!.key, set.keys[3]);
     third.close();
+  });
+
+  it('keeps a collection whose CURRENT pointer was lost: listed, refused with how to restore it, never swept by a build', async () => {
+    const dir = tmpDir();
+    const c = await build(dir, 'c', 20);
+    const { home, version } = c.paths;
+    c.close();
+    fs.rmSync(path.join(home, 'CURRENT'));
+    assert.deepEqual(listCollections(dir), ['c']);
+    await assert.rejects(Collection.open(dir, 'c'), (e: Error & { code?: string }) => e.code === 'CORRUPT_COLLECTION' && e.message.includes(version));
+    await assert.rejects(build(dir, 'c', 10), { code: 'COLLECTION_EXISTS' });
+    assert.ok(fs.existsSync(path.join(home, version, 'catalogue.db')));
+    fs.writeFileSync(path.join(home, 'CURRENT'), `${version}\n`);
+    const again = await Collection.open(dir, 'c', { quiet: true });
+    assert.equal(again.count, 20);
+    again.close();
   });
 
   it('refuses a model of another code size with MANIFEST_MISMATCH', async () => {

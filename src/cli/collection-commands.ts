@@ -181,7 +181,7 @@ export function addCollectionCommands(ctx: Ctx): void {
         process.stdout.write(
           [
             `collection ${m.name} (${m.kind}) in ${c.paths.home} (version ${c.paths.version})`,
-            `  items          ${m.count} (graph elements ${c.graphSize}, ${c.graphSize - m.count} deleted slots to reuse); generation ${m.generation}`,
+            `  items          ${m.count} (graph elements ${c.graphSize}, ${c.graphSize - m.count} deleted slots, freed by compaction); generation ${m.generation}`,
             `  codes          ${m.codeDim}-d, space ${m.space}${c.binaryBits ? `, binary ${c.binaryBits} bits` : ''}`,
             `  hnsw           M ${m.hnsw.M}, efConstruction ${m.hnsw.efConstruction}, ef ${m.hnsw.ef}`,
             `  model          ${String(m.model.arch)} from ${String(m.model.source)}, ${t.epochs} epochs, held-out loss ${Number(t.heldOutLoss).toFixed(3)}, ${Number(t.samplesPerSec).toFixed(0)} samples/s`,

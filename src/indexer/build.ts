@@ -5,7 +5,7 @@ import { crashPoint } from '../crash.js';
 import { fail, isLatentdexError } from '../errors.js';
 import { Catalogue } from './catalogue.js';
 import { Collection, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
-import { isLegacy, markReplaced, newVersion, unmarkReplaced, POINTER, publish, readPointer, removeLegacy, removeVersion } from './layout.js';
+import { isLegacy, markReplaced, newVersion, unmarkReplaced, orphanVersions, POINTER, publish, readPointer, removeLegacy, removeVersion } from './layout.js';
 import { homeOf, versionPaths } from './paths.js';
 import { log } from '../progress.js';
 
@@ -71,7 +71,7 @@ export async function buildCollection(model: TrainedModel, items: ItemInput[] | 
   const home = homeOf(o.dataDir, o.name);
   const old = fs.existsSync(home) ? liveVersion(home, Boolean(o.replace)) : undefined;
   const legacy = fs.existsSync(home) && isLegacy(home);
-  if ((old || legacy) && !o.replace) {
+  if ((old || legacy || orphanVersions(home).length > 0) && !o.replace) {
     throw fail('COLLECTION_EXISTS', `collection '${o.name}' already exists; pass --replace to rebuild it or use \`latentdex add\``);
   }
   const p = newVersion(home);
@@ -100,7 +100,8 @@ export async function buildCollection(model: TrainedModel, items: ItemInput[] | 
 /** Whether a collection of that name exists (live, or in the first format, which asks to be rebuilt). */
 export function collectionExists(dataDir: string, name: string): boolean {
   const home = homeOf(dataDir, name);
-  return fs.existsSync(path.join(home, POINTER)) || isLegacy(home);
+  // A folder whose pointer was lost is listed too: opening it says how to restore it.
+  return fs.existsSync(path.join(home, POINTER)) || isLegacy(home) || orphanVersions(home).length > 0;
 }
 
 /** Leftovers of the first format's replace (`NAME.old-PID-TIME`), never collections. */

@@ -8,7 +8,7 @@ import { crashPoint } from '../crash.js';
 import { log, progress } from '../progress.js';
 import { Catalogue, COLLECTION_FORMAT_VERSION, type Change, type CollectionManifest, type ItemRow, type NewItem } from './catalogue.js';
 import { HnswIndex, HNSW_DEFAULTS, type HnswParams, type Neighbor, type Space } from './hnsw.js';
-import { graphFile, isLegacy, readPointer, savedGraphs, sweepGraphs, sweepHome } from './layout.js';
+import { graphFile, isLegacy, readPointer, savedGraphs, sweepGraphs, sweepHome, orphanVersions } from './layout.js';
 import { homeOf, versionPaths, type CollectionPaths } from './paths.js';
 import { RowMatrix } from './rows.js';
 
@@ -83,6 +83,9 @@ interface Derived {
 
 type RowSource = { id: number; raw: Buffer; bits: Buffer | null; code: Buffer };
 export type Column = 'raw' | 'bits' | 'code';
+
+/** Deleted graph slots tolerated before a CLI write compacts the graph (and at least a quarter of the items). */
+const COMPACT_MIN = 256;
 
 /** Generations of change log kept behind the newest saved graph, for readers that are behind. */
 const LOG_RETAINED = 1000;
@@ -237,6 +240,10 @@ export class Collection {
   private static async openVersion(dataDir: string, name: string, version: string | undefined, o: OpenOptions): Promise<Collection> {
     const home = homeOf(dataDir, name);
     if (!version) {
+      const orphans = orphanVersions(home);
+      if (orphans.length) {
+        throw fail('CORRUPT_COLLECTION', `collection '${name}' has versions but its CURRENT pointer is missing; restore it (\`echo ${orphans[orphans.length - 1]} > ${name}/CURRENT\` in the data directory names the newest) or rebuild with --replace`);
+      }
       if (fs.existsSync(home) && isLegacy(home)) {
         throw fail('MANIFEST_MISMATCH', `collection '${name}' was written by an older latentdex (format 1); rebuild it with \`latentdex build --collection ${name} --source SRC --replace\``);
       }
@@ -307,8 +314,14 @@ export class Collection {
     this.#derived.clear();
   }
 
-  /** Builds the graph from every code in the catalogue, at the committed generation. */
+  /** Builds the graph from every code in the catalogue, at the committed generation, and saves it. */
   private rebuildGraph(): void {
+    const n = this.compact();
+    if (n > 0) this.persist();
+  }
+
+  /** Builds a graph of the live items only from the catalogue's codes; returns how many it holds. */
+  private compact(): number {
     // One snapshot: the generation and the codes read belong together.
     const { gen, index, n } = this.#cat.snapshot(() => {
       const gen = this.#cat.generation();
@@ -326,10 +339,10 @@ export class Collection {
       return { gen, index, n };
     });
     this.#index = index;
+    if (gen !== this.#gen) this.#derived.clear();
     this.#gen = gen;
     this.#savedGen = -1;
-    this.#derived.clear();
-    if (n > 0) this.persist();
+    return n;
   }
 
   /**
@@ -464,6 +477,13 @@ export class Collection {
     if (this.#persistTimer) clearTimeout(this.#persistTimer);
     this.#persistTimer = undefined;
     if (this.#closed || this.#gen <= this.#savedGen) return;
+    // Deleted elements stay in an HNSW graph as slots; past a quarter of the graph, a process that saves at once
+    // (the CLI, not a server answering requests) rebuilds it from the catalogue, which frees them.
+    const deleted = this.#index.size - this.manifest.count;
+    if (this.o.persistDelayMs === undefined && deleted > Math.max(COMPACT_MIN, this.manifest.count / 4)) {
+      log(`collection '${this.name}': compacting the graph (${deleted} deleted slots)`, this.o.quiet);
+      this.compact();
+    }
     const gen = this.#gen;
     if (!savedGraphs(this.paths.dir).includes(gen)) this.#index.save(graphFile(this.paths.dir, gen));
     this.#savedGen = gen;
@@ -487,7 +507,7 @@ export class Collection {
     for (const key of keys) {
       if (seen.has(key)) throw fail('DUPLICATE_KEY', `key '${key}' appears twice in the input; keys must be unique`);
       seen.add(key);
-      if (!o.replace && this.#cat.idOf(key) !== undefined) throw fail('DUPLICATE_KEY', `key '${key}' is already in collection '${this.name}'; pass --replace to overwrite it`);
+      if (!o.replace && this.#cat.idOf(key) !== undefined) throw fail('DUPLICATE_KEY', `key '${key}' is already in collection '${this.name}'; pass --replace (CLI) or ?replace=true (HTTP) to overwrite it`);
     }
   }
 

@@ -49,6 +49,25 @@ export function pointerIdentity(home: string): string | undefined {
   }
 }
 
+/**
+ * Complete versions (a build finished them) that nothing replaced, oldest first: what is left of a
+ * collection whose pointer was lost (deleted by hand, a damaged disk). They are never swept without a pointer.
+ */
+export function orphanVersions(home: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(home);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((f) => {
+      const m = VERSION.exec(f);
+      return m !== null && fs.existsSync(path.join(home, f, COMPLETE)) && !fs.existsSync(path.join(home, f, REPLACED));
+    })
+    .sort();
+}
+
 /** Whether `home` holds a collection written by the first on-disk format. */
 export function isLegacy(home: string): boolean {
   return !fs.existsSync(path.join(home, POINTER)) && fs.existsSync(path.join(home, 'catalogue.db'));
@@ -93,6 +112,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
  */
 export function publish(home: string, version: string, o: { replace: boolean; name: string }): void {
   const pointer = path.join(home, POINTER);
+  fs.writeFileSync(path.join(home, version, COMPLETE), '');
   if (o.replace) writeFileAtomic(pointer, `${version}\n`);
   else {
     const tmp = `${pointer}.tmp-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
@@ -111,6 +131,8 @@ export function publish(home: string, version: string, o: { replace: boolean; na
 
 /** Marker a replace leaves in the version it replaces (written before the pointer moves). */
 const REPLACED = 'REPLACED';
+/** Marker of a version whose build finished (written just before it is published). */
+const COMPLETE = 'COMPLETE';
 
 /** Marks `version` as being replaced, so that once it is not live any process may sweep it. */
 export function markReplaced(home: string, version: string, by: string): void {

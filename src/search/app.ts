@@ -423,7 +423,7 @@ export function createApp(deps: AppDeps): express.Express {
     }
     if (res.headersSent) return;
     if (e.code === 'COLLECTION_BUSY' || e.code === 'TOO_MANY_REQUESTS') res.set('retry-after', '1');
-    res.status(e.status).json({ error: { code: e.code, message: e.message } });
+    res.status(e.status).json({ error: { code: e.code, message: deps.serveOriginals ? e.message : engine.publicMessage(e.message) } });
   });
   return app;
 }

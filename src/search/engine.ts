@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { decodeImage, MAX_UPLOAD_PIXELS, type DecodedImage } from '../../data/decode.js';
 import { toBytes, type Pixels } from '../../data/images.js';
 import { vectorizerOf, weightingOf } from '../encoder/text.js';
@@ -99,6 +100,12 @@ export class SearchEngine {
     this.maxK = o.maxK ?? 100;
   }
 
+  /** A message as clients may see it: the data directory's absolute path replaced by DATA_DIR. */
+  publicMessage(message: string): string {
+    const abs = path.resolve(this.o.dataDir);
+    return message.split(`${abs}${path.sep}`).join('DATA_DIR/').split(abs).join('DATA_DIR');
+  }
+
   names(): string[] {
     return listCollections(this.o.dataDir);
   }
@@ -165,7 +172,7 @@ export class SearchEngine {
         out.push(await this.collection(n));
       } catch (e) {
         const err = isLatentdexError(e) ? e : fail('INTERNAL', messageOf(e));
-        out.push({ name: n, available: false, error: { code: err.code, message: err.message } });
+        out.push({ name: n, available: false, error: { code: err.code, message: this.publicMessage(err.message) } });
       }
     }
     return out;
