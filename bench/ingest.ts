@@ -21,7 +21,6 @@ const emoji = await walkFiles(emojiFolder(), new Set(['.png']));
 
 async function makeFolder(): Promise<void> {
   if (fs.existsSync(path.join(dir, '.complete'))) return;
-  fs.rmSync(dir, { recursive: true, force: true });
   const bar = progress({ title: 'make files', total: N, unit: 'files' });
   let next = 0;
   const worker = async () => {
@@ -35,7 +34,9 @@ async function makeFolder(): Promise<void> {
       if (i % 3 === 1) img = img.flop();
       const fmt = ['png', 'jpeg', 'webp'][i % 3]!;
       const ext = fmt === 'jpeg' ? 'jpg' : fmt;
-      await img.toFormat(fmt as 'png').toFile(path.join(sub, `${i}.${ext}`));
+      // Each file is a function of its number alone: files an interrupted run (or a smaller N) made are kept.
+      const file = path.join(sub, `${i}.${ext}`);
+      if (!fs.existsSync(file)) await img.toFormat(fmt as 'png').toFile(file);
       if (i % 10_000 === 0) fs.writeFileSync(path.join(sub, `broken-${i}.jpg`), Buffer.alloc(50, 9));
       if (i % 1000 === 0) bar.update(i);
     }

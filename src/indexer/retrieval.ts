@@ -29,32 +29,55 @@ function rowsOf(qs: Float32Array, n: number): Float32Array[] {
   return Array.from({ length: n }, (_, i) => qs.subarray(i * d, (i + 1) * d));
 }
 
-/** Exact scan of an n × dim float matrix: squared L2, or cosine distance (rows and queries unit-normalised here). */
-export function exactScan(name: string, items: Float32Array, dim: number, metric: Metric, bytesPerItem = dim * 4): Retriever {
-  const data = metric === 'cosine' ? normaliseRows(items.slice(), dim) : items;
+/**
+ * Exact scan of an n × dim matrix: squared L2, or cosine distance (rows and queries unit-normalised here). A byte
+ * matrix (pixels) is scanned as bytes against a byte query: no float copy of the collection.
+ */
+export function exactScan(name: string, items: Float32Array | Uint8Array, dim: number, metric: Metric, o: { bytesPerItem?: number; unitRows?: boolean } = {}): Retriever {
+  const bytesPerItem = o.bytesPerItem ?? dim * 4;
+  const data = metric === 'cosine' && !o.unitRows ? normaliseRows(Float32Array.from(items), dim) : items;
+  const bytes = data instanceof Uint8Array;
   const unit = (q: Float32Array) => (metric === 'cosine' ? normaliseRows(q.slice(), dim) : q);
+  const floats = () => (bytes ? Float32Array.from(data) : (data as Float32Array));
   return {
     name,
     bytesPerItem,
-    search: (q, k) => exactKnn(data, dim, unit(q), k, metric),
-    searchMany: (qs, _n, k) => batchKnn(data, dim, unit(qs), k, metric),
+    search: (q, k) => exactKnn(data, dim, bytes ? Uint8Array.from(q, (v) => Math.round(v)) : unit(q), k, metric),
+    searchMany: (qs, _n, k) => batchKnn(floats(), dim, unit(qs), k, metric),
   };
 }
 
-/** Exact Hamming scan of the items' codes cut at zero into `bits` bits (what binary collections store). */
+/**
+ * Exact Hamming scan of the items' codes cut at zero into `bits` bits (what binary collections store); ties in
+ * Hamming distance are ordered by the float codes' L2 distance over a shortlist of max(10k, 100).
+ */
 export function hammingScan(name: string, codes: Float32Array, dim: number, bits: number): Retriever {
   const n = codes.length / dim;
   const packed = PackedCodes.fromBytes(Array.from({ length: n }, (_, i) => packBits(codes.subarray(i * dim, (i + 1) * dim))), bits);
   const words = (q: Float32Array) => toWords(packBits(q), packed.words);
-  const search = (q: Float32Array, k: number) => packed.search(words(q), k);
+  const l2 = (q: Float32Array, row: number) => {
+    let d = 0;
+    for (let j = 0; j < dim; j++) d += (codes[row * dim + j]! - q[j]!) ** 2;
+    return d;
+  };
+  const search = (q: Float32Array, k: number) =>
+    packed
+      .search(words(q), Math.min(n, Math.max(k * 10, 100)))
+      .map((h) => ({ ...h, tie: l2(q, h.index) }))
+      .sort((a, b) => a.distance - b.distance || a.tie - b.tie)
+      .slice(0, k)
+      .map(({ index, distance }) => ({ index, distance }));
   return { name, bytesPerItem: bits / 8, search, searchMany: (qs, n, k) => rowsOf(qs, n).map((q) => Int32Array.from(search(q, k).map((h) => h.index))) };
 }
 
-/** An approximate graph search whose answers are ids; `rowOfId` maps them to rows of the scored matrix. */
-export function graphScan(name: string, find: (q: Float32Array, k: number) => { id: number; distance: number }[], rowOfId: ReadonlyMap<number, number>, bytesPerItem: number): Retriever {
+/**
+ * An approximate graph search whose answers are ids; `rowOfId` maps them to rows of the scored matrix (without it,
+ * the ids are the rows).
+ */
+export function graphScan(name: string, find: (q: Float32Array, k: number) => { id: number; distance: number }[], rowOfId: ReadonlyMap<number, number> | null, bytesPerItem: number): Retriever {
   const search = (q: Float32Array, k: number) =>
     find(q, k).flatMap((h) => {
-      const index = rowOfId.get(h.id);
+      const index = rowOfId ? rowOfId.get(h.id) : h.id;
       return index === undefined ? [] : [{ index, distance: h.distance }];
     });
   return { name, bytesPerItem, search, searchMany: (qs, n, k) => rowsOf(qs, n).map((q) => Int32Array.from(search(q, k).map((h) => h.index))) };

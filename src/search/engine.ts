@@ -1,14 +1,14 @@
 import path from 'node:path';
 import { decodeImage, MAX_UPLOAD_PIXELS, type DecodedImage } from '../../data/decode.js';
-import { toBytes, type Pixels } from '../../data/images.js';
+import { toBytes, toFloats, type Pixels } from '../../data/images.js';
 import { vectorizerOf, weightingOf } from '../encoder/text.js';
-import { PackedCodes, packBits, toWords } from '../encoder/binary.js';
 import { fail, isLatentdexError, messageOf, type LatentdexError } from '../errors.js';
 import { listCollections } from '../indexer/build.js';
 import { validateName } from '../indexer/paths.js';
 import { Collection } from '../indexer/collection.js';
 import type { ItemRow } from '../indexer/catalogue.js';
-import { exactKnn, normaliseRows, type Metric } from '../indexer/exact.js';
+import { normaliseRows } from '../indexer/exact.js';
+import { exactScan, graphScan, hammingScan, type Retriever } from '../indexer/retrieval.js';
 
 export interface Hit {
   rank: number;
@@ -200,79 +200,56 @@ export class SearchEngine {
     return hits.filter((h) => h.label === label).length / hits.length;
   }
 
-  /** Nearest items by code: HNSW (float codes) or exact Hamming scan re-ranked by the float code (binary codes). */
-  codeNeighbors(c: Collection, q: PreparedQuery, k: number, ef?: number): HitList {
+  /**
+   * The k nearest items a retriever finds, as hits: the query item itself and rows another process removed since
+   * this request's sync are skipped, asking for more until k remain.
+   */
+  private rank(c: Collection, r: Retriever, ids: Int32Array | null, query: Float32Array, k: number, q: PreparedQuery, distance: (d: number) => number): HitList {
     const t0 = now();
-    const skip = (row: ItemRow) => row.id === q.id;
     const hits: Hit[] = [];
-    if (c.binaryBits) {
-      const { codes, ids } = this.packed(c);
-      const shortlist = codes.search(toWords(packBits(q.code), codes.words), Math.min(codes.n, Math.max(k * 10, 100)));
-      const cand = shortlist
-        .map((s) => ({ row: c.rowOf(ids[s.index]!), ham: s.distance, id: ids[s.index]! }))
-        .filter((x): x is { row: ItemRow; ham: number; id: number } => x.row !== undefined && !skip(x.row))
-        .map((x) => {
-          const code = c.codeOf(x.id);
-          let d = 0;
-          for (let j = 0; j < code.length; j++) d += (code[j]! - q.code[j]!) ** 2;
-          return { ...x, d };
-        })
-        .sort((a, b) => a.ham - b.ham || a.d - b.d)
-        .slice(0, k);
-      cand.forEach((x, i) => hits.push(this.hit(c, x.row, i + 1, x.ham)));
-      return { method: `hamming-${c.binaryBits}`, hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
-    }
-    let want = k + 1;
+    let want = Math.min(k + 1, Math.max(1, c.count));
     for (;;) {
-      const res = c.search(q.code, want, ef);
+      const res = r.search(query, want);
       hits.length = 0;
-      for (const r of res) {
-        // A row another process removed after this request's sync is skipped like a deleted element.
-        const row = c.rowOf(r.id);
-        if (!row || skip(row)) continue;
-        hits.push(this.hit(c, row, hits.length + 1, c.manifest.space === 'l2' ? Math.sqrt(r.distance) : r.distance));
+      for (const h of res) {
+        const id = ids ? ids[h.index]! : h.index;
+        const row = id === q.id ? undefined : c.rowOf(id);
+        if (!row) continue;
+        hits.push(this.hit(c, row, hits.length + 1, distance(h.distance)));
         if (hits.length === k) break;
       }
       if (hits.length === k || res.length < want || want >= c.count) break;
       want = Math.min(c.count, want * 4);
     }
-    return { method: 'hnsw', hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
+    return { method: r.name, hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
   }
 
-  /** The collection's packed binary codes as 32-bit words, derived (and cached) by the collection. */
-  private packed(c: Collection): { codes: PackedCodes; ids: Int32Array } {
-    return c.derived('packed-codes', () => {
-      const bits = c.binaryBits!;
-      const { ids, data } = c.rows<Uint8Array>('bits');
-      const bytes = Math.ceil(bits / 8);
-      const rows = Array.from({ length: ids.length }, (_, i) => data.subarray(i * bytes, (i + 1) * bytes));
-      return { codes: PackedCodes.fromBytes(rows, bits), ids: ids.slice() };
-    });
+  /** Nearest items by code: HNSW (float codes) or the exact Hamming scan (binary codes), one Retriever either way. */
+  codeNeighbors(c: Collection, q: PreparedQuery, k: number, ef?: number): HitList {
+    if (c.binaryBits) {
+      const bits = c.binaryBits;
+      const h = c.derived('retriever:hamming', () => {
+        const m = c.codeMatrix();
+        return { r: hammingScan(`hamming-${bits}`, m.data.slice(), c.manifest.codeDim, bits), ids: m.ids.slice() };
+      });
+      return this.rank(c, h.r, h.ids, q.code, k, q, (d) => d);
+    }
+    const r = graphScan('hnsw', (v, kk) => c.search(v, kk, ef), null, 0);
+    return this.rank(c, r, null, q.code, k, q, (d) => (c.manifest.space === 'l2' ? Math.sqrt(d) : d));
   }
 
-  /** What the exact baseline scans: pixel bytes, or unit-length TF-IDF rows for cosine. */
-  private baselineMatrix(c: Collection): { ids: Int32Array; data: Pixels } {
-    if (c.kind !== 'text') return c.rawMatrix();
-    const d = c.manifest.rawDim;
-    return c.rows<Float32Array>('raw', { name: 'unit', row: (r) => normaliseRows(r, d) });
-  }
-
-  /** Exact brute-force search over raw vectors: pixel-space L2 (images) or TF-IDF cosine (text). */
+  /** Exact brute-force search over raw vectors: pixel-space L2 over the stored bytes (images) or TF-IDF cosine (text). */
   baselineNeighbors(c: Collection, q: PreparedQuery, k: number): HitList {
     if (!q.raw) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector; the exact baseline needs a key, an image or a text');
-    const t0 = now();
-    const m = this.baselineMatrix(c);
-    const metric: Metric = c.kind === 'text' ? 'cosine' : 'l2';
-    const ids = m.ids;
-    // Pixel collections compare bytes with bytes: no float copy of the collection, distances scaled back to [0,1] units.
-    const bytes = m.data instanceof Uint8Array;
-    const res = exactKnn(m.data, c.manifest.rawDim, bytes ? toBytes(q.raw) : q.raw, k, metric, q.id === null ? undefined : (i) => ids[i] === q.id);
-    const hits: Hit[] = [];
-    for (const r of res) {
-      const row = c.rowOf(m.ids[r.index]!);
-      if (row) hits.push(this.hit(c, row, hits.length + 1, metric === 'l2' ? Math.sqrt(r.distance) / (bytes ? 255 : 1) : r.distance));
-    }
-    return { method: c.kind === 'text' ? 'tfidf-exact' : 'pixel-exact', hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
+    const text = c.kind === 'text';
+    const d = c.manifest.rawDim;
+    const b = c.derived('retriever:baseline', () => {
+      const m = text ? c.rows<Float32Array>('raw', { name: 'unit', row: (r) => normaliseRows(r, d) }) : c.rawMatrix();
+      return { r: exactScan(text ? 'tfidf-exact' : 'pixel-exact', m.data, d, text ? 'cosine' : 'l2', { unitRows: true }), ids: m.ids.slice() };
+    });
+    const bytes = !text && c.manifest.rawType === 'u8';
+    // Pixel distances are reported in [0, 1] units whether the pixels are stored as bytes or floats.
+    return this.rank(c, b.r, b.ids, bytes ? Float32Array.from(toBytes(q.raw)) : toFloats(q.raw), k, q, (x) => (text ? x : Math.sqrt(x) / (bytes ? 255 : 1)));
   }
 
   /** Runs a prepared query: codes, and the exact baseline when `compare` is set. */
@@ -319,11 +296,13 @@ export class SearchEngine {
     return this.run(c, { code: c.model.encode(v.input, 1), raw: v.raw, id: null, key: null, label: null, snippet: snippetOf(text) }, o);
   }
 
-  /** Opens a collection and loads what its first query would otherwise pay for (baseline matrix, packed bits). */
+  /** Opens a collection and builds what its first query would otherwise pay for (baseline matrix, Hamming scan). */
   async warm(name: string): Promise<void> {
     const c = await this.collection(name);
-    this.baselineMatrix(c);
-    if (c.binaryBits) this.packed(c);
+    if (c.count === 0) return;
+    const probe: PreparedQuery = { code: new Float32Array(c.manifest.codeDim), raw: new Float32Array(c.manifest.rawDim), id: null, key: null, label: null };
+    this.codeNeighbors(c, probe, 1);
+    this.baselineNeighbors(c, probe, 1);
   }
 
   /** Runs work that uses the collections; close() waits for it, so no request meets a freed model. */
