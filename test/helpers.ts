@@ -8,6 +8,8 @@ import { loadMnist } from '../data/mnist.js';
 import { selectImages, type ImageSet } from '../data/images.js';
 import { fitImageModel } from '../src/encoder/fit.js';
 import type { TrainedModel } from '../src/encoder/model.js';
+import { buildCollection } from '../src/indexer/build.js';
+import { imageItems } from '../src/indexer/items.js';
 
 export async function backend(): Promise<string> {
   return initBackend({ prefer: process.env.LATENTDEX_BACKEND });
@@ -26,6 +28,15 @@ export function digits(n: number, split: 'train' | 'test' = 'train'): ImageSet {
 /** A small dense model trained briefly on real digits: fast enough for unit tests. */
 export async function smallModel(set: ImageSet, o: { codeDim?: number; epochs?: number } = {}): Promise<TrainedModel> {
   return fitImageModel(set, { hidden: [64], codeDim: o.codeDim ?? 8, epochs: o.epochs ?? 2, batchSize: 64, quiet: true, seed: 3 });
+}
+
+/** A collection 'd' of the first n digits of `set` in a new data directory, built with a briefly trained model. */
+export async function digitCollection(set: ImageSet, n: number): Promise<string> {
+  const dataDir = tmpDir();
+  const model = await smallModel(set, { epochs: 1 });
+  (await buildCollection(model, imageItems(selectImages(set, Array.from({ length: n }, (_, i) => i))), { dataDir, name: 'd', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
+  model.dispose();
+  return dataDir;
 }
 
 /** A PNG of one greyscale image (bytes, or floats in [0,1]). */

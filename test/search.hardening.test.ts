@@ -4,13 +4,10 @@ import zlib from 'node:zlib';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { selectImages } from '../data/images.js';
-import { buildCollection } from '../src/indexer/build.js';
-import { imageItems } from '../src/indexer/items.js';
 import { createApp } from '../src/search/app.js';
 import { SearchEngine } from '../src/search/engine.js';
 import { serve, type Running } from '../src/search/serve.js';
-import { backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
+import { backend, digitCollection, digits, pngOf } from './helpers.js';
 
 const set = digits(120);
 let dataDir: string;
@@ -34,10 +31,7 @@ function raw(head: string, body: Buffer | string = '', p = port): Promise<{ stat
 
 before(async () => {
   await backend();
-  dataDir = tmpDir();
-  const model = await smallModel(set, { epochs: 1 });
-  (await buildCollection(model, imageItems(selectImages(set, Array.from({ length: 100 }, (_, i) => i))), { dataDir, name: 'd', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
-  model.dispose();
+  dataDir = await digitCollection(set, 100);
   engine = new SearchEngine({ dataDir, quiet: true });
   const app = createApp({ engine, apiKey: 'k', allowedHosts: ['localhost', '127.0.0.1'] });
   server = await new Promise<Server>((resolve) => {

@@ -1,20 +1,14 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { selectImages } from '../data/images.js';
-import { buildCollection } from '../src/indexer/build.js';
-import { imageItems } from '../src/indexer/items.js';
 import { serve } from '../src/search/serve.js';
-import { backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
+import { backend, digitCollection, digits, pngOf } from './helpers.js';
 
 const set = digits(120);
 let dataDir: string;
 
 before(async () => {
   await backend();
-  dataDir = tmpDir();
-  const model = await smallModel(set, { epochs: 1 });
-  (await buildCollection(model, imageItems(selectImages(set, Array.from({ length: 100 }, (_, i) => i))), { dataDir, name: 'd', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
-  model.dispose();
+  dataDir = await digitCollection(set, 100);
 });
 
 describe('serve', () => {

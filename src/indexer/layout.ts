@@ -15,6 +15,15 @@ const TEMP = /\.tmp-(\d+)(-[a-f0-9]+)?$/;
 /** Files of the first on-disk format (format 1): the catalogue lay directly in the collection's folder. */
 const LEGACY = ['catalogue.db', 'catalogue.db-wal', 'catalogue.db-shm', 'codes.hnsw', 'model'];
 
+/** The names in a folder; none when it does not exist (or cannot be read). */
+function entries(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
 /** Whether a process of this pid runs (a leftover of a dead one may be removed). */
 export function isAlive(pid: number): boolean {
   if (pid === process.pid) return true;
@@ -54,13 +63,7 @@ export function pointerIdentity(home: string): string | undefined {
  * collection whose pointer was lost (deleted by hand, a damaged disk). They are never swept without a pointer.
  */
 export function orphanVersions(home: string): string[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(home);
-  } catch {
-    return [];
-  }
-  return names
+  return entries(home)
     .filter((f) => {
       const m = VERSION.exec(f);
       return m !== null && fs.existsSync(path.join(home, f, COMPLETE)) && !fs.existsSync(path.join(home, f, REPLACED));
@@ -161,13 +164,7 @@ export function removeLegacy(home: string): void {
 
 /** Leftovers in `dir` that are safe to remove: temp files of dead processes. */
 export function deadTempFiles(dir: string): string[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
-  return names.filter((f) => {
+  return entries(dir).filter((f) => {
     const m = TEMP.exec(f);
     return m !== null && !isAlive(Number(m[1]));
   });
@@ -207,13 +204,7 @@ export function graphFile(dir: string, gen: number): string {
 
 /** Generations of the saved graph files in a version folder, newest first. */
 export function savedGraphs(dir: string): number[] {
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    // no folder, no graphs
-  }
-  return names.map((f) => GRAPH.exec(f)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1])).sort((a, b) => b - a);
+  return entries(dir).map((f) => GRAPH.exec(f)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1])).sort((a, b) => b - a);
 }
 
 /** Removes temp files of dead processes from a folder; returns their names. */
