@@ -239,3 +239,25 @@ describe('derived caches', () => {
     }
   });
 });
+
+describe('a reader replaying a large replace', () => {
+  it('finds every item by its own code after another writer replaced all of them, round after round', async () => {
+    const dataDir = tmpDir();
+    await base(dataDir, 400);
+    const reader = await Collection.open(dataDir, 'c', { quiet: true, persistDelayMs: 60_000 });
+    const writer = await Collection.open(dataDir, 'c', { quiet: true, persistDelayMs: 60_000 });
+    const items = imageItems(selectImages(set, Array.from({ length: 400 }, (_, i) => i)));
+    try {
+      for (let round = 0; round < 3; round++) {
+        await writer.add(items, { replace: true, quiet: true });
+        assert.equal(reader.sync(), 'current');
+        const missing = reader.itemRows().filter((r) => !reader.search(reader.codeOf(r.id), 5).some((h) => h.id === r.id));
+        assert.deepEqual(missing.map((r) => r.key), [], `round ${round}`);
+        assert.ok(reader.graphSize <= 400 + 256 + 100, `graph of ${reader.graphSize}`);
+      }
+    } finally {
+      reader.close();
+      writer.close();
+    }
+  });
+});

@@ -119,7 +119,18 @@ export class SearchEngine {
     for (let attempt = 0; attempt < 3; attempt++) {
       const p = this.opened(name);
       const c = await p;
-      if (c.sync() === 'current') return c;
+      let state: 'current' | 'replaced';
+      try {
+        state = c.sync();
+      } catch (e) {
+        // Its files went bad under it: drop it, so that the next request reopens (and reports) it.
+        if (this.open.get(name) === p) {
+          this.open.delete(name);
+          this.retire(c);
+        }
+        throw e;
+      }
+      if (state === 'current') return c;
       // Only the request that finds it replaced first retires it; others already hold the new promise.
       if (this.open.get(name) === p) {
         this.open.delete(name);
