@@ -103,7 +103,7 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     px = target.channels === 1 ? px.toColourspace('b-w') : px.toColourspace('srgb');
     const pixelsP = px.raw().toBuffer({ resolveWithObject: true });
     const previewP = o.preview
-      ? fromMid().flatten({ background: '#ffffff' }).resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside', withoutEnlargement: false }).webp({ quality: 70 }).toBuffer()
+      ? fromMid().flatten({ background: '#ffffff' }).resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside', withoutEnlargement: false }).webp({ quality: 70, effort: 0 }).toBuffer()
       : undefined;
     const [{ data, info }, preview] = await Promise.all([pixelsP, previewP]);
     const pixels = new Uint8Array(target.width * target.height * target.channels);
