@@ -45,6 +45,14 @@ async function base(dataDir: string, n = 200): Promise<void> {
   (await buildCollection(model, imageItems(selectImages(set, Array.from({ length: n }, (_, i) => i))), { dataDir, name: 'c', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
 }
 
+/** Reopens the collection from disk (as a restart would) and checks its count and that every item is reachable. */
+async function reopened(dataDir: string, count: number): Promise<Collection> {
+  const c = await Collection.open(dataDir, 'c', { quiet: true });
+  assert.equal(c.count, count);
+  assertReachable(c);
+  return c;
+}
+
 /** Every live item is reachable through the graph: an exhaustive search returns exactly the catalogue's ids. */
 function assertReachable(c: Collection): void {
   const rows = c.itemRows();
@@ -106,10 +114,7 @@ describe('a collection shared by a server and CLI processes', () => {
     } finally {
       await running.close();
     }
-    const c = await Collection.open(dataDir, 'c', { quiet: true });
-    assert.equal(c.count, 260);
-    assertReachable(c);
-    c.close();
+    (await reopened(dataDir, 260)).close();
   });
 
   it('lets two writers take turns: concurrent adds both land, and a contested key goes to exactly one', async () => {
@@ -174,9 +179,7 @@ describe('a collection shared by a server and CLI processes', () => {
     } finally {
       await running.close();
     }
-    const c = await Collection.open(dataDir, 'c', { quiet: true });
-    assert.equal(c.count, 89);
-    assertReachable(c);
+    const c = await reopened(dataDir, 89);
     assert.deepEqual(fs.readdirSync(c.paths.home).sort(), ['CURRENT', c.paths.version]);
     c.close();
   });

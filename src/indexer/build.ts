@@ -6,7 +6,7 @@ import { fail, isLatentdexError } from '../errors.js';
 import { Catalogue } from './catalogue.js';
 import { Collection, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
 import { isLegacy, markReplaced, newVersion, unmarkReplaced, orphanVersions, POINTER, publish, readPointer, removeLegacy, removeVersion } from './layout.js';
-import { homeOf, versionPaths } from './paths.js';
+import { homeOf, isValidName, notFound, versionPaths } from './paths.js';
 import { log } from '../progress.js';
 
 export interface BuildOptions extends Omit<CreateOptions, 'name'> {
@@ -112,7 +112,7 @@ export function listCollections(dataDir: string): string[] {
   if (!fs.existsSync(dataDir)) return [];
   return fs
     .readdirSync(dataDir, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && !OLD_SWAP.test(e.name) && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(e.name))
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && !OLD_SWAP.test(e.name) && isValidName(e.name))
     .filter((e) => collectionExists(dataDir, e.name))
     .map((e) => e.name)
     .sort();
@@ -122,6 +122,6 @@ export function listCollections(dataDir: string): string[] {
 export function modelDirOf(dataDir: string, name: string): string {
   const home = homeOf(dataDir, name);
   const v = fs.existsSync(home) ? readPointer(home) : undefined;
-  if (!v) throw fail('COLLECTION_NOT_FOUND', `collection '${name}' not found in ${dataDir}; run \`latentdex build --collection ${name} --source SRC\``);
+  if (!v) throw notFound(dataDir, name);
   return versionPaths(home, v).model;
 }

@@ -9,7 +9,7 @@ import { log, progress } from '../progress.js';
 import { Catalogue, COLLECTION_FORMAT_VERSION, type Change, type CollectionManifest, type ItemRow, type NewItem } from './catalogue.js';
 import { HnswIndex, HNSW_DEFAULTS, type HnswParams, type Neighbor, type Space } from './hnsw.js';
 import { graphFile, isLegacy, readPointer, savedGraphs, sweepGraphs, sweepHome, orphanVersions } from './layout.js';
-import { homeOf, versionPaths, type CollectionPaths } from './paths.js';
+import { homeOf, notFound, versionPaths, type CollectionPaths } from './paths.js';
 import { RowMatrix } from './rows.js';
 
 /** An item to add: what the model takes, what the exact baseline compares, and what the catalogue shows. */
@@ -247,7 +247,7 @@ export class Collection {
       if (fs.existsSync(home) && isLegacy(home)) {
         throw fail('MANIFEST_MISMATCH', `collection '${name}' was written by an older latentdex (format 1); rebuild it with \`latentdex build --collection ${name} --source SRC --replace\``);
       }
-      throw fail('COLLECTION_NOT_FOUND', `collection '${name}' not found in ${dataDir}; run \`latentdex build --collection ${name} --source SRC\``);
+      throw notFound(dataDir, name);
     }
     const paths = versionPaths(home, version);
     if (!fs.existsSync(paths.catalogue)) throw fail('CORRUPT_COLLECTION', `collection '${name}': its live version ${version} has no catalogue; rebuild it with --replace`);

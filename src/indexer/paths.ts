@@ -1,7 +1,17 @@
 import path from 'node:path';
-import { fail } from '../errors.js';
+import { fail, type LatentdexError } from '../errors.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Whether `name` is a valid collection name (a folder name a collection may have). */
+export function isValidName(name: string): boolean {
+  return NAME.test(name);
+}
+
+/** COLLECTION_NOT_FOUND, saying how to build it. */
+export function notFound(dataDir: string, name: string): LatentdexError {
+  return fail('COLLECTION_NOT_FOUND', `collection '${name}' not found in ${dataDir}; run \`latentdex build --collection ${name} --source SRC\``);
+}
 
 export function validateName(name: string): string {
   if (!NAME.test(name)) throw fail('INVALID_ARGUMENT', `invalid collection name '${name}'; use letters, digits, '_', '-', '.' (up to 64)`);

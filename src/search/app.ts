@@ -78,11 +78,15 @@ function insideRoots(file: string, roots: string[]): string | undefined {
     } catch {
       continue;
     }
-    const rel = path.relative(root, real);
-    // '..top.png' is inside; '..' and '../x' are not.
-    if (rel && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel)) return real;
+    if (relativeInside(root, real) !== undefined) return real;
   }
   return undefined;
+}
+
+/** `p` relative to `root` when it lies below it ('..top.png' does; '..' and '../x' do not), else undefined. */
+function relativeInside(root: string, p: string): string | undefined {
+  const rel = path.relative(root, p);
+  return rel && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel) ? rel : undefined;
 }
 
 /**
@@ -92,8 +96,8 @@ function insideRoots(file: string, roots: string[]): string | undefined {
 function publicPath(p: string | null, roots: string[], full: boolean): string | null {
   if (p === null || full || !path.isAbsolute(p)) return p;
   for (const r of roots) {
-    const rel = path.relative(r, p);
-    if (rel && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel)) return rel;
+    const rel = relativeInside(r, p);
+    if (rel !== undefined) return rel;
   }
   return null;
 }
