@@ -14,7 +14,8 @@ from sklearn.preprocessing import normalize
 
 def p_at_k(x, labels, groups, k=10):
     x = normalize(x)
-    s = np.asarray(x @ x.T)
+    s = x @ x.T
+    s = np.asarray(s.todense() if hasattr(s, 'todense') else s, dtype=np.float64)
     s[groups[:, None] == groups[None, :]] = -np.inf
     idx = np.argpartition(-s, k, axis=1)[:, :k]
     return float((labels[idx] == labels[:, None]).mean())
@@ -27,8 +28,7 @@ def main():
     for name, kw in [('2000', {'max_features': 2000}), ('full', {})]:
         vec = TfidfVectorizer(stop_words='english', **kw)
         x = vec.fit_transform(texts)
-        if name == '2000':
-            out['tfidf_2000'] = p_at_k(x.toarray(), labels, groups)
+        out[f'tfidf_{name}'] = p_at_k(x, labels, groups)
         out[f'lsa32_{name}'] = p_at_k(TruncatedSVD(32, random_state=0).fit_transform(x), labels, groups)
         out[f'vocab_{name}'] = x.shape[1]
     json.dump(out, sys.stdout)

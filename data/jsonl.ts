@@ -3,15 +3,27 @@ import { z } from 'zod';
 import { fail, messageOf } from '../src/errors.js';
 import { decodeText, type TextSet } from './texts.js';
 
-const record = z.object({
-  key: z.union([z.string().min(1), z.number()]).optional(),
-  text: z.string(),
-  label: z.union([z.string(), z.number()]).nullable().optional(),
-  group: z.union([z.string(), z.number()]).nullable().optional(),
-});
+const scalar = z.union([z.string(), z.number()]).nullable().optional();
+const record = z
+  .object({
+    key: z.union([z.string().min(1), z.number()]).optional(),
+    text: z.string(),
+    label: scalar,
+  })
+  .passthrough();
 
-/** `jsonl:FILE`: one JSON record `{key?, text, label?, group?}` per line; blank lines are skipped. */
-export async function loadJsonl(file: string): Promise<TextSet> {
+/** Field names a record may not use as its group (they are the record's own fields). */
+const RESERVED = new Set(['key', 'text', 'label']);
+
+/**
+ * `jsonl:FILE`: one JSON record `{key?, text, label?, group?}` per line; blank lines are skipped. `groupBy` names
+ * the field that says which source document a record comes from (default `group`; a record without it is its own
+ * group): evaluation never counts a neighbour of the query's own group.
+ */
+export async function loadJsonl(file: string, o: { groupBy?: string } = {}): Promise<TextSet> {
+  const groupField = o.groupBy ?? 'group';
+  if (RESERVED.has(groupField)) throw fail('INVALID_ARGUMENT', `--group-by '${groupField}' names a record's own ${groupField}; name the field that holds its source document`);
+  let groupsSeen = 0;
   let buf: Buffer;
   try {
     buf = await fs.readFile(file);
@@ -32,15 +44,19 @@ export async function loadJsonl(file: string): Promise<TextSet> {
     const r = record.safeParse(obj);
     if (!r.success) throw fail('BAD_FILE', `${file}:${i + 1}: expected {"text": "...", "key"?, "label"?}; ${r.error.issues[0]?.path.join('.') || 'record'} ${r.error.issues[0]?.message}`);
     if (r.data.text.trim() === '') throw fail('BAD_FILE', `${file}:${i + 1}: empty text`);
+    const g = scalar.safeParse(r.data[groupField]);
+    if (!g.success) throw fail('BAD_FILE', `${file}:${i + 1}: "${groupField}" must be a string or a number`);
+    if (g.data !== undefined && g.data !== null) groupsSeen++;
     const key = r.data.key === undefined ? `line-${i + 1}` : String(r.data.key);
     if (seen.has(key)) throw fail('BAD_FILE', `${file}:${i + 1}: duplicate key '${key}'`);
     seen.add(key);
     set.keys.push(key);
     set.texts.push(r.data.text);
     set.labels.push(r.data.label === undefined || r.data.label === null ? null : String(r.data.label));
-    set.groups.push(r.data.group === undefined || r.data.group === null ? key : String(r.data.group));
+    set.groups.push(g.data === undefined || g.data === null ? key : String(g.data));
     set.uris.push(`${file}#${i + 1}`);
   });
   if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no records`);
+  if (o.groupBy !== undefined && groupsSeen === 0) throw fail('BAD_SOURCE', `no record of '${file}' has a "${groupField}" field; --group-by names the field that holds each record's source document`);
   return set;
 }

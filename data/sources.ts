@@ -4,7 +4,7 @@ import { loadIdx } from './idx.js';
 import { selectImages, type ImageSet } from './images.js';
 import { loadMnist } from './mnist.js';
 import type { DecodeTarget } from './decode.js';
-import { loadBrown } from './brown.js';
+import { loadBrown, loadBrownPieces } from './brown.js';
 import { loadJsonl } from './jsonl.js';
 import { loadTextDir } from './textdir.js';
 import { selectTexts, type TextSet } from './texts.js';
@@ -21,6 +21,8 @@ export interface LoadOptions {
   /** keep a colour preview per image (dir: sources; for collections) */
   previews?: boolean;
   quiet?: boolean;
+  /** jsonl: sources: the field naming each record's source document (its group) */
+  groupBy?: string;
 }
 
 export const IMAGE_SOURCE_HELP = 'mnist | mnist:train | mnist:test | idx:IMAGES[,LABELS] | dir:PATH';
@@ -63,7 +65,7 @@ export async function loadImageSource(spec: string, opts: LoadOptions = {}): Pro
   return idx ? selectImages(set, idx) : set;
 }
 
-export const TEXT_SOURCE_HELP = 'brown | text:DIR | jsonl:FILE';
+export const TEXT_SOURCE_HELP = 'brown | brown:short | text:DIR | jsonl:FILE';
 export const SOURCE_HELP = `images: ${IMAGE_SOURCE_HELP}; texts: ${TEXT_SOURCE_HELP}`;
 
 export function isTextSpec(spec: string): boolean {
@@ -71,11 +73,13 @@ export function isTextSpec(spec: string): boolean {
 }
 
 /** Reads a text source spec: `brown`, `text:DIR`, `jsonl:FILE`. */
-export async function loadTextSource(spec: string, opts: Pick<LoadOptions, 'limit'> = {}): Promise<TextSet> {
+export async function loadTextSource(spec: string, opts: Pick<LoadOptions, 'limit' | 'groupBy'> = {}): Promise<TextSet> {
+  if (opts.groupBy !== undefined && !spec.startsWith('jsonl:')) throw fail('INVALID_ARGUMENT', `--group-by reads a field of jsonl: records; '${spec}' has its own groups (brown: the source text)`);
   let set: TextSet;
   if (spec === 'brown') set = loadBrown();
+  else if (spec === 'brown:short') set = loadBrownPieces();
   else if (spec.startsWith('text:')) set = await loadTextDir(spec.slice(5));
-  else if (spec.startsWith('jsonl:')) set = await loadJsonl(spec.slice(6));
+  else if (spec.startsWith('jsonl:')) set = await loadJsonl(spec.slice(6), { groupBy: opts.groupBy });
   else throw fail('BAD_SOURCE', `unknown text source '${spec}'; use ${TEXT_SOURCE_HELP}`);
   const idx = limitIndices(set.keys.length, opts.limit);
   return idx ? selectTexts(set, idx) : set;

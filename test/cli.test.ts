@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { loadBrownPieces } from '../data/brown.js';
 import { fromNpy } from '../src/encoder/npy.js';
 import { digits, tmpDir, writePngFolder } from './helpers.js';
 
@@ -99,6 +100,39 @@ describe('latentdex CLI', () => {
     const bad = run(['build', '--collection', 't-x', '--source', 'brown', '--limit', '50', '--binarize', 'sometimes'], dataDir);
     assert.notEqual(bad.code, 0);
     assert.match(bad.err, /binarize/);
+  });
+
+  it('evaluates a JSONL text collection by source document: codes, two-stage, full-vocabulary TF-IDF and LSA rows', () => {
+    // Short pieces of Brown as a user's JSONL file: the source text in a field of its own.
+    const set = loadBrownPieces(2);
+    const file = path.join(work, 'short.jsonl');
+    // Two pieces of each of 100 texts, spread over the categories.
+    const picked = set.keys.map((_, i) => i).filter((i) => i % 10 < 2);
+    const line = (i: number) => JSON.stringify({ key: set.keys[i], text: set.texts[i], label: set.labels[i], source: set.groups[i] });
+    fs.writeFileSync(file, `${picked.map(line).join('\n')}\n`);
+    const build = (name: string, extra: string[]) => run(['build', '--collection', name, '--source', `jsonl:${file}`, '--train-epochs', '1', '--hidden', '32', '--code-dim', '8', '--vocab-size', '300', ...extra], dataDir);
+    const built = build('short', ['--group-by', 'source']);
+    assert.equal(built.code, 0, built.err);
+    const r = run(['eval', '--collection', 'short', '--queries', `jsonl:${file}`, '--group-by', 'source', '--json'], dataDir);
+    assert.equal(r.code, 0, r.err);
+    const report = JSON.parse(r.out) as { rows: { method: string; precision: number }[]; labelledQueries: number };
+    assert.equal(report.labelledQueries, picked.length);
+    const methods = report.rows.map((x) => x.method);
+    assert.deepEqual(methods.map((m) => m.split(' ')[0]), ['codes', 'codes', 'HNSW', 'TF-IDF,', 'LSA']);
+    assert.match(methods[2]!, /top 100 → TF-IDF/);
+    assert.match(methods[3]!, /full vocabulary of \d+ words/);
+    assert.ok(report.rows.every((x) => x.precision >= 0 && x.precision <= 1));
+    // Every piece of a source text shares its neighbours' source: with --group-by none of them may count.
+    const off = JSON.parse(run(['eval', '--collection', 'short', '--queries', `jsonl:${file}`, '--json', '--rerank', '0'], dataDir).out) as { rows: { method: string }[] };
+    assert.equal(off.rows.length, 4);
+    // A collection built without the field cannot skip a query's own source; a misnamed field is refused.
+    assert.equal(build('plain', []).code, 0);
+    const refused = run(['eval', '--collection', 'plain', '--queries', `jsonl:${file}`, '--group-by', 'source'], dataDir);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.err, /--group-by source.*INVALID_ARGUMENT/);
+    assert.match(build('bad', ['--group-by', 'sorce']).err, /"sorce".*BAD_SOURCE/);
+    assert.match(build('bad', ['--group-by', 'text']).err, /INVALID_ARGUMENT/);
+    assert.match(run(['eval', '--collection', 'short', '--queries', `jsonl:${file}`, '--rerank', '-3'], dataDir).err, /rerank/);
   });
 
   it('exits non-zero with one line naming the problem for bad input', () => {

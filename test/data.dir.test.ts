@@ -158,7 +158,7 @@ describe('image shape through the CLI, the manifest and the API', () => {
     const r = cli(['add', '--collection', 'mine', '--source', `dir:${more}`], dataDir);
     assert.equal(r.status, 0, r.stderr);
     const c = await Collection.open(dataDir, 'mine', { quiet: true });
-    const stored = c.rawOf(c.item('green.png').id);
+    const stored = c.pixelsOf(c.item('green.png').id);
     const again = await decodeImage(fs.readFileSync(path.join(more, 'green.png')), { width: 24, height: 24, channels: 3, fit: 'cover', background: '#ffffff' });
     assert.deepEqual(Array.from(stored), Array.from(again.pixels));
     assert.equal(c.sourceRoots.length, 2);

@@ -4,10 +4,10 @@ import { after, before, describe, it } from 'node:test';
 import { loadBrown } from '../data/brown.js';
 import { selectTexts } from '../data/texts.js';
 import { TrainedModel } from '../src/encoder/model.js';
-import { fitTextModel, textVectors, vectorizerOf } from '../src/encoder/text.js';
+import { baselineVectorizerOf, fitTextModel, textVectors, vectorizerOf } from '../src/encoder/text.js';
 import { buildVocabulary, tokenize, Vectorizer } from '../src/encoder/vectorizer.js';
 import { buildCollection } from '../src/indexer/build.js';
-import { textItems } from '../src/indexer/items.js';
+import { textCollectionSettings, textItems } from '../src/indexer/items.js';
 import { SearchEngine } from '../src/search/engine.js';
 import { backend, tmpDir } from './helpers.js';
 
@@ -59,11 +59,39 @@ describe('text model', () => {
     for (let i = 0; i < 3; i++) assert.ok(Math.abs(Math.hypot(...v.input.subarray(i * 300, (i + 1) * 300)) - 1) < 1e-5);
   });
 
+  it('keeps the N most frequent words for the model and every word of its documents for the baseline', () => {
+    const input = vectorizerOf(model).vocab;
+    const base = baselineVectorizerOf(model).vocab;
+    assert.equal(input.words.length, 300);
+    const all = new Set(small.texts.flatMap((t) => tokenize(t)));
+    assert.equal(base.words.length, all.size);
+    assert.ok(input.words.every((w) => base.words.includes(w)));
+    // A word of a single document is in the baseline (as scikit-learn keeps it), never in the model's input.
+    const once = base.words.find((w) => small.texts.filter((t) => tokenize(t).includes(w)).length === 1)!;
+    assert.ok(once && !input.words.includes(once));
+    const v = textVectors(model, [`${once} ${input.words[0]}`]).raw[0]!;
+    assert.equal(v.index.length, 2);
+    assert.ok(Math.abs(Math.hypot(...v.value) - 1) < 1e-6);
+  });
+
+  it('never reads labels: other labels, or none, give the same vocabularies and the same codes', async () => {
+    const o = { hidden: [16], codeDim: 4, epochs: 1, batchSize: 64, quiet: true, vocabulary: { size: 100 } };
+    const relabelled = { ...small, labels: small.labels.map((_, i) => (i % 2 ? 'odd' : null)) };
+    const a = await fitTextModel(small, o);
+    const b = await fitTextModel(relabelled, o);
+    assert.deepEqual(a.extras, b.extras);
+    const x = textVectors(a, small.texts.slice(0, 20)).input;
+    assert.deepEqual(Array.from(a.encode(x, 20)), Array.from(b.encode(x, 20)));
+    a.dispose();
+    b.dispose();
+  });
+
   it('persists its vocabulary: a reloaded model gives the same vectors and codes', async () => {
     const dir = path.join(tmpDir(), 'tm');
     await model.save(dir);
     const again = await TrainedModel.load(dir);
     assert.deepEqual(vectorizerOf(again).vocab, vectorizerOf(model).vocab);
+    assert.deepEqual(baselineVectorizerOf(again).vocab, baselineVectorizerOf(model).vocab);
     assert.equal(vectorizerOf(again).dim, 300);
     const a = textVectors(model, small.texts.slice(0, 5));
     const b = textVectors(again, small.texts.slice(0, 5));
@@ -74,7 +102,7 @@ describe('text model', () => {
 
   it('ranks a chunk first when queried with its own text, in codes and in the TF-IDF baseline', async () => {
     const dataDir = tmpDir();
-    (await buildCollection(model, textItems(model, small), { dataDir, name: 'b', kind: 'text', space: 'cosine', rawDim: 300, rawType: 'f32', params: {}, quiet: true })).close();
+    (await buildCollection(model, textItems(model, small), { dataDir, name: 'b', ...textCollectionSettings(model, small), quiet: true })).close();
     const engine = new SearchEngine({ dataDir, quiet: true });
     for (const i of [3, 150, 321]) {
       const r = await engine.byText('b', small.texts[i]!, { k: 5, compare: true });
@@ -87,6 +115,15 @@ describe('text model', () => {
     await assert.rejects(engine.byText('b', '   ', { k: 5 }), { code: 'EMPTY_TEXT' });
     const byKey = await engine.byKey('b', small.keys[10]!, { k: 5, compare: true });
     assert.ok(byKey.codes.hits.every((h) => h.key !== small.keys[10]));
+    // Texts are searched in two stages by default (codes shortlist, TF-IDF re-ranks); rerank=0 is codes alone.
+    assert.match(byKey.codes.method, /TF-IDF/);
+    const alone = await engine.byKey('b', small.keys[10]!, { k: 5, rerank: 0 });
+    assert.equal(alone.codes.method, 'hnsw');
+    // The whole collection shortlisted and re-ranked by TF-IDF alone is the exact TF-IDF ranking.
+    const all = await engine.byKey('b', small.keys[10]!, { k: 5, rerank: small.keys.length, blend: 0, compare: true });
+    assert.deepEqual(all.codes.hits.map((h) => h.key), all.baseline!.hits.map((h) => h.key));
+    await assert.rejects(engine.byKey('b', small.keys[10]!, { k: 5, rerank: -1 }), { code: 'INVALID_ARGUMENT' });
+    await assert.rejects(engine.byKey('b', small.keys[10]!, { k: 5, blend: 2 }), { code: 'INVALID_ARGUMENT' });
     await engine.close();
   });
 });

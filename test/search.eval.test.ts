@@ -23,7 +23,7 @@ after(() => c.close());
 describe('evaluate', () => {
   it('reports the four methods, pixel precision as a direct brute-force count, and near-perfect HNSW recall', () => {
     const r = evaluate(c, { n: 60, keys: queries.keys, labels: queries.labels, groups: null, input: queries.pixels, raw: queries.pixels }, { k: 10, quiet: true });
-    assert.deepEqual(r.rows.map((x) => x.method.split(' ')[0]), ['codes', 'codes', 'pixels', 'PCA']);
+    assert.deepEqual(r.rows.map((x) => x.method.split(' ')[0]), ['codes', 'codes', 'HNSW', 'pixels', 'PCA']);
     let hits = 0;
     const raw = c.rawMatrix();
     const labels = c.itemRows().map((m) => m.label);

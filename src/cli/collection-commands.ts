@@ -84,6 +84,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       .requiredOption('--source <src>', SOURCE_HELP)
       .option('--model <dir>', 'use this trained model instead of training one')
       .option('--limit <n>', 'use at most N items', intArg())
+      .option('--group-by <field>', 'jsonl: the field naming each record\'s source document (eval skips neighbours from the query\'s own)')
       .option('--train-limit <n>', 'train on at most N of the items (evenly spread)', intArg())
       .option('--replace', 'replace an existing collection of that name')
       .option('--m <n>', 'HNSW M (graph degree)', intArg(2, 128), 16)
@@ -93,13 +94,13 @@ export function addCollectionCommands(ctx: Ctx): void {
   ).action(
     async (
       f: ModelFlags &
-        ImageFlags & { collection: string; source: string; model?: string; limit?: number; trainLimit?: number; replace?: boolean; m: number; efConstruction: number; ef: number; trainEpochs: number },
+        ImageFlags & { collection: string; source: string; model?: string; limit?: number; groupBy?: string; trainLimit?: number; replace?: boolean; m: number; efConstruction: number; ef: number; trainEpochs: number },
     ) => {
       await startBackend(ctx);
       const g = globals(ctx);
       validateName(f.collection);
       const given = f.model ? await TrainedModel.load(f.model) : undefined;
-      const l = await loadSource(f.source, { limit: f.limit, model: given, shape: shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true });
+      const l = await loadSource(f.source, { limit: f.limit, model: given, shape: shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy });
       const model = given ?? (await fitModel(subset(l, f.trainLimit), { ...f, epochs: f.trainEpochs }, g.quiet));
       const c = await buildCollection(model, itemsOf(model, l), {
         ...collectionSettings(model, l),
@@ -122,14 +123,15 @@ export function addCollectionCommands(ctx: Ctx): void {
     .requiredOption('--collection <name>', 'collection name')
     .requiredOption('--source <src>', SOURCE_HELP)
     .option('--limit <n>', 'add at most N items', intArg())
+    .option('--group-by <field>', "jsonl: the field naming each record's source document")
     .option('--replace', 'replace items whose key already exists (default: refuse)')
     .option('--strict', 'an image that cannot be used is an error (default: skip it and list it)')
-    .action(async (f: { collection: string; source: string; limit?: number; replace?: boolean; strict?: boolean }) => {
+    .action(async (f: { collection: string; source: string; limit?: number; groupBy?: string; replace?: boolean; strict?: boolean }) => {
       await startBackend(ctx);
       const g = globals(ctx);
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
-        const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet, previews: true });
+        const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy });
         const r = await c.addAll(itemsOf(c.model, l), { replace: f.replace, quiet: g.quiet });
         reportSkipped(l);
         process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${c.name}' now holds ${c.count}\n`);

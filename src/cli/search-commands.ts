@@ -1,4 +1,3 @@
-import type { Pixels } from '../../data/images.js';
 import os from 'node:os';
 import path from 'node:path';
 import { count, loadSource, queriesOf, vectorsOf, type Loaded } from './sources.js';
@@ -7,17 +6,21 @@ import { fail } from '../errors.js';
 import { compareModels, formatCompareTable } from '../search/compare.js';
 import { projectCodes, renderMapPng } from '../search/map.js';
 import { writeFileAtomic } from '../encoder/npy.js';
-import { Collection } from '../indexer/collection.js';
+import { Collection, type RawVectors } from '../indexer/collection.js';
 import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
 import { globals, startBackend, type Ctx } from './context.js';
-import { intArg } from './options.js';
+import { floatArg, intArg } from './options.js';
+import { MAX_SHORTLIST, RERANK_DEFAULTS } from '../search/rerank.js';
 import { ensureBrown, ensureBrownInChild, ensureDigits } from '../search/demo.js';
 import { serve } from '../search/serve.js';
 import { backendName } from '../encoder/backend.js';
 
-/** Loads eval queries for a collection from a source spec. */
-export async function loadQueries(c: Collection, spec: string, limit?: number): Promise<QuerySet> {
-  return queriesOf(c.model, await loadSource(spec, { limit, model: c.model }));
+/** Loads eval queries for a collection from a source spec (`groupBy`: the jsonl field naming their source document). */
+export async function loadQueries(c: Collection, spec: string, o: { limit?: number; groupBy?: string } = {}): Promise<QuerySet> {
+  if (o.groupBy !== undefined && !c.hasSharedGroups()) {
+    throw fail('INVALID_ARGUMENT', `collection '${c.name}' was built without source documents, so --group-by cannot skip a query's own; rebuild it with \`latentdex build --collection ${c.name} --source SRC --group-by ${o.groupBy} --replace\``);
+  }
+  return queriesOf(c.model, await loadSource(spec, { limit: o.limit, model: c.model, groupBy: o.groupBy }));
 }
 
 export function addSearchCommands(ctx: Ctx): void {
@@ -31,8 +34,11 @@ export function addSearchCommands(ctx: Ctx): void {
     .option('--k <n>', 'neighbours per query', intArg(1, 1000), 10)
     .option('--ef <n>', 'HNSW ef (default: the collection’s)', intArg(1, 4096))
     .option('--limit <n>', 'use at most N queries', intArg())
+    .option('--group-by <field>', "jsonl queries: the field naming each record's source document; neighbours from the query's own are skipped")
+    .option('--rerank <n>', `two-stage row: rows the codes shortlist for the exact re-ranking (0: no such row; default ${RERANK_DEFAULTS.text.shortlist})`, intArg(0, MAX_SHORTLIST))
+    .option('--blend <w>', `two-stage row, texts: weight of the code distance in the re-ranking (default ${RERANK_DEFAULTS.text.blend})`, floatArg(0, 1))
     .option('--json', 'print JSON instead of a markdown table')
-    .action(async (f: { collection?: string; queries: string; compareModels?: string[]; source?: string; k: number; ef?: number; limit?: number; json?: boolean }) => {
+    .action(async (f: { collection?: string; queries: string; compareModels?: string[]; source?: string; k: number; ef?: number; limit?: number; groupBy?: string; rerank?: number; blend?: number; json?: boolean }) => {
       await startBackend(ctx);
       const g = globals(ctx);
       if (f.compareModels) {
@@ -40,9 +46,9 @@ export function addSearchCommands(ctx: Ctx): void {
         const models = [];
         for (const dir of f.compareModels) models.push({ name: path.basename(path.resolve(dir)), model: await TrainedModel.load(dir) });
         const first = models[0]!.model;
-        const items = await loadSource(f.source, { model: first });
-        const queries = await loadSource(f.queries, { limit: f.limit, model: first });
-        const side = (l: Loaded, raw: Pixels) => ({ n: count(l), raw, labels: l.set.labels, groups: l.kind === 'text' ? l.set.groups : null, keys: l.set.keys });
+        const items = await loadSource(f.source, { model: first, groupBy: f.groupBy });
+        const queries = await loadSource(f.queries, { limit: f.limit, model: first, groupBy: f.groupBy });
+        const side = (l: Loaded, raw: RawVectors) => ({ n: count(l), raw, labels: l.set.labels, groups: l.kind === 'text' ? l.set.groups : null, keys: l.set.keys });
         const rows = compareModels(
           models,
           {
@@ -60,8 +66,9 @@ export function addSearchCommands(ctx: Ctx): void {
       if (!f.collection) throw fail('INVALID_ARGUMENT', 'name a --collection (or give --compare-models DIR... --source SRC)');
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
-        const q = await loadQueries(c, f.queries, f.limit);
-        const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet });
+        const q = await loadQueries(c, f.queries, { limit: f.limit, groupBy: f.groupBy });
+        const rerank = { ...(f.rerank === undefined ? {} : { shortlist: f.rerank }), ...(f.blend === undefined ? {} : { blend: f.blend }) };
+        const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet, rerank });
         process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : formatEvalTable(report));
       } finally {
         c.close();

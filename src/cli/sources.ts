@@ -7,8 +7,8 @@ import { fitImageModel } from '../encoder/fit.js';
 import type { TrainedModel } from '../encoder/model.js';
 import { fitTextModel, textVectors } from '../encoder/text.js';
 import { fail } from '../errors.js';
-import type { CreateOptions, ItemStream } from '../indexer/collection.js';
-import { imageItemStream, textItems } from '../indexer/items.js';
+import type { CreateOptions, ItemStream, RawVectors } from '../indexer/collection.js';
+import { imageCollectionSettings, imageItemStream, textCollectionSettings, textItems } from '../indexer/items.js';
 import type { QuerySet } from '../search/eval.js';
 import { modelOptions, type ModelFlags } from './options.js';
 
@@ -29,6 +29,8 @@ export interface LoadFlags {
   shape?: ShapeRequest;
   strict?: boolean;
   quiet?: boolean;
+  /** jsonl: the field naming each record's source document */
+  groupBy?: string;
 }
 
 /** Reads an image or text source; with a model, checks that the source is of the model's kind and decodes as it did. */
@@ -37,7 +39,8 @@ export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loade
   if (o.model && (o.model.manifest.kind === 'text') !== text) {
     throw fail('INVALID_ARGUMENT', `source '${spec}' holds ${text ? 'texts' : 'images'} but the model is a${o.model.manifest.kind === 'text' ? ' text' : 'n image'} model`);
   }
-  if (text) return { kind: 'text', set: await loadTextSource(spec, { limit: o.limit }) };
+  if (text) return { kind: 'text', set: await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy }) };
+  if (o.groupBy !== undefined) throw fail('INVALID_ARGUMENT', '--group-by applies to text sources (jsonl:FILE)');
   if (o.model && o.shape && Object.values(o.shape).some((v) => v !== undefined)) {
     throw fail('INVALID_ARGUMENT', '--image-size, --channels and --fit shape a new model; with a model, images are decoded as it was trained');
   }
@@ -65,14 +68,11 @@ export function itemsOf(model: TrainedModel, l: Loaded): ItemStream {
 
 /** The collection settings for a model and source: images in L2 over pixels, texts in cosine over TF-IDF. */
 export function collectionSettings(model: TrainedModel, l: Loaded): Omit<CreateOptions, 'name' | 'hnsw'> {
-  if (l.kind === 'image') {
-    return { kind: 'image', space: 'l2', rawDim: model.inputDim, rawType: 'u8', params: { width: l.set.width, height: l.set.height, channels: l.set.channels, fit: l.set.fit ?? null, source: l.set.source } };
-  }
-  return { kind: 'text', space: 'cosine', rawDim: model.inputDim, rawType: 'f32', params: { source: l.set.source, weighting: model.manifest.input.type === 'bow' ? model.manifest.input.weighting : null } };
+  return l.kind === 'image' ? imageCollectionSettings(model, l.set) : textCollectionSettings(model, l.set);
 }
 
 /** The model's input and baseline vectors of every item in a source. */
-export function vectorsOf(model: TrainedModel, l: Loaded): { input: Pixels; raw: Pixels } {
+export function vectorsOf(model: TrainedModel, l: Loaded): { input: Pixels; raw: RawVectors } {
   if (l.kind === 'image') return { input: l.set.pixels, raw: l.set.pixels };
   const v = textVectors(model, l.set.texts);
   return { input: v.input, raw: v.raw };

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { rng } from './rng.js';
+import type { SparseVector } from './sparse.js';
 
 /** A linear projection onto the top principal directions (PCA; LSA when fit on TF-IDF vectors). */
 export interface Pca {
@@ -70,31 +71,19 @@ function orthonormalise(q: Float64Array, dim: number, m: number): void {
 }
 
 /**
- * Fits PCA with k components on n rows by randomized subspace iteration on the covariance matrix, then a
- * Rayleigh-Ritz step. `center: false` gives truncated SVD directions (LSA).
+ * Top-k eigenvectors of a dim × dim symmetric operator given by its product with a dim × m block (`apply`), by
+ * randomized subspace iteration and a Rayleigh-Ritz step.
  */
-export function fitPca(data: Float32Array, n: number, dim: number, k: number, o: { center?: boolean; iterations?: number; seed?: number } = {}): Pca {
-  const center = o.center ?? true;
-  const mean = new Float32Array(dim);
-  if (center) {
-    for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) mean[j]! += data[i * dim + j]!;
-    for (let j = 0; j < dim; j++) mean[j]! /= n;
-  }
-  const cov = tf.tidy(() => {
-    const x = tf.sub(tf.tensor2d(data.subarray(0, n * dim), [n, dim]), tf.tensor1d(mean));
-    return tf.matMul(x, x, true, false).div(n);
-  });
+function topEigen(dim: number, k: number, apply: (q: Float64Array, m: number) => Float64Array, o: { iterations?: number; seed?: number }): { k: number; components: Float32Array; values: Float64Array } {
   const m = Math.min(dim, k + 10);
   const rand = rng(o.seed ?? 7);
-  let q = new Float64Array(dim * m).map(() => rand() - 0.5);
+  let q: Float64Array = new Float64Array(dim * m).map(() => rand() - 0.5);
   orthonormalise(q, dim, m);
   for (let it = 0; it < (o.iterations ?? 12); it++) {
-    const next = tf.tidy(() => tf.matMul(cov, tf.tensor2d(Float32Array.from(q), [dim, m])).dataSync());
-    q = Float64Array.from(next);
+    q = apply(q, m);
     orthonormalise(q, dim, m);
   }
-  const cq = tf.tidy(() => tf.matMul(cov, tf.tensor2d(Float32Array.from(q), [dim, m])).dataSync());
-  cov.dispose();
+  const cq = apply(q, m);
   const small = new Float64Array(m * m);
   for (let a = 0; a < m; a++) for (let b = 0; b < m; b++) {
     let s = 0;
@@ -111,7 +100,72 @@ export function fitPca(data: Float32Array, n: number, dim: number, k: number, o:
       components[c * dim + r] = s;
     }
   });
-  return { dim, k: order.length, mean, components, variances: Float64Array.from(order.map((c) => values[c]!)) };
+  return { k: order.length, components, values: Float64Array.from(order.map((c) => values[c]!)) };
+}
+
+/**
+ * Fits PCA with k components on n rows by randomized subspace iteration on the covariance matrix, then a
+ * Rayleigh-Ritz step. `center: false` gives truncated SVD directions (LSA).
+ */
+export function fitPca(data: Float32Array, n: number, dim: number, k: number, o: { center?: boolean; iterations?: number; seed?: number } = {}): Pca {
+  const center = o.center ?? true;
+  const mean = new Float32Array(dim);
+  if (center) {
+    for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) mean[j]! += data[i * dim + j]!;
+    for (let j = 0; j < dim; j++) mean[j]! /= n;
+  }
+  const cov = tf.tidy(() => {
+    const x = tf.sub(tf.tensor2d(data.subarray(0, n * dim), [n, dim]), tf.tensor1d(mean));
+    return tf.matMul(x, x, true, false).div(n);
+  });
+  try {
+    const e = topEigen(dim, k, (q, m) => Float64Array.from(tf.tidy(() => tf.matMul(cov, tf.tensor2d(Float32Array.from(q), [dim, m])).dataSync())), o);
+    return { dim, k: e.k, mean, components: e.components, variances: e.values };
+  } finally {
+    cov.dispose();
+  }
+}
+
+/**
+ * LSA (truncated SVD, uncentred) of n sparse rows over a vocabulary of `dim` words, without ever making the
+ * n × dim matrix dense: each step multiplies by X and Xᵀ, costing the non-zeros (scikit-learn's TruncatedSVD on
+ * the full vocabulary).
+ */
+export function fitSparseLsa(row: (i: number) => SparseVector, n: number, dim: number, k: number, o: { iterations?: number; seed?: number } = {}): Pca {
+  const apply = (q: Float64Array, m: number): Float64Array => {
+    const out = new Float64Array(dim * m);
+    const y = new Float64Array(m);
+    for (let r = 0; r < n; r++) {
+      const v = row(r);
+      y.fill(0);
+      for (let p = 0; p < v.index.length; p++) {
+        const base = v.index[p]! * m;
+        const w = v.value[p]!;
+        for (let j = 0; j < m; j++) y[j]! += w * q[base + j]!;
+      }
+      for (let p = 0; p < v.index.length; p++) {
+        const base = v.index[p]! * m;
+        const w = v.value[p]! / n;
+        for (let j = 0; j < m; j++) out[base + j]! += w * y[j]!;
+      }
+    }
+    return out;
+  };
+  const e = topEigen(dim, k, apply, o);
+  return { dim, k: e.k, mean: new Float32Array(dim), components: e.components, variances: e.values };
+}
+
+/** Projects sparse rows onto uncentred components (LSA): n × k. */
+export function sparseProject(p: Pca, rows: readonly SparseVector[]): Float32Array {
+  const out = new Float32Array(rows.length * p.k);
+  rows.forEach((v, i) => {
+    for (let c = 0; c < p.k; c++) {
+      let s = 0;
+      for (let t = 0; t < v.index.length; t++) if (v.index[t]! < p.dim) s += v.value[t]! * p.components[c * p.dim + v.index[t]!]!;
+      out[i * p.k + c] = s;
+    }
+  });
+  return out;
 }
 
 /** Projects n rows onto the components: n × k. */

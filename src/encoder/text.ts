@@ -7,7 +7,8 @@ import type { ModelManifest, Regularisers } from './manifest.js';
 import { binaryDefaults } from './binary.js';
 import { buildParts, TrainedModel } from './model.js';
 import { TRAIN_DEFAULTS, trainAutoencoder, trainingRecord, type TrainOptions } from './train.js';
-import { buildVocabulary, Vectorizer, vocabularySchema, VECTORIZER_DEFAULTS, type VectorizerOptions, type Weighting } from './vectorizer.js';
+import type { SparseVector } from './sparse.js';
+import { BASELINE_VOCABULARY, buildVocabulary, Vectorizer, vocabularySchema, VECTORIZER_DEFAULTS, type VectorizerOptions, type Weighting } from './vectorizer.js';
 
 /** Document autoencoder 2000-500-250-125-code (Hinton & Salakhutdinov 2006) over bag-of-words vectors. */
 export const TEXT_DEFAULTS = {
@@ -41,18 +42,30 @@ export interface TextModelOptions extends Partial<Omit<TrainOptions, 'regularise
   regularisers?: Regularisers;
 }
 
-const vectorizers = new WeakMap<TrainedModel, Vectorizer>();
+const vectorizers = new WeakMap<TrainedModel, { input: Vectorizer; baseline: Vectorizer }>();
 
-/** The vectorizer saved with a text model. */
-export function vectorizerOf(model: TrainedModel): Vectorizer {
+function vectorizersOf(model: TrainedModel): { input: Vectorizer; baseline: Vectorizer } {
   let v = vectorizers.get(model);
   if (!v) {
     const parsed = vocabularySchema.safeParse(model.extras.vocabulary);
     if (model.manifest.kind !== 'text' || !parsed.success) throw fail('MANIFEST_MISMATCH', 'this model has no vocabulary; it is not a text model');
-    v = new Vectorizer(parsed.data);
+    // Models saved before the full-vocabulary baseline compare over their own vocabulary.
+    const baseline = model.extras.baseline === undefined ? parsed : vocabularySchema.safeParse(model.extras.baseline);
+    if (!baseline.success) throw fail('MANIFEST_MISMATCH', "this model's baseline vocabulary is damaged; train the model again");
+    v = { input: new Vectorizer(parsed.data), baseline: new Vectorizer(baseline.data) };
     vectorizers.set(model, v);
   }
   return v;
+}
+
+/** The vectorizer of a text model's input (its vocabulary of the most frequent words). */
+export function vectorizerOf(model: TrainedModel): Vectorizer {
+  return vectorizersOf(model).input;
+}
+
+/** The vectorizer of the exact TF-IDF baseline saved with a text model (every word of its training documents). */
+export function baselineVectorizerOf(model: TrainedModel): Vectorizer {
+  return vectorizersOf(model).baseline;
 }
 
 export function weightingOf(model: TrainedModel): Weighting {
@@ -61,12 +74,19 @@ export function weightingOf(model: TrainedModel): Weighting {
   return i.weighting;
 }
 
-/** Model input and TF-IDF (baseline) vectors of texts; `empty` lists the texts with no vocabulary word. */
-export function textVectors(model: TrainedModel, texts: string[]): { input: Float32Array; raw: Float32Array; empty: number[] } {
-  const v = vectorizerOf(model);
-  const w = weightingOf(model);
-  const { data, empty } = v.matrices(texts, w === 'tfidf' ? [w] : [w, 'tfidf']);
-  return { input: data[0]!, raw: data[1] ?? data[0]!, empty };
+/** Model input and sparse TF-IDF (baseline) vectors of one text; EMPTY_TEXT when it has no word of the model's vocabulary. */
+export function textVector(model: TrainedModel, text: string): { input: Float32Array; raw: SparseVector } {
+  const input = vectorizerOf(model).vector(text, weightingOf(model));
+  // The baseline's vocabulary holds the model's, so a text the model can encode has baseline words too.
+  return { input, raw: baselineVectorizerOf(model).sparse(text)! };
+}
+
+/** Model input and sparse TF-IDF (baseline) vectors of texts; `empty` lists the texts with no word of the model's vocabulary (their rows are zero). */
+export function textVectors(model: TrainedModel, texts: string[]): { input: Float32Array; raw: SparseVector[]; empty: number[] } {
+  const { data, empty } = vectorizerOf(model).matrix(texts, weightingOf(model));
+  const b = baselineVectorizerOf(model);
+  const none: SparseVector = { index: new Uint32Array(0), value: new Float32Array(0) };
+  return { input: data, raw: texts.map((t) => b.sparse(t) ?? none), empty };
 }
 
 /** Builds the vocabulary from the training texts and trains a document autoencoder (labels unused). */
@@ -74,6 +94,7 @@ export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Prom
   const opts = { ...TRAIN_DEFAULTS, ...TEXT_TRAINING, ...o };
   const weighting = o.weighting ?? TEXT_DEFAULTS.weighting;
   const vocab = buildVocabulary(set.texts, { ...VECTORIZER_DEFAULTS, ...o.vocabulary });
+  const baseline = buildVocabulary(set.texts, { ...BASELINE_VOCABULARY, stem: vocab.stem });
   const vec = new Vectorizer(vocab);
   const output = o.output ?? TEXT_DEFAULTS.output;
   // The softmax decoder predicts word proportions whatever the encoder sees: both from one tokenization.
@@ -114,5 +135,5 @@ export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Prom
     training: trainingRecord(report, opts, backendName()),
     createdAt: new Date().toISOString(),
   };
-  return new TrainedModel(manifest, parts, { vocabulary: vocab }).withBinaryThresholds(x, keep.length);
+  return new TrainedModel(manifest, parts, { vocabulary: vocab, baseline }).withBinaryThresholds(x, keep.length);
 }

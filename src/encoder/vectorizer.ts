@@ -2,6 +2,7 @@ import { stemmer } from 'stemmer';
 import { eng } from 'stopword';
 import { z } from 'zod';
 import { fail } from '../errors.js';
+import { fromEntries, type SparseVector } from './sparse.js';
 
 const STOP = new Set<string>([...eng, "n't", 's', 't', 'll', 've', 're', 'd', 'm']);
 
@@ -26,6 +27,12 @@ export interface VectorizerOptions {
 }
 
 export const VECTORIZER_DEFAULTS: VectorizerOptions = { size: 2000, stem: false, minDf: 2 };
+
+/**
+ * The exact baseline's vocabulary: every word of the training documents (as scikit-learn's TfidfVectorizer keeps
+ * by default); its vectors are sparse, so its size costs nothing per item.
+ */
+export const BASELINE_VOCABULARY: Partial<VectorizerOptions> = { size: Number.MAX_SAFE_INTEGER, minDf: 1 };
 
 /** Lower-cases, keeps letter runs (inner apostrophes dropped), removes stop words and 1-letter tokens, optionally stems. */
 export function tokenize(text: string, stem = false): string[] {
@@ -86,6 +93,28 @@ export class Vectorizer {
     for (const x of c) total += x;
     if (total === 0) throw fail('EMPTY_TEXT', 'the text has no words from the vocabulary (empty, only stop words, or unknown words); give more text');
     return weightings.map((w) => weigh(c, total, w, this.vocab.idf));
+  }
+
+  /**
+   * Sparse TF-IDF of one text (raw counts × idf, L2-normalised, as scikit-learn's default); null when no word of
+   * the vocabulary occurs in it.
+   */
+  sparse(text: string): SparseVector | null {
+    const c = new Map<number, number>();
+    for (const w of tokenize(text, this.vocab.stem)) {
+      const i = this.index.get(w);
+      if (i !== undefined) c.set(i, (c.get(i) ?? 0) + 1);
+    }
+    if (c.size === 0) return null;
+    let s = 0;
+    for (const [i, n] of c) {
+      const v = n * this.vocab.idf[i]!;
+      c.set(i, v);
+      s += v * v;
+    }
+    const inv = 1 / Math.sqrt(s);
+    for (const [i, v] of c) c.set(i, v * inv);
+    return fromEntries(c);
   }
 
   /** Matrix (n × dim) of many texts; texts without vocabulary words give zero rows (they are reported, not fatal). */

@@ -18,7 +18,8 @@ export interface CollectionManifest {
   /** bumped by every committed write; what derived state (graph, caches) is checked against */
   generation: number;
   rawDim: number;
-  rawType: 'u8' | 'f32';
+  /** u8: pixel bytes; f32: floats; sparse: TF-IDF weights of a vocabulary of rawDim words (see sparse-rows.ts) */
+  rawType: 'u8' | 'f32' | 'sparse';
   /** a summary of the model (arch, source, training figures) */
   model: Record<string, unknown>;
   /** kind-specific parameters (image size, text weighting) */
@@ -160,6 +161,7 @@ export class Catalogue {
       allRaw: this.#db.prepare<[], { id: number; raw: Buffer }>('SELECT id, raw FROM items ORDER BY id'),
       allBits: this.#db.prepare<[], { id: number; bits: Buffer | null }>('SELECT id, bits FROM items ORDER BY id'),
       allMeta: this.#db.prepare<[], ItemRow>('SELECT id, key, label, uri, grp, text FROM items ORDER BY id'),
+      sharedGroup: this.#db.prepare<[], { grp: string }>('SELECT grp FROM items WHERE grp IS NOT NULL GROUP BY grp HAVING COUNT(*) > 1 LIMIT 1'),
       generation: this.#db.prepare<[], { g: number }>('SELECT generation AS g FROM collections LIMIT 1'),
       bump: this.#db.prepare<[number, string]>('UPDATE collections SET generation = ?, count = (SELECT COUNT(*) FROM items), updated_at = ?'),
       log: this.#db.prepare<[number, number, number]>('INSERT INTO changes (gen, op, id) VALUES (?, ?, ?)'),
@@ -372,6 +374,11 @@ export class Catalogue {
   allBits(): IterableIterator<{ id: number; bits: Buffer | null }> {
     return this.st.allBits.iterate();
   }
+  /** Whether some group holds two or more items. */
+  hasSharedGroups(): boolean {
+    return this.st.sharedGroup.get() !== undefined;
+  }
+
   allMeta(): ItemRow[] {
     return this.st.allMeta.all();
   }

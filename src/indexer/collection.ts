@@ -11,6 +11,14 @@ import { HnswIndex, HNSW_DEFAULTS, type HnswParams, type Neighbor, type Space } 
 import { graphFile, isLegacy, readPointer, savedGraphs, sweepGraphs, sweepHome, orphanVersions } from './layout.js';
 import { homeOf, notFound, versionPaths, type CollectionPaths } from './paths.js';
 import { RowMatrix } from './rows.js';
+import { isSparse, type SparseVector } from '../encoder/sparse.js';
+import { decodeSparse, encodeSparse, SparseRows } from './sparse-rows.js';
+
+/** What the exact baseline compares: pixel bytes or floats (images), a sparse TF-IDF vector (texts). */
+export type RawVector = Pixels | SparseVector;
+
+/** Raw vectors of n items: an n × dim matrix (images) or one sparse vector per item (texts). */
+export type RawVectors = Pixels | readonly SparseVector[];
 
 /** An item to add: what the model takes, what the exact baseline compares, and what the catalogue shows. */
 export interface ItemInput {
@@ -21,8 +29,8 @@ export interface ItemInput {
   text?: string | null;
   /** the model's input vector (bytes are read as v/255) */
   input: Pixels;
-  /** the vector the exact baseline compares (pixel bytes, TF-IDF) */
-  raw: Pixels;
+  /** the vector the exact baseline compares (pixel bytes, sparse TF-IDF) */
+  raw: RawVector;
   /** what the page shows for the item: a colour preview (WebP/PNG); null for texts */
   thumb: Buffer | null;
 }
@@ -97,15 +105,29 @@ function f32(buf: Buffer): Float32Array {
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 }
 
-function rawBuffer(v: Pixels, type: CollectionManifest['rawType']): Buffer {
+function rawBuffer(v: RawVector, type: CollectionManifest['rawType']): Buffer {
+  if (isSparse(v)) return encodeSparse(v);
   if (type === 'u8') return Buffer.from(toBytes(v));
   const f = toFloats(v);
   return Buffer.from(f.buffer.slice(f.byteOffset, f.byteOffset + f.byteLength));
 }
 
-/** A stored raw vector as the baseline compares it: bytes for pixel collections, floats for texts. */
+/** A stored dense raw vector as the baseline compares it: bytes for pixel collections, floats otherwise. */
 export function decodeRaw(buf: Buffer, type: CollectionManifest['rawType']): Pixels {
   return type === 'f32' ? f32(buf) : new Uint8Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
+/** Why an item's raw vector does not fit a collection, or null when it does. */
+function rawMismatch(v: RawVector, m: CollectionManifest): string | null {
+  if (m.rawType === 'sparse') {
+    if (!isSparse(v)) return 'a dense raw vector; this collection stores sparse TF-IDF vectors';
+    for (let i = 0; i < v.index.length; i++) {
+      if (v.index[i]! >= m.rawDim || (i > 0 && v.index[i]! <= v.index[i - 1]!)) return `a sparse vector whose indices are not increasing below ${m.rawDim}`;
+    }
+    return null;
+  }
+  if (isSparse(v)) return 'a sparse raw vector; this collection stores dense ones';
+  return v.length === m.rawDim ? null : `${v.length} values; this collection takes ${m.rawDim}`;
 }
 
 /** The model inputs of a batch of items as one float matrix. */
@@ -258,6 +280,9 @@ export class Collection {
       if (!manifest) throw fail('CORRUPT_COLLECTION', `collection '${name}' has no manifest; rebuild it with \`latentdex build --collection ${name} --replace\``);
       if (manifest.formatVersion !== COLLECTION_FORMAT_VERSION) {
         throw fail('MANIFEST_MISMATCH', `collection '${name}' has format ${manifest.formatVersion}; this latentdex reads ${COLLECTION_FORMAT_VERSION}: rebuild it`);
+      }
+      if (manifest.kind === 'text' && manifest.rawType !== 'sparse') {
+        throw fail('MANIFEST_MISMATCH', `collection '${name}' was built by an older latentdex (its TF-IDF baseline keeps 2,000 words, not the full vocabulary); rebuild it with \`latentdex build --collection ${name} --source SRC --replace\``);
       }
       model = await TrainedModel.load(paths.model);
       if (model.codeDim !== manifest.codeDim) {
@@ -547,7 +572,8 @@ export class Collection {
     const bar = progress({ title: 'encode', total: stream.total, quiet: o.quiet });
     for (const items of stream.batches()) {
       for (const it of items) {
-        if (it.raw.length !== this.manifest.rawDim) throw fail('INVALID_DIM', `item '${it.key}' has ${it.raw.length} values; this collection takes ${this.manifest.rawDim}`);
+        const bad = rawMismatch(it.raw, this.manifest);
+        if (bad) throw fail('INVALID_DIM', `item '${it.key}' has ${bad}`);
       }
       if (items.length === 0) continue;
       if (n + items.length > stream.total) throw fail('INTERNAL', `the source gave more items than the ${stream.total} it announced`);
@@ -677,10 +703,22 @@ export class Collection {
     return f32(b);
   }
 
-  rawOf(id: number): Pixels {
+  rawOf(id: number): RawVector {
     const b = this.#cat.raw(id);
     if (!b) throw fail('ITEM_NOT_FOUND', `item ${id} was removed from '${this.name}'`);
-    return decodeRaw(b, this.manifest.rawType);
+    return this.manifest.rawType === 'sparse' ? decodeSparse(b) : decodeRaw(b, this.manifest.rawType);
+  }
+
+  /** Whether two items share a group (a source document), i.e. whether evaluation can skip a query's own. */
+  hasSharedGroups(): boolean {
+    return this.#cat.hasSharedGroups();
+  }
+
+  /** The stored pixels of an image item (as the model's input was decoded). */
+  pixelsOf(id: number): Pixels {
+    const v = this.rawOf(id);
+    if (isSparse(v)) throw fail('INVALID_ARGUMENT', `collection '${this.name}' holds text; its items have no pixels`);
+    return v;
   }
 
   /**
@@ -708,6 +746,7 @@ export class Collection {
    * for packed bits), kept up to date by each write's rows. `transform` changes each row as it enters (e.g. normalise).
    */
   rows<A extends Uint8Array | Float32Array>(column: Column, transform?: { name: string; row: (row: A) => A }): { ids: Int32Array; data: A } {
+    if (column === 'raw' && this.manifest.rawType === 'sparse') throw fail('INTERNAL', 'sparse raw vectors are read with sparseRows()');
     const map = transform?.row;
     const decode = (r: RowSource): A => {
       const buf = column === 'raw' ? r.raw : column === 'code' ? r.code : (r.bits ?? Buffer.alloc(0));
@@ -734,7 +773,24 @@ export class Collection {
     return m.view();
   }
 
-  /** Every item's raw vector in id order: bytes for pixel collections, floats for texts. */
+  /** Every item's sparse raw vector (TF-IDF) in id order, kept up to date by each write's rows. */
+  sparseRows(): SparseRows {
+    if (this.manifest.rawType !== 'sparse') throw fail('INTERNAL', `collection '${this.name}' stores dense raw vectors; read them with rawMatrix()`);
+    return this.derived(
+      'rows:raw:sparse',
+      () => {
+        const rows = new SparseRows(this.manifest.rawDim);
+        for (const r of this.#cat.allRaw()) rows.append(r.id, decodeSparse(r.raw));
+        return rows;
+      },
+      (rows, removed, added) => {
+        rows.remove(removed);
+        for (const r of added) rows.append(r.id, decodeSparse(r.raw));
+      },
+    );
+  }
+
+  /** Every item's dense raw vector in id order: bytes for pixel collections, floats otherwise. */
   rawMatrix(): { ids: Int32Array; data: Pixels } {
     return this.rows<Uint8Array | Float32Array>('raw');
   }

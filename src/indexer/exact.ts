@@ -49,3 +49,28 @@ export function normaliseRows(data: Float32Array, d: number): Float32Array {
   }
   return data;
 }
+
+/** Distances of a query to chosen rows of an n × d matrix: squared L2, or 1 − cosine (`unitRows` L2-normalised). */
+export function distancesTo(items: ArrayLike<number>, d: number, metric: Metric, unitRows = false): (q: ArrayLike<number>, rows: Int32Array) => Float32Array {
+  return (q, rows) => {
+    if (metric === 'cosine') {
+      let qn = 0;
+      for (let j = 0; j < d; j++) qn += q[j]! * q[j]!;
+      const inv = qn > 0 ? 1 / Math.sqrt(qn) : 0;
+      return Float32Array.from(rows, (r) => {
+        let s = 0;
+        let rn = 0;
+        for (let j = 0; j < d; j++) {
+          s += q[j]! * items[r * d + j]!;
+          if (!unitRows) rn += items[r * d + j]! ** 2;
+        }
+        return 1 - s * inv * (unitRows ? 1 : rn > 0 ? 1 / Math.sqrt(rn) : 0);
+      });
+    }
+    return Float32Array.from(rows, (r) => {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += (items[r * d + j]! - q[j]!) ** 2;
+      return s;
+    });
+  };
+}

@@ -1,9 +1,9 @@
 import { imageDim, type ImageSet } from '../../data/images.js';
 import { imagePng } from '../encoder/png.js';
-import type { ItemInput, ItemStream } from './collection.js';
+import type { CreateOptions, ItemInput, ItemStream } from './collection.js';
 import type { TextSet } from '../../data/texts.js';
 import type { TrainedModel } from '../encoder/model.js';
-import { textVectors } from '../encoder/text.js';
+import { baselineVectorizerOf, textVectors, weightingOf } from '../encoder/text.js';
 import { fail } from '../errors.js';
 
 /** Items per batch when a source streams into a collection. */
@@ -36,7 +36,7 @@ export function imageItemStream(set: ImageSet, batch = ITEM_BATCH): ItemStream {
   };
 }
 
-/** Text items: model input per the model's weighting, raw = TF-IDF for the exact baseline, the text as snippet. */
+/** Text items: model input per the model's weighting, raw = sparse TF-IDF for the exact baseline, the text as snippet. */
 export function textItems(model: TrainedModel, set: TextSet): ItemInput[] {
   const { input, raw, empty } = textVectors(model, set.texts);
   if (empty.length === set.texts.length) throw fail('EMPTY_TEXT', `no document of ${set.source} has a word of the model's vocabulary`);
@@ -45,7 +45,17 @@ export function textItems(model: TrainedModel, set: TextSet): ItemInput[] {
   const out: ItemInput[] = [];
   set.keys.forEach((key, i) => {
     if (skip.has(i)) return;
-    out.push({ key, label: set.labels[i] ?? null, uri: set.uris[i] ?? null, grp: set.groups[i] ?? null, text: set.texts[i]!, input: input.subarray(i * d, (i + 1) * d), raw: raw.subarray(i * d, (i + 1) * d), thumb: null });
+    out.push({ key, label: set.labels[i] ?? null, uri: set.uris[i] ?? null, grp: set.groups[i] ?? null, text: set.texts[i]!, input: input.subarray(i * d, (i + 1) * d), raw: raw[i]!, thumb: null });
   });
   return out;
+}
+
+/** Settings of an image collection: L2 over codes, the exact baseline over the stored pixel bytes. */
+export function imageCollectionSettings(model: TrainedModel, set: ImageSet): Omit<CreateOptions, 'name' | 'hnsw'> {
+  return { kind: 'image', space: 'l2', rawDim: model.inputDim, rawType: 'u8', params: { width: set.width, height: set.height, channels: set.channels, fit: set.fit ?? null, source: set.source } };
+}
+
+/** Settings of a text collection: cosine over codes, the exact baseline over sparse TF-IDF of the model's full vocabulary. */
+export function textCollectionSettings(model: TrainedModel, set: TextSet): Omit<CreateOptions, 'name' | 'hnsw'> {
+  return { kind: 'text', space: 'cosine', rawDim: baselineVectorizerOf(model).dim, rawType: 'sparse', params: { source: set.source, weighting: weightingOf(model) } };
 }

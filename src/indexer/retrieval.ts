@@ -1,5 +1,7 @@
 import { PackedCodes, packBits, toWords } from '../encoder/binary.js';
-import { fitPca, pcaProject, type Pca } from '../encoder/pca.js';
+import { fitPca, fitSparseLsa, pcaProject, sparseProject, type Pca } from '../encoder/pca.js';
+import type { SparseVector } from '../encoder/sparse.js';
+import type { SparseRows } from './sparse-rows.js';
 import { exactKnn, normaliseRows, type Metric } from './exact.js';
 import { batchKnn } from './knn-batch.js';
 
@@ -14,14 +16,33 @@ export interface Ranked {
  * binary codes, PCA/LSA — behind one call: a query in, rows ranked nearest first out. Evaluation and model
  * comparison score every method through this, with one scorer.
  */
-export interface Retriever {
+export interface Retriever<Q = Float32Array, B = Float32Array> {
   readonly name: string;
   /** bytes a method stores per item (for the tables) */
   readonly bytesPerItem: number;
-  /** one query, as the method takes it (a code, or a raw vector for raw-space methods) */
-  search(q: Float32Array, k: number): Ranked[];
+  /** one query, as the method takes it (a code, a raw vector for raw-space methods, both for two-stage search) */
+  search(q: Q, k: number): Ranked[];
   /** the top k rows of n queries at once (a batched product where the method has one) */
-  searchMany(qs: Float32Array, n: number, k: number): Int32Array[];
+  searchMany(qs: B, n: number, k: number): Int32Array[];
+}
+
+/** A query of a two-stage search: its code for the shortlist, its raw vector for the re-ranking. */
+export interface CodeAndRaw<R> {
+  code: Float32Array;
+  raw: R;
+}
+
+/** n queries of a two-stage search: their codes (n × code dim) and raw vectors. */
+export interface CodesAndRaws<R> {
+  codes: Float32Array;
+  raws: readonly R[];
+}
+
+export interface TwoStageOptions {
+  /** rows the shortlist keeps for re-ranking */
+  shortlist: number;
+  /** weight of the code distance in the final distance (0: the exact distance alone) */
+  blend: number;
 }
 
 function rowsOf(qs: Float32Array, n: number): Float32Array[] {
@@ -83,6 +104,49 @@ export function graphScan(name: string, find: (q: Float32Array, k: number) => { 
   return { name, bytesPerItem, search, searchMany: (qs, n, k) => rowsOf(qs, n).map((q) => Int32Array.from(search(q, k).map((h) => h.index))) };
 }
 
+/** Exact cosine scan of sparse unit rows (TF-IDF documents) by a sparse unit query; distance 1 − cosine. */
+export function sparseScan(name: string, rows: SparseRows): Retriever<SparseVector, readonly SparseVector[]> {
+  const search = (q: SparseVector, k: number) => rows.nearest(q, k);
+  return {
+    name,
+    // an index and a weight per non-zero
+    bytesPerItem: (rows.nnz * 8) / Math.max(1, rows.size),
+    search,
+    searchMany: (qs, n, k) => qs.slice(0, n).map((q) => Int32Array.from(search(q, k), (h) => h.index)),
+  };
+}
+
+/**
+ * Two-stage search (Salakhutdinov & Hinton's semantic hashing: codes shortlist, an exact method ranks): the
+ * `shortlist` rows nearest by code are re-ranked by `exact` (the raw-space distance of the query to given rows),
+ * blended with their code distance `coarse` when `blend` > 0.
+ */
+export function twoStage<R>(
+  name: string,
+  codes: Retriever,
+  exact: (q: R, rows: Int32Array) => Float32Array,
+  coarse: (q: Float32Array, rows: Int32Array) => Float32Array,
+  o: TwoStageOptions,
+): Retriever<CodeAndRaw<R>, CodesAndRaws<R>> {
+  const rerank = (q: CodeAndRaw<R>, rows: Int32Array, k: number): Ranked[] => {
+    const e = exact(q.raw, rows);
+    const c = o.blend > 0 ? coarse(q.code, rows) : null;
+    return Array.from(rows, (index, i) => ({ index, distance: c ? (1 - o.blend) * e[i]! + o.blend * c[i]! : e[i]! }))
+      .sort((a, b) => a.distance - b.distance)
+      .slice(0, k);
+  };
+  const size = (k: number) => Math.max(k, o.shortlist);
+  return {
+    name,
+    bytesPerItem: codes.bytesPerItem,
+    search: (q, k) => rerank(q, Int32Array.from(codes.search(q.code, size(k)), (h) => h.index), k),
+    searchMany: (qs, n, k) => {
+      const d = qs.codes.length / Math.max(1, n);
+      return codes.searchMany(qs.codes, n, size(k)).map((rows, i) => Int32Array.from(rerank({ code: qs.codes.subarray(i * d, (i + 1) * d), raw: qs.raws[i]! }, rows, k), (h) => h.index));
+    },
+  };
+}
+
 /**
  * PCA (images: centred, L2) or LSA (texts: uncentred, cosine) with `dim` components fit on the items, then an exact
  * scan of the projections. Queries are raw vectors; they are projected here.
@@ -96,5 +160,22 @@ export function projectionScan(items: Float32Array, n: number, rawDim: number, d
     pca,
     search: (q, k) => inner.search(pcaProject(pca, q, 1), k),
     searchMany: (qs, m, k) => inner.searchMany(pcaProject(pca, qs, m), m, k),
+  };
+}
+
+/**
+ * LSA with `dim` components fit on sparse TF-IDF rows (the full vocabulary, never made dense), then an exact cosine
+ * scan of the projections. Queries are sparse TF-IDF vectors; they are projected here.
+ */
+export function sparseProjectionScan(rows: SparseRows, dim: number, nameOf: (method: string) => string = (m) => m): Retriever<SparseVector, readonly SparseVector[]> & { pca: Pca } {
+  const pca = fitSparseLsa((i) => rows.row(i), rows.size, rows.dim, dim);
+  const all = Array.from({ length: rows.size }, (_, i) => rows.row(i));
+  const inner = exactScan(nameOf(`LSA ${pca.k}-d`), sparseProject(pca, all), pca.k, 'cosine');
+  return {
+    name: inner.name,
+    bytesPerItem: inner.bytesPerItem,
+    pca,
+    search: (q, k) => inner.search(sparseProject(pca, [q]), k),
+    searchMany: (qs, m, k) => inner.searchMany(sparseProject(pca, qs.slice(0, m)), m, k),
   };
 }

@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
 import { z } from 'zod';
+import { MAX_SHORTLIST } from './rerank.js';
 import { imagePng } from '../encoder/png.js';
 import { fail, isLatentdexError, LatentdexError, messageOf } from '../errors.js';
 import type { Collection } from '../indexer/collection.js';
@@ -125,6 +126,10 @@ const searchQuery = z
     k: z.coerce.number().int().optional(),
     ef: z.coerce.number().int().min(1).max(4096).optional(),
     compare: z.enum(['pixel', 'tfidf', 'none', 'true', 'false']).optional(),
+    /** two-stage search: rows the codes shortlist for the exact re-ranking; 0 = codes alone */
+    rerank: z.coerce.number().int().min(0).max(MAX_SHORTLIST).optional(),
+    /** weight of the code distance in the re-ranking (texts) */
+    blend: z.coerce.number().min(0).max(1).optional(),
   })
   .strict();
 
@@ -146,7 +151,7 @@ function parse<T>(schema: z.ZodType<T>, v: unknown, what: string): T {
 
 function searchOptions(req: Request): SearchOptions {
   const q = parse(searchQuery, req.query, 'query string');
-  return { k: q.k, ef: q.ef, compare: q.compare !== undefined && q.compare !== 'none' && q.compare !== 'false' };
+  return { k: q.k, ef: q.ef, rerank: q.rerank, blend: q.blend, compare: q.compare !== undefined && q.compare !== 'none' && q.compare !== 'false' };
 }
 
 type Handler = (req: Request, res: Response) => Promise<void> | void;
@@ -284,7 +289,7 @@ export function createApp(deps: AppDeps): express.Express {
       const i = c.model.manifest.input;
       if (i.type !== 'pixels') throw fail('NOT_FOUND', `collection '${c.name}' holds text; its items have snippets, not images`);
       const row = c.item(req.params.key!);
-      res.type('png').set('cache-control', 'private, max-age=60').send(imagePng(c.rawOf(row.id), i.width, i.height, i.channels));
+      res.type('png').set('cache-control', 'private, max-age=60').send(imagePng(c.pixelsOf(row.id), i.width, i.height, i.channels));
     }),
   );
 

@@ -1,13 +1,20 @@
 import { toFloats, type Pixels } from '../../data/images.js';
 import type { TrainedModel } from '../encoder/model.js';
 import { reconError } from '../encoder/fit.js';
+import { baselineVectorizerOf } from '../encoder/text.js';
 import { pcaProject, pcaReconstruct } from '../encoder/pca.js';
-import { exactScan, hammingScan, projectionScan, type Retriever } from '../indexer/retrieval.js';
+import type { SparseVector } from '../encoder/sparse.js';
+import { exactScan, hammingScan, projectionScan, sparseProjectionScan, sparseScan, twoStage, type Retriever } from '../indexer/retrieval.js';
+import { distancesTo, normaliseRows } from '../indexer/exact.js';
+import { twoStageName, type RerankOptions } from './rerank.js';
+import { SparseRows } from '../indexer/sparse-rows.js';
+import type { RawVector, RawVectors } from '../indexer/collection.js';
 import { excludedAtMost, queriesPerSec, scoreRankings } from './score.js';
 
 interface Side {
   n: number;
-  raw: Pixels;
+  /** pixels (n × dim) or sparse TF-IDF rows (texts) */
+  raw: RawVectors;
   labels: (string | null)[];
   groups: (string | null)[] | null;
   keys: string[];
@@ -32,37 +39,79 @@ export interface CompareRow {
   trainSeconds: number | null;
 }
 
+/** The raw side of the data as the methods use it: sparse rows (texts) or float pixel matrices (images). */
+interface RawSide {
+  /** squared L2 to pixel rows, or 1 − cosine to TF-IDF rows, of the query's raw vector */
+  exact: (q: RawVector, rows: Int32Array) => Float32Array;
+  query: (i: number) => RawVector;
+}
+
+function rawSide(d: CompareData, baselineDim: number): RawSide & { sparse?: SparseRows } {
+  if (d.kind === 'text') {
+    const sparse = new SparseRows(baselineDim);
+    (d.items.raw as readonly SparseVector[]).forEach((v, i) => sparse.append(i, v));
+    const qs = d.queries.raw as readonly SparseVector[];
+    return { sparse, exact: (q, rows) => sparse.dots(q as SparseVector, rows).map((x) => 1 - x), query: (i) => qs[i]! };
+  }
+  const items = d.items.raw as Pixels;
+  const qs = d.queries.raw as Pixels;
+  const dim = items.length / d.items.n;
+  const l2 = distancesTo(items, dim, 'l2');
+  return { exact: (q, rows) => l2(q as Pixels, rows), query: (i) => qs.subarray(i * dim, (i + 1) * dim) };
+}
+
 /**
  * One row per model on the same database and queries (exact search in each code space; Hamming for binary
- * models), plus the raw-space baseline and PCA/LSA of the first model's code size as anchors — each a Retriever,
- * scored by the same scorer and exclusion rule as `eval`.
+ * models) and, with `rerank`, its two-stage row (the codes shortlist, the exact baseline re-ranks); then the
+ * raw-space baseline and PCA/LSA of the first model's code size as anchors — each a Retriever, scored by the same
+ * scorer and exclusion rule as `eval`. Texts are compared over sparse TF-IDF of the first model's full vocabulary.
  */
-export function compareModels(models: { name: string; model: TrainedModel }[], d: CompareData, k = 10): CompareRow[] {
+export function compareModels(models: { name: string; model: TrainedModel }[], d: CompareData, k = 10, rerank?: RerankOptions): CompareRow[] {
   const m = k + excludedAtMost(d.items);
   const isText = d.kind === 'text';
   const rows: CompareRow[] = [];
-  const row = (r: Retriever, qs: Float32Array, extra: { reconError: number | null; trainSeconds: number | null }): CompareRow => {
+  const row = <Q, B>(r: Retriever<Q, B>, qs: B, one: (i: number) => Q, extra: { reconError: number | null; trainSeconds: number | null }): CompareRow => {
     const s = scoreRankings(r.searchMany(qs, d.queries.n, m), d.queries, d.items, k);
-    return { name: r.name, precision: s.precision, map: s.map, bytesPerItem: r.bytesPerItem, queriesPerSec: queriesPerSec(r, qs, d.queries.n, m), ...extra };
+    return { name: r.name, precision: s.precision, map: s.map, bytesPerItem: r.bytesPerItem, queriesPerSec: queriesPerSec((i) => r.search(one(i), m), d.queries.n), ...extra };
   };
+  const dense = (qs: Float32Array, dim: number) => (i: number) => qs.subarray(i * dim, (i + 1) * dim);
+  const raw = rawSide(d, isText && models[0] ? baselineVectorizerOf(models[0].model).dim : 0);
+  const raws = Array.from({ length: d.queries.n }, (_, i) => raw.query(i));
   for (const { name, model } of models) {
     const input = d.inputOf(model);
     const codes = model.encode(input.items, d.items.n);
     const q = model.encode(input.queries, d.queries.n);
+    const cd = model.codeDim;
     const bits = model.manifest.regularisers.binaryBits;
-    const r = bits ? hammingScan(name, codes, model.codeDim, bits) : exactScan(name, codes, model.codeDim, isText ? 'cosine' : 'l2');
+    const r = bits ? hammingScan(name, codes, cd, bits) : exactScan(name, codes, cd, isText ? 'cosine' : 'l2');
     const rec = isText ? null : reconError(input.queries, model.reconstruct(input.queries, d.queries.n), d.queries.n);
-    rows.push(row(r, q, { reconError: rec, trainSeconds: model.manifest.training.seconds }));
+    const trainSeconds = model.manifest.training.seconds;
+    rows.push(row(r, q, dense(q, cd), { reconError: rec, trainSeconds }));
+    if (rerank && rerank.shortlist > 0) {
+      const coarse = distancesTo(normaliseRows(codes.slice(), cd), cd, 'cosine', true);
+      const two = twoStage(twoStageName(d.kind, name, rerank), r, raw.exact, coarse, rerank);
+      rows.push(row(two, { codes: q, raws }, (i) => ({ code: q.subarray(i * cd, (i + 1) * cd), raw: raws[i]! }), { reconError: null, trainSeconds }));
+    }
   }
-  const rd = d.items.raw.length / d.items.n;
-  const items = toFloats(d.items.raw);
-  const qs = toFloats(d.queries.raw);
-  rows.push(row(exactScan(isText ? `TF-IDF ${rd}-d (exact cosine)` : `pixels ${rd}-d (exact)`, items, rd, isText ? 'cosine' : 'l2'), qs, { reconError: isText ? null : 0, trainSeconds: null }));
+  const codeDim = models[0]?.model.codeDim ?? 32;
   const t0 = performance.now();
-  const p = projectionScan(items, d.items.n, rd, models[0]?.model.codeDim ?? 32, isText, (name) => `${name} (exact)`);
+  if (raw.sparse) {
+    const qs = d.queries.raw as readonly SparseVector[];
+    const at = (i: number) => qs[i]!;
+    rows.push(row(sparseScan(`TF-IDF, full vocabulary of ${raw.sparse.dim} words (exact cosine)`, raw.sparse), qs, at, { reconError: null, trainSeconds: null }));
+    const lsa = sparseProjectionScan(raw.sparse, codeDim, (name) => `${name}, full vocabulary (exact)`);
+    rows.push(row(lsa, qs, at, { reconError: null, trainSeconds: (performance.now() - t0) / 1000 }));
+    return rows;
+  }
+  const rawItems = d.items.raw as Pixels;
+  const rd = rawItems.length / d.items.n;
+  const items = toFloats(rawItems);
+  const qs = toFloats(d.queries.raw as Pixels);
+  rows.push(row(exactScan(`pixels ${rd}-d (exact)`, items, rd, 'l2'), qs, dense(qs, rd), { reconError: 0, trainSeconds: null }));
+  const p = projectionScan(items, d.items.n, rd, codeDim, false, (name) => `${name} (exact)`);
   const fitSeconds = (performance.now() - t0) / 1000;
-  const rec = isText ? null : reconError(qs, pcaReconstruct(p.pca, pcaProject(p.pca, qs, d.queries.n), d.queries.n), d.queries.n);
-  rows.push(row(p, qs, { reconError: rec, trainSeconds: fitSeconds }));
+  const rec = reconError(qs, pcaReconstruct(p.pca, pcaProject(p.pca, qs, d.queries.n), d.queries.n), d.queries.n);
+  rows.push(row(p, qs, dense(qs, rd), { reconError: rec, trainSeconds: fitSeconds }));
   return rows;
 }
 
@@ -71,6 +120,6 @@ export function formatCompareTable(rows: CompareRow[], k: number): string {
   return [
     `| model | P@${k} | mAP@${k} | recon. error | bytes/item | queries/s | training s |`,
     '|---|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.name} | ${f(r.precision)} | ${f(r.map)} | ${f(r.reconError, 2)} | ${r.bytesPerItem} | ${r.queriesPerSec.toFixed(0)} | ${f(r.trainSeconds, 0)} |`),
+    ...rows.map((r) => `| ${r.name} | ${f(r.precision)} | ${f(r.map)} | ${f(r.reconError, 2)} | ${r.bytesPerItem.toFixed(0)} | ${r.queriesPerSec.toFixed(0)} | ${f(r.trainSeconds, 0)} |`),
   ].join('\n');
 }

@@ -6,9 +6,9 @@ import { fail } from '../errors.js';
 import { loadImageSource } from '../../data/sources.js';
 import { fitImageModel } from '../encoder/fit.js';
 import { buildCollection, collectionExists } from '../indexer/build.js';
-import { imageItems, textItems } from '../indexer/items.js';
+import { imageCollectionSettings, imageItems, textCollectionSettings, textItems } from '../indexer/items.js';
 import { loadBrown } from '../../data/brown.js';
-import { fitTextModel, TEXT_DEFAULTS, TEXT_TRAINING } from '../encoder/text.js';
+import { fitTextModel, TEXT_TRAINING } from '../encoder/text.js';
 import { log } from '../progress.js';
 
 export interface DemoOptions {
@@ -27,11 +27,7 @@ export async function ensureDigits(o: DemoOptions): Promise<boolean> {
   const c = await buildCollection(model, imageItems(set), {
     dataDir: o.dataDir,
     name: 'digits',
-    kind: 'image',
-    space: 'l2',
-    rawDim: model.inputDim,
-    rawType: 'u8',
-    params: { width: set.width, height: set.height, channels: set.channels, source: set.source },
+    ...imageCollectionSettings(model, set),
     quiet: o.quiet,
   });
   model.dispose();
@@ -48,11 +44,7 @@ export async function ensureBrown(o: DemoOptions): Promise<boolean> {
   const c = await buildCollection(model, textItems(model, set), {
     dataDir: o.dataDir,
     name: 'brown',
-    kind: 'text',
-    space: 'cosine',
-    rawDim: model.inputDim,
-    rawType: 'f32',
-    params: { source: set.source, weighting: TEXT_DEFAULTS.weighting },
+    ...textCollectionSettings(model, set),
     quiet: o.quiet,
   });
   model.dispose();

@@ -1,14 +1,16 @@
 import path from 'node:path';
 import { decodeImage, MAX_UPLOAD_PIXELS, type DecodedImage } from '../../data/decode.js';
 import { toBytes, toFloats, type Pixels } from '../../data/images.js';
-import { vectorizerOf, weightingOf } from '../encoder/text.js';
+import { textVector } from '../encoder/text.js';
+import { isSparse } from '../encoder/sparse.js';
 import { fail, isLatentdexError, messageOf, type LatentdexError } from '../errors.js';
 import { listCollections } from '../indexer/build.js';
 import { validateName } from '../indexer/paths.js';
-import { Collection } from '../indexer/collection.js';
+import { Collection, type RawVector } from '../indexer/collection.js';
 import type { ItemRow } from '../indexer/catalogue.js';
 import { normaliseRows } from '../indexer/exact.js';
-import { exactScan, graphScan, hammingScan, type Retriever } from '../indexer/retrieval.js';
+import { exactScan, graphScan, hammingScan, sparseScan, type Retriever } from '../indexer/retrieval.js';
+import { collectionTwoStage, rerankOptions, twoStageName } from './rerank.js';
 
 export interface Hit {
   rank: number;
@@ -41,6 +43,10 @@ export interface SearchOptions {
   k?: number;
   ef?: number;
   compare?: boolean;
+  /** two-stage search: rows the codes shortlist for the exact re-ranking (0: codes alone; default per kind) */
+  rerank?: number;
+  /** weight of the code distance in the re-ranking (texts) */
+  blend?: number;
 }
 
 export interface EngineOptions {
@@ -69,8 +75,8 @@ const RETIRE_MS = 60_000;
 /** What a query supplies: the query item's code and, for the baseline, its raw vector. */
 export interface PreparedQuery {
   code: Float32Array;
-  /** pixel bytes (image collections) or TF-IDF floats (texts) */
-  raw: Pixels | null;
+  /** pixel bytes (image collections) or sparse TF-IDF (texts); null for a query by code */
+  raw: RawVector | null;
   /** catalogue rowid of a query that is an item of the collection (excluded from its own results) */
   id: number | null;
   key: string | null;
@@ -215,7 +221,7 @@ export class SearchEngine {
    * The k nearest items a retriever finds, as hits: the query item itself and rows another process removed since
    * this request's sync are skipped, asking for more until k remain.
    */
-  private rank(c: Collection, r: Retriever, ids: Int32Array | null, query: Float32Array, k: number, q: PreparedQuery, distance: (d: number) => number): HitList {
+  private rank<Q, B>(c: Collection, r: Retriever<Q, B>, ids: Int32Array | null, query: Q, k: number, q: PreparedQuery, distance: (d: number) => number): HitList {
     const t0 = now();
     const hits: Hit[] = [];
     let want = Math.min(k + 1, Math.max(1, c.count));
@@ -235,39 +241,65 @@ export class SearchEngine {
     return { method: r.name, hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
   }
 
-  /** Nearest items by code: HNSW (float codes) or the exact Hamming scan (binary codes), one Retriever either way. */
-  codeNeighbors(c: Collection, q: PreparedQuery, k: number, ef?: number): HitList {
+  /**
+   * Nearest items by code: HNSW (float codes) or the exact Hamming scan (binary codes); with a re-ranking (texts by
+   * default), the codes shortlist and the exact baseline orders the shortlist — one Retriever either way.
+   */
+  codeNeighbors(c: Collection, q: PreparedQuery, k: number, o: Pick<SearchOptions, 'ef' | 'rerank' | 'blend'> = {}): HitList {
+    const ro = rerankOptions(c.kind, { ...(o.rerank === undefined ? {} : { shortlist: o.rerank }), ...(o.blend === undefined ? {} : { blend: o.blend }) });
+    const l2 = c.manifest.space === 'l2';
+    let codes: Retriever;
+    let ids: Int32Array | null;
     if (c.binaryBits) {
       const bits = c.binaryBits;
       const h = c.derived('retriever:hamming', () => {
         const m = c.codeMatrix();
         return { r: hammingScan(`hamming-${bits}`, m.data.slice(), c.manifest.codeDim, bits), ids: m.ids.slice() };
       });
-      return this.rank(c, h.r, h.ids, q.code, k, q, (d) => d);
+      codes = h.r;
+      ids = h.ids;
+    } else if (ro.shortlist > 0 && q.raw) {
+      // The re-ranking reads rows of the collection's matrices: graph answers are mapped from ids to rows.
+      const rows = c.derived('rows:of-id', () => {
+        const m = c.codeMatrix();
+        return { ids: m.ids.slice(), rowOf: new Map(Array.from(m.ids, (id, r) => [id, r])) };
+      });
+      codes = graphScan('hnsw', (v, kk) => c.search(v, kk, o.ef), rows.rowOf, 0);
+      ids = rows.ids;
+    } else {
+      codes = graphScan('hnsw', (v, kk) => c.search(v, kk, o.ef), null, 0);
+      ids = null;
     }
-    const r = graphScan('hnsw', (v, kk) => c.search(v, kk, ef), null, 0);
-    return this.rank(c, r, null, q.code, k, q, (d) => (c.manifest.space === 'l2' ? Math.sqrt(d) : d));
+    if (ro.shortlist > 0 && q.raw) {
+      const two = collectionTwoStage(c, twoStageName(c.kind, c.binaryBits ? `hamming-${c.binaryBits}` : 'hnsw', ro), codes, ro);
+      const bytes = c.kind === 'image';
+      return this.rank(c, two, ids, { code: q.code, raw: q.raw }, k, q, (d) => (bytes ? Math.sqrt(d) / 255 : d));
+    }
+    return this.rank(c, codes, ids, q.code, k, q, (d) => (!c.binaryBits && l2 ? Math.sqrt(d) : d));
   }
 
-  /** Exact brute-force search over raw vectors: pixel-space L2 over the stored bytes (images) or TF-IDF cosine (text). */
+  /** Exact brute-force search over raw vectors: pixel-space L2 over the stored bytes (images) or TF-IDF cosine over the full vocabulary (texts). */
   baselineNeighbors(c: Collection, q: PreparedQuery, k: number): HitList {
     if (!q.raw) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector; the exact baseline needs a key, an image or a text');
-    const text = c.kind === 'text';
+    if (isSparse(q.raw)) {
+      const rows = c.sparseRows();
+      return this.rank(c, sparseScan('tfidf-exact', rows), rows.idsView().slice(), q.raw, k, q, (x) => x);
+    }
     const d = c.manifest.rawDim;
     const b = c.derived('retriever:baseline', () => {
-      const m = text ? c.rows<Float32Array>('raw', { name: 'unit', row: (r) => normaliseRows(r, d) }) : c.rawMatrix();
-      return { r: exactScan(text ? 'tfidf-exact' : 'pixel-exact', m.data, d, text ? 'cosine' : 'l2', { unitRows: true }), ids: m.ids.slice() };
+      const m = c.rawMatrix();
+      return { r: exactScan('pixel-exact', m.data, d, 'l2', { unitRows: true }), ids: m.ids.slice() };
     });
-    const bytes = !text && c.manifest.rawType === 'u8';
+    const bytes = c.manifest.rawType === 'u8';
     // Pixel distances are reported in [0, 1] units whether the pixels are stored as bytes or floats.
-    return this.rank(c, b.r, b.ids, bytes ? Float32Array.from(toBytes(q.raw)) : toFloats(q.raw), k, q, (x) => (text ? x : Math.sqrt(x) / (bytes ? 255 : 1)));
+    return this.rank(c, b.r, b.ids, bytes ? Float32Array.from(toBytes(q.raw)) : toFloats(q.raw), k, q, (x) => Math.sqrt(x) / (bytes ? 255 : 1));
   }
 
   /** Runs a prepared query: codes, and the exact baseline when `compare` is set. */
   run(c: Collection, q: PreparedQuery, o: SearchOptions): SearchResponse {
     const k = this.checkK(o.k);
     if (o.ef !== undefined && (!Number.isInteger(o.ef) || o.ef < 1 || o.ef > 4096)) throw fail('INVALID_ARGUMENT', `ef must be an integer from 1 to 4096, got ${o.ef}`);
-    const codes = this.codeNeighbors(c, q, k, o.ef);
+    const codes = this.codeNeighbors(c, q, k, o);
     const out: SearchResponse = { collection: c.name, k, query: { key: q.key, label: q.label, ...(q.snippet ? { snippet: q.snippet } : {}) }, codes };
     if (o.compare) {
       out.baseline = this.baselineNeighbors(c, q, k);
@@ -311,7 +343,8 @@ export class SearchEngine {
   async warm(name: string): Promise<void> {
     const c = await this.collection(name);
     if (c.count === 0) return;
-    const probe: PreparedQuery = { code: new Float32Array(c.manifest.codeDim), raw: new Float32Array(c.manifest.rawDim), id: null, key: null, label: null };
+    const raw = c.kind === 'text' ? { index: new Uint32Array(0), value: new Float32Array(0) } : new Float32Array(c.manifest.rawDim);
+    const probe: PreparedQuery = { code: new Float32Array(c.manifest.codeDim), raw, id: null, key: null, label: null };
     this.codeNeighbors(c, probe, 1);
     this.baselineNeighbors(c, probe, 1);
   }
@@ -343,12 +376,10 @@ export class SearchEngine {
   }
 }
 
-/** Model input and TF-IDF vectors of one free-text query; EMPTY_TEXT when it has no vocabulary word. */
-export function textQueryVectors(c: Collection, text: string): { input: Float32Array; raw: Float32Array } {
+/** Model input and sparse TF-IDF vectors of one free-text query; EMPTY_TEXT when it has no vocabulary word. */
+export function textQueryVectors(c: Collection, text: string): ReturnType<typeof textVector> {
   if (text.trim() === '') throw fail('EMPTY_TEXT', 'the query text is empty; type some words');
-  const v = vectorizerOf(c.model);
-  const [input, raw] = v.vectors(text, [weightingOf(c.model), 'tfidf']);
-  return { input: input!, raw: raw! };
+  return textVector(c.model, text);
 }
 
 /**

@@ -1,7 +1,9 @@
 import { toFloats, type Pixels } from '../../data/images.js';
+import type { SparseVector } from '../encoder/sparse.js';
 import { progress } from '../progress.js';
-import type { Collection } from '../indexer/collection.js';
-import { exactScan, graphScan, hammingScan, projectionScan, type Retriever } from '../indexer/retrieval.js';
+import type { Collection, RawVectors } from '../indexer/collection.js';
+import { exactScan, graphScan, hammingScan, projectionScan, sparseProjectionScan, sparseScan, type Retriever } from '../indexer/retrieval.js';
+import { collectionTwoStage, rerankOptions, twoStageName, type RerankOptions } from './rerank.js';
 import { excludedAtMost, queriesPerSec, scoreRankings, type Labelled } from './score.js';
 
 /** Queries to evaluate: the model's input and the baseline's raw vector per query, with key, label, group. */
@@ -11,7 +13,8 @@ export interface QuerySet {
   labels: (string | null)[];
   groups: (string | null)[] | null;
   input: Pixels;
-  raw: Pixels;
+  /** pixels (n × dim) or one sparse TF-IDF vector per query (texts) */
+  raw: RawVectors;
 }
 
 export interface EvalRow {
@@ -42,12 +45,15 @@ export interface EvalOptions {
   quiet?: boolean;
   /** queries timed one by one for queries/s (the rest only for quality) */
   timedQueries?: number;
+  /** the two-stage row's settings (default: the collection kind's, or for images a shortlist of 100) */
+  rerank?: Partial<RerankOptions>;
 }
 
 /**
  * Evaluates a collection with held-out queries: codes through HNSW, codes exact (and Hamming for binary codes), the
- * raw-space baseline exact (pixels L2 / TF-IDF cosine) and PCA (LSA for text) of the code's dimension fit on the
- * collection's items — every method a Retriever, every ranking scored by the one scorer and exclusion rule.
+ * two-stage search (codes shortlist, the exact baseline re-ranks), the raw-space baseline exact (pixels L2 / TF-IDF
+ * cosine over the full vocabulary) and PCA (LSA for text) of the code's dimension fit on the collection's items —
+ * every method a Retriever, every ranking scored by the one scorer and exclusion rule.
  */
 export function evaluate(c: Collection, q: QuerySet, o: EvalOptions): EvalReport {
   return c.consistent(() => evaluateNow(c, q, o));
@@ -61,38 +67,58 @@ function evaluateNow(c: Collection, q: QuerySet, o: EvalOptions): EvalReport {
   const queries: Labelled = { keys: q.keys, labels: q.labels, groups: q.groups };
   const m = k + excludedAtMost(items);
   const timed = o.timedQueries ?? 200;
-  const bar = progress({ title: 'eval', total: 5, unit: 'steps', quiet: o.quiet });
+  const bar = progress({ title: 'eval', total: 6, unit: 'steps', quiet: o.quiet });
   const isText = c.kind === 'text';
   const cd = c.manifest.codeDim;
   const qCodes = c.model.encode(q.input, q.n);
   const codes = c.codeMatrix();
   const rowOfId = new Map<number, number>();
   rows.forEach((r, i) => rowOfId.set(r.id, i));
+  const codeAt = (i: number) => qCodes.subarray(i * cd, (i + 1) * cd);
   bar.update(1);
 
   const out: EvalRow[] = [];
-  const run = (r: Retriever, queryVectors: Float32Array, exact?: Int32Array[]): Int32Array[] => {
-    const ranked = r.searchMany(queryVectors, q.n, m);
-    out.push({ method: r.name, ...scoreRankings(ranked, queries, items, k, exact), queriesPerSec: queriesPerSec(r, queryVectors, q.n, m, timed), bytesPerItem: r.bytesPerItem });
+  const run = <Q, B>(r: Retriever<Q, B>, qs: B, one: (i: number) => Q, exact?: Int32Array[]): Int32Array[] => {
+    const ranked = r.searchMany(qs, q.n, m);
+    out.push({ method: r.name, ...scoreRankings(ranked, queries, items, k, exact), queriesPerSec: queriesPerSec((i) => r.search(one(i), m), q.n, timed), bytesPerItem: r.bytesPerItem });
     return ranked;
   };
   const exactCodes = exactScan(`codes ${cd}-d, exact`, codes.data, cd, c.manifest.space === 'cosine' ? 'cosine' : 'l2');
   const exactRanked = exactCodes.searchMany(qCodes, q.n, m);
   bar.update(2);
-  if (c.binaryBits) run(hammingScan(`binary ${c.binaryBits}-bit (Hamming, exact)`, codes.data, cd, c.binaryBits), qCodes);
+  if (c.binaryBits) run(hammingScan(`binary ${c.binaryBits}-bit (Hamming, exact)`, codes.data, cd, c.binaryBits), qCodes, codeAt);
   const indexBytes = c.diskSizes().index ?? 0;
-  run(graphScan(`codes ${cd}-d, HNSW (ef ${ef})`, (v, kk) => c.search(v, kk, ef), rowOfId, indexBytes / Math.max(1, c.count)), qCodes, exactRanked);
+  const graph = graphScan(`codes ${cd}-d, HNSW (ef ${ef})`, (v, kk) => c.search(v, kk, ef), rowOfId, indexBytes / Math.max(1, c.count));
+  run(graph, qCodes, codeAt, exactRanked);
   bar.update(3);
-  run(exactCodes, qCodes);
-
-  const raw = c.rawMatrix();
-  const rd = c.manifest.rawDim;
-  const rawData = toFloats(raw.data);
-  const qRaw = toFloats(q.raw);
-  run(exactScan(isText ? `TF-IDF ${rd}-d, cosine exact` : `pixels ${rd}-d, exact`, rawData, rd, isText ? 'cosine' : 'l2'), qRaw);
+  run(exactCodes, qCodes, codeAt);
+  // Images have no re-ranking by default (it measured worse); eval shows what a shortlist of 100 would give.
+  const ro = rerankOptions(c.kind, { ...(isText ? {} : { shortlist: 100 }), ...o.rerank });
+  if (ro.shortlist > 0) {
+    const two = collectionTwoStage(c, twoStageName(c.kind, 'HNSW', ro), graph, ro);
+    const raws = rawRows(q);
+    run(two, { codes: qCodes, raws }, (i) => ({ code: codeAt(i), raw: raws[i]! }));
+  }
   bar.update(4);
-  run(projectionScan(rawData, raw.ids.length, rd, cd, isText, (m) => `${m}, ${isText ? 'cosine ' : ''}exact`), qRaw);
-  bar.update(5);
+
+  if (isText) {
+    const sparse = c.sparseRows();
+    const qs = q.raw as readonly SparseVector[];
+    const at = (i: number) => qs[i]!;
+    run(sparseScan(`TF-IDF, full vocabulary of ${sparse.dim} words, cosine exact`, sparse), qs, at);
+    bar.update(5);
+    run(sparseProjectionScan(sparse, cd, (m) => `${m}, full vocabulary, cosine exact`), qs, at);
+  } else {
+    const raw = c.rawMatrix();
+    const rd = c.manifest.rawDim;
+    const rawData = toFloats(raw.data);
+    const qRaw = toFloats(q.raw as Pixels);
+    const at = (i: number) => qRaw.subarray(i * rd, (i + 1) * rd);
+    run(exactScan(`pixels ${rd}-d, exact`, rawData, rd, 'l2'), qRaw, at);
+    bar.update(5);
+    run(projectionScan(rawData, raw.ids.length, rd, cd, false, (m) => `${m}, exact`), qRaw, at);
+  }
+  bar.update(6);
   bar.stop();
   return {
     collection: c.name,
@@ -105,6 +131,14 @@ function evaluateNow(c: Collection, q: QuerySet, o: EvalOptions): EvalReport {
     ef,
     rows: out,
   };
+}
+
+/** The queries' raw vectors one per query (pixel rows as views). */
+function rawRows(q: QuerySet): readonly (Pixels | SparseVector)[] {
+  if (!(q.raw instanceof Uint8Array || q.raw instanceof Float32Array)) return q.raw;
+  const raw = q.raw;
+  const d = raw.length / Math.max(1, q.n);
+  return Array.from({ length: q.n }, (_, i) => raw.subarray(i * d, (i + 1) * d));
 }
 
 function f(x: number | null, digits = 3): string {

@@ -1,5 +1,3 @@
-import type { Retriever } from '../indexer/retrieval.js';
-
 /** Items or queries as scoring sees them: key, label and group (a text chunk's document) per row. */
 export interface Labelled {
   keys: readonly string[];
@@ -75,12 +73,11 @@ export function scoreRankings(ranked: readonly ArrayLike<number>[], queries: Lab
   return { precision: mean(ps), map: mean(aps), recall: exact ? mean(recalls) : null };
 }
 
-/** Queries per second of one-at-a-time search over up to `max` of the queries. */
-export function queriesPerSec(r: Retriever, qs: Float32Array, n: number, k: number, max = 200): number {
+/** Queries per second of one-at-a-time search (`searchOne(i)` answers query i) over up to `max` of n queries. */
+export function queriesPerSec(searchOne: (i: number) => void, n: number, max = 200): number {
   const m = Math.min(n, max);
   if (m === 0) return NaN;
-  const d = qs.length / n;
   const t0 = performance.now();
-  for (let i = 0; i < m; i++) r.search(qs.subarray(i * d, (i + 1) * d), k);
+  for (let i = 0; i < m; i++) searchOne(i);
   return m / ((performance.now() - t0) / 1000);
 }

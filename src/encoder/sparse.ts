@@ -1,0 +1,31 @@
+/** A sparse vector: strictly increasing indices and their values (a document's TF-IDF weights). */
+export interface SparseVector {
+  index: Uint32Array;
+  value: Float32Array;
+}
+
+/** Dot product of two sparse vectors (a merge of their sorted indices). */
+export function sparseDot(a: SparseVector, b: SparseVector): number {
+  let i = 0;
+  let j = 0;
+  let s = 0;
+  while (i < a.index.length && j < b.index.length) {
+    const x = a.index[i]!;
+    const y = b.index[j]!;
+    if (x === y) s += a.value[i++]! * b.value[j++]!;
+    else if (x < y) i++;
+    else j++;
+  }
+  return s;
+}
+
+/** A sparse vector from (index, value) pairs with distinct indices; zeros are dropped, indices sorted. */
+export function fromEntries(entries: Iterable<[number, number]>): SparseVector {
+  const e = [...entries].filter(([, v]) => v !== 0).sort((a, b) => a[0] - b[0]);
+  return { index: Uint32Array.from(e, ([i]) => i), value: Float32Array.from(e, ([, v]) => v) };
+}
+
+/** Whether a value is a SparseVector (and not a dense typed array). */
+export function isSparse(v: unknown): v is SparseVector {
+  return typeof v === 'object' && v !== null && (v as SparseVector).index instanceof Uint32Array && (v as SparseVector).value instanceof Float32Array;
+}
