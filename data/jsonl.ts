@@ -44,7 +44,7 @@ export async function loadJsonl(file: string, o: { groupBy?: string } = {}): Pro
     const r = record.safeParse(obj);
     if (!r.success) throw fail('BAD_FILE', `${file}:${i + 1}: expected {"text": "...", "key"?, "label"?}; ${r.error.issues[0]?.path.join('.') || 'record'} ${r.error.issues[0]?.message}`);
     if (r.data.text.trim() === '') throw fail('BAD_FILE', `${file}:${i + 1}: empty text`);
-    const g = scalar.safeParse(r.data[groupField]);
+    const g = scalar.safeParse(Object.hasOwn(r.data, groupField) ? r.data[groupField] : undefined);
     if (!g.success) throw fail('BAD_FILE', `${file}:${i + 1}: "${groupField}" must be a string or a number`);
     if (g.data !== undefined && g.data !== null) groupsSeen++;
     const key = r.data.key === undefined ? `line-${i + 1}` : String(r.data.key);

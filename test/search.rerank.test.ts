@@ -30,10 +30,13 @@ describe('SparseRows', () => {
   const docs = Array.from({ length: 120 }, () => randomSparse(rand, dim, 2 + Math.floor(rand() * 20)));
 
   it('stores a sparse vector and reads it back bit for bit', () => {
-    const back = decodeSparse(encodeSparse(docs[5]!));
+    const back = decodeSparse(encodeSparse(docs[5]!), dim)!;
     assert.deepEqual(Array.from(back.index), Array.from(docs[5]!.index));
     assert.deepEqual(Array.from(back.value), Array.from(docs[5]!.value));
-    assert.throws(() => decodeSparse(Buffer.alloc(12)), RangeError);
+    assert.equal(decodeSparse(Buffer.alloc(12), dim), undefined);
+    // An index past the vocabulary, or indices out of order, is damage, not a vector.
+    assert.equal(decodeSparse(encodeSparse({ index: Uint32Array.of(3, dim), value: Float32Array.of(1, 1) }), dim), undefined);
+    assert.equal(decodeSparse(encodeSparse({ index: Uint32Array.of(5, 3), value: Float32Array.of(1, 1) }), dim), undefined);
   });
 
   it('finds the same nearest rows as a dense cosine scan, before and after removals', () => {
@@ -50,7 +53,13 @@ describe('SparseRows', () => {
     assert.equal(rows.size, docs.length - 4);
     const kept = docs.filter((_, i) => !gone.has(i * 2));
     assert.deepEqual(Array.from(rows.idsView()), docs.map((_, i) => i * 2).filter((id) => !gone.has(id)));
-    kept.forEach((d, r) => assert.deepEqual(Array.from(rows.row(r).index), Array.from(d.index)));
+    kept.forEach((d, r) => {
+      assert.deepEqual(Array.from(rows.row(r).index), Array.from(d.index));
+      assert.deepEqual(Array.from(rows.row(r).value), Array.from(d.value));
+    });
+    const dk = new Float32Array(kept.length * dim);
+    kept.forEach((d, i) => dk.set(densify(d, dim), i * dim));
+    assert.deepEqual(rows.nearest(docs[7]!, 6).map((h) => h.index), exactKnn(dk, dim, densify(docs[7]!, dim), 6, 'cosine').map((h) => h.index));
     rows.append(1000, docs[0]!);
     assert.equal(rows.nearest(docs[0]!, 1)[0]!.index, rows.size - 1);
   });
@@ -102,10 +111,11 @@ describe('twoStage', () => {
   it('takes its settings validated: kind defaults, bounds, no blend for images', () => {
     assert.ok(rerankOptions('text').shortlist > 0);
     assert.equal(rerankOptions('image').shortlist, 0);
-    assert.deepEqual(rerankOptions('text', { shortlist: 0 }).shortlist, 0);
-    assert.throws(() => rerankOptions('text', { shortlist: 5000 }), { code: 'INVALID_ARGUMENT' });
-    assert.throws(() => rerankOptions('text', { shortlist: 2.5 }), { code: 'INVALID_ARGUMENT' });
+    assert.equal(rerankOptions('text', { rerank: 0 }).shortlist, 0);
+    assert.throws(() => rerankOptions('text', { rerank: 5000 }), { code: 'INVALID_ARGUMENT' });
+    assert.throws(() => rerankOptions('text', { rerank: 2.5 }), { code: 'INVALID_ARGUMENT' });
     assert.throws(() => rerankOptions('text', { blend: 1.5 }), { code: 'INVALID_ARGUMENT' });
-    assert.throws(() => rerankOptions('image', { shortlist: 50, blend: 0.5 }), { code: 'INVALID_ARGUMENT' });
+    assert.throws(() => rerankOptions('text', { rerank: 0, blend: 0.5 }), { code: 'INVALID_ARGUMENT' });
+    assert.throws(() => rerankOptions('image', { rerank: 50, blend: 0.5 }), { code: 'INVALID_ARGUMENT' });
   });
 });

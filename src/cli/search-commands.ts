@@ -10,7 +10,7 @@ import { Collection, type RawVectors } from '../indexer/collection.js';
 import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { floatArg, intArg } from './options.js';
-import { MAX_SHORTLIST, RERANK_DEFAULTS } from '../search/rerank.js';
+import { MAX_SHORTLIST, RERANK_DEFAULTS, rerankOptions } from '../search/rerank.js';
 import { ensureBrown, ensureBrownInChild, ensureDigits } from '../search/demo.js';
 import { serve } from '../search/serve.js';
 import { backendName } from '../encoder/backend.js';
@@ -58,6 +58,7 @@ export function addSearchCommands(ctx: Ctx): void {
             inputOf: (m) => ({ items: vectorsOf(m, items).input, queries: vectorsOf(m, queries).input }),
           },
           f.k,
+          rerankOptions(items.kind, { rerank: f.rerank ?? RERANK_DEFAULTS.text.shortlist, blend: f.blend }),
         );
         process.stdout.write(f.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatCompareTable(rows, f.k)}\n`);
         models.forEach((m) => m.model.dispose());
@@ -67,8 +68,7 @@ export function addSearchCommands(ctx: Ctx): void {
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
         const q = await loadQueries(c, f.queries, { limit: f.limit, groupBy: f.groupBy });
-        const rerank = { ...(f.rerank === undefined ? {} : { shortlist: f.rerank }), ...(f.blend === undefined ? {} : { blend: f.blend }) };
-        const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet, rerank });
+        const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet, rerank: { rerank: f.rerank, blend: f.blend } });
         process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : formatEvalTable(report));
       } finally {
         c.close();

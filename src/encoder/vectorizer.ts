@@ -30,9 +30,10 @@ export const VECTORIZER_DEFAULTS: VectorizerOptions = { size: 2000, stem: false,
 
 /**
  * The exact baseline's vocabulary: every word of the training documents (as scikit-learn's TfidfVectorizer keeps
- * by default); its vectors are sparse, so its size costs nothing per item.
+ * by default; its vectors are sparse, so the size costs nothing per item), up to 200,000 words by document
+ * frequency, so that a huge corpus's typos (words of one document) do not grow the model and LSA without bound.
  */
-export const BASELINE_VOCABULARY: Partial<VectorizerOptions> = { size: Number.MAX_SAFE_INTEGER, minDf: 1 };
+export const BASELINE_VOCABULARY: Partial<VectorizerOptions> = { size: 200_000, minDf: 1 };
 
 /** Lower-cases, keeps letter runs (inner apostrophes dropped), removes stop words and 1-letter tokens, optionally stems. */
 export function tokenize(text: string, stem = false): string[] {

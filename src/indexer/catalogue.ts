@@ -3,7 +3,8 @@ import { fail, messageOf } from '../errors.js';
 import type { HnswParams, Space } from './hnsw.js';
 
 /** 2: versioned folders under a CURRENT pointer, a generation counter and a change log in the catalogue. */
-export const COLLECTION_FORMAT_VERSION = 2;
+/** 3: text collections store their baseline as sparse TF-IDF over the full vocabulary (2 stored 2,000 dense floats). */
+export const COLLECTION_FORMAT_VERSION = 3;
 
 /** The manifest of a collection, held in the `collections` table of its catalogue. */
 export interface CollectionManifest {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { packBits } from '../encoder/binary.js';
 import type { Pixels, SkippedFile } from '../../data/images.js';
 import { TrainedModel } from '../encoder/model.js';
+import { baselineVectorizerOf } from '../encoder/text.js';
 import { fail, isLatentdexError } from '../errors.js';
 import { toBytes, toFloats } from '../../data/images.js';
 import { crashPoint } from '../crash.js';
@@ -86,7 +87,7 @@ interface Delta {
 interface Derived {
   gen: number;
   value: unknown;
-  apply?: (d: Delta, rows: (ids: number[]) => RowSource[]) => void;
+  apply?: (d: Delta, added: () => RowSource[]) => void;
 }
 
 type RowSource = { id: number; raw: Buffer; bits: Buffer | null; code: Buffer };
@@ -278,13 +279,17 @@ export class Collection {
     try {
       const manifest = catalogue.readManifest();
       if (!manifest) throw fail('CORRUPT_COLLECTION', `collection '${name}' has no manifest; rebuild it with \`latentdex build --collection ${name} --replace\``);
-      if (manifest.formatVersion !== COLLECTION_FORMAT_VERSION) {
+      // Format 2 differs from 3 only in how texts store their baseline: its image collections read as they are.
+      if (manifest.formatVersion !== COLLECTION_FORMAT_VERSION && !(manifest.formatVersion === 2 && manifest.kind === 'image')) {
         throw fail('MANIFEST_MISMATCH', `collection '${name}' has format ${manifest.formatVersion}; this latentdex reads ${COLLECTION_FORMAT_VERSION}: rebuild it`);
       }
       if (manifest.kind === 'text' && manifest.rawType !== 'sparse') {
         throw fail('MANIFEST_MISMATCH', `collection '${name}' was built by an older latentdex (its TF-IDF baseline keeps 2,000 words, not the full vocabulary); rebuild it with \`latentdex build --collection ${name} --source SRC --replace\``);
       }
       model = await TrainedModel.load(paths.model);
+      if (manifest.kind === 'text' && baselineVectorizerOf(model).dim !== manifest.rawDim) {
+        throw fail('MANIFEST_MISMATCH', `collection '${name}' stores TF-IDF over ${manifest.rawDim} words but its model's vocabulary has ${baselineVectorizerOf(model).dim}; rebuild the collection`);
+      }
       if (model.codeDim !== manifest.codeDim) {
         throw fail('MANIFEST_MISMATCH', `collection '${name}' stores ${manifest.codeDim}-d codes but its model gives ${model.codeDim}-d codes; rebuild the collection`);
       }
@@ -375,14 +380,17 @@ export class Collection {
    * reloads the newest graph file when the log no longer reaches back to what this process holds.
    */
   private catchUp(): void {
+    // One snapshot for the whole replay: the log, the rows it added and the manifest are all of one generation.
     try {
-      this.replay();
+      this.#cat.snapshot(() => this.replay());
     } catch (e) {
       // A replay that failed midway left the graph between generations: start again from the saved files.
       this.#gen = -1;
       this.#derived.clear();
-      this.loadGraph();
-      if (this.#gen !== this.#cat.generation()) this.replay();
+      this.#cat.snapshot(() => {
+        this.loadGraph();
+        if (this.#gen !== this.#cat.generation()) this.replay();
+      });
       if (!isLatentdexError(e)) log(`collection '${this.name}': replaying the change log failed (${String(e)}); reloaded the graph`, this.o.quiet);
     }
   }
@@ -424,10 +432,13 @@ export class Collection {
     if (delta.added.length) this.#index.reserve(delta.added.length);
     for (const c of delta.added) this.#index.add(f32(c.code!), c.id);
     const gen = changes.length ? changes[changes.length - 1]!.gen : committed;
+    // Every cache is brought forward by the same rows, read once.
+    let added: RowSource[] | undefined;
+    const addedRows = () => (added ??= this.#cat.rowsOf(delta.added.map((c) => c.id)));
     for (const [name, d] of this.#derived) {
       if (!d.apply) this.#derived.delete(name);
       else {
-        d.apply(delta, (ids) => this.#cat.rowsOf(ids));
+        d.apply(delta, addedRows);
         d.gen = Math.max(gen, committed);
       }
     }
@@ -706,7 +717,13 @@ export class Collection {
   rawOf(id: number): RawVector {
     const b = this.#cat.raw(id);
     if (!b) throw fail('ITEM_NOT_FOUND', `item ${id} was removed from '${this.name}'`);
-    return this.manifest.rawType === 'sparse' ? decodeSparse(b) : decodeRaw(b, this.manifest.rawType);
+    return this.manifest.rawType === 'sparse' ? this.decodeSparse(id, b) : decodeRaw(b, this.manifest.rawType);
+  }
+
+  private decodeSparse(id: number, b: Buffer): SparseVector {
+    const v = decodeSparse(b, this.manifest.rawDim);
+    if (!v) throw fail('CORRUPT_COLLECTION', `collection '${this.name}': the TF-IDF vector of item ${id} is damaged; rebuild the collection with --replace`);
+    return v;
   }
 
   /** Whether two items share a group (a source document), i.e. whether evaluation can skip a query's own. */
@@ -736,7 +753,7 @@ export class Collection {
     this.#derived.set(name, {
       gen: this.#gen,
       value,
-      apply: apply && ((d, rows) => apply(value, d.removed, rows(d.added.map((c) => c.id)))),
+      apply: apply && ((d, added) => apply(value, d.removed, added())),
     });
     return value;
   }
@@ -780,12 +797,12 @@ export class Collection {
       'rows:raw:sparse',
       () => {
         const rows = new SparseRows(this.manifest.rawDim);
-        for (const r of this.#cat.allRaw()) rows.append(r.id, decodeSparse(r.raw));
+        for (const r of this.#cat.allRaw()) rows.append(r.id, this.decodeSparse(r.id, r.raw));
         return rows;
       },
       (rows, removed, added) => {
         rows.remove(removed);
-        for (const r of added) rows.append(r.id, decodeSparse(r.raw));
+        for (const r of added) rows.append(r.id, this.decodeSparse(r.id, r.raw));
       },
     );
   }

@@ -95,7 +95,7 @@ export function hammingScan(name: string, codes: Float32Array, dim: number, bits
  * An approximate graph search whose answers are ids; `rowOfId` maps them to rows of the scored matrix (without it,
  * the ids are the rows).
  */
-export function graphScan(name: string, find: (q: Float32Array, k: number) => { id: number; distance: number }[], rowOfId: ReadonlyMap<number, number> | null, bytesPerItem: number): Retriever {
+export function graphScan(name: string, find: (q: Float32Array, k: number) => { id: number; distance: number }[], rowOfId: { get(id: number): number | undefined } | null, bytesPerItem: number): Retriever {
   const search = (q: Float32Array, k: number) =>
     find(q, k).flatMap((h) => {
       const index = rowOfId ? rowOfId.get(h.id) : h.id;

@@ -13,15 +13,19 @@ export function encodeSparse(v: SparseVector): Buffer {
   return buf;
 }
 
-/** The inverse of encodeSparse; a blob whose length is not a multiple of 8 is refused. */
-export function decodeSparse(buf: Buffer): SparseVector {
-  if (buf.length % 8 !== 0) throw new RangeError(`a sparse vector blob of ${buf.length} bytes`);
+/**
+ * The inverse of encodeSparse, for a vocabulary of `dim` words; undefined for a damaged blob (a length not a multiple
+ * of 8, indices not increasing or not below dim, values not finite).
+ */
+export function decodeSparse(buf: Buffer, dim: number): SparseVector | undefined {
+  if (buf.length % 8 !== 0) return undefined;
   const n = buf.length / 8;
   const index = new Uint32Array(n);
   const value = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     index[i] = buf.readUInt32LE(i * 4);
     value[i] = buf.readFloatLE((n + i) * 4);
+    if (index[i]! >= dim || (i > 0 && index[i]! <= index[i - 1]!) || !Number.isFinite(value[i]!)) return undefined;
   }
   return { index, value };
 }

@@ -5,8 +5,7 @@ import { baselineVectorizerOf } from '../encoder/text.js';
 import { pcaProject, pcaReconstruct } from '../encoder/pca.js';
 import type { SparseVector } from '../encoder/sparse.js';
 import { exactScan, hammingScan, projectionScan, sparseProjectionScan, sparseScan, twoStage, type Retriever } from '../indexer/retrieval.js';
-import { distancesTo, normaliseRows } from '../indexer/exact.js';
-import { twoStageName, type RerankOptions } from './rerank.js';
+import { codeDistances, exactDistances, twoStageName, type RerankOptions } from './rerank.js';
 import { SparseRows } from '../indexer/sparse-rows.js';
 import type { RawVector, RawVectors } from '../indexer/collection.js';
 import { excludedAtMost, queriesPerSec, scoreRankings } from './score.js';
@@ -39,25 +38,18 @@ export interface CompareRow {
   trainSeconds: number | null;
 }
 
-/** The raw side of the data as the methods use it: sparse rows (texts) or float pixel matrices (images). */
-interface RawSide {
-  /** squared L2 to pixel rows, or 1 − cosine to TF-IDF rows, of the query's raw vector */
-  exact: (q: RawVector, rows: Int32Array) => Float32Array;
-  query: (i: number) => RawVector;
-}
-
-function rawSide(d: CompareData, baselineDim: number): RawSide & { sparse?: SparseRows } {
+/** The raw side of the data: sparse TF-IDF rows (texts) or pixels, with the re-ranking distance over them. */
+function rawSide(d: CompareData, baselineDim: number): { exact: (q: RawVector, rows: Int32Array) => Float32Array; query: (i: number) => RawVector; sparse?: SparseRows } {
   if (d.kind === 'text') {
     const sparse = new SparseRows(baselineDim);
     (d.items.raw as readonly SparseVector[]).forEach((v, i) => sparse.append(i, v));
     const qs = d.queries.raw as readonly SparseVector[];
-    return { sparse, exact: (q, rows) => sparse.dots(q as SparseVector, rows).map((x) => 1 - x), query: (i) => qs[i]! };
+    return { sparse, exact: exactDistances(sparse), query: (i) => qs[i]! };
   }
   const items = d.items.raw as Pixels;
   const qs = d.queries.raw as Pixels;
   const dim = items.length / d.items.n;
-  const l2 = distancesTo(items, dim, 'l2');
-  return { exact: (q, rows) => l2(q as Pixels, rows), query: (i) => qs.subarray(i * dim, (i + 1) * dim) };
+  return { exact: exactDistances({ data: items, dim }), query: (i) => qs.subarray(i * dim, (i + 1) * dim) };
 }
 
 /**
@@ -88,8 +80,7 @@ export function compareModels(models: { name: string; model: TrainedModel }[], d
     const trainSeconds = model.manifest.training.seconds;
     rows.push(row(r, q, dense(q, cd), { reconError: rec, trainSeconds }));
     if (rerank && rerank.shortlist > 0) {
-      const coarse = distancesTo(normaliseRows(codes.slice(), cd), cd, 'cosine', true);
-      const two = twoStage(twoStageName(d.kind, name, rerank), r, raw.exact, coarse, rerank);
+      const two = twoStage(twoStageName(d.kind, name, rerank), r, raw.exact, codeDistances(codes, cd), rerank);
       rows.push(row(two, { codes: q, raws }, (i) => ({ code: q.subarray(i * cd, (i + 1) * cd), raw: raws[i]! }), { reconError: null, trainSeconds }));
     }
   }

@@ -8,7 +8,6 @@ import { listCollections } from '../indexer/build.js';
 import { validateName } from '../indexer/paths.js';
 import { Collection, type RawVector } from '../indexer/collection.js';
 import type { ItemRow } from '../indexer/catalogue.js';
-import { normaliseRows } from '../indexer/exact.js';
 import { exactScan, graphScan, hammingScan, sparseScan, type Retriever } from '../indexer/retrieval.js';
 import { collectionTwoStage, rerankOptions, twoStageName } from './rerank.js';
 
@@ -246,8 +245,8 @@ export class SearchEngine {
    * default), the codes shortlist and the exact baseline orders the shortlist — one Retriever either way.
    */
   codeNeighbors(c: Collection, q: PreparedQuery, k: number, o: Pick<SearchOptions, 'ef' | 'rerank' | 'blend'> = {}): HitList {
-    const ro = rerankOptions(c.kind, { ...(o.rerank === undefined ? {} : { shortlist: o.rerank }), ...(o.blend === undefined ? {} : { blend: o.blend }) });
-    const l2 = c.manifest.space === 'l2';
+    if (!q.raw && (o.rerank || o.blend !== undefined)) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector to re-rank by; leave out rerank and blend');
+    const ro = rerankOptions(c.kind, q.raw ? o : { rerank: 0 });
     let codes: Retriever;
     let ids: Int32Array | null;
     if (c.binaryBits) {
@@ -258,24 +257,20 @@ export class SearchEngine {
       });
       codes = h.r;
       ids = h.ids;
-    } else if (ro.shortlist > 0 && q.raw) {
-      // The re-ranking reads rows of the collection's matrices: graph answers are mapped from ids to rows.
-      const rows = c.derived('rows:of-id', () => {
-        const m = c.codeMatrix();
-        return { ids: m.ids.slice(), rowOf: new Map(Array.from(m.ids, (id, r) => [id, r])) };
-      });
-      codes = graphScan('hnsw', (v, kk) => c.search(v, kk, o.ef), rows.rowOf, 0);
-      ids = rows.ids;
+    } else if (ro.shortlist > 0) {
+      // The re-ranking reads rows of the collection's matrices (id order): graph answers are mapped to rows.
+      ids = c.codeMatrix().ids;
+      codes = graphScan('hnsw', (v, kk) => c.search(v, kk, o.ef), sortedIndex(ids), 0);
     } else {
       codes = graphScan('hnsw', (v, kk) => c.search(v, kk, o.ef), null, 0);
       ids = null;
     }
     if (ro.shortlist > 0 && q.raw) {
       const two = collectionTwoStage(c, twoStageName(c.kind, c.binaryBits ? `hamming-${c.binaryBits}` : 'hnsw', ro), codes, ro);
-      const bytes = c.kind === 'image';
-      return this.rank(c, two, ids, { code: q.code, raw: q.raw }, k, q, (d) => (bytes ? Math.sqrt(d) / 255 : d));
+      const pixels = c.kind === 'image' && c.manifest.rawType === 'u8';
+      return this.rank(c, two, ids, { code: q.code, raw: q.raw }, k, q, (d) => (c.kind === 'image' ? Math.sqrt(d) / (pixels ? 255 : 1) : d));
     }
-    return this.rank(c, codes, ids, q.code, k, q, (d) => (!c.binaryBits && l2 ? Math.sqrt(d) : d));
+    return this.rank(c, codes, ids, q.code, k, q, (d) => (!c.binaryBits && c.manifest.space === 'l2' ? Math.sqrt(d) : d));
   }
 
   /** Exact brute-force search over raw vectors: pixel-space L2 over the stored bytes (images) or TF-IDF cosine over the full vocabulary (texts). */
@@ -297,6 +292,11 @@ export class SearchEngine {
 
   /** Runs a prepared query: codes, and the exact baseline when `compare` is set. */
   run(c: Collection, q: PreparedQuery, o: SearchOptions): SearchResponse {
+    // One generation for the whole answer: the graph, the matrices the re-ranking reads and the rows of the hits.
+    return c.consistent(() => this.runNow(c, q, o));
+  }
+
+  private runNow(c: Collection, q: PreparedQuery, o: SearchOptions): SearchResponse {
     const k = this.checkK(o.k);
     if (o.ef !== undefined && (!Number.isInteger(o.ef) || o.ef < 1 || o.ef > 4096)) throw fail('INVALID_ARGUMENT', `ef must be an integer from 1 to 4096, got ${o.ef}`);
     const codes = this.codeNeighbors(c, q, k, o);
@@ -374,6 +374,23 @@ export class SearchEngine {
     }
     this.open.clear();
   }
+}
+
+/** Row lookup by id over ids in increasing order (a matrix's id column), by binary search. */
+function sortedIndex(ids: Int32Array): { get(id: number): number | undefined } {
+  return {
+    get(id) {
+      let lo = 0;
+      let hi = ids.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (ids[mid]! === id) return mid;
+        if (ids[mid]! < id) lo = mid + 1;
+        else hi = mid - 1;
+      }
+      return undefined;
+    },
+  };
 }
 
 /** Model input and sparse TF-IDF vectors of one free-text query; EMPTY_TEXT when it has no vocabulary word. */

@@ -3,7 +3,7 @@ import type { SparseVector } from '../encoder/sparse.js';
 import { progress } from '../progress.js';
 import type { Collection, RawVectors } from '../indexer/collection.js';
 import { exactScan, graphScan, hammingScan, projectionScan, sparseProjectionScan, sparseScan, type Retriever } from '../indexer/retrieval.js';
-import { collectionTwoStage, rerankOptions, twoStageName, type RerankOptions } from './rerank.js';
+import { collectionTwoStage, rerankOptions, twoStageName, type RerankRequest } from './rerank.js';
 import { excludedAtMost, queriesPerSec, scoreRankings, type Labelled } from './score.js';
 
 /** Queries to evaluate: the model's input and the baseline's raw vector per query, with key, label, group. */
@@ -46,7 +46,7 @@ export interface EvalOptions {
   /** queries timed one by one for queries/s (the rest only for quality) */
   timedQueries?: number;
   /** the two-stage row's settings (default: the collection kind's, or for images a shortlist of 100) */
-  rerank?: Partial<RerankOptions>;
+  rerank?: RerankRequest;
 }
 
 /**
@@ -86,16 +86,18 @@ function evaluateNow(c: Collection, q: QuerySet, o: EvalOptions): EvalReport {
   const exactCodes = exactScan(`codes ${cd}-d, exact`, codes.data, cd, c.manifest.space === 'cosine' ? 'cosine' : 'l2');
   const exactRanked = exactCodes.searchMany(qCodes, q.n, m);
   bar.update(2);
-  if (c.binaryBits) run(hammingScan(`binary ${c.binaryBits}-bit (Hamming, exact)`, codes.data, cd, c.binaryBits), qCodes, codeAt);
+  const hamming = c.binaryBits ? hammingScan(`binary ${c.binaryBits}-bit (Hamming, exact)`, codes.data, cd, c.binaryBits) : undefined;
+  if (hamming) run(hamming, qCodes, codeAt);
   const indexBytes = c.diskSizes().index ?? 0;
   const graph = graphScan(`codes ${cd}-d, HNSW (ef ${ef})`, (v, kk) => c.search(v, kk, ef), rowOfId, indexBytes / Math.max(1, c.count));
   run(graph, qCodes, codeAt, exactRanked);
   bar.update(3);
   run(exactCodes, qCodes, codeAt);
-  // Images have no re-ranking by default (it measured worse); eval shows what a shortlist of 100 would give.
-  const ro = rerankOptions(c.kind, { ...(isText ? {} : { shortlist: 100 }), ...o.rerank });
+  // Images have no re-ranking by default; eval shows what a shortlist of 100 would give.
+  const ro = rerankOptions(c.kind, { ...(isText ? {} : { rerank: 100 }), ...o.rerank });
   if (ro.shortlist > 0) {
-    const two = collectionTwoStage(c, twoStageName(c.kind, 'HNSW', ro), graph, ro);
+    // The shortlist the engine uses: Hamming for binary codes, else HNSW.
+    const two = collectionTwoStage(c, twoStageName(c.kind, hamming ? `Hamming ${c.binaryBits}-bit` : 'HNSW', ro), hamming ?? graph, ro);
     const raws = rawRows(q);
     run(two, { codes: qCodes, raws }, (i) => ({ code: codeAt(i), raw: raws[i]! }));
   }
