@@ -18,14 +18,7 @@ function brownDir(): string {
 
 /** Strips the Brown POS tags (`word/tag`) and punctuation tokens, keeping the words. */
 export function stripTags(raw: string): string[] {
-  const words: string[] = [];
-  for (const tok of raw.split(/\s+/)) {
-    if (!tok) continue;
-    const slash = tok.lastIndexOf('/');
-    const w = slash > 0 ? tok.slice(0, slash) : tok;
-    if (/[A-Za-z0-9]/.test(w)) words.push(w);
-  }
-  return words;
+  return sentencesOf(raw).flat();
 }
 
 function readCategories(dir: string): string[][] {

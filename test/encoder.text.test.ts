@@ -9,6 +9,7 @@ import { buildVocabulary, tokenize, Vectorizer } from '../src/encoder/vectorizer
 import { buildCollection } from '../src/indexer/build.js';
 import { textCollectionSettings, textItems } from '../src/indexer/items.js';
 import { SearchEngine } from '../src/search/engine.js';
+import { Collection } from '../src/indexer/collection.js';
 import { backend, tmpDir } from './helpers.js';
 
 const brown = loadBrown();
@@ -122,6 +123,19 @@ describe('text model', () => {
     // The whole collection shortlisted and re-ranked by TF-IDF alone is the exact TF-IDF ranking.
     const all = await engine.byKey('b', small.keys[10]!, { k: 5, rerank: small.keys.length, blend: 0, compare: true });
     assert.deepEqual(all.codes.hits.map((h) => h.key), all.baseline!.hits.map((h) => h.key));
+    // Another handle (as another process would) adds and removes: the engine's sparse rows and codes follow, row for row.
+    const other = await Collection.open(dataDir, 'b', { quiet: true });
+    const fresh = 'the jury said the election was fair and the county grand jury praised the city';
+    const v = textVectors(model, [fresh]);
+    await other.add([{ key: 'fresh', label: null, uri: null, text: fresh, input: v.input, raw: v.raw[0]!, thumb: null }]);
+    await other.remove([small.keys[0]!, small.keys[1]!]);
+    other.close();
+    const after = await engine.byText('b', fresh, { k: 5, rerank: small.keys.length, blend: 0, compare: true });
+    assert.equal(after.codes.hits[0]!.key, 'fresh');
+    assert.deepEqual(after.codes.hits.map((h) => h.key), after.baseline!.hits.map((h) => h.key));
+    after.codes.hits.forEach((h, i) => assert.ok(Math.abs(h.distance - after.baseline!.hits[i]!.distance) < 1e-6));
+    const gone = await engine.byText('b', small.texts[0]!, { k: 10, compare: true });
+    assert.ok([...gone.codes.hits, ...gone.baseline!.hits].every((h) => h.key !== small.keys[0] && h.key !== small.keys[1]));
     await assert.rejects(engine.byKey('b', small.keys[10]!, { k: 5, rerank: -1 }), { code: 'INVALID_ARGUMENT' });
     await assert.rejects(engine.byKey('b', small.keys[10]!, { k: 5, blend: 2 }), { code: 'INVALID_ARGUMENT' });
     await engine.close();

@@ -16,8 +16,9 @@ export interface RerankOptions {
 export const MAX_SHORTLIST = 1000;
 
 /**
- * Defaults measured by `npm run bench:text` and `npm run bench:colour` (docs/benchmarks.md): texts are shortlisted
- * by code and re-ranked by TF-IDF; images keep their code ranking (re-ranking by pixels measured worse).
+ * Texts: the shortlist and blend that measured best on both Brown sets (`npm run bench:text`, docs/benchmarks.md;
+ * shortlists 30/100/300 × blends 0/0.3/0.5/0.7 tried). Images keep their code ranking: pixels are the weaker
+ * baseline on every image set measured (digits, emoji), so re-ranking by them is opt-in (`rerank=N`).
  */
 export const RERANK_DEFAULTS: Record<'image' | 'text', RerankOptions> = {
   text: { shortlist: 100, blend: 0.3 },
