@@ -5,6 +5,7 @@ import type { TextSet } from '../../data/texts.js';
 import type { TrainedModel } from '../encoder/model.js';
 import { baselineVectorizerOf, textVectors, weightingOf } from '../encoder/text.js';
 import { fail } from '../errors.js';
+import { log } from '../progress.js';
 
 /** Items per batch when a source streams into a collection. */
 export const ITEM_BATCH = 1024;
@@ -41,6 +42,10 @@ export function textItems(model: TrainedModel, set: TextSet): ItemInput[] {
   const { input, raw, empty } = textVectors(model, set.texts);
   if (empty.length === set.texts.length) throw fail('EMPTY_TEXT', `no document of ${set.source} has a word of the model's vocabulary`);
   const skip = new Set(empty);
+  if (empty.length) {
+    const keys = empty.slice(0, 10).map((i) => set.keys[i]);
+    log(`skipped ${empty.length} document(s) with no word of the model's vocabulary (only stop words, numbers or unseen words): ${keys.join(', ')}${empty.length > 10 ? ', …' : ''}`, false);
+  }
   const d = model.inputDim;
   const out: ItemInput[] = [];
   set.keys.forEach((key, i) => {

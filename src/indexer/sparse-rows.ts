@@ -131,7 +131,8 @@ export class SparseRows {
   nearest(q: SparseVector, k: number): Ranked[] {
     const dots = this.dots(q);
     const top = new TopK(Math.min(k, this.n));
-    for (let r = 0; r < dots.length; r++) top.push(r, 1 - dots[r]!);
+    // Rounding can put a document's cosine with itself a hair above 1.
+    for (let r = 0; r < dots.length; r++) top.push(r, Math.max(0, 1 - dots[r]!));
     return top.toArray();
   }
 }

@@ -127,9 +127,9 @@ const searchQuery = z
     ef: z.coerce.number().int().min(1).max(4096).optional(),
     compare: z.enum(['pixel', 'tfidf', 'none', 'true', 'false']).optional(),
     /** two-stage search: rows the codes shortlist for the exact re-ranking; 0 = codes alone */
-    rerank: z.coerce.number().int().min(0).max(MAX_SHORTLIST).optional(),
+    rerank: z.string().min(1).pipe(z.coerce.number().int().min(0).max(MAX_SHORTLIST)).optional(),
     /** weight of the code distance in the re-ranking (texts) */
-    blend: z.coerce.number().min(0).max(1).optional(),
+    blend: z.string().min(1).pipe(z.coerce.number().min(0).max(1)).optional(),
   })
   .strict();
 
@@ -140,7 +140,7 @@ const textBody = z.object({ text: z.string() }).strict();
 const textItemBody = z.object({ key: z.string().min(1).max(512), text: z.string(), label: z.string().max(256).nullable().optional() }).strict();
 const imageItemFields = z.object({ key: z.string().min(1).max(512), label: z.string().max(256).optional() }).strict();
 
-function parse<T>(schema: z.ZodType<T>, v: unknown, what: string): T {
+function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, v: unknown, what: string): T {
   const r = schema.safeParse(v);
   if (!r.success) {
     const i = r.error.issues[0]!;

@@ -36,8 +36,8 @@ export function rerankOptions(kind: 'image' | 'text', given: RerankRequest = {})
   const o = { shortlist: given.rerank ?? RERANK_DEFAULTS[kind].shortlist, blend: given.blend ?? RERANK_DEFAULTS[kind].blend };
   if (!Number.isInteger(o.shortlist) || o.shortlist < 0 || o.shortlist > MAX_SHORTLIST) throw fail('INVALID_ARGUMENT', `rerank must be an integer from 0 (codes alone) to ${MAX_SHORTLIST}, got ${given.rerank}`);
   if (!Number.isFinite(o.blend) || o.blend < 0 || o.blend > 1) throw fail('INVALID_ARGUMENT', `blend must be a number from 0 (exact distance alone) to 1, got ${given.blend}`);
-  if (given.blend !== undefined && o.shortlist === 0) throw fail('INVALID_ARGUMENT', 'blend weighs the re-ranking, and rerank=0 turns it off; give one or the other');
   if (kind === 'image' && o.blend > 0) throw fail('INVALID_ARGUMENT', 'blend applies to text collections (pixel and code distances have no common scale); leave it out for images');
+  if (given.blend !== undefined && o.shortlist === 0) throw fail('INVALID_ARGUMENT', 'blend weighs the re-ranking, and rerank=0 turns it off; give one or the other');
   return o;
 }
 
@@ -55,7 +55,8 @@ export function exactDistances(raw: SparseRows | { data: Pixels; dim: number }):
   if (raw instanceof SparseRows) {
     return (q, rows) => {
       if (!isSparse(q)) throw fail('INTERNAL', 'a text query without its TF-IDF vector');
-      return raw.dots(q, rows).map((d) => 1 - d);
+      // Rounding can put a document's cosine with itself a hair above 1.
+      return raw.dots(q, rows).map((d) => Math.max(0, 1 - d));
     };
   }
   const l2 = distancesTo(raw.data, raw.dim, 'l2');
