@@ -91,6 +91,23 @@ export function hammingScan(name: string, codes: Float32Array, dim: number, bits
   return { name, bytesPerItem: bits / 8, search, searchMany: (qs, n, k) => rowsOf(qs, n).map((q) => Int32Array.from(search(q, k).map((h) => h.index))) };
 }
 
+/** Row lookup by id over ids in increasing order (a matrix's id column), by binary search. */
+export function sortedIndex(ids: Int32Array): { get(id: number): number | undefined } {
+  return {
+    get(id) {
+      let lo = 0;
+      let hi = ids.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (ids[mid]! === id) return mid;
+        if (ids[mid]! < id) lo = mid + 1;
+        else hi = mid - 1;
+      }
+      return undefined;
+    },
+  };
+}
+
 /**
  * An approximate graph search whose answers are ids; `rowOfId` maps them to rows of the scored matrix (without it,
  * the ids are the rows).

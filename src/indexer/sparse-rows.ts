@@ -127,12 +127,17 @@ export class SparseRows {
     return out;
   }
 
-  /** The k rows of highest cosine similarity to `q` (rows and query unit-length): distance 1 − cosine. */
-  nearest(q: SparseVector, k: number): Ranked[] {
-    const dots = this.dots(q);
-    const top = new TopK(Math.min(k, this.n));
+  /** 1 − cosine of `q` to each of `rows` (all rows when omitted); rows and query unit-length. */
+  cosineDistances(q: SparseVector, rows?: ArrayLike<number>): Float32Array {
     // Rounding can put a document's cosine with itself a hair above 1.
-    for (let r = 0; r < dots.length; r++) top.push(r, Math.max(0, 1 - dots[r]!));
+    return this.dots(q, rows).map((d) => Math.max(0, 1 - d));
+  }
+
+  /** The k rows nearest to `q` by cosine distance. */
+  nearest(q: SparseVector, k: number): Ranked[] {
+    const d = this.cosineDistances(q);
+    const top = new TopK(Math.min(k, this.n));
+    for (let r = 0; r < d.length; r++) top.push(r, d[r]!);
     return top.toArray();
   }
 }

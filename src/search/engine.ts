@@ -8,7 +8,7 @@ import { listCollections } from '../indexer/build.js';
 import { validateName } from '../indexer/paths.js';
 import { Collection, type RawVector } from '../indexer/collection.js';
 import type { ItemRow } from '../indexer/catalogue.js';
-import { exactScan, graphScan, hammingScan, sparseScan, type Retriever } from '../indexer/retrieval.js';
+import { exactScan, graphScan, hammingScan, sortedIndex, sparseScan, type Retriever } from '../indexer/retrieval.js';
 import { collectionTwoStage, rerankOptions, twoStageName } from './rerank.js';
 
 export interface Hit {
@@ -374,23 +374,6 @@ export class SearchEngine {
     }
     this.open.clear();
   }
-}
-
-/** Row lookup by id over ids in increasing order (a matrix's id column), by binary search. */
-function sortedIndex(ids: Int32Array): { get(id: number): number | undefined } {
-  return {
-    get(id) {
-      let lo = 0;
-      let hi = ids.length - 1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (ids[mid]! === id) return mid;
-        if (ids[mid]! < id) lo = mid + 1;
-        else hi = mid - 1;
-      }
-      return undefined;
-    },
-  };
 }
 
 /** Model input and sparse TF-IDF vectors of one free-text query; EMPTY_TEXT when it has no vocabulary word. */

@@ -2,7 +2,7 @@ import { toFloats, type Pixels } from '../../data/images.js';
 import type { SparseVector } from '../encoder/sparse.js';
 import { progress } from '../progress.js';
 import type { Collection, RawVectors } from '../indexer/collection.js';
-import { exactScan, graphScan, hammingScan, projectionScan, sparseProjectionScan, sparseScan, type Retriever } from '../indexer/retrieval.js';
+import { exactScan, graphScan, hammingScan, projectionScan, sortedIndex, sparseProjectionScan, sparseScan, type Retriever } from '../indexer/retrieval.js';
 import { collectionTwoStage, rerankOptions, twoStageName, type RerankRequest } from './rerank.js';
 import { excludedAtMost, queriesPerSec, scoreRankings, type Labelled } from './score.js';
 
@@ -72,8 +72,8 @@ function evaluateNow(c: Collection, q: QuerySet, o: EvalOptions): EvalReport {
   const cd = c.manifest.codeDim;
   const qCodes = c.model.encode(q.input, q.n);
   const codes = c.codeMatrix();
-  const rowOfId = new Map<number, number>();
-  rows.forEach((r, i) => rowOfId.set(r.id, i));
+  // Item metadata and the code matrix are both in id order (one snapshot): a graph answer's row is its id's place.
+  const rowOfId = sortedIndex(codes.ids);
   const codeAt = (i: number) => qCodes.subarray(i * cd, (i + 1) * cd);
   bar.update(1);
 

@@ -55,8 +55,7 @@ export function exactDistances(raw: SparseRows | { data: Pixels; dim: number }):
   if (raw instanceof SparseRows) {
     return (q, rows) => {
       if (!isSparse(q)) throw fail('INTERNAL', 'a text query without its TF-IDF vector');
-      // Rounding can put a document's cosine with itself a hair above 1.
-      return raw.dots(q, rows).map((d) => Math.max(0, 1 - d));
+      return raw.cosineDistances(q, rows);
     };
   }
   const l2 = distancesTo(raw.data, raw.dim, 'l2');
@@ -81,7 +80,8 @@ export function codeDistances(codes: Float32Array, dim: number): (q: Float32Arra
 export function collectionTwoStage(c: Collection, name: string, codes: Retriever, o: RerankOptions): Retriever<CodeAndRaw<RawVector>, CodesAndRaws<RawVector>> {
   const cd = c.manifest.codeDim;
   if (c.kind === 'text') {
-    const coarse = c.derived('distances:code', () => codeDistances(c.codeMatrix().data, cd));
+    // The unit-length code rows are kept up to date by each write's rows, not rebuilt after it.
+    const coarse = distancesTo(c.rows<Float32Array>('code', { name: 'unit', row: (r) => normaliseRows(r, cd) }).data, cd, 'cosine', true);
     return twoStage(name, codes, exactDistances(c.sparseRows()), coarse, o);
   }
   const px = c.rawMatrix();
