@@ -40,12 +40,14 @@ export class PackedCodes {
     return new PackedCodes(bits, data, rows.length);
   }
 
-  /** Exact k nearest by Hamming distance (ties by position); a bounded insertion list, O(n·words + n·log k). */
-  search(query: Uint32Array, k: number): { index: number; distance: number }[] {
-    const top = new TopK(Math.min(k, this.n));
+  /** Exact k nearest by Hamming distance (ties by position), among `rows` when given; O(n·words + n·log k). */
+  search(query: Uint32Array, k: number, rows?: ArrayLike<number>): { index: number; distance: number }[] {
+    const m = rows ? rows.length : this.n;
+    const top = new TopK(Math.min(k, m));
     const w = this.words;
     const d = this.data;
-    for (let i = 0; i < this.n; i++) {
+    for (let t = 0; t < m; t++) {
+      const i = rows ? rows[t]! : t;
       let h = 0;
       for (let j = 0; j < w; j++) h += popcount32((d[i * w + j]! ^ query[j]!) >>> 0);
       if (h < top.bound) top.push(i, h);

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { fail, messageOf } from '../errors.js';
 import type { HnswParams, Space } from './hnsw.js';
+import { filterSql, type ItemFilter } from './filter.js';
 
 /** 2: versioned folders under a CURRENT pointer, a generation counter and a change log in the catalogue. */
 /** 3: text collections store their baseline as sparse TF-IDF over the full vocabulary (2 stored 2,000 dense floats). */
@@ -88,6 +89,8 @@ CREATE TABLE IF NOT EXISTS changes (
   id INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_gen ON changes (gen);
+CREATE INDEX IF NOT EXISTS items_label ON items (label);
+CREATE INDEX IF NOT EXISTS items_grp ON items (grp);
 `;
 
 /** One entry of the change log: an item added (with its code, unless removed since) or removed, at generation `gen`. */
@@ -131,6 +134,8 @@ interface ManifestRow {
 export class Catalogue {
   readonly #db: Database.Database;
   private readonly st;
+  /** prepared filter queries by the shape of their condition (at most 7 shapes) */
+  private readonly filters = new Map<string, Database.Statement<[Record<string, string>], number>>();
   /** the generation a write in progress will commit, undefined outside writes */
   private pending: number | undefined;
 
@@ -172,6 +177,8 @@ export class Catalogue {
       ),
       truncate: this.#db.prepare<[number]>('DELETE FROM changes WHERE gen <= ?'),
       rowsByIds: this.#db.prepare<[string], { id: number; raw: Buffer; bits: Buffer | null; code: Buffer }>('SELECT id, raw, bits, code FROM items WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
+      labelCounts: this.#db.prepare<[number], { value: string; count: number }>('SELECT label AS value, COUNT(*) AS count FROM items WHERE label IS NOT NULL GROUP BY label ORDER BY count DESC, label LIMIT ?'),
+      groupCounts: this.#db.prepare<[number], { value: string; count: number }>('SELECT grp AS value, COUNT(*) AS count FROM items WHERE grp IS NOT NULL GROUP BY grp ORDER BY count DESC, grp LIMIT ?'),
       randomKey: this.#db.prepare<[number], { key: string }>('SELECT key FROM items ORDER BY id LIMIT 1 OFFSET ?'),
     };
   }
@@ -382,6 +389,23 @@ export class Catalogue {
 
   allMeta(): ItemRow[] {
     return this.st.allMeta.all();
+  }
+
+  /** Ids of the items a filter lets through, in increasing order. */
+  matchingIds(f: ItemFilter): Int32Array {
+    const { where, params } = filterSql(f);
+    let st = this.filters.get(where);
+    if (!st) {
+      st = this.#db.prepare<[Record<string, string>], number>(`SELECT id FROM items WHERE ${where} ORDER BY id`).pluck();
+      this.filters.set(where, st);
+    }
+    return Int32Array.from(st.all(params));
+  }
+
+  /** Labels (or groups) with their item counts, most frequent first, at most `limit`. */
+  valueCounts(column: 'label' | 'grp', limit: number): { value: string; count: number }[] {
+    const st = column === 'label' ? this.st.labelCounts : this.st.groupCounts;
+    return st.all(limit);
   }
 
   close(): void {

@@ -8,10 +8,12 @@ import { toBytes, toFloats } from '../../data/images.js';
 import { crashPoint } from '../crash.js';
 import { log, progress } from '../progress.js';
 import { Catalogue, COLLECTION_FORMAT_VERSION, type Change, type CollectionManifest, type ItemRow, type NewItem } from './catalogue.js';
+import { filterKey, type ItemFilter } from './filter.js';
 import { HnswIndex, HNSW_DEFAULTS, type HnswParams, type Neighbor, type Space } from './hnsw.js';
 import { graphFile, isLegacy, readPointer, savedGraphs, sweepGraphs, sweepHome, orphanVersions } from './layout.js';
 import { homeOf, notFound, versionPaths, type CollectionPaths } from './paths.js';
 import { RowMatrix } from './rows.js';
+import { normaliseRows } from './exact.js';
 import { isSparse, type SparseVector } from '../encoder/sparse.js';
 import { decodeSparse, encodeSparse, SparseRows } from './sparse-rows.js';
 
@@ -676,9 +678,27 @@ export class Collection {
     return b;
   }
 
-  /** Nearest graph elements to a code (ids of live items; the caller skips any removed since its sync). */
-  search(code: ArrayLike<number>, k: number, ef?: number): Neighbor[] {
-    return this.#index.search(code, k, this.manifest.count, ef);
+  /**
+   * Nearest graph elements to a code (ids of live items; the caller skips any removed since its sync). With `only`,
+   * the graph search itself skips ids it rejects (hnswlib's filter), so a selective filter still finds k.
+   */
+  search(code: ArrayLike<number>, k: number, ef?: number, only?: { has(id: number): boolean; size: number }): Neighbor[] {
+    return this.#index.search(code, k, only ? Math.min(only.size, this.manifest.count) : this.manifest.count, ef, only && ((id) => only.has(id)));
+  }
+
+  /** Ids of the items a filter lets through, in increasing order; cached for the generation (the last 32 filters). */
+  matching(f: ItemFilter): Int32Array {
+    const name = `filter:${filterKey(f)}`;
+    if (!this.#derived.has(name)) {
+      const kept = [...this.#derived.keys()].filter((n) => n.startsWith('filter:'));
+      for (const n of kept.slice(0, Math.max(0, kept.length - 31))) this.#derived.delete(n);
+    }
+    return this.derived(name, () => this.#cat.matchingIds(f));
+  }
+
+  /** The collection's labels (or groups) with their item counts, most frequent first. */
+  valueCounts(column: 'label' | 'group', limit = 1000): { value: string; count: number }[] {
+    return this.#cat.valueCounts(column === 'label' ? 'label' : 'grp', limit);
   }
 
   item(key: string): ItemRow {
@@ -815,6 +835,12 @@ export class Collection {
   /** Every item's code in id order. */
   codeMatrix(): { ids: Int32Array; data: Float32Array } {
     return this.rows<Float32Array>('code');
+  }
+
+  /** Every item's code scaled to unit length, in id order (cosine scans and re-ranking). */
+  unitCodeMatrix(): { ids: Int32Array; data: Float32Array } {
+    const cd = this.manifest.codeDim;
+    return this.rows<Float32Array>('code', { name: 'unit', row: (r) => normaliseRows(r, cd) });
   }
 
   /**

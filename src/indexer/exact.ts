@@ -10,18 +10,20 @@ export interface ExactHit {
 
 /**
  * Exact k nearest rows of an n × d matrix (floats, or bytes with a byte query) by brute force: squared L2, or cosine distance (1 - cos)
- * over rows that the caller has L2-normalised. `skip` drops rows (the query itself, its own group).
+ * over rows that the caller has L2-normalised. `skip` drops rows (the query itself, its own group); `rows` scans only
+ * those rows (a filter's).
  */
-export function exactKnn(data: Float32Array | Uint8Array, d: number, q: ArrayLike<number>, k: number, metric: Metric, skip?: (index: number) => boolean): ExactHit[] {
-  const n = Math.floor(data.length / d);
-  const top = new TopK(Math.min(k, n));
+export function exactKnn(data: Float32Array | Uint8Array, d: number, q: ArrayLike<number>, k: number, metric: Metric, skip?: (index: number) => boolean, rows?: ArrayLike<number>): ExactHit[] {
+  const m = rows ? rows.length : Math.floor(data.length / d);
+  const top = new TopK(Math.min(k, m));
   let qn = 1;
   if (metric === 'cosine') {
     let s = 0;
     for (let j = 0; j < d; j++) s += q[j]! * q[j]!;
     qn = Math.sqrt(s) || 1;
   }
-  for (let i = 0; i < n; i++) {
+  for (let t = 0; t < m; t++) {
+    const i = rows ? rows[t]! : t;
     if (skip && skip(i)) continue;
     const o = i * d;
     let s = 0;

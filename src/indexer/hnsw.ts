@@ -102,7 +102,8 @@ export class HnswIndex {
     }
   }
 
-  search(code: ArrayLike<number>, k: number, live: number, ef?: number): Neighbor[] {
+  /** The k nearest elements (of `live` reachable ones), only among labels `filter` accepts when given. */
+  search(code: ArrayLike<number>, k: number, live: number, ef?: number, filter?: (id: number) => boolean): Neighbor[] {
     if (code.length !== this.dim) throw fail('INVALID_DIM', `query code has ${code.length} values; this index takes ${this.dim}`);
     const kk = Math.min(k, live, this.index.getCurrentCount());
     if (kk <= 0) return [];
@@ -110,7 +111,7 @@ export class HnswIndex {
     if (ef !== undefined && ef !== old) this.index.setEf(Math.max(ef, kk));
     else if (old < kk) this.index.setEf(kk);
     try {
-      const r = this.index.searchKnn(Array.from(code), kk);
+      const r = filter ? this.index.searchKnn(Array.from(code), kk, filter) : this.index.searchKnn(Array.from(code), kk);
       return r.neighbors.map((id, i) => ({ id, distance: r.distances[i]! }));
     } finally {
       if (this.index.getEf() !== old) this.index.setEf(old);

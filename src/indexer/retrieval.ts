@@ -11,6 +11,29 @@ export interface Ranked {
   distance: number;
 }
 
+/** Rows a search may return (a filter's): row numbers of the matrix a retriever scans, increasing, and a test. */
+export interface RowSet {
+  readonly rows: Int32Array;
+  has(row: number): boolean;
+}
+
+/** The rows of a matrix (given by its id column, increasing) whose ids are in `allowed` (increasing). */
+export function rowSetOf(matrixIds: Int32Array, allowed: Int32Array): RowSet {
+  const mask = new Uint8Array(matrixIds.length);
+  const rows: number[] = [];
+  for (let i = 0, j = 0; i < matrixIds.length && j < allowed.length; ) {
+    if (matrixIds[i]! < allowed[j]!) i++;
+    else if (matrixIds[i]! > allowed[j]!) j++;
+    else {
+      mask[i] = 1;
+      rows.push(i);
+      i++;
+      j++;
+    }
+  }
+  return { rows: Int32Array.from(rows), has: (r) => mask[r] === 1 };
+}
+
 /**
  * One way of finding nearest items — HNSW over codes, an exact scan of codes or raw vectors, a Hamming scan of
  * binary codes, PCA/LSA — behind one call: a query in, rows ranked nearest first out. Evaluation and model
@@ -20,8 +43,11 @@ export interface Retriever<Q = Float32Array, B = Float32Array> {
   readonly name: string;
   /** bytes a method stores per item (for the tables) */
   readonly bytesPerItem: number;
-  /** one query, as the method takes it (a code, a raw vector for raw-space methods, both for two-stage search) */
-  search(q: Q, k: number): Ranked[];
+  /**
+   * One query, as the method takes it (a code, a raw vector for raw-space methods, both for two-stage search);
+   * with `only`, the k nearest of those rows (a filter applied inside the search, not to its answer).
+   */
+  search(q: Q, k: number, only?: RowSet): Ranked[];
   /** the top k rows of n queries at once (a batched product where the method has one) */
   searchMany(qs: B, n: number, k: number): Int32Array[];
 }
@@ -63,7 +89,7 @@ export function exactScan(name: string, items: Float32Array | Uint8Array, dim: n
   return {
     name,
     bytesPerItem,
-    search: (q, k) => exactKnn(data, dim, bytes ? Uint8Array.from(q, (v) => Math.round(v)) : unit(q), k, metric),
+    search: (q, k, only) => exactKnn(data, dim, bytes ? Uint8Array.from(q, (v) => Math.round(v)) : unit(q), k, metric, undefined, only?.rows),
     searchMany: (qs, _n, k) => batchKnn(floats(), dim, unit(qs), k, metric),
   };
 }
@@ -81,9 +107,9 @@ export function hammingScan(name: string, codes: Float32Array, dim: number, bits
     for (let j = 0; j < dim; j++) d += (codes[row * dim + j]! - q[j]!) ** 2;
     return d;
   };
-  const search = (q: Float32Array, k: number) =>
+  const search = (q: Float32Array, k: number, only?: RowSet) =>
     packed
-      .search(words(q), Math.min(n, Math.max(k * 10, 100)))
+      .search(words(q), Math.min(n, Math.max(k * 10, 100)), only?.rows)
       .map((h) => ({ ...h, tie: l2(q, h.index) }))
       .sort((a, b) => a.distance - b.distance || a.tie - b.tie)
       .slice(0, k)
@@ -108,13 +134,31 @@ export function sortedIndex(ids: Int32Array): { get(id: number): number | undefi
   };
 }
 
+/** Which graph labels (ids) a filtered graph search accepts, and how many there are. */
+export interface IdFilter {
+  has(id: number): boolean;
+  size: number;
+}
+
 /**
  * An approximate graph search whose answers are ids; `rowOfId` maps them to rows of the scored matrix (without it,
- * the ids are the rows).
+ * the ids are the rows). A row filter is handed to the graph search as a test on ids.
  */
-export function graphScan(name: string, find: (q: Float32Array, k: number) => { id: number; distance: number }[], rowOfId: { get(id: number): number | undefined } | null, bytesPerItem: number): Retriever {
-  const search = (q: Float32Array, k: number) =>
-    find(q, k).flatMap((h) => {
+export function graphScan(
+  name: string,
+  find: (q: Float32Array, k: number, only?: IdFilter) => { id: number; distance: number }[],
+  rowOfId: { get(id: number): number | undefined } | null,
+  bytesPerItem: number,
+): Retriever {
+  const ids = (only: RowSet): IdFilter => ({
+    size: only.rows.length,
+    has: (id) => {
+      const r = rowOfId ? rowOfId.get(id) : id;
+      return r !== undefined && only.has(r);
+    },
+  });
+  const search = (q: Float32Array, k: number, only?: RowSet) =>
+    find(q, k, only && ids(only)).flatMap((h) => {
       const index = rowOfId ? rowOfId.get(h.id) : h.id;
       return index === undefined ? [] : [{ index, distance: h.distance }];
     });
@@ -123,7 +167,7 @@ export function graphScan(name: string, find: (q: Float32Array, k: number) => { 
 
 /** Exact cosine scan of sparse unit rows (TF-IDF documents) by a sparse unit query; distance 1 − cosine. */
 export function sparseScan(name: string, rows: SparseRows): Retriever<SparseVector, readonly SparseVector[]> {
-  const search = (q: SparseVector, k: number) => rows.nearest(q, k);
+  const search = (q: SparseVector, k: number, only?: RowSet) => rows.nearest(q, k, only?.rows);
   return {
     name,
     // an index and a weight per non-zero
@@ -156,7 +200,7 @@ export function twoStage<R>(
   return {
     name,
     bytesPerItem: codes.bytesPerItem,
-    search: (q, k) => rerank(q, Int32Array.from(codes.search(q.code, size(k)), (h) => h.index), k),
+    search: (q, k, only) => rerank(q, Int32Array.from(codes.search(q.code, size(k), only), (h) => h.index), k),
     searchMany: (qs, n, k) => {
       const d = qs.codes.length / Math.max(1, n);
       return codes.searchMany(qs.codes, n, size(k)).map((rows, i) => Int32Array.from(rerank({ code: qs.codes.subarray(i * d, (i + 1) * d), raw: qs.raws[i]! }, rows, k), (h) => h.index));
@@ -175,7 +219,7 @@ export function projectionScan(items: Float32Array, n: number, rawDim: number, d
     name: inner.name,
     bytesPerItem: inner.bytesPerItem,
     pca,
-    search: (q, k) => inner.search(pcaProject(pca, q, 1), k),
+    search: (q, k, only) => inner.search(pcaProject(pca, q, 1), k, only),
     searchMany: (qs, m, k) => inner.searchMany(pcaProject(pca, qs, m), m, k),
   };
 }
@@ -192,7 +236,7 @@ export function sparseProjectionScan(rows: SparseRows, dim: number, nameOf: (met
     name: inner.name,
     bytesPerItem: inner.bytesPerItem,
     pca,
-    search: (q, k) => inner.search(sparseProject(pca, [q]), k),
+    search: (q, k, only) => inner.search(sparseProject(pca, [q]), k, only),
     searchMany: (qs, m, k) => inner.searchMany(sparseProject(pca, qs.slice(0, m)), m, k),
   };
 }

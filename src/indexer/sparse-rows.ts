@@ -133,11 +133,11 @@ export class SparseRows {
     return this.dots(q, rows).map((d) => Math.max(0, 1 - d));
   }
 
-  /** The k rows nearest to `q` by cosine distance. */
-  nearest(q: SparseVector, k: number): Ranked[] {
-    const d = this.cosineDistances(q);
-    const top = new TopK(Math.min(k, this.n));
-    for (let r = 0; r < d.length; r++) top.push(r, d[r]!);
+  /** The k rows nearest to `q` by cosine distance, among `rows` when given. */
+  nearest(q: SparseVector, k: number, rows?: ArrayLike<number>): Ranked[] {
+    const d = this.cosineDistances(q, rows);
+    const top = new TopK(Math.min(k, d.length));
+    for (let j = 0; j < d.length; j++) top.push(rows ? rows[j]! : j, d[j]!);
     return top.toArray();
   }
 }

@@ -8,8 +8,14 @@ import { listCollections } from '../indexer/build.js';
 import { validateName } from '../indexer/paths.js';
 import { Collection, type RawVector } from '../indexer/collection.js';
 import type { ItemRow } from '../indexer/catalogue.js';
-import { exactScan, graphScan, hammingScan, sortedIndex, sparseScan, type Retriever } from '../indexer/retrieval.js';
+import { exactScan, graphScan, hammingScan, rowSetOf, sortedIndex, sparseScan, type Ranked, type Retriever, type RowSet } from '../indexer/retrieval.js';
+import { normaliseFilter, type ItemFilter } from '../indexer/filter.js';
+import { distancesTo } from '../indexer/exact.js';
+import { batchKnn } from '../indexer/knn-batch.js';
+import type { SparseVector } from '../encoder/sparse.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
 import { collectionTwoStage, rerankOptions, twoStageName } from './rerank.js';
+import { readRanking, groupOf, type GroupField, type RankingPlan } from './ranking.js';
 
 export interface Hit {
   rank: number;
@@ -18,6 +24,19 @@ export interface Hit {
   distance: number;
   thumbnail: string;
   snippet?: string;
+  /** the hit's group when the query groups hits (group_by) */
+  group?: string | null;
+}
+
+/** What a hit list needs of a retriever: its name and one query's ranking. */
+type Ranker<Q> = Pick<Retriever<Q, unknown>, 'name' | 'search'>;
+
+/** What each column of one request reads of its ranking, and the items a filter lets through (ids, increasing). */
+export interface Plan {
+  codes: RankingPlan;
+  baseline: RankingPlan;
+  filter: ItemFilter | undefined;
+  allowed: Int32Array | null;
 }
 
 export interface HitList {
@@ -26,12 +45,22 @@ export interface HitList {
   latencyMs: number;
   /** share of hits whose label equals the query's (when both are known) */
   precision: number | null;
+  /** whether hits follow this page (within max_distance, when given) */
+  more: boolean;
 }
 
 export interface SearchResponse {
   collection: string;
   k: number;
+  /** hits skipped before this page */
+  offset: number;
+  /** the collection's generation the answer was computed on */
+  generation: number;
+  /** cursor of the next page (same query, `cursor=`), null when neither column has more hits */
+  next: string | null;
   query: { key: string | null; label: string | null; snippet?: string };
+  /** the filter applied, with how many items it lets through */
+  filter?: ItemFilter & { matched: number };
   codes: HitList;
   baseline?: HitList;
   /** |codes ∩ baseline| / k */
@@ -39,14 +68,49 @@ export interface SearchResponse {
 }
 
 export interface SearchOptions {
+  /** hits per page (with maxDistance: the most hits returned, default MAX_DEPTH) */
   k?: number;
+  /** hits skipped (pages); offset + k ≤ MAX_DEPTH */
+  offset?: number;
+  /** continues from a previous answer's `next` (instead of offset) */
+  cursor?: string;
   ef?: number;
   compare?: boolean;
   /** two-stage search: rows the codes shortlist for the exact re-ranking (0: codes alone; default per kind) */
   rerank?: number;
   /** weight of the code distance in the re-ranking (texts) */
   blend?: number;
+  /** only items matching it are searched, in both columns */
+  filter?: ItemFilter;
+  /** codes column: only hits at most this far (the distance hits report) */
+  maxDistance?: number;
+  /** baseline column: only hits at most this far (its own distance) */
+  baselineMaxDistance?: number;
+  /** at most `perGroup` hits per label, group (text source) or folder (key prefix up to the last '/') */
+  groupBy?: GroupField;
+  perGroup?: number;
+  /** how a filtered code search runs: the planner's choice (default), the filtered graph, or an exact scan */
+  filterPlan?: FilterPlan;
 }
+
+export type FilterPlan = 'auto' | 'graph' | 'scan';
+
+/** A query of a batch: an item's key, a code, or a text (text collections). */
+export type BatchQuery = { key: string } | { code: number[] } | { text: string };
+
+/** Deepest a ranking is paged (offset + k), and most hits a max_distance query returns. */
+export const MAX_DEPTH = 1000;
+/** Most queries one batch may hold. */
+export const MAX_BATCH = 256;
+/** Largest pixel matrix (values) a batch's baseline copies to floats for one product; larger ones scan per query. */
+const BATCH_PRODUCT_VALUES = 16 * 1024 * 1024;
+/** Most candidates read to fill a page when group-by skips hits. */
+const MAX_SCAN_DEPTH = 10_000;
+/**
+ * A filter letting through at most this many code values (rows × code dimension) is answered by an exact scan of
+ * those rows instead of the filtered graph: below it the scan is faster and exact (`npm run bench:api`).
+ */
+export const FILTER_SCAN_VALUES = 1 << 18;
 
 export interface EngineOptions {
   dataDir: string;
@@ -205,9 +269,10 @@ export class SearchEngine {
     return `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/preview`;
   }
 
-  private hit(c: Collection, row: ItemRow, rank: number, distance: number): Hit {
+  private hit(c: Collection, row: ItemRow, rank: number, distance: number, groupBy?: GroupField): Hit {
     const h: Hit = { rank, key: row.key, label: row.label, distance, thumbnail: this.thumbnailUrl(c, row.key) };
     if (row.text !== null) h.snippet = snippetOf(row.text);
+    if (groupBy) h.group = groupOf(row, groupBy);
     return h;
   }
 
@@ -216,103 +281,175 @@ export class SearchEngine {
     return hits.filter((h) => h.label === label).length / hits.length;
   }
 
-  /**
-   * The k nearest items a retriever finds, as hits: the query item itself and rows another process removed since
-   * this request's sync are skipped, asking for more until k remain.
-   */
-  private rank<Q, B>(c: Collection, r: Retriever<Q, B>, ids: Int32Array | null, query: Q, k: number, q: PreparedQuery, distance: (d: number) => number): HitList {
-    const t0 = now();
-    const hits: Hit[] = [];
-    let want = Math.min(k + 1, Math.max(1, c.count));
-    for (;;) {
-      const res = r.search(query, want);
-      hits.length = 0;
-      for (const h of res) {
-        const id = ids ? ids[h.index]! : h.index;
-        const row = id === q.id ? undefined : c.rowOf(id);
-        if (!row) continue;
-        hits.push(this.hit(c, row, hits.length + 1, distance(h.distance)));
-        if (hits.length === k) break;
-      }
-      if (hits.length === k || res.length < want || want >= c.count) break;
-      want = Math.min(c.count, want * 4);
+  /** Checks a request's options and turns them into what each column reads of its ranking. */
+  plan(c: Collection, o: SearchOptions): Plan {
+    if (o.ef !== undefined && (!Number.isInteger(o.ef) || o.ef < 1 || o.ef > 4096)) throw fail('INVALID_ARGUMENT', `ef must be an integer from 1 to 4096, got ${o.ef}`);
+    const threshold = o.maxDistance !== undefined || o.baselineMaxDistance !== undefined;
+    for (const [name, v] of [['max_distance', o.maxDistance], ['baseline_max_distance', o.baselineMaxDistance]] as const) {
+      if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw fail('INVALID_ARGUMENT', `${name} must be a number ≥ 0, got ${v}`);
     }
-    return { method: r.name, hits, latencyMs: now() - t0, precision: this.precision(hits, q.label) };
+    const k = threshold ? (o.k ?? MAX_DEPTH) : this.checkK(o.k);
+    if (!Number.isInteger(k) || k < 1 || k > MAX_DEPTH) throw fail('K_OUT_OF_RANGE', `with max_distance, k (the most hits returned) must be an integer from 1 to ${MAX_DEPTH}, got ${o.k}`);
+    if (o.cursor !== undefined && o.offset !== undefined) throw fail('INVALID_ARGUMENT', 'give offset or cursor, not both');
+    let offset = o.offset ?? 0;
+    if (o.cursor !== undefined) {
+      const cur = decodeCursor(o.cursor);
+      if (cur.generation !== c.generation) {
+        throw fail('STALE_CURSOR', `collection '${c.name}' changed since this cursor was made (generation ${cur.generation}, now ${c.generation}); start again from the first page`);
+      }
+      offset = cur.offset;
+    }
+    if (!Number.isInteger(offset) || offset < 0 || offset + k > MAX_DEPTH) throw fail('INVALID_ARGUMENT', `offset must be an integer ≥ 0 with offset + k ≤ ${MAX_DEPTH}, got offset ${offset} and k ${k}`);
+    const perGroup = o.perGroup ?? 1;
+    if (o.perGroup !== undefined && !o.groupBy) throw fail('INVALID_ARGUMENT', 'per_group needs group_by (label, group or folder)');
+    if (!Number.isInteger(perGroup) || perGroup < 1 || perGroup > MAX_DEPTH) throw fail('INVALID_ARGUMENT', `per_group must be an integer from 1 to ${MAX_DEPTH}, got ${o.perGroup}`);
+    if (o.groupBy && !['label', 'group', 'folder'].includes(o.groupBy)) throw fail('INVALID_ARGUMENT', `group_by must be label, group or folder, got '${o.groupBy}'`);
+    const filter = normaliseFilter(o.filter);
+    const base = { k, offset, groupBy: o.groupBy, perGroup, maxDepth: o.groupBy ? MAX_SCAN_DEPTH : MAX_DEPTH + 2 };
+    return {
+      codes: { ...base, maxDistance: o.maxDistance },
+      baseline: { ...base, maxDistance: o.baselineMaxDistance },
+      filter,
+      allowed: filter ? c.matching(filter) : null,
+    };
+  }
+
+  /**
+   * The hits a retriever's ranking gives for a plan: the query item itself and rows another process removed since
+   * this request's sync are skipped; `first` is a ranking already computed (a batch's).
+   */
+  private rank<Q>(c: Collection, r: Ranker<Q>, ids: Int32Array | null, query: Q, q: PreparedQuery, distance: (d: number) => number, p: RankingPlan, only: RowSet | undefined, first?: Ranked[]): HitList {
+    const t0 = now();
+    const reachable = only ? only.rows.length : c.count;
+    const search = (depth: number) => (first && first.length >= depth ? first.slice(0, depth) : r.search(query, depth, only));
+    const rowAt = (index: number) => {
+      const id = ids ? ids[index]! : index;
+      return id === q.id ? undefined : c.rowOf(id);
+    };
+    const { page, more } = readRanking(search, reachable, rowAt, distance, p);
+    const hits = page.map((h, i) => this.hit(c, h.row, p.offset + i + 1, h.distance, p.groupBy));
+    return { method: r.name, hits, latencyMs: now() - t0, precision: this.precision(hits, q.label), more };
   }
 
   /**
    * Nearest items by code: HNSW (float codes) or the exact Hamming scan (binary codes); with a re-ranking (texts by
-   * default), the codes shortlist and the exact baseline orders the shortlist — one Retriever either way.
+   * default), the codes shortlist and the exact baseline orders the shortlist — one Retriever either way. A filter
+   * runs inside the graph search, or as an exact scan of the rows it lets through when they are few.
    */
-  codeNeighbors(c: Collection, q: PreparedQuery, k: number, o: Pick<SearchOptions, 'ef' | 'rerank' | 'blend'> = {}): HitList {
+  codeNeighbors(c: Collection, q: PreparedQuery, p: Plan, o: Pick<SearchOptions, 'ef' | 'rerank' | 'blend' | 'filterPlan'> = {}): HitList {
     if (!q.raw && (o.rerank || o.blend !== undefined)) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector to re-rank by; leave out rerank and blend');
     const ro = rerankOptions(c.kind, q.raw ? o : { rerank: 0 });
+    const cd = c.manifest.codeDim;
     let codes: Retriever;
     let ids: Int32Array | null;
+    let only: RowSet | undefined;
     if (c.binaryBits) {
       const bits = c.binaryBits;
       const h = c.derived('retriever:hamming', () => {
         const m = c.codeMatrix();
-        return { r: hammingScan(`hamming-${bits}`, m.data.slice(), c.manifest.codeDim, bits), ids: m.ids.slice() };
+        return { r: hammingScan(`hamming-${bits}`, m.data.slice(), cd, bits), ids: m.ids.slice() };
       });
       codes = h.r;
       ids = h.ids;
-    } else if (ro.shortlist > 0) {
-      // The re-ranking reads rows of the collection's matrices (id order): graph answers are mapped to rows.
-      ids = c.codeMatrix().ids;
-      codes = graphScan('hnsw', (v, kk) => c.search(v, kk, o.ef), sortedIndex(ids), 0);
+      if (p.allowed) only = rowSetOf(ids, p.allowed);
+    } else if (ro.shortlist > 0 || p.allowed) {
+      // Re-ranking and filters work on rows of the collection's matrices (id order): graph answers are mapped to rows.
+      const m = c.codeMatrix();
+      ids = m.ids;
+      if (p.allowed) only = rowSetOf(ids, p.allowed);
+      const scan = only && (o.filterPlan === 'scan' || (o.filterPlan !== 'graph' && only.rows.length * cd <= FILTER_SCAN_VALUES));
+      if (scan) codes = c.manifest.space === 'cosine' ? exactScan('codes exact (filtered)', c.unitCodeMatrix().data, cd, 'cosine', { unitRows: true }) : exactScan('codes exact (filtered)', m.data, cd, 'l2');
+      else codes = graphScan(only ? 'hnsw (filtered)' : 'hnsw', (v, kk, f) => c.search(v, kk, o.ef, f), sortedIndex(ids), 0);
     } else {
       codes = graphScan('hnsw', (v, kk) => c.search(v, kk, o.ef), null, 0);
       ids = null;
     }
     if (ro.shortlist > 0 && q.raw) {
-      const two = collectionTwoStage(c, twoStageName(c.kind, c.binaryBits ? `hamming-${c.binaryBits}` : 'hnsw', ro), codes, ro);
+      const two = collectionTwoStage(c, twoStageName(c.kind, c.binaryBits ? `hamming-${c.binaryBits}` : codes.name, ro), codes, ro);
       const pixels = c.kind === 'image' && c.manifest.rawType === 'u8';
-      return this.rank(c, two, ids, { code: q.code, raw: q.raw }, k, q, (d) => (c.kind === 'image' ? Math.sqrt(d) / (pixels ? 255 : 1) : d));
+      return this.rank(c, two, ids, { code: q.code, raw: q.raw }, q, (d) => (c.kind === 'image' ? Math.sqrt(d) / (pixels ? 255 : 1) : d), p.codes, only);
     }
-    return this.rank(c, codes, ids, q.code, k, q, (d) => (!c.binaryBits && c.manifest.space === 'l2' ? Math.sqrt(d) : d));
+    return this.rank(c, codes, ids, q.code, q, (d) => (!c.binaryBits && c.manifest.space === 'l2' ? Math.sqrt(d) : d), p.codes, only);
   }
 
-  /** Exact brute-force search over raw vectors: pixel-space L2 over the stored bytes (images) or TF-IDF cosine over the full vocabulary (texts). */
-  baselineNeighbors(c: Collection, q: PreparedQuery, k: number): HitList {
-    if (!q.raw) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector; the exact baseline needs a key, an image or a text');
-    if (isSparse(q.raw)) {
+  /** The exact baseline's retriever over a collection (with its rows' ids) and how its distances are reported. */
+  private baseline(c: Collection, raw: RawVector): { r: Ranker<RawVector>; ids: Int32Array; distance: (d: number) => number; dense?: { data: Pixels; dim: number } } {
+    if (isSparse(raw)) {
       const rows = c.sparseRows();
-      return this.rank(c, sparseScan('tfidf-exact', rows), rows.idsView().slice(), q.raw, k, q, (x) => x);
+      const r = sparseScan('tfidf-exact', rows);
+      return { r: { name: r.name, search: (q, k, only) => r.search(q as SparseVector, k, only) }, ids: rows.idsView(), distance: (x) => x };
     }
     const d = c.manifest.rawDim;
     const b = c.derived('retriever:baseline', () => {
       const m = c.rawMatrix();
-      return { r: exactScan('pixel-exact', m.data, d, 'l2', { unitRows: true }), ids: m.ids.slice() };
+      return { r: exactScan('pixel-exact', m.data, d, 'l2', { unitRows: true }), ids: m.ids.slice(), data: m.data };
     });
     const bytes = c.manifest.rawType === 'u8';
     // Pixel distances are reported in [0, 1] units whether the pixels are stored as bytes or floats.
-    return this.rank(c, b.r, b.ids, bytes ? Float32Array.from(toBytes(q.raw)) : toFloats(q.raw), k, q, (x) => Math.sqrt(x) / (bytes ? 255 : 1));
+    const asQuery = (v: RawVector) => (bytes ? Float32Array.from(toBytes(v as Pixels)) : toFloats(v as Pixels));
+    return {
+      r: { name: b.r.name, search: (q, k, only) => b.r.search(asQuery(q), k, only) },
+      ids: b.ids,
+      distance: (x) => Math.sqrt(x) / (bytes ? 255 : 1),
+      dense: { data: b.data, dim: d },
+    };
+  }
+
+  /** Exact brute-force search over raw vectors: pixel-space L2 over the stored bytes (images) or TF-IDF cosine over the full vocabulary (texts). */
+  baselineNeighbors(c: Collection, q: PreparedQuery, p: Plan, first?: Ranked[]): HitList {
+    if (!q.raw) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector; the exact baseline needs a key, an image or a text');
+    const b = this.baseline(c, q.raw);
+    return this.rank(c, b.r, b.ids, q.raw, q, b.distance, p.baseline, p.allowed ? rowSetOf(b.ids, p.allowed) : undefined, first);
   }
 
   /** Runs a prepared query: codes, and the exact baseline when `compare` is set. */
   run(c: Collection, q: PreparedQuery, o: SearchOptions): SearchResponse {
     // One generation for the whole answer: the graph, the matrices the re-ranking reads and the rows of the hits.
-    return c.consistent(() => this.runNow(c, q, o));
+    return c.consistent(() => this.runNow(c, q, o, this.plan(c, o)));
   }
 
-  private runNow(c: Collection, q: PreparedQuery, o: SearchOptions): SearchResponse {
-    const k = this.checkK(o.k);
-    if (o.ef !== undefined && (!Number.isInteger(o.ef) || o.ef < 1 || o.ef > 4096)) throw fail('INVALID_ARGUMENT', `ef must be an integer from 1 to 4096, got ${o.ef}`);
-    const codes = this.codeNeighbors(c, q, k, o);
-    const out: SearchResponse = { collection: c.name, k, query: { key: q.key, label: q.label, ...(q.snippet ? { snippet: q.snippet } : {}) }, codes };
+  private runNow(c: Collection, q: PreparedQuery, o: SearchOptions, p: Plan, first?: Ranked[]): SearchResponse {
+    const codes = this.codeNeighbors(c, q, p, o);
+    const out: SearchResponse = {
+      collection: c.name,
+      k: p.codes.k,
+      offset: p.codes.offset,
+      generation: c.generation,
+      next: null,
+      query: { key: q.key, label: q.label, ...(q.snippet ? { snippet: q.snippet } : {}) },
+      ...(p.filter ? { filter: { ...p.filter, matched: p.allowed!.length } } : {}),
+      codes,
+    };
     if (o.compare) {
-      out.baseline = this.baselineNeighbors(c, q, k);
+      out.baseline = this.baselineNeighbors(c, q, p, first);
       const a = new Set(codes.hits.map((h) => h.key));
-      out.overlap = out.baseline.hits.filter((h) => a.has(h.key)).length / k;
+      out.overlap = out.baseline.hits.filter((h) => a.has(h.key)).length / Math.max(1, Math.min(p.codes.k, Math.max(codes.hits.length, out.baseline.hits.length)));
     }
+    if (codes.more || out.baseline?.more) out.next = encodeCursor({ generation: c.generation, offset: p.codes.offset + p.codes.k });
     return out;
+  }
+
+  /** The query an item of the collection makes (its code and raw vector; it is left out of its own answer). */
+  private itemQuery(c: Collection, key: string): PreparedQuery {
+    const row = c.item(key);
+    return { code: c.codeOf(row.id), raw: c.rawOf(row.id), id: row.id, key: row.key, label: row.label, ...(row.text === null ? {} : { snippet: snippetOf(row.text) }) };
+  }
+
+  private codeQuery(c: Collection, code: number[]): PreparedQuery {
+    if (code.length !== c.manifest.codeDim) throw fail('INVALID_DIM', `code has ${code.length} values; collection '${c.name}' takes ${c.manifest.codeDim}`);
+    if (code.some((v) => !Number.isFinite(Math.fround(v)))) throw fail('INVALID_ARGUMENT', 'code values must be finite float32 numbers (|v| < 3.4e38)');
+    return { code: Float32Array.from(code), raw: null, id: null, key: null, label: null };
+  }
+
+  private textQuery(c: Collection, text: string): PreparedQuery {
+    if (c.kind !== 'text') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds images; search it with an image or a key`);
+    const v = textQueryVectors(c, text);
+    return { code: c.model.encode(v.input, 1), raw: v.raw, id: null, key: null, label: null, snippet: snippetOf(text) };
   }
 
   async byKey(name: string, key: string, o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
-    const row = c.item(key);
-    return this.run(c, { code: c.codeOf(row.id), raw: c.rawOf(row.id), id: row.id, key: row.key, label: row.label, ...(row.text === null ? {} : { snippet: snippetOf(row.text) }) }, o);
+    return c.consistent(() => this.runNow(c, this.itemQuery(c, key), o, this.plan(c, o)));
   }
 
   async byImage(name: string, image: Buffer, o: SearchOptions): Promise<SearchResponse> {
@@ -327,16 +464,63 @@ export class SearchEngine {
 
   async byCode(name: string, code: number[], o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
-    if (code.length !== c.manifest.codeDim) throw fail('INVALID_DIM', `code has ${code.length} values; collection '${name}' takes ${c.manifest.codeDim}`);
-    if (code.some((v) => !Number.isFinite(Math.fround(v)))) throw fail('INVALID_ARGUMENT', 'code values must be finite float32 numbers (|v| < 3.4e38)');
-    return this.run(c, { code: Float32Array.from(code), raw: null, id: null, key: null, label: null }, { ...o, compare: false });
+    return this.run(c, this.codeQuery(c, code), { ...o, compare: false });
   }
 
   async byText(name: string, text: string, o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
-    if (c.kind !== 'text') throw fail('INVALID_ARGUMENT', `collection '${name}' holds images; search it with an image or a key`);
-    const v = textQueryVectors(c, text);
-    return this.run(c, { code: c.model.encode(v.input, 1), raw: v.raw, id: null, key: null, label: null, snippet: snippetOf(text) }, o);
+    return this.run(c, this.textQuery(c, text), o);
+  }
+
+  /**
+   * Many queries (keys, codes or texts) answered together on one state of the collection, each answer equal to the
+   * one the query would get alone; the exact pixel baseline of a plain batch is one batched product.
+   */
+  async batch(name: string, queries: BatchQuery[], o: SearchOptions): Promise<SearchResponse[]> {
+    if (queries.length < 1 || queries.length > MAX_BATCH) throw fail('INVALID_ARGUMENT', `a batch holds 1 to ${MAX_BATCH} queries, got ${queries.length}`);
+    if (o.cursor !== undefined) throw fail('INVALID_ARGUMENT', 'a batch pages with offset, not cursor');
+    const c = await this.collection(name);
+    return c.consistent(() => {
+      const p = this.plan(c, o);
+      const prepared = queries.map((q, i) => {
+        try {
+          return 'key' in q ? this.itemQuery(c, q.key) : 'code' in q ? this.codeQuery(c, q.code) : this.textQuery(c, q.text);
+        } catch (e) {
+          if (isLatentdexError(e)) throw fail(e.code, `queries[${i}]: ${e.message}`, e);
+          throw e;
+        }
+      });
+      const firsts = o.compare ? this.batchBaseline(c, prepared, p) : undefined;
+      return prepared.map((q, i) => this.runNow(c, q, q.raw ? o : { ...o, compare: false }, p, firsts?.[i]));
+    });
+  }
+
+  /**
+   * The exact pixel baseline of many queries by one batched product (a plain plan over a dense collection), with
+   * distances; undefined where the per-query scan applies (filters, thresholds, grouping, texts).
+   */
+  private batchBaseline(c: Collection, qs: PreparedQuery[], p: Plan): (Ranked[] | undefined)[] | undefined {
+    const dense = qs.filter((q) => q.raw && !isSparse(q.raw));
+    if (dense.length < 8 || p.allowed || p.baseline.maxDistance !== undefined || p.baseline.groupBy || c.count === 0) return undefined;
+    const b = this.baseline(c, dense[0]!.raw!);
+    // The product needs a float copy of the matrix: only for collections where that copy stays small.
+    if (!b.dense || b.dense.data.length > BATCH_PRODUCT_VALUES) return undefined;
+    const { data, dim } = b.dense;
+    // float32 products can swap near-ties: take a margin, then order by the exact distance
+    const depth = Math.min(c.count, p.baseline.offset + p.baseline.k + 10);
+    const all = new Float32Array(dense.length * dim);
+    dense.forEach((q, i) => all.set(toFloats(q.raw as Pixels), i * dim));
+    const floats = data instanceof Uint8Array ? Float32Array.from(data) : data;
+    const rows = batchKnn(floats, dim, all, depth, 'l2');
+    const l2 = distancesTo(data, dim, 'l2');
+    let j = 0;
+    return qs.map((q) => {
+      if (!q.raw || isSparse(q.raw)) return undefined;
+      const r = rows[j]!;
+      const d = l2(toFloats(dense[j++]!.raw as Pixels), r);
+      // the batched product ranks by a rearranged sum: order ties and near-ties by the exact distance
+      return Array.from(r, (index, t) => ({ index, distance: d[t]! })).sort((a, b) => a.distance - b.distance || a.index - b.index);
+    });
   }
 
   /** Opens a collection and builds what its first query would otherwise pay for (baseline matrix, Hamming scan). */
@@ -345,8 +529,9 @@ export class SearchEngine {
     if (c.count === 0) return;
     const raw = c.kind === 'text' ? { index: new Uint32Array(0), value: new Float32Array(0) } : new Float32Array(c.manifest.rawDim);
     const probe: PreparedQuery = { code: new Float32Array(c.manifest.codeDim), raw, id: null, key: null, label: null };
-    this.codeNeighbors(c, probe, 1);
-    this.baselineNeighbors(c, probe, 1);
+    const p = this.plan(c, { k: 1 });
+    this.codeNeighbors(c, probe, p);
+    this.baselineNeighbors(c, probe, p);
   }
 
   /** Runs work that uses the collections; close() waits for it, so no request meets a freed model. */

@@ -81,7 +81,7 @@ export function collectionTwoStage(c: Collection, name: string, codes: Retriever
   const cd = c.manifest.codeDim;
   if (c.kind === 'text') {
     // The unit-length code rows are kept up to date by each write's rows, not rebuilt after it.
-    const coarse = distancesTo(c.rows<Float32Array>('code', { name: 'unit', row: (r) => normaliseRows(r, cd) }).data, cd, 'cosine', true);
+    const coarse = distancesTo(c.unitCodeMatrix().data, cd, 'cosine', true);
     return twoStage(name, codes, exactDistances(c.sparseRows()), coarse, o);
   }
   const px = c.rawMatrix();

@@ -1,0 +1,82 @@
+import express from 'express';
+import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import { batchBody, codeBody, imageItemFields, schemas, searchQuery, searchResponse, textBody, textItemBody } from '../schemas.js';
+
+const json = <T extends z.ZodTypeAny>(schema: T) => ({ content: { 'application/json': { schema } } });
+const errors = {
+  400: { description: 'bad input (code INVALID_ARGUMENT, K_OUT_OF_RANGE, INVALID_DIM, EMPTY_TEXT, …)', ...json(schemas.error) },
+  404: { description: 'no such collection or item', ...json(schemas.error) },
+  409: { description: 'STALE_CURSOR and other conflicts', ...json(schemas.error) },
+};
+const collection = z.object({ c: z.string().openapi({ description: 'collection name' }) });
+const item = collection.extend({ key: z.string().openapi({ description: 'item key' }) });
+const image = z.object({ image: z.string().openapi({ format: 'binary', description: 'PNG, JPEG, WebP, GIF, TIFF or AVIF; SVG is refused' }) });
+
+/** The OpenAPI 3 description of the HTTP API, generated from the zod schemas the routes validate with. */
+export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV3['generateDocument']> {
+  const r = new OpenAPIRegistry();
+  const route = (c: Omit<RouteConfig, 'responses'> & { ok: RouteConfig['responses'][string] }) => {
+    const { ok, ...rest } = c;
+    r.registerPath({ ...rest, responses: { 200: ok, ...errors } });
+  };
+  const collectionList = z.object({ collections: z.array(z.record(z.unknown())) });
+  const hits = { description: 'hits of the codes (and of the exact baseline with compare)', ...json(searchResponse) };
+  route({ method: 'get', path: '/api/health', summary: 'server status', ok: { description: 'status, backend, version', ...json(z.record(z.unknown())) } });
+  route({ method: 'get', path: '/api/collections', summary: 'every collection, with those that cannot be opened and why', ok: { description: 'collections', ...json(collectionList) } });
+  route({ method: 'get', path: '/api/collections/{c}', summary: 'a collection’s manifest and disk sizes', request: { params: collection }, ok: { description: 'manifest', ...json(z.record(z.unknown())) } });
+  route({
+    method: 'get',
+    path: '/api/collections/{c}/labels',
+    summary: 'labels and groups with their item counts (for filters)',
+    request: { params: collection },
+    ok: { description: 'counts', ...json(z.object({ labels: z.array(z.object({ value: z.string(), count: z.number() })), groups: z.array(z.object({ value: z.string(), count: z.number() })) })) },
+  });
+  route({ method: 'get', path: '/api/collections/{c}/items/{key}', summary: 'an item: label, group, text, code', request: { params: item }, ok: { description: 'item', ...json(z.record(z.unknown())) } });
+  route({ method: 'get', path: '/api/collections/{c}/items/{key}/neighbors', summary: 'nearest items to an item of the collection', request: { params: item, query: searchQuery }, ok: hits });
+  route({
+    method: 'post',
+    path: '/api/collections/{c}/search',
+    summary: 'search by an uploaded image (multipart field `image`), a code or a text',
+    request: {
+      params: collection,
+      query: searchQuery,
+      body: { content: { 'multipart/form-data': { schema: image }, 'application/json': { schema: z.union([codeBody, textBody]) } } },
+    },
+    ok: hits,
+  });
+  route({
+    method: 'post',
+    path: '/api/collections/{c}/search/batch',
+    summary: 'many queries (keys, codes, texts) answered together, each as it would be alone',
+    request: { params: collection, query: searchQuery, body: json(batchBody) },
+    ok: { description: 'one answer per query, in order', ...json(z.object({ collection: z.string(), results: z.array(searchResponse) })) },
+  });
+  route({
+    method: 'post',
+    path: '/api/collections/{c}/items',
+    summary: 'add (or with replace=true replace) an item; needs Authorization: Bearer <LATENTDEX_API_KEY>',
+    request: {
+      params: collection,
+      query: z.object({ replace: z.enum(['true', 'false']).optional() }),
+      body: { content: { 'multipart/form-data': { schema: image.merge(imageItemFields) }, 'application/json': { schema: textItemBody } } },
+    },
+    ok: { description: 'added', ...json(z.object({ key: z.string(), count: z.number() })) },
+  });
+  route({ method: 'delete', path: '/api/collections/{c}/items/{key}', summary: 'remove an item (API key)', request: { params: item }, ok: { description: 'removed', ...json(z.object({ removed: z.string(), count: z.number() })) } });
+  return new OpenApiGeneratorV3(r.definitions).generateDocument({
+    openapi: '3.0.3',
+    info: { title: 'latentdex', version, description: 'Search images and documents by example over autoencoder codes, with the exact baseline beside.' },
+  });
+}
+
+/** GET /api/openapi.json. */
+export function openapiRoutes(version?: string): express.Router {
+  const r = express.Router();
+  let doc: unknown;
+  r.get('/openapi.json', (_req, res) => {
+    doc ??= openapiDocument(version);
+    res.json(doc);
+  });
+  return r;
+}

@@ -1,0 +1,193 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import express from 'express';
+import { imagePng } from '../../encoder/png.js';
+import { fail } from '../../errors.js';
+import type { Collection } from '../../indexer/collection.js';
+import { sniffImage } from '../../../data/decode.js';
+import { projectCodes } from '../map.js';
+import type { RouteContext } from './http.js';
+
+/** The content type of a stored preview from its first bytes. */
+function previewType(b: Buffer): string {
+  return sniffImage(b) === 'webp' ? 'image/webp' : 'image/png';
+}
+
+/** Whether `file` lies inside one of `roots` once links are resolved (a path that does not exist is not). */
+function insideRoots(file: string, roots: string[]): string | undefined {
+  let real: string;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    return undefined;
+  }
+  for (const r of roots) {
+    let root: string;
+    try {
+      root = fs.realpathSync(r);
+    } catch {
+      continue;
+    }
+    if (relativeInside(root, real) !== undefined) return real;
+  }
+  return undefined;
+}
+
+/** `p` relative to `root` when it lies below it ('..top.png' does; '..' and '../x' do not), else undefined. */
+function relativeInside(root: string, p: string): string | undefined {
+  const rel = path.relative(root, p);
+  return rel && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel) ? rel : undefined;
+}
+
+/**
+ * A path as clients may see it: absolute file paths reveal the server's folders, so unless originals are served
+ * they are shown relative to the folder they were read from (null when outside every recorded folder).
+ */
+function publicPath(p: string | null, roots: string[], full: boolean): string | null {
+  if (p === null || full || !path.isAbsolute(p)) return p;
+  for (const r of roots) {
+    const rel = relativeInside(r, p);
+    if (rel !== undefined) return rel;
+  }
+  return null;
+}
+
+/** The manifest as clients may see it: source folders and skipped files' paths only when originals are served. */
+function publicManifest(c: Collection, full: boolean): Record<string, unknown> {
+  if (full) return { ...c.manifest };
+  const { roots, skipped, ...params } = c.manifest.params as { roots?: string[]; skipped?: { count: number; files: { path: string; reason: string }[] } };
+  const r = roots ?? [];
+  const source = String(c.manifest.model.source ?? '');
+  return {
+    ...c.manifest,
+    // the training source names a folder too: keep its last component
+    model: { ...c.manifest.model, ...(source.startsWith('dir:') ? { source: `dir:${path.basename(source.slice(4))}` } : {}) },
+    params: {
+      ...params,
+      ...(roots ? { roots: r.length } : {}),
+      ...(skipped ? { skipped: { count: skipped.count, files: skipped.files.map((f) => ({ path: publicPath(f.path, r, false) ?? path.basename(f.path), reason: r.reduce((t, root) => t.split(`${root}${path.sep}`).join(''), f.reason) })) } } : {}),
+    },
+  };
+}
+
+function summary(c: Collection) {
+  const m = c.manifest;
+  return { name: m.name, kind: m.kind, count: m.count, codeDim: m.codeDim, space: m.space, binaryBits: c.binaryBits ?? null, model: m.model.arch, updatedAt: m.updatedAt };
+}
+
+/** Reading routes: health, collections, items, their previews, reconstructions and originals, the code map. */
+export function readRoutes(ctx: RouteContext): express.Router {
+  const { engine, wrap } = ctx;
+  const r = express.Router();
+  r.get('/health', (_req, res) => {
+    res.json({ status: 'ok', backend: ctx.backend, version: ctx.version, collections: engine.names().length, originals: Boolean(ctx.serveOriginals) });
+  });
+
+  r.get(
+    '/collections',
+    wrap(async (_req, res) => {
+      const all = await engine.status();
+      res.json({ collections: all.map((c) => ('available' in c ? c : { ...summary(c), available: true })) });
+    }),
+  );
+
+  r.get(
+    '/collections/:c',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      res.json({ ...summary(c), manifest: publicManifest(c, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
+    }),
+  );
+
+  r.get(
+    '/collections/:c/random',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      res.json({ key: c.randomKey() });
+    }),
+  );
+
+  r.get(
+    '/collections/:c/map',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      res.json(projectCodes(c));
+    }),
+  );
+
+  r.get(
+    '/collections/:c/items/:key',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const row = c.item(req.params.key!);
+      res.json({ key: row.key, label: row.label, uri: publicPath(row.uri, c.sourceRoots, Boolean(ctx.serveOriginals)), group: row.grp, text: row.text, thumbnail: engine.thumbnailUrl(c, row.key), code: Array.from(c.codeOf(row.id)) });
+    }),
+  );
+
+  r.get(
+    '/collections/:c/items/:key/preview',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const b = c.preview(req.params.key!);
+      if (b === null) throw fail('NOT_FOUND', `item '${req.params.key}' has no preview (text items have snippets)`);
+      res.type(previewType(b)).set('cache-control', 'private, max-age=60').send(b);
+    }),
+  );
+
+  r.get(
+    '/collections/:c/items/:key/thumbnail.png',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const i = c.model.manifest.input;
+      if (i.type !== 'pixels') throw fail('NOT_FOUND', `collection '${c.name}' holds text; its items have snippets, not images`);
+      const row = c.item(req.params.key!);
+      res.type('png').set('cache-control', 'private, max-age=60').send(imagePng(c.pixelsOf(row.id), i.width, i.height, i.channels));
+    }),
+  );
+
+  r.get(
+    '/collections/:c/items/:key/original',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      if (!ctx.serveOriginals) throw fail('NOT_FOUND', 'original files are not served; start the server with --serve-originals to allow it');
+      const row = c.item(req.params.key!);
+      const file = row.uri && path.isAbsolute(row.uri) ? insideRoots(row.uri, c.sourceRoots) : undefined;
+      if (!file) throw fail('NOT_FOUND', `item '${row.key}' has no original file in the folders '${c.name}' was read from (moved, or not from a dir: source)`);
+      const head = Buffer.alloc(64);
+      const fh = await fs.promises.open(file, 'r').catch(() => undefined);
+      if (!fh) throw fail('NOT_FOUND', `the original of '${row.key}' cannot be read`);
+      try {
+        await fh.read(head, 0, 64, 0);
+      } finally {
+        await fh.close();
+      }
+      const type = sniffImage(head);
+      if (!type) throw fail('NOT_FOUND', `the original of '${row.key}' is no longer an image`);
+      res.type(type === 'heif' ? 'image/avif' : `image/${type}`).set('x-content-type-options', 'nosniff').set('content-security-policy', "default-src 'none'");
+      await new Promise<void>((resolve, reject) =>
+        res.sendFile(file, { dotfiles: 'allow' }, (err) => (err && !res.headersSent ? reject(fail('NOT_FOUND', `the original of '${row.key}' cannot be read`, err)) : resolve())),
+      );
+    }),
+  );
+
+  r.get(
+    '/collections/:c/items/:key/reconstruction.png',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const i = c.model.manifest.input;
+      if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; it has no image reconstructions`);
+      const row = c.item(req.params.key!);
+      const rec = c.model.decode(c.codeOf(row.id), 1);
+      res.type('png').send(imagePng(rec, i.width, i.height, i.channels));
+    }),
+  );
+
+  r.get(
+    '/collections/:c/labels',
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      res.json({ labels: c.valueCounts('label'), groups: c.valueCounts('group') });
+    }),
+  );
+  return r;
+}

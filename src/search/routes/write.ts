@@ -1,0 +1,46 @@
+import express from 'express';
+import { imagePng } from '../../encoder/png.js';
+import { fail } from '../../errors.js';
+import { decodeQueryImage, textQueryVectors } from '../engine.js';
+import { imageItemFields, textItemBody } from '../schemas.js';
+import { parse, type RouteContext } from './http.js';
+
+/** Writing routes (API key): add or replace an item, remove one. */
+export function writeRoutes(ctx: RouteContext): express.Router {
+  const { engine, wrap, upload, requireKey } = ctx;
+  const r = express.Router();
+  r.post(
+    '/collections/:c/items',
+    requireKey,
+    upload,
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      const replace = req.query.replace === 'true';
+      if (c.kind === 'image') {
+        if (!req.file) throw fail('INVALID_ARGUMENT', 'send the image as multipart field `image` with a `key` field');
+        const f = parse(imageItemFields, req.body, 'fields');
+        const i = c.model.manifest.input;
+        if (i.type !== 'pixels') throw fail('INTERNAL', 'image collection with a text model');
+        const img = await decodeQueryImage(c, req.file.buffer);
+        await c.add([{ key: f.key, label: f.label ?? null, grp: f.group ?? null, uri: `upload:${f.key}`, input: img.pixels, raw: img.pixels, thumb: img.preview ?? imagePng(img.pixels, i.width, i.height, i.channels) }], { replace, quiet: true });
+        res.status(201).json({ key: f.key, count: c.count });
+        return;
+      }
+      const b = parse(textItemBody, req.body, 'body');
+      const v = textQueryVectors(c, b.text);
+      await c.add([{ key: b.key, label: b.label ?? null, grp: b.group ?? null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], { replace, quiet: true });
+      res.status(201).json({ key: b.key, count: c.count });
+    }),
+  );
+
+  r.delete(
+    '/collections/:c/items/:key',
+    requireKey,
+    wrap(async (req, res) => {
+      const c = await engine.collection(req.params.c!);
+      await c.remove([req.params.key!]);
+      res.json({ removed: req.params.key, count: c.count });
+    }),
+  );
+  return r;
+}

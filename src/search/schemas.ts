@@ -1,0 +1,124 @@
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import { MAX_FILTER_VALUES } from '../indexer/filter.js';
+import { MAX_SHORTLIST } from './rerank.js';
+import { MAX_BATCH, MAX_DEPTH, type SearchOptions } from './engine.js';
+
+// `.openapi()` names schemas in the generated description (/api/openapi.json).
+extendZodWithOpenApi(z);
+
+/** A query-string value given once or repeated (`label=a&label=b`), as a list. */
+const repeated = (what: string) =>
+  z
+    .union([z.string().max(512), z.array(z.string().max(512)).max(MAX_FILTER_VALUES)])
+    .transform((v) => (Array.isArray(v) ? v : [v]))
+    .openapi({ description: `${what}; repeat the parameter for several (any of them matches)` });
+
+/** A number in the query string (an empty value is refused, not read as 0), described as a number. */
+const num = (o: { int?: boolean; min?: number; max?: number } = {}) => {
+  let n = o.int ? z.number().int() : z.number();
+  if (o.min !== undefined) n = n.min(o.min);
+  if (o.max !== undefined) n = n.max(o.max);
+  return z
+    .string()
+    .min(1)
+    .pipe(z.coerce.number().pipe(n))
+    .openapi({ type: o.int ? 'integer' : 'number', minLength: undefined, ...(o.min !== undefined ? { minimum: o.min } : {}), ...(o.max !== undefined ? { maximum: o.max } : {}) });
+};
+
+/** The options of every search route, in its query string. */
+export const searchQuery = z
+  .object({
+    k: num({ int: true }).optional().openapi({ description: 'hits per page (default 10, at most the server’s max k; with max_distance: the most hits, default and at most 1000)' }),
+    offset: num({ int: true, min: 0, max: MAX_DEPTH }).optional().openapi({ description: `hits skipped: pages are offset/k slices of one ranking (offset + k ≤ ${MAX_DEPTH})` }),
+    cursor: z.string().min(1).max(200).optional().openapi({ description: 'the `next` of a previous answer: its next page, refused with 409 STALE_CURSOR if the collection changed since' }),
+    ef: num({ int: true, min: 1, max: 4096 }).optional().openapi({ description: 'HNSW search breadth (default: the collection’s)' }),
+    compare: z.enum(['pixel', 'tfidf', 'none', 'true', 'false']).optional().openapi({ description: 'also answer with the exact baseline (pixels or TF-IDF) over the same filter and page' }),
+    rerank: num({ int: true, min: 0, max: MAX_SHORTLIST }).optional().openapi({ description: 'two-stage search: rows the codes shortlist for the exact re-ranking; 0 = codes alone' }),
+    blend: num({ min: 0, max: 1 }).optional().openapi({ description: 'texts: weight of the code distance in the re-ranking' }),
+    label: repeated('only items with this label').optional(),
+    group: repeated('only items of this group (text source document)').optional(),
+    prefix: z.string().min(1).max(512).optional().openapi({ description: 'only items whose key starts with this (for dir: collections, `cats/` is the folder cats)' }),
+    max_distance: num({ min: 0 }).optional().openapi({ description: 'every code hit at most this far (the distance hits report), up to k' }),
+    baseline_max_distance: num({ min: 0 }).optional().openapi({ description: 'the same for the baseline column, in its own distance' }),
+    group_by: z.enum(['label', 'group', 'folder']).optional().openapi({ description: 'at most per_group hits per label, group or folder' }),
+    per_group: num({ int: true, min: 1, max: MAX_DEPTH }).optional().openapi({ description: 'hits kept per group (default 1)' }),
+  })
+  .strict()
+  .openapi('SearchOptions');
+
+export type SearchQuery = z.infer<typeof searchQuery>;
+
+/** Search options from a parsed query string. */
+export function searchOptionsOf(q: SearchQuery): SearchOptions {
+  const filter = q.label || q.group || q.prefix !== undefined ? { labels: q.label, groups: q.group, prefix: q.prefix } : undefined;
+  return {
+    k: q.k,
+    offset: q.offset,
+    cursor: q.cursor,
+    ef: q.ef,
+    rerank: q.rerank,
+    blend: q.blend,
+    compare: q.compare !== undefined && q.compare !== 'none' && q.compare !== 'false',
+    filter,
+    maxDistance: q.max_distance,
+    baselineMaxDistance: q.baseline_max_distance,
+    groupBy: q.group_by,
+    perGroup: q.per_group,
+  };
+}
+
+/** Largest magnitude a float32 holds: codes are float32, so 1e308 is no code. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+const code = z.array(z.number().finite().min(-FLOAT32_MAX).max(FLOAT32_MAX)).min(1).max(65536);
+
+export const codeBody = z.object({ code }).strict().openapi('CodeQuery');
+export const textBody = z.object({ text: z.string().max(100_000) }).strict().openapi('TextQuery');
+export const batchBody = z
+  .object({
+    queries: z
+      .array(z.union([z.object({ key: z.string().min(1).max(512) }).strict(), z.object({ code }).strict(), z.object({ text: z.string().max(100_000) }).strict()]))
+      .min(1)
+      .max(MAX_BATCH),
+  })
+  .strict()
+  .openapi('BatchQuery');
+export const textItemBody = z
+  .object({ key: z.string().min(1).max(512), text: z.string(), label: z.string().max(256).nullable().optional(), group: z.string().max(512).nullable().optional() })
+  .strict()
+  .openapi('TextItem');
+export const imageItemFields = z.object({ key: z.string().min(1).max(512), label: z.string().max(256).optional(), group: z.string().max(512).optional() }).strict().openapi('ImageItemFields');
+
+const error = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error');
+
+const hit = z
+  .object({
+    rank: z.number().int(),
+    key: z.string(),
+    label: z.string().nullable(),
+    distance: z.number(),
+    thumbnail: z.string(),
+    snippet: z.string().optional(),
+    group: z.string().nullable().optional(),
+  })
+  .openapi('Hit');
+const hitList = z.object({ method: z.string(), hits: z.array(hit), latencyMs: z.number(), precision: z.number().nullable(), more: z.boolean() }).openapi('HitList');
+
+export const searchResponse = z
+  .object({
+    collection: z.string(),
+    k: z.number().int(),
+    offset: z.number().int(),
+    generation: z.number().int(),
+    next: z.string().nullable(),
+    query: z.object({ key: z.string().nullable(), label: z.string().nullable(), snippet: z.string().optional() }),
+    filter: z.object({ labels: z.array(z.string()).optional(), groups: z.array(z.string()).optional(), prefix: z.string().optional(), matched: z.number().int() }).optional(),
+    codes: hitList,
+    baseline: hitList.optional(),
+    overlap: z.number().optional(),
+    reconstruction: z.string().optional(),
+    preview: z.string().optional(),
+  })
+  .openapi('SearchResponse');
+
+export const schemas = { error, hit };
