@@ -703,7 +703,10 @@ export class Collection {
 
   item(key: string): ItemRow {
     const r = this.#cat.byKey(key);
-    if (!r) throw fail('ITEM_NOT_FOUND', `no item '${key}' in collection '${this.name}'`);
+    if (!r) {
+      const example = this.#cat.keyAt(0);
+      throw fail('ITEM_NOT_FOUND', `no item '${key}' in collection '${this.name}'${example === undefined ? ' (it is empty)' : `; its keys look like '${example}'`}`);
+    }
     return r;
   }
 

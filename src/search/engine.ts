@@ -373,7 +373,7 @@ export class SearchEngine {
   }
 
   /** The exact baseline's retriever over a collection (with its rows' ids) and how its distances are reported. */
-  private baseline(c: Collection, raw: RawVector): { r: Ranker<RawVector>; ids: Int32Array; distance: (d: number) => number; dense?: { data: Pixels; dim: number } } {
+  private baseline(c: Collection, raw: RawVector): { r: Ranker<RawVector>; ids: Int32Array; distance: (d: number) => number; dense?: { data: Pixels; dim: number; asQuery: (v: RawVector) => Float32Array } } {
     if (isSparse(raw)) {
       const rows = c.sparseRows();
       const r = sparseScan('tfidf-exact', rows);
@@ -391,7 +391,7 @@ export class SearchEngine {
       r: { name: b.r.name, search: (q, k, only) => b.r.search(asQuery(q), k, only) },
       ids: b.ids,
       distance: (x) => Math.sqrt(x) / (bytes ? 255 : 1),
-      dense: { data: b.data, dim: d },
+      dense: { data: b.data, dim: d, asQuery },
     };
   }
 
@@ -505,11 +505,12 @@ export class SearchEngine {
     const b = this.baseline(c, dense[0]!.raw!);
     // The product needs a float copy of the matrix: only for collections where that copy stays small.
     if (!b.dense || b.dense.data.length > BATCH_PRODUCT_VALUES) return undefined;
-    const { data, dim } = b.dense;
+    const { data, dim, asQuery } = b.dense;
     // float32 products can swap near-ties: take a margin, then order by the exact distance
     const depth = Math.min(c.count, p.baseline.offset + p.baseline.k + 10);
     const all = new Float32Array(dense.length * dim);
-    dense.forEach((q, i) => all.set(toFloats(q.raw as Pixels), i * dim));
+    const queries = dense.map((q) => asQuery(q.raw!));
+    queries.forEach((q, i) => all.set(q, i * dim));
     const floats = data instanceof Uint8Array ? Float32Array.from(data) : data;
     const rows = batchKnn(floats, dim, all, depth, 'l2');
     const l2 = distancesTo(data, dim, 'l2');
@@ -517,7 +518,7 @@ export class SearchEngine {
     return qs.map((q) => {
       if (!q.raw || isSparse(q.raw)) return undefined;
       const r = rows[j]!;
-      const d = l2(toFloats(dense[j++]!.raw as Pixels), r);
+      const d = l2(queries[j++]!, r);
       // the batched product ranks by a rearranged sum: order ties and near-ties by the exact distance
       return Array.from(r, (index, t) => ({ index, distance: d[t]! })).sort((a, b) => a.distance - b.distance || a.index - b.index);
     });
