@@ -94,4 +94,26 @@ describe('web page', () => {
     assert.equal(overflow, false, 'no horizontal scrolling at 375 px');
     await page.screenshot({ path: path.join(OUT, 'page-375.png'), fullPage: true });
   });
+
+  it('filters both columns by the chosen labels and pages through them', async () => {
+    await page.setViewportSize({ width: 1200, height: 900 });
+    await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=5`);
+    await columnsFilled(5);
+    await page.selectOption('#labels', ['3', '8']);
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent?.includes('filter:'));
+    await columnsFilled(5);
+    const labels = await page.$$eval('.hit .lab', (els) => els.map((e) => (e.textContent ?? '').split(' ')[1]));
+    assert.ok(labels.every((l) => l === '3' || l === '8'), labels.join(','));
+    const first = await page.$$eval('#codes-hits .hit', (els) => els.map((e) => e.getAttribute('data-key')));
+    await page.click('#next');
+    await page.waitForFunction(() => document.querySelector('#page-info')?.textContent?.startsWith('hits 6–'));
+    await columnsFilled(5);
+    const second = await page.$$eval('#codes-hits .hit', (els) => els.map((e) => e.getAttribute('data-key')));
+    assert.equal(second.filter((k) => first.includes(k)).length, 0, 'the next page repeats no hit');
+    assert.match((await page.textContent('#codes-hits li:first-child .lab')) ?? '', /^#6 /);
+    await page.click('#prev');
+    await page.waitForFunction(() => document.querySelector('#page-info')?.textContent?.startsWith('hits 1–'));
+    assert.deepEqual(await page.$$eval('#codes-hits .hit', (els) => els.map((e) => e.getAttribute('data-key'))), first);
+    await page.screenshot({ path: path.join(OUT, 'page-filter.png'), fullPage: true });
+  });
 });

@@ -1,6 +1,6 @@
 // latentdex page: query by example, learned codes next to the exact baseline. No build step.
 const $ = (id) => document.getElementById(id);
-const state = { collection: null, kind: 'image', key: null, k: 10, map: null, last: null, collections: [], originals: false };
+const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, query: null, map: null, last: null, collections: [], originals: false };
 // 20 distinguishable colours; labels past the 20 most frequent share the grey of "other".
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf', '#393b79',
   '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1', '#fd8d3c', '#a1d99b'];
@@ -36,6 +36,16 @@ function writeUrl() {
   history.replaceState(null, '', `?${p}`);
 }
 
+/** The search options of the page: page, baseline, and the filter the controls set. */
+function searchParams() {
+  const p = new URLSearchParams({ k: String(state.k), compare: state.kind === 'text' ? 'tfidf' : 'pixel' });
+  if (state.offset) p.set('offset', String(state.offset));
+  for (const o of $('labels').selectedOptions) p.append('label', o.value);
+  for (const o of $('groups').selectedOptions) p.append('group', o.value);
+  if ($('prefix').value) p.set('prefix', $('prefix').value);
+  return p;
+}
+
 function el(tag, attrs = {}, ...children) {
   const n = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -61,7 +71,7 @@ function hitCard(h, queryLabel) {
   const btn = el('button', {
     type: 'button', class: `hit ${matchClass}`, 'data-key': h.key,
     title: `Search by ${h.key}`, 'aria-label': `Rank ${h.rank}: ${h.key}, label ${h.label ?? 'unknown'}, distance ${dist}${matchClass === 'match' ? ', same label as the query' : ''}. Search by this item.`,
-    onclick: () => searchByKey(h.key),
+    onclick: () => { state.offset = 0; searchByKey(h.key); },
   }, visual, el('span', { class: 'lab' }, `#${h.rank} ${h.label ?? '?'}`), el('span', { class: 'meta' }, `d ${dist}`));
   return el('li', {}, btn);
 }
@@ -101,7 +111,33 @@ function render(r, query) {
     cap.append(' · ', el('a', { href, target: '_blank', rel: 'noopener' }, 'original file'));
   }
   drawMap();
-  setStatus(`${r.codes.hits.length} neighbours from ${r.collection}.`);
+  const hits = Math.max(r.codes.hits.length, r.baseline?.hits.length ?? 0);
+  $('pager').hidden = r.offset === 0 && !r.next;
+  $('prev').disabled = r.offset === 0;
+  $('next').disabled = !r.next;
+  $('page-info').textContent = hits ? `hits ${r.offset + 1}–${r.offset + hits}` : 'no hits on this page';
+  const filtered = r.filter ? ` (filter: ${r.filter.matched} matching items)` : '';
+  setStatus(`${r.codes.hits.length} neighbours from ${r.collection}${filtered}.`);
+}
+
+/** Runs the last query again (another page, another filter). */
+function rerun() {
+  const q = state.query;
+  if (!q) return;
+  if (q.key) searchByKey(q.key);
+  else if (q.file) searchByFile(q.file);
+  else if (q.text) searchByText(q.text);
+}
+
+/** Fills the filter lists with the collection's labels and groups (most frequent first, with counts). */
+async function loadFilterValues(name) {
+  const { labels, groups } = await api(`/api/collections/${encodeURIComponent(name)}/labels`);
+  const opts = (vs) => vs.map((v) => el('option', { value: v.value }, `${v.value} (${v.count})`));
+  $('labels').replaceChildren(...opts(labels));
+  $('labels').size = Math.min(4, Math.max(1, labels.length));
+  $('groups').replaceChildren(...opts(groups));
+  $('groups').size = Math.min(4, Math.max(1, groups.length));
+  $('groups-box').hidden = groups.length === 0;
 }
 
 async function run(label, fn) {
@@ -118,8 +154,9 @@ async function run(label, fn) {
 function searchByKey(key) {
   return run(`Searching by ${key}…`, async () => {
     const c = encodeURIComponent(state.collection);
-    const r = await api(`/api/collections/${c}/items/${encodeURIComponent(key)}/neighbors?k=${state.k}&compare=${state.kind === 'text' ? 'tfidf' : 'pixel'}`);
+    const r = await api(`/api/collections/${c}/items/${encodeURIComponent(key)}/neighbors?${searchParams()}`);
     state.key = key;
+    state.query = { key };
     writeUrl();
     const base = `/api/collections/${c}/items/${encodeURIComponent(key)}`;
     render(r, { src: `${base}/preview`, recon: `${base}/reconstruction.png` });
@@ -131,8 +168,9 @@ function searchByFile(file) {
     if (state.kind === 'text') throw new Error('This collection holds text: type a query instead of uploading an image.');
     const fd = new FormData();
     fd.append('image', file);
-    const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?k=${state.k}&compare=pixel`, { method: 'POST', body: fd });
+    const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?${searchParams()}`, { method: 'POST', body: fd });
     state.key = null;
+    state.query = { file };
     writeUrl();
     render(r, { src: URL.createObjectURL(file), name: file.name });
   });
@@ -141,10 +179,11 @@ function searchByFile(file) {
 function searchByText(text) {
   return run('Searching by text…', async () => {
     if (!text.trim()) throw new Error('Type some words to search for.');
-    const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?k=${state.k}&compare=tfidf`, {
+    const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?${searchParams()}`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }),
     });
     state.key = null;
+    state.query = { text };
     writeUrl();
     render(r, { text });
   });
@@ -233,7 +272,10 @@ function onMapClick(ev) {
     const d = (fx(p.x) - x) ** 2 + (fy(p.y) - y) ** 2;
     if (d < bd) [bd, best] = [d, p];
   }
-  if (best) searchByKey(best.key);
+  if (best) {
+    state.offset = 0;
+    searchByKey(best.key);
+  }
 }
 
 async function selectCollection(name, key) {
@@ -244,7 +286,11 @@ async function selectCollection(name, key) {
   $('upload-label').hidden = state.kind === 'text';
   $('base-title').textContent = state.kind === 'text' ? 'Exact TF-IDF cosine baseline' : 'Exact pixel-space baseline';
   state.map = null;
+  state.offset = 0;
+  state.query = null;
+  $('prefix').value = '';
   drawMap();
+  await loadFilterValues(name).catch((e) => showError(e.message));
   api(`/api/collections/${encodeURIComponent(name)}/map`).then((m) => {
     const { colours, entries } = legendOf(m);
     state.map = { ...m, colours, legend: entries };
@@ -287,13 +333,20 @@ async function init() {
 $('collection').addEventListener('change', (e) => selectCollection(e.target.value));
 $('k').addEventListener('change', (e) => {
   state.k = Number(e.target.value);
+  state.offset = 0;
   if (state.key) searchByKey(state.key);
   else writeUrl();
 });
-$('random').addEventListener('click', randomItem);
-$('upload').addEventListener('change', (e) => e.target.files[0] && searchByFile(e.target.files[0]));
-$('text-go').addEventListener('click', () => searchByText($('text').value));
-$('text').addEventListener('keydown', (e) => e.key === 'Enter' && searchByText($('text').value));
+$('random').addEventListener('click', () => { state.offset = 0; randomItem(); });
+const refilter = () => { state.offset = 0; rerun(); };
+$('labels').addEventListener('change', refilter);
+$('groups').addEventListener('change', refilter);
+$('prefix').addEventListener('change', refilter);
+$('prev').addEventListener('click', () => { state.offset = Math.max(0, state.offset - state.k); rerun(); });
+$('next').addEventListener('click', () => { state.offset += state.k; rerun(); });
+$('upload').addEventListener('change', (e) => { state.offset = 0; if (e.target.files[0]) searchByFile(e.target.files[0]); });
+$('text-go').addEventListener('click', () => { state.offset = 0; searchByText($('text').value); });
+$('text').addEventListener('keydown', (e) => { if (e.key === 'Enter') { state.offset = 0; searchByText($('text').value); } });
 $('map').addEventListener('click', onMapClick);
 let dragDepth = 0;
 window.addEventListener('dragenter', (e) => { e.preventDefault(); dragDepth++; $('drop').hidden = false; });
@@ -304,6 +357,9 @@ window.addEventListener('drop', (e) => {
   dragDepth = 0;
   $('drop').hidden = true;
   const f = e.dataTransfer?.files?.[0];
-  if (f) searchByFile(f);
+  if (f) {
+    state.offset = 0;
+    searchByFile(f);
+  }
 });
 init();
