@@ -103,6 +103,32 @@ describe('pages', () => {
     assert.deepEqual(keysOf(offset), keysOf(whole).slice(30, 40));
   });
 
+  it('pages stay slices of one ranking past the HNSW breadth, with a re-ranking, and with a threshold', async () => {
+    for (const o of [{ ef: 20 }, { maxDistance: 1e9 }] as SearchOptions[]) {
+      const whole = await engine.byKey('d', query, { ...o, k: 60, compare: true });
+      const pages: string[] = [];
+      for (let offset = 0; offset < 60; offset += 15) pages.push(...keysOf(await engine.byKey('d', query, { ...o, k: 15, offset, compare: true })));
+      assert.deepEqual(pages, keysOf(whole), JSON.stringify(o));
+      assert.equal(new Set(pages).size, pages.length, `${JSON.stringify(o)}: no hit twice`);
+    }
+    // a re-ranked search ranks its shortlist (rerank=30 rows, the query item among them): its pages end there
+    const whole = await engine.byKey('d', query, { rerank: 30, k: 28 });
+    const pages: string[] = [];
+    let last: SearchResponse | undefined;
+    for (let offset = 0; offset < 35; offset += 7) pages.push(...keysOf((last = await engine.byKey('d', query, { rerank: 30, k: 7, offset }))));
+    assert.deepEqual(pages, [...keysOf(whole), ...pages.slice(28)]);
+    assert.equal(pages.length, 29);
+    assert.deepEqual([last!.codes.more, last!.next], [false, null]);
+  });
+
+  it('offers no next page past the deepest one a client may ask for', async () => {
+    const last = await engine.byKey('d', query, { k: 10, offset: 990 });
+    assert.equal(last.codes.more, true);
+    assert.equal(last.next, null);
+    const bounded = await engine.byKey('d', query, { maxDistance: 1e9 });
+    assert.deepEqual([bounded.codes.hits.length, bounded.next], [1000, null]);
+  });
+
   it('pages of a filtered, grouped ranking are its slices too', async () => {
     const o: SearchOptions = { filter: { labels: ['1', '7'] }, groupBy: 'folder', perGroup: 3, compare: true };
     const whole = await engine.byKey('d', query, { ...o, k: 12 });
@@ -171,6 +197,16 @@ describe('max_distance', () => {
     assert.equal(capped.codes.more, true);
     await assert.rejects(engine.byKey('d', query, { maxDistance: -1 }), { code: 'INVALID_ARGUMENT' });
   });
+
+  it('a threshold on one column leaves the other at k', async () => {
+    const r = await engine.byKey('d', query, { compare: true, maxDistance: 1e9 });
+    assert.deepEqual([r.codes.hits.length, r.baseline!.hits.length], [1000, 10]);
+    const b = await engine.byKey('d', query, { compare: true, baselineMaxDistance: 1e9, k: 20 });
+    assert.deepEqual([b.codes.hits.length, b.baseline!.hits.length], [20, 20]);
+    const d = await engine.byKey('d', query, { compare: true, baselineMaxDistance: 1e9 });
+    assert.deepEqual([d.codes.hits.length, d.baseline!.hits.length], [10, 1000]);
+    await assert.rejects(engine.byKey('d', query, { baselineMaxDistance: 3 }), { code: 'INVALID_ARGUMENT' });
+  });
 });
 
 describe('group-by', () => {
@@ -224,7 +260,7 @@ describe('HTTP: filters, pages, batches, thresholds', () => {
   });
 
   it('gives 400 with the project error for bad values', async () => {
-    const bad = ['offset=-1', 'offset=abc', 'offset=', 'label[x]=1', 'group_by=colour', 'per_group=2', 'max_distance=-0.5', 'max_distance=', 'cursor=garbage', 'k=5&offset=996', 'bogus=1'];
+    const bad = ['offset=-1', 'offset=abc', 'offset=', 'offset=%20', 'k=0x10', 'max_distance=1e', 'compare=true&baseline_max_distance=%20', 'label[x]=1', 'group_by=colour', 'per_group=2', 'max_distance=-0.5', 'max_distance=', 'cursor=garbage', 'k=5&offset=996', 'bogus=1'];
     for (const q of bad) {
       const r = await request(app).get(`/api/collections/d/items/${query}/neighbors?${q}`);
       assert.equal(r.status, 400, q);

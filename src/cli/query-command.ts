@@ -30,8 +30,9 @@ interface SearchFlags {
 }
 
 function codeArg(v: string): number[] {
-  const parts = v.split(',').map((s) => Number(s.trim()));
-  if (parts.length === 0 || parts.some((n) => !Number.isFinite(n))) throw fail('INVALID_ARGUMENT', `--code takes comma-separated numbers, got '${v.slice(0, 40)}'`);
+  const raw = v.split(',').map((s) => s.trim());
+  const parts = raw.map(Number);
+  if (raw.some((s) => s === '') || parts.some((n) => !Number.isFinite(n))) throw fail('INVALID_ARGUMENT', `--code takes comma-separated numbers, got '${v.slice(0, 40)}'`);
   return parts;
 }
 

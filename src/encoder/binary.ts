@@ -54,6 +54,20 @@ export class PackedCodes {
     }
     return top.toArray();
   }
+  /** Every row (among `rows` when given) within Hamming distance `max` of the query. */
+  within(query: Uint32Array, max: number, rows?: ArrayLike<number>): { index: number; distance: number }[] {
+    const m = rows ? rows.length : this.n;
+    const out: { index: number; distance: number }[] = [];
+    const w = this.words;
+    const d = this.data;
+    for (let t = 0; t < m; t++) {
+      const i = rows ? rows[t]! : t;
+      let h = 0;
+      for (let j = 0; j < w; j++) h += popcount32((d[i * w + j]! ^ query[j]!) >>> 0);
+      if (h <= max) out.push({ index: i, distance: h });
+    }
+    return out;
+  }
 }
 
 /** Packed bytes (MSB-first) to big-endian-assembled 32-bit words, zero-padded. */

@@ -89,6 +89,10 @@ CREATE TABLE IF NOT EXISTS changes (
   id INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_gen ON changes (gen);
+`;
+
+/** Indexes for filters: made when the catalogue can be written, else filters scan (a read-only or busy catalogue still opens). */
+const FILTER_INDEXES = `
 CREATE INDEX IF NOT EXISTS items_label ON items (label);
 CREATE INDEX IF NOT EXISTS items_grp ON items (grp);
 `;
@@ -147,6 +151,11 @@ export class Catalogue {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.exec(SCHEMA);
+      try {
+        db.exec(FILTER_INDEXES);
+      } catch {
+        // another process holds the write lock, or the file is read-only: filters work without the indexes
+      }
     } catch (e) {
       db?.close();
       throw fail('CORRUPT_COLLECTION', `catalogue '${file}' cannot be opened (${messageOf(e)}); rebuild the collection`, e);

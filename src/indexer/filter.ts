@@ -20,7 +20,7 @@ export function normaliseFilter(f: ItemFilter | undefined): ItemFilter | undefin
   const out: ItemFilter = {};
   for (const part of ['labels', 'groups'] as const) {
     const v = f[part];
-    if (v === undefined) continue;
+    if (v === undefined || v.length === 0) continue;
     if (v.length > MAX_FILTER_VALUES) throw fail('INVALID_ARGUMENT', `a filter lists at most ${MAX_FILTER_VALUES} ${part}, got ${v.length}`);
     out[part] = [...new Set(v)].sort();
   }

@@ -95,8 +95,9 @@ export function exactScan(name: string, items: Float32Array | Uint8Array, dim: n
 }
 
 /**
- * Exact Hamming scan of the items' codes cut at zero into `bits` bits (what binary collections store); ties in
- * Hamming distance are ordered by the float codes' L2 distance over a shortlist of max(10k, 100).
+ * Exact Hamming scan of the items' codes cut at zero into `bits` bits (what binary collections store). Items tied in
+ * Hamming distance are ordered by the float codes' L2 distance, then by row, over whole tie groups: one total order,
+ * so the top k is a prefix of the top k + m (pages stay consistent).
  */
 export function hammingScan(name: string, codes: Float32Array, dim: number, bits: number): Retriever {
   const n = codes.length / dim;
@@ -107,13 +108,18 @@ export function hammingScan(name: string, codes: Float32Array, dim: number, bits
     for (let j = 0; j < dim; j++) d += (codes[row * dim + j]! - q[j]!) ** 2;
     return d;
   };
-  const search = (q: Float32Array, k: number, only?: RowSet) =>
-    packed
-      .search(words(q), Math.min(n, Math.max(k * 10, 100)), only?.rows)
+  const search = (q: Float32Array, k: number, only?: RowSet) => {
+    const w = words(q);
+    const top = packed.search(w, k, only?.rows);
+    if (top.length === 0) return [];
+    // every item tied with the k-th, so that the tie-break never depends on which of them the top k kept
+    return packed
+      .within(w, top[top.length - 1]!.distance, only?.rows)
       .map((h) => ({ ...h, tie: l2(q, h.index) }))
-      .sort((a, b) => a.distance - b.distance || a.tie - b.tie)
+      .sort((a, b) => a.distance - b.distance || a.tie - b.tie || a.index - b.index)
       .slice(0, k)
       .map(({ index, distance }) => ({ index, distance }));
+  };
   return { name, bytesPerItem: bits / 8, search, searchMany: (qs, n, k) => rowsOf(qs, n).map((q) => Int32Array.from(search(q, k).map((h) => h.index))) };
 }
 

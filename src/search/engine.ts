@@ -8,7 +8,7 @@ import { listCollections } from '../indexer/build.js';
 import { validateName } from '../indexer/paths.js';
 import { Collection, type RawVector } from '../indexer/collection.js';
 import type { ItemRow } from '../indexer/catalogue.js';
-import { exactScan, graphScan, hammingScan, rowSetOf, sortedIndex, sparseScan, type Ranked, type Retriever, type RowSet } from '../indexer/retrieval.js';
+import { exactScan, graphScan, hammingScan, rowSetOf, sortedIndex, sparseScan, type CodeAndRaw, type Ranked, type Retriever, type RowSet } from '../indexer/retrieval.js';
 import { normaliseFilter, type ItemFilter } from '../indexer/filter.js';
 import { distancesTo } from '../indexer/exact.js';
 import { batchKnn } from '../indexer/knn-batch.js';
@@ -102,10 +102,12 @@ export type BatchQuery = { key: string } | { code: number[] } | { text: string }
 export const MAX_DEPTH = 1000;
 /** Most queries one batch may hold. */
 export const MAX_BATCH = 256;
+/** Most queries of a batch with thresholds or grouping (each may read MAX_DEPTH rows or more). */
+export const MAX_DEEP_BATCH = 16;
 /** Largest pixel matrix (values) a batch's baseline copies to floats for one product; larger ones scan per query. */
 const BATCH_PRODUCT_VALUES = 16 * 1024 * 1024;
 /** Most candidates read to fill a page when group-by skips hits. */
-const MAX_SCAN_DEPTH = 10_000;
+const MAX_SCAN_DEPTH = 4096;
 /**
  * A filter letting through at most this many code values (rows × code dimension) is answered by an exact scan of
  * those rows instead of the filtered graph: below it the scan is faster and exact (`npm run bench:api`).
@@ -145,6 +147,11 @@ export interface PreparedQuery {
   key: string | null;
   label: string | null;
   snippet?: string;
+}
+
+/** What identifies one build of a collection (a cursor of another build is stale even at the same generation). */
+function versionOf(c: Collection): string {
+  return c.manifest.createdAt;
 }
 
 /** The first 240 characters of a text, for hit lists. */
@@ -288,27 +295,34 @@ export class SearchEngine {
     for (const [name, v] of [['max_distance', o.maxDistance], ['baseline_max_distance', o.baselineMaxDistance]] as const) {
       if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw fail('INVALID_ARGUMENT', `${name} must be a number ≥ 0, got ${v}`);
     }
-    const k = threshold ? (o.k ?? MAX_DEPTH) : this.checkK(o.k);
-    if (!Number.isInteger(k) || k < 1 || k > MAX_DEPTH) throw fail('K_OUT_OF_RANGE', `with max_distance, k (the most hits returned) must be an integer from 1 to ${MAX_DEPTH}, got ${o.k}`);
+    if (o.baselineMaxDistance !== undefined && !o.compare) throw fail('INVALID_ARGUMENT', 'baseline_max_distance bounds the baseline column: add compare');
+    const kOf = (bounded: boolean) => {
+      if (!bounded) return this.checkK(o.k);
+      const k = o.k ?? MAX_DEPTH;
+      if (!Number.isInteger(k) || k < 1 || k > MAX_DEPTH) throw fail('K_OUT_OF_RANGE', `with max_distance, k (the most hits returned) must be an integer from 1 to ${MAX_DEPTH}, got ${o.k}`);
+      return k;
+    };
+    const k = kOf(o.maxDistance !== undefined);
+    const kBase = kOf(o.baselineMaxDistance !== undefined);
     if (o.cursor !== undefined && o.offset !== undefined) throw fail('INVALID_ARGUMENT', 'give offset or cursor, not both');
     let offset = o.offset ?? 0;
     if (o.cursor !== undefined) {
       const cur = decodeCursor(o.cursor);
-      if (cur.generation !== c.generation) {
+      if (cur.generation !== c.generation || cur.version !== versionOf(c)) {
         throw fail('STALE_CURSOR', `collection '${c.name}' changed since this cursor was made (generation ${cur.generation}, now ${c.generation}); start again from the first page`);
       }
       offset = cur.offset;
     }
-    if (!Number.isInteger(offset) || offset < 0 || offset + k > MAX_DEPTH) throw fail('INVALID_ARGUMENT', `offset must be an integer ≥ 0 with offset + k ≤ ${MAX_DEPTH}, got offset ${offset} and k ${k}`);
+    if (!Number.isInteger(offset) || offset < 0 || offset + Math.max(k, kBase) > MAX_DEPTH) throw fail('INVALID_ARGUMENT', `offset must be an integer ≥ 0 with offset + k ≤ ${MAX_DEPTH}, got offset ${offset} and k ${Math.max(k, kBase)}`);
     const perGroup = o.perGroup ?? 1;
     if (o.perGroup !== undefined && !o.groupBy) throw fail('INVALID_ARGUMENT', 'per_group needs group_by (label, group or folder)');
     if (!Number.isInteger(perGroup) || perGroup < 1 || perGroup > MAX_DEPTH) throw fail('INVALID_ARGUMENT', `per_group must be an integer from 1 to ${MAX_DEPTH}, got ${o.perGroup}`);
     if (o.groupBy && !['label', 'group', 'folder'].includes(o.groupBy)) throw fail('INVALID_ARGUMENT', `group_by must be label, group or folder, got '${o.groupBy}'`);
     const filter = normaliseFilter(o.filter);
-    const base = { k, offset, groupBy: o.groupBy, perGroup, maxDepth: o.groupBy ? MAX_SCAN_DEPTH : MAX_DEPTH + 2 };
+    const base = { offset, groupBy: o.groupBy, perGroup, maxDepth: o.groupBy ? MAX_SCAN_DEPTH : MAX_DEPTH + 2 };
     return {
-      codes: { ...base, maxDistance: o.maxDistance },
-      baseline: { ...base, maxDistance: o.baselineMaxDistance },
+      codes: { ...base, k, maxDistance: o.maxDistance },
+      baseline: { ...base, k: kBase, maxDistance: o.baselineMaxDistance },
       filter,
       allowed: filter ? c.matching(filter) : null,
     };
@@ -322,9 +336,13 @@ export class SearchEngine {
     const t0 = now();
     const reachable = only ? only.rows.length : c.count;
     const search = (depth: number) => (first && first.length >= depth ? first.slice(0, depth) : r.search(query, depth, only));
+    // rows read once per request, however many times a deeper pass reads the ranking again
+    const rows = new Map<number, ItemRow | undefined>();
     const rowAt = (index: number) => {
       const id = ids ? ids[index]! : index;
-      return id === q.id ? undefined : c.rowOf(id);
+      if (id === q.id) return undefined;
+      if (!rows.has(id)) rows.set(id, c.rowOf(id));
+      return rows.get(id);
     };
     const { page, more } = readRanking(search, reachable, rowAt, distance, p);
     const hits = page.map((h, i) => this.hit(c, h.row, p.offset + i + 1, h.distance, p.groupBy));
@@ -340,6 +358,8 @@ export class SearchEngine {
     if (!q.raw && (o.rerank || o.blend !== undefined)) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector to re-rank by; leave out rerank and blend');
     const ro = rerankOptions(c.kind, q.raw ? o : { rerank: 0 });
     const cd = c.manifest.codeDim;
+    // a two-stage search asks the codes for one fixed shortlist whatever the page: the graph keeps its breadth
+    const ef = ro.shortlist > 0 && q.raw ? o.ef : this.efFor(c, p, o.ef);
     let codes: Retriever;
     let ids: Int32Array | null;
     let only: RowSet | undefined;
@@ -357,19 +377,33 @@ export class SearchEngine {
       const m = c.codeMatrix();
       ids = m.ids;
       if (p.allowed) only = rowSetOf(ids, p.allowed);
-      const scan = only && (o.filterPlan === 'scan' || (o.filterPlan !== 'graph' && only.rows.length * cd <= FILTER_SCAN_VALUES));
+      // a scan when the allowed rows are few, or when the page reaches deep into them
+      const few = only && (only.rows.length * cd <= FILTER_SCAN_VALUES || only.rows.length <= 4 * (p.codes.offset + p.codes.k + 2));
+      const scan = only && (o.filterPlan === 'scan' || (o.filterPlan !== 'graph' && few));
       if (scan) codes = c.manifest.space === 'cosine' ? exactScan('codes exact (filtered)', c.unitCodeMatrix().data, cd, 'cosine', { unitRows: true }) : exactScan('codes exact (filtered)', m.data, cd, 'l2');
-      else codes = graphScan(only ? 'hnsw (filtered)' : 'hnsw', (v, kk, f) => c.search(v, kk, o.ef, f), sortedIndex(ids), 0);
+      else codes = graphScan(only ? 'hnsw (filtered)' : 'hnsw', (v, kk, f) => c.search(v, kk, ef, f), sortedIndex(ids), 0);
     } else {
-      codes = graphScan('hnsw', (v, kk) => c.search(v, kk, o.ef), null, 0);
+      codes = graphScan('hnsw', (v, kk) => c.search(v, kk, ef), null, 0);
       ids = null;
     }
     if (ro.shortlist > 0 && q.raw) {
-      const two = collectionTwoStage(c, twoStageName(c.kind, c.binaryBits ? `hamming-${c.binaryBits}` : codes.name, ro), codes, ro);
+      // One shortlist for every page of this k (pages are slices of the same re-ranked shortlist).
+      const fixed = { ...ro, shortlist: Math.max(ro.shortlist, p.codes.k + 2) };
+      const inner = collectionTwoStage(c, twoStageName(c.kind, c.binaryBits ? `hamming-${c.binaryBits}` : codes.name, fixed), codes, fixed);
+      const two: Ranker<CodeAndRaw<RawVector>> = { name: inner.name, search: (qq, d, only2) => inner.search(qq, Math.min(d, fixed.shortlist), only2) };
       const pixels = c.kind === 'image' && c.manifest.rawType === 'u8';
       return this.rank(c, two, ids, { code: q.code, raw: q.raw }, q, (d) => (c.kind === 'image' ? Math.sqrt(d) / (pixels ? 255 : 1) : d), p.codes, only);
     }
     return this.rank(c, codes, ids, q.code, q, (d) => (!c.binaryBits && c.manifest.space === 'l2' ? Math.sqrt(d) : d), p.codes, only);
+  }
+
+  /**
+   * The HNSW breadth of a request: the one asked for (or the collection's) while the page lies within it, else one
+   * breadth for every deeper page (MAX_DEPTH + 2), so that deep pages are slices of one ranking too.
+   */
+  private efFor(c: Collection, p: Plan, ef: number | undefined): number {
+    const base = ef ?? c.manifest.hnsw.ef;
+    return p.codes.offset + p.codes.k + 2 <= base && !p.codes.groupBy && p.codes.maxDistance === undefined ? base : Math.max(base, MAX_DEPTH + 2);
   }
 
   /** The exact baseline's retriever over a collection (with its rows' ids) and how its distances are reported. */
@@ -425,7 +459,9 @@ export class SearchEngine {
       const a = new Set(codes.hits.map((h) => h.key));
       out.overlap = out.baseline.hits.filter((h) => a.has(h.key)).length / Math.max(1, Math.min(p.codes.k, Math.max(codes.hits.length, out.baseline.hits.length)));
     }
-    if (codes.more || out.baseline?.more) out.next = encodeCursor({ generation: c.generation, offset: p.codes.offset + p.codes.k });
+    // a next page only where one may be asked for (offset + k ≤ MAX_DEPTH)
+    const after = p.codes.offset + p.codes.k;
+    if ((codes.more || out.baseline?.more) && after + p.codes.k <= MAX_DEPTH) out.next = encodeCursor({ generation: c.generation, version: versionOf(c), offset: after });
     return out;
   }
 
@@ -479,6 +515,9 @@ export class SearchEngine {
   async batch(name: string, queries: BatchQuery[], o: SearchOptions): Promise<SearchResponse[]> {
     if (queries.length < 1 || queries.length > MAX_BATCH) throw fail('INVALID_ARGUMENT', `a batch holds 1 to ${MAX_BATCH} queries, got ${queries.length}`);
     if (o.cursor !== undefined) throw fail('INVALID_ARGUMENT', 'a batch pages with offset, not cursor');
+    // Deep answers (thresholds, grouping) cost up to MAX_DEPTH or more rows each: fewer of them per batch.
+    const deep = o.maxDistance !== undefined || o.baselineMaxDistance !== undefined || o.groupBy !== undefined;
+    if (deep && queries.length > MAX_DEEP_BATCH) throw fail('INVALID_ARGUMENT', `a batch with max_distance or group_by holds at most ${MAX_DEEP_BATCH} queries, got ${queries.length}; split it`);
     const c = await this.collection(name);
     return c.consistent(() => {
       const p = this.plan(c, o);

@@ -23,7 +23,7 @@ export function groupOf(row: ItemRow, field: GroupField): string | null {
   if (field === 'label') return row.label;
   if (field === 'group') return row.grp;
   const i = row.key.lastIndexOf('/');
-  return i < 0 ? '' : row.key.slice(0, i);
+  return i < 0 ? null : row.key.slice(0, i);
 }
 
 export interface RankedRow {

@@ -21,7 +21,7 @@ const num = (o: { int?: boolean; min?: number; max?: number } = {}) => {
   if (o.max !== undefined) n = n.max(o.max);
   return z
     .string()
-    .min(1)
+    .regex(/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/, 'is not a decimal number')
     .pipe(z.coerce.number().pipe(n))
     .openapi({ type: o.int ? 'integer' : 'number', minLength: undefined, ...(o.min !== undefined ? { minimum: o.min } : {}), ...(o.max !== undefined ? { maximum: o.max } : {}) });
 };
@@ -31,7 +31,7 @@ export const searchQuery = z
   .object({
     k: num({ int: true }).optional().openapi({ description: 'hits per page (default 10, at most the server’s max k; with max_distance: the most hits, default and at most 1000)' }),
     offset: num({ int: true, min: 0, max: MAX_DEPTH }).optional().openapi({ description: `hits skipped: pages are offset/k slices of one ranking (offset + k ≤ ${MAX_DEPTH})` }),
-    cursor: z.string().min(1).max(200).optional().openapi({ description: 'the `next` of a previous answer: its next page, refused with 409 STALE_CURSOR if the collection changed since' }),
+    cursor: z.string().min(1).max(300).optional().openapi({ description: 'the `next` of a previous answer: its next page, refused with 409 STALE_CURSOR if the collection changed since' }),
     ef: num({ int: true, min: 1, max: 4096 }).optional().openapi({ description: 'HNSW search breadth (default: the collection’s)' }),
     compare: z.enum(['pixel', 'tfidf', 'none', 'true', 'false']).optional().openapi({ description: 'also answer with the exact baseline (pixels or TF-IDF) over the same filter and page' }),
     rerank: num({ int: true, min: 0, max: MAX_SHORTLIST }).optional().openapi({ description: 'two-stage search: rows the codes shortlist for the exact re-ranking; 0 = codes alone' }),
