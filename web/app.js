@@ -334,7 +334,7 @@ $('collection').addEventListener('change', (e) => selectCollection(e.target.valu
 $('k').addEventListener('change', (e) => {
   state.k = Number(e.target.value);
   state.offset = 0;
-  if (state.key) searchByKey(state.key);
+  if (state.query) rerun();
   else writeUrl();
 });
 $('random').addEventListener('click', () => { state.offset = 0; randomItem(); });
@@ -342,8 +342,9 @@ const refilter = () => { state.offset = 0; rerun(); };
 $('labels').addEventListener('change', refilter);
 $('groups').addEventListener('change', refilter);
 $('prefix').addEventListener('change', refilter);
-$('prev').addEventListener('click', () => { state.offset = Math.max(0, state.offset - state.k); rerun(); });
-$('next').addEventListener('click', () => { state.offset += state.k; rerun(); });
+// The offset moves to the page shown: from the answer, so a refused page leaves it where it was.
+$('prev').addEventListener('click', () => { state.offset = Math.max(0, (state.last?.offset ?? 0) - state.k); rerun(); });
+$('next').addEventListener('click', () => { state.offset = (state.last?.offset ?? 0) + state.k; rerun(); });
 $('upload').addEventListener('change', (e) => { state.offset = 0; if (e.target.files[0]) searchByFile(e.target.files[0]); });
 $('text-go').addEventListener('click', () => { state.offset = 0; searchByText($('text').value); });
 $('text').addEventListener('keydown', (e) => { if (e.key === 'Enter') { state.offset = 0; searchByText($('text').value); } });

@@ -530,7 +530,8 @@ export class SearchEngine {
         }
       });
       const firsts = o.compare ? this.batchBaseline(c, prepared, p) : undefined;
-      return prepared.map((q, i) => this.runNow(c, q, q.raw ? o : { ...o, compare: false }, p, firsts?.[i]));
+      // a batch pages by offset (its answers carry no cursor)
+      return prepared.map((q, i) => ({ ...this.runNow(c, q, q.raw ? o : { ...o, compare: false }, p, firsts?.[i]), next: null }));
     });
   }
 
