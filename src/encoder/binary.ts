@@ -40,32 +40,34 @@ export class PackedCodes {
     return new PackedCodes(bits, data, rows.length);
   }
 
+  /** Calls `visit` with each row (among `rows` when given) and its Hamming distance to the query. */
+  private scan(query: Uint32Array, rows: ArrayLike<number> | undefined, visit: (i: number, h: number) => void): void {
+    const m = rows ? rows.length : this.n;
+    const w = this.words;
+    const d = this.data;
+    for (let t = 0; t < m; t++) {
+      const i = rows ? rows[t]! : t;
+      let h = 0;
+      for (let j = 0; j < w; j++) h += popcount32((d[i * w + j]! ^ query[j]!) >>> 0);
+      visit(i, h);
+    }
+  }
+
   /** Exact k nearest by Hamming distance (ties by position), among `rows` when given; O(n·words + n·log k). */
   search(query: Uint32Array, k: number, rows?: ArrayLike<number>): { index: number; distance: number }[] {
-    const m = rows ? rows.length : this.n;
-    const top = new TopK(Math.min(k, m));
-    const w = this.words;
-    const d = this.data;
-    for (let t = 0; t < m; t++) {
-      const i = rows ? rows[t]! : t;
-      let h = 0;
-      for (let j = 0; j < w; j++) h += popcount32((d[i * w + j]! ^ query[j]!) >>> 0);
+    const top = new TopK(Math.min(k, rows ? rows.length : this.n));
+    this.scan(query, rows, (i, h) => {
       if (h < top.bound) top.push(i, h);
-    }
+    });
     return top.toArray();
   }
+
   /** Every row (among `rows` when given) within Hamming distance `max` of the query. */
   within(query: Uint32Array, max: number, rows?: ArrayLike<number>): { index: number; distance: number }[] {
-    const m = rows ? rows.length : this.n;
     const out: { index: number; distance: number }[] = [];
-    const w = this.words;
-    const d = this.data;
-    for (let t = 0; t < m; t++) {
-      const i = rows ? rows[t]! : t;
-      let h = 0;
-      for (let j = 0; j < w; j++) h += popcount32((d[i * w + j]! ^ query[j]!) >>> 0);
+    this.scan(query, rows, (i, h) => {
       if (h <= max) out.push({ index: i, distance: h });
-    }
+    });
     return out;
   }
 }
