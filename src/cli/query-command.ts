@@ -91,7 +91,7 @@ export function addQueryCommand(ctx: Ctx): void {
         offset: f.offset,
         cursor: f.cursor,
         compare: f.compare,
-        filter: f.label || f.group || f.prefix !== undefined ? { labels: f.label, groups: f.group, prefix: f.prefix } : undefined,
+        filter: { labels: f.label, groups: f.group, prefix: f.prefix },
         maxDistance: f.maxDistance,
         baselineMaxDistance: f.baselineMaxDistance,
         groupBy: f.groupBy,

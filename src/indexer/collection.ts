@@ -13,6 +13,7 @@ import { HnswIndex, HNSW_DEFAULTS, type HnswParams, type Neighbor, type Space } 
 import { graphFile, isLegacy, readPointer, savedGraphs, sweepGraphs, sweepHome, orphanVersions } from './layout.js';
 import { homeOf, notFound, versionPaths, type CollectionPaths } from './paths.js';
 import { RowMatrix } from './rows.js';
+import type { IdFilter } from './retrieval.js';
 import { normaliseRows } from './exact.js';
 import { isSparse, type SparseVector } from '../encoder/sparse.js';
 import { decodeSparse, encodeSparse, SparseRows } from './sparse-rows.js';
@@ -682,7 +683,7 @@ export class Collection {
    * Nearest graph elements to a code (ids of live items; the caller skips any removed since its sync). With `only`,
    * the graph search itself skips ids it rejects (hnswlib's filter), so a selective filter still finds k.
    */
-  search(code: ArrayLike<number>, k: number, ef?: number, only?: { has(id: number): boolean; size: number }): Neighbor[] {
+  search(code: ArrayLike<number>, k: number, ef?: number, only?: IdFilter): Neighbor[] {
     return this.#index.search(code, k, only ? Math.min(only.size, this.manifest.count) : this.manifest.count, ef, only && ((id) => only.has(id)));
   }
 

@@ -154,6 +154,12 @@ function versionOf(c: Collection): string {
   return c.manifest.createdAt;
 }
 
+/** A squared pixel L2 as hits report it: in [0, 1] pixel units whether the pixels are stored as bytes or floats. */
+function pixelDistance(c: Collection): (squared: number) => number {
+  const scale = c.manifest.rawType === 'u8' ? 255 : 1;
+  return (d) => Math.sqrt(d) / scale;
+}
+
 /** The first 240 characters of a text, for hit lists. */
 function snippetOf(text: string): string {
   return text.length > 240 ? `${text.slice(0, 240)}…` : text;
@@ -391,8 +397,7 @@ export class SearchEngine {
       const fixed = { ...ro, shortlist: Math.max(ro.shortlist, p.codes.k + 2) };
       const inner = collectionTwoStage(c, twoStageName(c.kind, c.binaryBits ? `hamming-${c.binaryBits}` : codes.name, fixed), codes, fixed);
       const two: Ranker<CodeAndRaw<RawVector>> = { name: inner.name, search: (qq, d, only2) => inner.search(qq, Math.min(d, fixed.shortlist), only2) };
-      const pixels = c.kind === 'image' && c.manifest.rawType === 'u8';
-      return this.rank(c, two, ids, { code: q.code, raw: q.raw }, q, (d) => (c.kind === 'image' ? Math.sqrt(d) / (pixels ? 255 : 1) : d), p.codes, only);
+      return this.rank(c, two, ids, { code: q.code, raw: q.raw }, q, c.kind === 'image' ? pixelDistance(c) : (d) => d, p.codes, only);
     }
     return this.rank(c, codes, ids, q.code, q, (d) => (!c.binaryBits && c.manifest.space === 'l2' ? Math.sqrt(d) : d), p.codes, only);
   }
@@ -419,12 +424,11 @@ export class SearchEngine {
       return { r: exactScan('pixel-exact', m.data, d, 'l2', { unitRows: true }), ids: m.ids.slice(), data: m.data };
     });
     const bytes = c.manifest.rawType === 'u8';
-    // Pixel distances are reported in [0, 1] units whether the pixels are stored as bytes or floats.
     const asQuery = (v: RawVector) => (bytes ? Float32Array.from(toBytes(v as Pixels)) : toFloats(v as Pixels));
     return {
       r: { name: b.r.name, search: (q, k, only) => b.r.search(asQuery(q), k, only) },
       ids: b.ids,
-      distance: (x) => Math.sqrt(x) / (bytes ? 255 : 1),
+      distance: pixelDistance(c),
       dense: { data: b.data, dim: d, asQuery },
     };
   }

@@ -51,7 +51,6 @@ export type SearchQuery = z.infer<typeof searchQuery>;
 
 /** Search options from a parsed query string. */
 export function searchOptionsOf(q: SearchQuery): SearchOptions {
-  const filter = q.label || q.group || q.prefix !== undefined ? { labels: q.label, groups: q.group, prefix: q.prefix } : undefined;
   return {
     k: q.k,
     offset: q.offset,
@@ -60,7 +59,8 @@ export function searchOptionsOf(q: SearchQuery): SearchOptions {
     rerank: q.rerank,
     blend: q.blend,
     compare: q.compare !== undefined && q.compare !== 'none' && q.compare !== 'false',
-    filter,
+    // empty parts are dropped by the engine (normaliseFilter)
+    filter: { labels: q.label, groups: q.group, prefix: q.prefix },
     maxDistance: q.max_distance,
     baselineMaxDistance: q.baseline_max_distance,
     groupBy: q.group_by,
