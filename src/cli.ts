@@ -13,6 +13,7 @@ import { type Ctx, globals, startBackend } from './cli/context.js';
 import { addCollectionCommands, imageTarget as targetOf, resolveModel, type ModelRef } from './cli/collection-commands.js';
 import { addMapCommand, addSearchCommands, addServeCommand } from './cli/search-commands.js';
 import { addQueryCommand } from './cli/query-command.js';
+import { addAnalysisCommands } from './cli/analysis-commands.js';
 import { fileURLToPath } from 'node:url';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './cli/options.js';
 
@@ -102,6 +103,7 @@ export function buildProgram(env: Env): Command {
   addCollectionCommands(ctx);
   addSearchCommands(ctx);
   addQueryCommand(ctx);
+  addAnalysisCommands(ctx);
   addMapCommand(ctx);
   addServeCommand(ctx, WEB_DIR, VERSION);
   return program;

@@ -1,4 +1,5 @@
 // latentdex page: query by example, learned codes next to the exact baseline. No build step.
+import { setupInspect } from './inspect.js';
 const $ = (id) => document.getElementById(id);
 const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, query: null, map: null, last: null, collections: [], originals: false };
 // 20 distinguishable colours; labels past the 20 most frequent share the grey of "other".
@@ -109,6 +110,14 @@ function render(r, query) {
   if (r.query.key && state.originals && state.kind === 'image') {
     const href = `/api/collections/${encodeURIComponent(state.collection)}/items/${encodeURIComponent(r.query.key)}/original`;
     cap.append(' · ', el('a', { href, target: '_blank', rel: 'noopener' }, 'original file'));
+  }
+  const nv = $('novelty');
+  nv.hidden = !r.novelty;
+  if (r.novelty) {
+    const p = r.novelty.percentile;
+    nv.textContent = p == null
+      ? 'How unusual the query is cannot be told: the collection has no scored items.'
+      : `How unusual for this collection: more unusual than ${(p * 100).toFixed(1)}% of its items (${r.novelty.score} score; reconstruction error above ${((r.novelty.reconstruction.percentile ?? 0) * 100).toFixed(0)}%, distance to its 5th nearest item above ${((r.novelty.neighbors.percentile ?? 0) * 100).toFixed(0)}%).`;
   }
   drawMap();
   const hits = Math.max(r.codes.hits.length, r.baseline?.hits.length ?? 0);
@@ -289,6 +298,7 @@ async function selectCollection(name, key) {
   state.offset = 0;
   state.query = null;
   $('prefix').value = '';
+  inspect.reset();
   drawMap();
   await loadFilterValues(name).catch((e) => showError(e.message));
   api(`/api/collections/${encodeURIComponent(name)}/map`).then((m) => {
@@ -362,5 +372,9 @@ window.addEventListener('drop', (e) => {
     state.offset = 0;
     searchByFile(f);
   }
+});
+const inspect = setupInspect({
+  api, el, $, sharpenSmall, run, searchByKey: (key) => { state.offset = 0; return searchByKey(key); },
+  collection: () => state.collection, kind: () => state.kind, done: (msg) => setStatus(msg),
 });
 init();

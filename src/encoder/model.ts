@@ -37,6 +37,14 @@ export function outputFromLogits(logits: tf.Tensor, output: ModelManifest['outpu
   return output === 'softmax' ? tf.softmax(logits) : tf.sigmoid(logits);
 }
 
+/** Per-item reconstruction error of a batch: mean squared error per value (sigmoid), KL(input words ‖ output) (softmax). */
+function itemErrors(x: tf.Tensor2D, logits: tf.Tensor, output: ModelManifest['output']): tf.Tensor1D {
+  if (output !== 'softmax') return tf.mean(tf.squaredDifference(tf.sigmoid(logits), x), 1);
+  const p = tf.div(x, tf.maximum(tf.sum(x, 1, true), 1e-12));
+  const logP = tf.log(tf.maximum(p, 1e-12));
+  return tf.sum(tf.mul(p, tf.sub(logP, tf.logSoftmax(logits))), 1);
+}
+
 /** A batch of inputs as a tensor: bytes are read as v/255, floats as they are. */
 export function inputTensor(x: Pixels, n: number, dim: number): tf.Tensor2D {
   return tf.tensor2d(toFloats(x), [n, dim]);
@@ -106,6 +114,35 @@ export class TrainedModel {
       const code = decoderInput(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest);
       return outputFromLogits(this.parts.decoder.predict(code) as tf.Tensor, this.manifest.output);
     });
+  }
+
+  /**
+   * Codes (n × codeDim) and each item's reconstruction error in one pass: the mean squared error per value for
+   * pixel models, the KL divergence of the output from the input's word distribution for softmax (text) models.
+   */
+  encodeScored(x: Pixels, n: number, batch = 1024): { codes: Float32Array; errors: Float32Array } {
+    if (x.length !== n * this.inputDim) throw fail('INVALID_DIM', `input holds ${x.length / Math.max(n, 1)} values per item; this model takes ${this.inputDim}`);
+    const codes = new Float32Array(n * this.codeDim);
+    const errors = new Float32Array(n);
+    for (let s = 0; s < n; s += batch) {
+      const e = Math.min(n, s + batch);
+      const [code, err] = tf.tidy(() => {
+        const xb = inputTensor(x.subarray(s * this.inputDim, e * this.inputDim), e - s, this.inputDim);
+        const pre = this.parts.encoder.predict(xb) as tf.Tensor;
+        const logits = this.parts.decoder.predict(decoderInput(pre, this.manifest)) as tf.Tensor;
+        return [codeFromPre(pre, this.manifest), itemErrors(xb, logits, this.manifest.output)];
+      });
+      codes.set(code.dataSync() as Float32Array, s * this.codeDim);
+      errors.set(err.dataSync() as Float32Array, s);
+      code.dispose();
+      err.dispose();
+    }
+    return { codes, errors };
+  }
+
+  /** Each item's reconstruction error (see encodeScored). */
+  reconstructionErrors(x: Pixels, n: number, batch = 1024): Float32Array {
+    return this.encodeScored(x, n, batch).errors;
   }
 
   /** Decodes codes (n × codeDim) to outputs. */

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { fail, messageOf } from '../errors.js';
+import { fail, isLatentdexError, messageOf } from '../errors.js';
 import type { HnswParams, Space } from './hnsw.js';
 import { filterSql, type ItemFilter } from './filter.js';
 
@@ -49,6 +49,8 @@ export interface NewItem {
   thumb: Buffer | null;
   code: Buffer;
   bits: Buffer | null;
+  /** the model's reconstruction error of the item (null: not scored) */
+  recon?: number | null;
 }
 
 const SCHEMA = `
@@ -81,7 +83,8 @@ CREATE TABLE IF NOT EXISTS items (
   raw BLOB NOT NULL,
   thumb BLOB,
   code BLOB NOT NULL,
-  bits BLOB
+  bits BLOB,
+  recon REAL
 );
 CREATE TABLE IF NOT EXISTS changes (
   gen INTEGER NOT NULL,
@@ -97,12 +100,24 @@ CREATE INDEX IF NOT EXISTS items_label ON items (label);
 CREATE INDEX IF NOT EXISTS items_grp ON items (grp);
 `;
 
+/** Columns added after a format was released: added to older catalogues when they open (like the indexes). */
+const ADDED_COLUMNS: readonly [string, string][] = [['recon', 'REAL']];
+
 /** One entry of the change log: an item added (with its code, unless removed since) or removed, at generation `gen`. */
 export interface Change {
   gen: number;
   op: 'add' | 'remove';
   id: number;
   code: Buffer | null;
+}
+
+/** The stored vectors of one item, as a write's replay brings caches forward with them. */
+export interface StoredRow {
+  id: number;
+  raw: Buffer;
+  bits: Buffer | null;
+  code: Buffer;
+  recon: number | null;
 }
 
 /** SQLite's answer when another connection holds the write lock. */
@@ -156,14 +171,24 @@ export class Catalogue {
       } catch {
         // another process holds the write lock, or the file is read-only: filters work without the indexes
       }
+      const have = new Set((db.pragma('table_info(items)') as { name: string }[]).map((c) => c.name));
+      for (const [name, type] of ADDED_COLUMNS) {
+        if (have.has(name)) continue;
+        try {
+          db.exec(`ALTER TABLE items ADD COLUMN ${name} ${type}`);
+        } catch (e) {
+          throw fail('COLLECTION_BUSY', `catalogue '${file}' needs a new column and another process is writing it; retry when that write is done`, e);
+        }
+      }
     } catch (e) {
       db?.close();
+      if (isLatentdexError(e)) throw e;
       throw fail('CORRUPT_COLLECTION', `catalogue '${file}' cannot be opened (${messageOf(e)}); rebuild the collection`, e);
     }
     this.#db = db;
     this.st = {
       manifest: this.#db.prepare<[], ManifestRow>('SELECT * FROM collections LIMIT 1'),
-      insert: this.#db.prepare('INSERT INTO items (key, label, uri, grp, text, raw, thumb, code, bits) VALUES (@key, @label, @uri, @grp, @text, @raw, @thumb, @code, @bits)'),
+      insert: this.#db.prepare('INSERT INTO items (key, label, uri, grp, text, raw, thumb, code, bits, recon) VALUES (@key, @label, @uri, @grp, @text, @raw, @thumb, @code, @bits, @recon)'),
       byKey: this.#db.prepare<[string], ItemRow>('SELECT id, key, label, uri, grp, text FROM items WHERE key = ?'),
       byId: this.#db.prepare<[number], ItemRow>('SELECT id, key, label, uri, grp, text FROM items WHERE id = ?'),
       idByKey: this.#db.prepare<[string], { id: number }>('SELECT id FROM items WHERE key = ?'),
@@ -175,6 +200,7 @@ export class Catalogue {
       allCodes: this.#db.prepare<[], { id: number; code: Buffer }>('SELECT id, code FROM items ORDER BY id'),
       allRaw: this.#db.prepare<[], { id: number; raw: Buffer }>('SELECT id, raw FROM items ORDER BY id'),
       allBits: this.#db.prepare<[], { id: number; bits: Buffer | null }>('SELECT id, bits FROM items ORDER BY id'),
+      allRecon: this.#db.prepare<[], { id: number; recon: number | null }>('SELECT id, recon FROM items ORDER BY id'),
       allMeta: this.#db.prepare<[], ItemRow>('SELECT id, key, label, uri, grp, text FROM items ORDER BY id'),
       sharedGroup: this.#db.prepare<[], { grp: string }>('SELECT grp FROM items WHERE grp IS NOT NULL GROUP BY grp HAVING COUNT(*) > 1 LIMIT 1'),
       generation: this.#db.prepare<[], { g: number }>('SELECT generation AS g FROM collections LIMIT 1'),
@@ -185,7 +211,7 @@ export class Catalogue {
         'SELECT c.gen, c.op, c.id, i.code FROM changes c LEFT JOIN items i ON i.id = c.id WHERE c.gen > ? ORDER BY c.rowid',
       ),
       truncate: this.#db.prepare<[number]>('DELETE FROM changes WHERE gen <= ?'),
-      rowsByIds: this.#db.prepare<[string], { id: number; raw: Buffer; bits: Buffer | null; code: Buffer }>('SELECT id, raw, bits, code FROM items WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
+      rowsByIds: this.#db.prepare<[string], StoredRow>('SELECT id, raw, bits, code, recon FROM items WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
       labelCounts: this.#db.prepare<[number], { value: string; count: number }>('SELECT label AS value, COUNT(*) AS count FROM items WHERE label IS NOT NULL GROUP BY label ORDER BY count DESC, label LIMIT ?'),
       groupCounts: this.#db.prepare<[number], { value: string; count: number }>('SELECT grp AS value, COUNT(*) AS count FROM items WHERE grp IS NOT NULL GROUP BY grp ORDER BY count DESC, grp LIMIT ?'),
       randomKey: this.#db.prepare<[number], { key: string }>('SELECT key FROM items ORDER BY id LIMIT 1 OFFSET ?'),
@@ -313,7 +339,7 @@ export class Catalogue {
       this.st.log.run(g, 0, id);
     }
     return items.map((it) => {
-      const id = Number(this.st.insert.run({ grp: null, text: null, ...it }).lastInsertRowid);
+      const id = Number(this.st.insert.run({ grp: null, text: null, recon: null, ...it }).lastInsertRowid);
       this.st.log.run(g, 1, id);
       return id;
     });
@@ -352,7 +378,7 @@ export class Catalogue {
   }
 
   /** Raw vectors, packed bits and codes of the given rows (those still present), in id order. */
-  rowsOf(ids: readonly number[]): { id: number; raw: Buffer; bits: Buffer | null; code: Buffer }[] {
+  rowsOf(ids: readonly number[]): StoredRow[] {
     return ids.length === 0 ? [] : this.st.rowsByIds.all(JSON.stringify(ids));
   }
 
@@ -390,6 +416,9 @@ export class Catalogue {
   }
   allBits(): IterableIterator<{ id: number; bits: Buffer | null }> {
     return this.st.allBits.iterate();
+  }
+  allRecon(): IterableIterator<{ id: number; recon: number | null }> {
+    return this.st.allRecon.iterate();
   }
   /** Whether some group holds two or more items. */
   hasSharedGroups(): boolean {

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { packBits } from '../encoder/binary.js';
 import type { Pixels, SkippedFile } from '../../data/images.js';
@@ -7,7 +8,7 @@ import { fail, isLatentdexError } from '../errors.js';
 import { toBytes, toFloats } from '../../data/images.js';
 import { crashPoint } from '../crash.js';
 import { log, progress } from '../progress.js';
-import { Catalogue, COLLECTION_FORMAT_VERSION, type Change, type CollectionManifest, type ItemRow, type NewItem } from './catalogue.js';
+import { Catalogue, COLLECTION_FORMAT_VERSION, type Change, type CollectionManifest, type ItemRow, type NewItem, type StoredRow } from './catalogue.js';
 import { filterKey, type ItemFilter } from './filter.js';
 import { HnswIndex, HNSW_DEFAULTS, type HnswParams, type Neighbor, type Space } from './hnsw.js';
 import { graphFile, isLegacy, readPointer, savedGraphs, sweepGraphs, sweepHome, orphanVersions } from './layout.js';
@@ -93,7 +94,7 @@ interface Derived {
   apply?: (d: Delta, added: () => RowSource[]) => void;
 }
 
-type RowSource = { id: number; raw: Buffer; bits: Buffer | null; code: Buffer };
+type RowSource = StoredRow;
 export type Column = 'raw' | 'bits' | 'code';
 
 /** Deleted graph slots tolerated before the graph is compacted (and at least a quarter of the live items). */
@@ -582,6 +583,7 @@ export class Collection {
     const bits = this.binaryBits;
     this.checkKeys(stream.keys, o);
     const codes = new Float32Array(stream.total * cd);
+    const errors = new Float32Array(stream.total);
     let n = 0;
     const bar = progress({ title: 'encode', total: stream.total, quiet: o.quiet });
     for (const items of stream.batches()) {
@@ -591,7 +593,9 @@ export class Collection {
       }
       if (items.length === 0) continue;
       if (n + items.length > stream.total) throw fail('INTERNAL', `the source gave more items than the ${stream.total} it announced`);
-      codes.set(this.model.encode(stackInputs(items, dim), items.length), n * cd);
+      const scored = this.model.encodeScored(stackInputs(items, dim), items.length);
+      codes.set(scored.codes, n * cd);
+      errors.set(scored.errors, n);
       n += items.length;
       bar.update(n);
     }
@@ -624,6 +628,7 @@ export class Collection {
             thumb: it.thumb,
             code: Buffer.from(code.buffer, code.byteOffset, code.byteLength),
             bits: bits ? Buffer.from(packBits(code)) : null,
+            recon: Number.isFinite(errors[i - 1]!) ? errors[i - 1]! : null,
           };
         });
         this.#cat.write(removeIds, rows);
@@ -802,7 +807,7 @@ export class Collection {
         const mat = new RowMatrix<A>((bytes ? Uint8Array : Float32Array) as unknown as { new (n: number): A }, dim, this.#cat.count());
         const it = column === 'code' ? this.#cat.allCodes() : column === 'bits' ? this.#cat.allBits() : this.#cat.allRaw();
         for (const r of it as Iterable<{ id: number; raw?: Buffer; code?: Buffer; bits?: Buffer | null }>) {
-          mat.append(r.id, decode({ id: r.id, raw: r.raw ?? Buffer.alloc(0), code: r.code ?? Buffer.alloc(0), bits: r.bits ?? null }));
+          mat.append(r.id, decode({ id: r.id, raw: r.raw ?? Buffer.alloc(0), code: r.code ?? Buffer.alloc(0), bits: r.bits ?? null, recon: null }));
         }
         return mat;
       },
@@ -812,6 +817,40 @@ export class Collection {
       },
     );
     return m.view();
+  }
+
+  /**
+   * Every item's reconstruction error, stored when it was added, in id order (NaN for an item added by a latentdex
+   * that did not score items); kept up to date by each write's rows.
+   */
+  reconErrors(): { ids: Int32Array; data: Float32Array } {
+    const m = this.derived(
+      'rows:recon',
+      () => {
+        const mat = new RowMatrix(Float32Array, 1, this.#cat.count());
+        for (const r of this.#cat.allRecon()) mat.append(r.id, Float32Array.of(r.recon ?? Number.NaN));
+        return mat;
+      },
+      (mat, removed, added) => {
+        mat.remove(removed);
+        for (const r of added) mat.append(r.id, Float32Array.of(r.recon ?? Number.NaN));
+      },
+    );
+    return m.view();
+  }
+
+  /** Groups (two or more ids, increasing) of items whose stored raw vectors are the same bytes; once per generation. */
+  exactCopies(): number[][] {
+    return this.derived('exact-copies', () => {
+      const byDigest = new Map<string, number[]>();
+      for (const r of this.#cat.allRaw()) {
+        const d = crypto.createHash('sha256').update(r.raw).digest('base64');
+        const g = byDigest.get(d);
+        if (g) g.push(r.id);
+        else byDigest.set(d, [r.id]);
+      }
+      return [...byDigest.values()].filter((g) => g.length > 1);
+    });
   }
 
   /** Every item's sparse raw vector (TF-IDF) in id order, kept up to date by each write's rows. */

@@ -5,6 +5,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import multer from 'multer';
 import { fail, isLatentdexError, LatentdexError, messageOf } from '../errors.js';
 import type { SearchEngine } from './engine.js';
+import { analysisRoutes } from './routes/analysis.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { readRoutes } from './routes/read.js';
 import { searchRoutes } from './routes/search.js';
@@ -126,7 +127,7 @@ export function createApp(deps: AppDeps): express.Express {
   };
 
   const ctx: RouteContext = { engine, serveOriginals: Boolean(deps.serveOriginals), backend: deps.backend ?? null, version: deps.version ?? null, wrap, upload, requireKey };
-  app.use('/api', readRoutes(ctx), searchRoutes(ctx), writeRoutes(ctx), openapiRoutes(deps.version));
+  app.use('/api', readRoutes(ctx), searchRoutes(ctx), analysisRoutes(ctx), writeRoutes(ctx), openapiRoutes(deps.version));
 
   app.use('/api', (req, _res, next) => next(fail('NOT_FOUND', `no route ${req.method} ${req.originalUrl}; see the README for the API`)));
   if (deps.webDir) app.use(express.static(path.resolve(deps.webDir), { index: 'index.html' }));

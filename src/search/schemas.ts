@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { MAX_FILTER_VALUES } from '../indexer/filter.js';
 import { MAX_SHORTLIST } from './rerank.js';
 import { MAX_BATCH, MAX_DEPTH, type SearchOptions } from './engine.js';
+import { DEFAULT_SCORE, OUTLIER_SCORES } from './outliers.js';
 
 // `.openapi()` names schemas in the generated description (/api/openapi.json).
 extendZodWithOpenApi(z);
@@ -122,3 +123,23 @@ export const searchResponse = z
   .openapi('SearchResponse');
 
 export const schemas = { error, hit };
+
+/** GET /outliers: which score, how many, from where. */
+export const outliersQuery = z
+  .object({
+    score: z.enum(OUTLIER_SCORES).optional().openapi({ description: `how unusual items are measured (default ${DEFAULT_SCORE}; see the README)` }),
+    top: num({ int: true, min: 1, max: MAX_DEPTH }).optional().openapi({ description: 'items returned, most unusual first (default 20)' }),
+    offset: num({ int: true, min: 0 }).optional().openapi({ description: 'items skipped (pages)' }),
+  })
+  .strict()
+  .openapi('OutliersOptions');
+
+/** GET /duplicates: thresholds (default: from the collection's distances) and how many groups. */
+export const duplicatesQuery = z
+  .object({
+    threshold: num({ min: 0 }).optional().openapi({ description: 'largest code distance of a pair (default: half the median nearest-neighbour distance)' }),
+    raw_threshold: num({ min: 0 }).optional().openapi({ description: 'largest raw distance of a pair, pixels in [0, 1] units or 1 − cosine of TF-IDF (default: half the median)' }),
+    limit: num({ int: true, min: 1, max: MAX_DEPTH }).optional().openapi({ description: 'groups returned, largest first (default 100)' }),
+  })
+  .strict()
+  .openapi('DuplicatesOptions');

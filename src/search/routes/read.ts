@@ -129,6 +129,13 @@ export function readRoutes(ctx: RouteContext): express.Router {
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       const b = c.preview(req.params.key!);
+      const i = c.model.manifest.input;
+      if (b === null && i.type === 'pixels') {
+        // an image item stored without a preview (added through the library) is drawn from its pixels
+        const row = c.item(req.params.key!);
+        res.type('png').set('cache-control', 'private, max-age=60').send(imagePng(c.pixelsOf(row.id), i.width, i.height, i.channels));
+        return;
+      }
       if (b === null) throw fail('NOT_FOUND', `item '${req.params.key}' has no preview (text items have snippets)`);
       res.type(previewType(b)).set('cache-control', 'private, max-age=60').send(b);
     }),

@@ -3,7 +3,8 @@ import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
 import type { Collection } from '../../indexer/collection.js';
 import type { DecodedImage } from '../../../data/decode.js';
-import { decodeQueryImage, type SearchResponse } from '../engine.js';
+import { decodeQueryImage, textQueryVectors, type SearchResponse } from '../engine.js';
+import { novelty } from '../outliers.js';
 import { batchBody, codeBody, searchOptionsOf, searchQuery, textBody } from '../schemas.js';
 import { parse, type RouteContext } from './http.js';
 
@@ -39,7 +40,8 @@ export function searchRoutes(ctx: RouteContext): express.Router {
       if (req.file) {
         const c = await engine.collection(name);
         const img = await decodeQueryImage(c, req.file.buffer);
-        res.json(withPictures(c, engine.byPixels(c, img.pixels, o), img));
+        const answer = engine.byPixels(c, img.pixels, o);
+        res.json({ ...withPictures(c, answer, img), novelty: c.consistent(() => novelty(c, img.pixels, c.model.encode(img.pixels, 1))) });
         return;
       }
       const body: unknown = req.body;
@@ -48,7 +50,11 @@ export function searchRoutes(ctx: RouteContext): express.Router {
         return;
       }
       if (body && typeof body === 'object' && 'text' in body) {
-        res.json(await engine.byText(name, parse(textBody, body, 'body').text, o));
+        const text = parse(textBody, body, 'body').text;
+        const answer = await engine.byText(name, text, o);
+        const c = await engine.collection(name);
+        const v = textQueryVectors(c, text);
+        res.json({ ...answer, novelty: c.consistent(() => novelty(c, v.input, c.model.encode(v.input, 1))) });
         return;
       }
       await engine.collection(name);

@@ -1,0 +1,119 @@
+import fs from 'node:fs/promises';
+import { Option } from 'commander';
+import { gridPng, imagePng } from '../encoder/png.js';
+import { writeFileAtomic } from '../encoder/npy.js';
+import { fail, messageOf } from '../errors.js';
+import { Collection } from '../indexer/collection.js';
+import { decodeQueryImage } from '../search/engine.js';
+import { DUPLICATE_FACTOR, findDuplicates } from '../search/duplicates.js';
+import { evaluateOutliers, formatOutlierEval } from '../search/outlier-eval.js';
+import { DEFAULT_SCORE, outliers, OUTLIER_SCORES, type OutlierScore } from '../search/outliers.js';
+import { globals, startBackend, type Ctx } from './context.js';
+import { floatArg, intArg } from './options.js';
+
+/** Opens a collection for one command and closes it after. */
+async function withCollection<T>(ctx: Ctx, name: string, fn: (c: Collection) => Promise<T> | T): Promise<T> {
+  await startBackend(ctx);
+  const g = globals(ctx);
+  const c = await Collection.open(g.dataDir, name, { quiet: g.quiet });
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+const fixed = (v: number | null, d = 4) => (v === null ? '–' : v.toFixed(d));
+
+/** `outliers`, `duplicates`, `denoise` and `eval-outliers`: looking into a collection with its model and codes. */
+export function addAnalysisCommands(ctx: Ctx): void {
+  ctx.program
+    .command('outliers')
+    .description('the most unusual items of a collection (labels are not read), worst first, with their scores')
+    .requiredOption('--collection <name>', 'collection name')
+    .addOption(new Option('--score <name>', 'how unusual is measured').choices([...OUTLIER_SCORES]).default(DEFAULT_SCORE))
+    .option('--top <n>', 'items listed', intArg(1, 1000), 20)
+    .option('--offset <n>', 'items skipped', intArg(0), 0)
+    .option('--out <file>', 'image collections: PNG of the items (top row) above their reconstructions')
+    .option('--json', 'print JSON')
+    .action((f: { collection: string; score: OutlierScore; top: number; offset: number; out?: string; json?: boolean }) =>
+      withCollection(ctx, f.collection, async (c) => {
+        const list = outliers(c, { score: f.score, top: f.top, offset: f.offset });
+        if (f.out) {
+          const i = c.model.manifest.input;
+          if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; --out draws images`);
+          const ids = list.items.map((it) => c.item(it.key).id);
+          const png = gridPng([ids.map((id) => c.pixelsOf(id)), ids.map((id) => c.model.decode(c.codeOf(id), 1))], i.width, i.height, i.channels, Math.max(1, Math.round(56 / i.width)));
+          await writeFileAtomic(f.out, png);
+        }
+        if (f.json) return void process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+        const lines = [
+          `${list.count} items of '${c.name}' ranked by ${list.score} score (higher = more unusual)${f.out ? `; picture: ${f.out}` : ''}`,
+          '',
+          '| rank | key | label | score | percentile | reconstruction error | code distance to 5th neighbour |',
+          '|---:|---|---|---:|---:|---:|---:|',
+          ...list.items.map((it) => `| ${it.rank} | ${it.key} | ${it.label ?? ''} | ${it.score.toFixed(4)} | ${(it.percentile * 100).toFixed(1)} | ${fixed(it.reconstruction)} | ${fixed(it.neighbors)} |`),
+          '',
+        ];
+        process.stdout.write(lines.join('\n'));
+      }),
+    );
+
+  ctx.program
+    .command('duplicates')
+    .description('groups of near-duplicate items (codes, then raw vectors, within thresholds); exact copies always group')
+    .requiredOption('--collection <name>', 'collection name')
+    .option('--threshold <d>', `largest code distance of a pair (default: ${DUPLICATE_FACTOR} × the median nearest-neighbour distance)`, floatArg(0))
+    .option('--raw-threshold <d>', `largest pixel (or TF-IDF cosine) distance of a pair (default: ${DUPLICATE_FACTOR} × the median)`, floatArg(0))
+    .option('--limit <n>', 'groups listed, largest first', intArg(1, 100000), 100)
+    .option('--json', 'print JSON')
+    .action((f: { collection: string; threshold?: number; rawThreshold?: number; limit: number; json?: boolean }) =>
+      withCollection(ctx, f.collection, (c) => {
+        const d = findDuplicates(c, { threshold: f.threshold, rawThreshold: f.rawThreshold, limit: f.limit });
+        const keyOf = (id: number) => c.rowOf(id)?.key ?? `#${id}`;
+        const groups = d.groups.map((g) => ({ ...g, keys: g.ids.map(keyOf) }));
+        if (f.json) return void process.stdout.write(`${JSON.stringify({ ...d, groups }, null, 2)}\n`);
+        process.stdout.write(
+          [
+            `${d.count} groups (${d.items} items) in '${c.name}' within code distance ${d.threshold.toFixed(4)} and raw distance ${d.rawThreshold.toFixed(4)} (${d.thresholds} thresholds)`,
+            ...groups.map((g) => `${g.exact ? 'exact copies' : `near (≤ ${g.maxDistance.toFixed(4)})`}: ${g.keys.join('  ')}`),
+            '',
+          ].join('\n'),
+        );
+      }),
+    );
+
+  ctx.program
+    .command('denoise')
+    .description("an image as the collection's model reconstructs it (a model trained with --denoise removes noise)")
+    .requiredOption('--collection <name>', 'image collection whose model to use')
+    .requiredOption('--in <file>', 'image to denoise')
+    .requiredOption('--out <file>', 'PNG to write')
+    .action((f: { collection: string; in: string; out: string }) =>
+      withCollection(ctx, f.collection, async (c) => {
+        if (c.kind !== 'image') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; denoise takes an image collection`);
+        const bytes = await fs.readFile(f.in).catch((e: unknown) => {
+          throw fail('BAD_FILE', `cannot read '${f.in}' (${messageOf(e)})`, e);
+        });
+        const img = await decodeQueryImage(c, bytes);
+        const i = c.model.manifest.input;
+        if (i.type !== 'pixels') throw fail('INTERNAL', 'an image collection without a pixel model');
+        await writeFileAtomic(f.out, imagePng(c.model.reconstruct(img.pixels, 1), i.width, i.height, i.channels));
+        const denoising = Boolean(c.model.manifest.regularisers.denoise);
+        process.stdout.write(`wrote ${f.out} (${i.width}x${i.height})${denoising ? '' : `; note: '${c.name}' was not trained with --denoise, so its model reconstructs rather than removes noise`}\n`);
+      }),
+    );
+
+  ctx.program
+    .command('eval-outliers')
+    .description('AUROC and precision of the top N of the outlier scores against labelled anomalies, beside PCA and pixel k-NN')
+    .requiredOption('--collection <name>', 'image collection')
+    .requiredOption('--anomaly <labels...>', 'labels that mark the anomalies (used only to score)')
+    .option('--json', 'print JSON')
+    .action((f: { collection: string; anomaly: string[]; json?: boolean }) =>
+      withCollection(ctx, f.collection, (c) => {
+        const r = evaluateOutliers(c, f.anomaly);
+        process.stdout.write(f.json ? `${JSON.stringify(r, null, 2)}\n` : formatOutlierEval(r));
+      }),
+    );
+}

@@ -1,0 +1,169 @@
+import { isSparse, sparseDot, type SparseVector } from '../encoder/sparse.js';
+import { toFloats } from '../../data/images.js';
+import type { Collection, RawVector } from '../indexer/collection.js';
+import { neighborTable, TABLE_K } from './neighbors.js';
+
+/**
+ * The default thresholds are this share of the collection's typical nearest-neighbour distance (the median over
+ * its items), in code space and, to confirm, between the raw vectors of the same pairs. Near-duplicates sit far
+ * closer together than an item and its nearest distinct neighbour; see bench:outliers for the measured trade-off.
+ */
+export const DUPLICATE_FACTOR = 0.5;
+
+/** Items whose nearest-neighbour distances the default thresholds are estimated from (evenly spaced). */
+const SAMPLE = 2000;
+
+export interface DuplicateOptions {
+  /** largest code distance of a pair (default: DUPLICATE_FACTOR × the median nearest-neighbour code distance) */
+  threshold?: number;
+  /** largest raw distance of a pair (pixels in [0, 1] units, or 1 − cosine of TF-IDF); default as above */
+  rawThreshold?: number;
+  /** groups returned at most (largest first) */
+  limit?: number;
+}
+
+export interface DuplicateGroup {
+  /** item ids of the group, increasing */
+  ids: number[];
+  /** whether every item of the group has the same stored raw vector (an exact copy) */
+  exact: boolean;
+  /** the largest code distance of a pair that joined the group (0 for exact copies) */
+  maxDistance: number;
+}
+
+export interface DuplicateReport {
+  threshold: number;
+  rawThreshold: number;
+  /** how the thresholds were chosen */
+  thresholds: 'given' | 'default';
+  /** groups found (the list may be cut at `limit`) */
+  count: number;
+  /** items in some group */
+  items: number;
+  generation: number;
+  groups: DuplicateGroup[];
+}
+
+/** The distance between two raw vectors: L2 in [0, 1] pixel units, or 1 − cosine for TF-IDF. */
+export function rawDistance(c: Collection): (a: RawVector, b: RawVector) => number {
+  if (c.manifest.rawType === 'sparse') {
+    return (a, b) => {
+      const x = a as SparseVector;
+      const y = b as SparseVector;
+      const n = Math.sqrt(sparseDot(x, x) * sparseDot(y, y));
+      return n === 0 ? 1 : 1 - sparseDot(x, y) / n;
+    };
+  }
+  // toFloats reads pixel bytes as v/255: distances come out in [0, 1] pixel units for byte and float collections alike
+  return (a, b) => {
+    if (isSparse(a) || isSparse(b)) return Number.NaN;
+    const x = toFloats(a);
+    const y = toFloats(b);
+    let s = 0;
+    for (let i = 0; i < x.length; i++) {
+      const d = x[i]! - y[i]!;
+      s += d * d;
+    }
+    return Math.sqrt(s);
+  };
+}
+
+function median(v: number[]): number {
+  if (v.length === 0) return Number.NaN;
+  const s = v.slice().sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+/** Disjoint sets over row indices. */
+class UnionFind {
+  private readonly parent: Int32Array;
+  constructor(n: number) {
+    this.parent = Int32Array.from({ length: n }, (_, i) => i);
+  }
+  find(i: number): number {
+    while (this.parent[i] !== i) {
+      this.parent[i] = this.parent[this.parent[i]!]!;
+      i = this.parent[i]!;
+    }
+    return i;
+  }
+  union(a: number, b: number): void {
+    const x = this.find(a);
+    const y = this.find(b);
+    if (x !== y) this.parent[Math.max(x, y)] = Math.min(x, y);
+  }
+}
+
+/**
+ * Groups of near-duplicate items: pairs of graph neighbours whose codes are within `threshold` and whose raw vectors
+ * are within `rawThreshold`, joined transitively; items with the same stored raw vector always group. Largest first.
+ */
+export function findDuplicates(c: Collection, o: DuplicateOptions = {}): DuplicateReport {
+  return c.consistent(() => {
+    const table = neighborTable(c);
+    const n = table.ids.length;
+    const rowOf = new Map<number, number>();
+    table.ids.forEach((id, r) => rowOf.set(id, r));
+    const raw = (r: number) => c.rawOf(table.ids[r]!);
+    const rawDist = rawDistance(c);
+    let threshold = o.threshold;
+    let rawThreshold = o.rawThreshold;
+    if (threshold === undefined || rawThreshold === undefined) {
+      const step = Math.max(1, Math.floor(n / SAMPLE));
+      const codeNN: number[] = [];
+      const rawNN: number[] = [];
+      for (let r = 0; r < n; r += step) {
+        const j = table.neighbors[r * TABLE_K]!;
+        if (j < 0) continue;
+        codeNN.push(table.distances[r * TABLE_K]!);
+        if (rawThreshold === undefined) rawNN.push(rawDist(raw(r), raw(rowOf.get(j)!)));
+      }
+      threshold ??= DUPLICATE_FACTOR * median(codeNN);
+      rawThreshold ??= DUPLICATE_FACTOR * median(rawNN);
+    }
+    const uf = new UnionFind(n);
+    const joined = new Float32Array(n);
+    for (let r = 0; r < n; r++) {
+      for (let t = 0; t < TABLE_K; t++) {
+        const j = table.neighbors[r * TABLE_K + t]!;
+        const d = table.distances[r * TABLE_K + t]!;
+        if (j < 0 || !(d <= threshold)) break;
+        const s = rowOf.get(j);
+        if (s === undefined || uf.find(s) === uf.find(r)) continue;
+        if (!(rawDist(raw(r), raw(s)) <= rawThreshold)) continue;
+        uf.union(r, s);
+        joined[r] = Math.max(joined[r]!, d);
+      }
+    }
+    for (const g of c.exactCopies()) {
+      const rows = g.map((id) => rowOf.get(id)).filter((r): r is number => r !== undefined);
+      for (const r of rows.slice(1)) uf.union(rows[0]!, r);
+    }
+    const members = new Map<number, number[]>();
+    for (let r = 0; r < n; r++) {
+      const root = uf.find(r);
+      const m = members.get(root);
+      if (m) m.push(r);
+      else members.set(root, [r]);
+    }
+    const exactSets = c.exactCopies().map((g) => new Set(g));
+    const groups: DuplicateGroup[] = [];
+    for (const rows of members.values()) {
+      if (rows.length < 2) continue;
+      const ids = rows.map((r) => table.ids[r]!).sort((a, b) => a - b);
+      const exact = exactSets.some((s) => ids.every((id) => s.has(id)));
+      groups.push({ ids, exact, maxDistance: exact ? 0 : Math.max(...rows.map((r) => joined[r]!)) });
+    }
+    groups.sort((a, b) => b.ids.length - a.ids.length || a.ids[0]! - b.ids[0]!);
+    const limit = o.limit ?? groups.length;
+    return {
+      threshold,
+      rawThreshold,
+      thresholds: o.threshold === undefined && o.rawThreshold === undefined ? 'default' : 'given',
+      count: groups.length,
+      items: groups.reduce((s, g) => s + g.ids.length, 0),
+      generation: c.generation,
+      groups: groups.slice(0, limit),
+    };
+  });
+}

@@ -1,0 +1,247 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import request from 'supertest';
+import { PNG } from 'pngjs';
+import type express from 'express';
+import { selectImages, type ImageSet } from '../data/images.js';
+import { loadBrownPieces } from '../data/brown.js';
+import type { TrainedModel } from '../src/encoder/model.js';
+import { fitTextModel } from '../src/encoder/text.js';
+import { buildCollection } from '../src/indexer/build.js';
+import { Collection, type ItemInput } from '../src/indexer/collection.js';
+import { imageItems, textCollectionSettings, textItems } from '../src/indexer/items.js';
+import { createApp } from '../src/search/app.js';
+import { findDuplicates } from '../src/search/duplicates.js';
+import { SearchEngine } from '../src/search/engine.js';
+import { auroc } from '../src/search/outlier-eval.js';
+import { itemScores, outliers } from '../src/search/outliers.js';
+import { backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
+const N = 400;
+const set = digits(N);
+/** Digits drawn white on black turned black on white: nothing like the collection, but the same size. */
+const inverted = (i: number) => Uint8Array.from(set.pixels.subarray(i * 784, (i + 1) * 784), (v) => 255 - v);
+const ODD = ['odd-0', 'odd-1', 'odd-2'];
+const oddItems = (): ItemInput[] => ODD.map((key, j) => ({ key, label: null, uri: null, input: inverted(j * 7), raw: inverted(j * 7), thumb: null }));
+const settings = { kind: 'image' as const, space: 'l2' as const, rawDim: 784, rawType: 'u8' as const, params: {}, quiet: true };
+
+let dataDir: string;
+let model: TrainedModel;
+let engine: SearchEngine;
+let app: express.Express;
+
+before(async () => {
+  await backend();
+  dataDir = tmpDir();
+  model = await smallModel(set, { epochs: 3 });
+  const c = await buildCollection(model, imageItems(set), { dataDir, name: 'd', ...settings });
+  await c.add(oddItems());
+  c.close();
+  engine = new SearchEngine({ dataDir, quiet: true, maxK: 100 });
+  app = createApp({ engine, backend: 'test' });
+});
+after(async () => {
+  await engine.close();
+  model.dispose();
+});
+
+describe('outlier scores', () => {
+  it('puts the planted odd items at the top by every score, worst first', async () => {
+    const c = await engine.collection('d');
+    for (const score of ['combined', 'reconstruction', 'neighbors'] as const) {
+      const top = outliers(c, { score, top: 5 }).items;
+      for (const k of ODD) assert.ok(top.slice(0, 5).some((it) => it.key === k), `${score}: ${k} not in ${top.map((t) => t.key).join(', ')}`);
+      for (let i = 1; i < top.length; i++) assert.ok(top[i - 1]!.score >= top[i]!.score);
+      assert.ok(top[0]!.percentile > 0.98);
+    }
+  });
+
+  it('stores each item’s reconstruction error at build and add, and keeps it through reopen, remove and replace', async () => {
+    const dir = tmpDir();
+    const small = selectImages(set, Array.from({ length: 60 }, (_, i) => i));
+    let c = await buildCollection(model, imageItems(small), { dataDir: dir, name: 's', ...settings });
+    const expected = model.reconstructionErrors(small.pixels, 60);
+    const stored = c.reconErrors();
+    assert.equal(stored.data.length, 60);
+    stored.data.forEach((v, i) => assert.ok(Math.abs(v - expected[i]!) < 1e-5, `item ${i}: ${v} vs ${expected[i]}`));
+    c.close();
+    c = await Collection.open(dir, 's', { quiet: true });
+    assert.deepEqual(Array.from(c.reconErrors().data), Array.from(stored.data));
+    const key = small.keys[5]!;
+    const before = itemScores(c).values.reconstruction[5]!;
+    await c.add([{ key, label: null, uri: null, input: inverted(5), raw: inverted(5), thumb: null }], { replace: true });
+    await c.remove([small.keys[0]!]);
+    const after = c.reconErrors();
+    assert.equal(after.data.length, 59);
+    const replaced = after.data[after.ids.indexOf(c.item(key).id)]!;
+    assert.ok(Math.abs(replaced - model.reconstructionErrors(inverted(5), 1)[0]!) < 1e-5);
+    assert.ok(replaced > before, 'an inverted digit is harder to reconstruct than the digit');
+    // a second process's view after the writes reads the same stored values
+    const other = await Collection.open(dir, 's', { quiet: true });
+    assert.deepEqual(Array.from(other.reconErrors().data), Array.from(after.data));
+    assert.equal(outliers(other, { score: 'reconstruction', top: 1 }).items[0]!.key, key);
+    other.close();
+    c.close();
+  });
+
+  it('never reads labels: the same items under other labels score and group the same', async () => {
+    const dir = tmpDir();
+    const shuffled: ImageSet = { ...set, labels: set.labels.map((_, i) => (i % 3 === 0 ? null : `x${(i * 7) % 5}`)) };
+    const a = await buildCollection(model, imageItems(set), { dataDir: dir, name: 'a', ...settings });
+    const b = await buildCollection(model, imageItems(shuffled), { dataDir: dir, name: 'b', ...settings });
+    const strip = (l: ReturnType<typeof outliers>) => l.items.map(({ label: _l, ...rest }) => rest);
+    assert.deepEqual(strip(outliers(a, { top: 50 })), strip(outliers(b, { top: 50 })));
+    assert.deepEqual(findDuplicates(a).groups, findDuplicates(b).groups);
+    a.close();
+    b.close();
+  });
+
+  it('computes AUROC with ties counted half', () => {
+    assert.equal(auroc([1, 2, 3, 4], [false, false, true, true]), 1);
+    assert.equal(auroc([4, 3, 2, 1], [false, false, true, true]), 0);
+    assert.equal(auroc([1, 1, 1, 1], [false, true, false, true]), 0.5);
+    assert.equal(auroc([0.1, 0.4, 0.35, 0.8], [false, false, true, true]), 0.75);
+  });
+});
+
+describe('GET /outliers and novelty of a query', () => {
+  it('lists the most unusual items with their scores, thumbnails and reconstructions', async () => {
+    const r = await request(app).get('/api/collections/d/outliers?top=3&score=reconstruction').expect(200);
+    assert.equal(r.body.items.length, 3);
+    assert.equal(r.body.count, N + ODD.length);
+    assert.deepEqual([...r.body.items.map((it: { key: string }) => it.key)].sort(), ODD);
+    const it = r.body.items[0];
+    await request(app).get(it.thumbnail).expect(200).expect('content-type', /image/);
+    await request(app).get(it.reconstruction).expect(200).expect('content-type', 'image/png');
+    const page2 = await request(app).get('/api/collections/d/outliers?top=3&offset=3&score=reconstruction').expect(200);
+    assert.equal(page2.body.items[0].rank, 4);
+  });
+
+  it('refuses bad options with 400', async () => {
+    for (const q of ['score=loudest', 'top=0', 'top=5000', 'offset=-1', 'top=', 'colour=red']) {
+      const r = await request(app).get(`/api/collections/d/outliers?${q}`).expect(400);
+      assert.equal(r.body.error.code, 'INVALID_ARGUMENT', q);
+    }
+    await request(app).get('/api/collections/nope/outliers').expect(404);
+  });
+
+  it('reports how unusual an uploaded query is: an inverted digit beyond almost every item, a digit of the set far less', async () => {
+    const odd = await request(app).post('/api/collections/d/search').attach('image', pngOf(inverted(100), 28, 28), 'odd.png').expect(200);
+    const usual = await request(app).post('/api/collections/d/search').attach('image', pngOf(digits(50, 'test').pixels.subarray(0, 784), 28, 28), 'digit.png').expect(200);
+    assert.equal(odd.body.novelty.score, 'combined');
+    assert.ok(odd.body.novelty.percentile > 0.97, JSON.stringify(odd.body.novelty));
+    assert.ok(usual.body.novelty.percentile < odd.body.novelty.percentile);
+    assert.ok(odd.body.novelty.reconstruction.value > usual.body.novelty.reconstruction.value);
+  });
+});
+
+describe('near-duplicates', () => {
+  it('groups exact copies always, and near copies (noise, a shifted pixel) within the default thresholds', async () => {
+    const dir = tmpDir();
+    const base = selectImages(set, Array.from({ length: 120 }, (_, i) => i));
+    const items = imageItems(base);
+    const copy = (i: number, key: string, change: (px: Uint8Array) => Uint8Array): ItemInput => {
+      const px = change(Uint8Array.from(base.pixels.subarray(i * 784, (i + 1) * 784)));
+      return { key, label: null, uri: null, input: px, raw: px, thumb: null };
+    };
+    const noisy = (px: Uint8Array) => px.map((v, j) => Math.max(0, Math.min(255, v + ((j * 37) % 11) - 5)));
+    const added = [
+      copy(3, 'copy-of-3', (px) => px),
+      copy(3, 'copy2-of-3', (px) => px),
+      copy(40, 'copy-of-40', (px) => px),
+      copy(70, 'noisy-70', noisy),
+      copy(90, 'noisy-90', noisy),
+    ];
+    const c = await buildCollection(model, [...items, ...added], { dataDir: dir, name: 'dups', ...settings });
+    const keysOf = (g: { ids: number[] }) => g.ids.map((id) => c.rowOf(id)!.key).sort();
+    const d = findDuplicates(c);
+    assert.equal(d.thresholds, 'default');
+    const groups = d.groups.map(keysOf);
+    assert.ok(groups.some((g) => g.join() === [base.keys[3]!, 'copy-of-3', 'copy2-of-3'].sort().join()), JSON.stringify(groups));
+    assert.ok(groups.some((g) => g.join() === [base.keys[40]!, 'copy-of-40'].sort().join()));
+    assert.ok(groups.some((g) => g.includes('noisy-70') && g.includes(base.keys[70]!)), JSON.stringify(groups));
+    assert.ok(groups.some((g) => g.includes('noisy-90') && g.includes(base.keys[90]!)), JSON.stringify(groups));
+    assert.ok(d.groups.filter((g) => g.exact).length >= 2);
+    // thresholds of zero keep the exact copies only
+    const strict = findDuplicates(c, { threshold: 0, rawThreshold: 0 });
+    assert.deepEqual(strict.groups.map(keysOf), [[base.keys[3]!, 'copy-of-3', 'copy2-of-3'].sort(), [base.keys[40]!, 'copy-of-40'].sort()]);
+    assert.ok(strict.groups.every((g) => g.exact));
+    c.close();
+  });
+
+  it('GET /duplicates answers groups with thumbnails, and refuses bad thresholds', async () => {
+    const r = await request(app).get('/api/collections/d/duplicates?limit=5').expect(200);
+    assert.equal(typeof r.body.threshold, 'number');
+    assert.ok(Array.isArray(r.body.groups));
+    for (const g of r.body.groups) assert.ok(g.items.every((it: { thumbnail: string }) => it.thumbnail.startsWith('/api/')));
+    for (const q of ['threshold=-1', 'threshold=abc', 'limit=0', 'raw_threshold=']) {
+      assert.equal((await request(app).get(`/api/collections/d/duplicates?${q}`).expect(400)).body.error.code, 'INVALID_ARGUMENT', q);
+    }
+  });
+});
+
+describe('POST /denoise', () => {
+  it('answers the model’s reconstruction of the image as a PNG of the collection’s size', async () => {
+    const big = await (await import('sharp')).default(pngOf(set.pixels.subarray(0, 784), 28, 28)).resize(200, 200).png().toBuffer();
+    const r = await request(app).post('/api/collections/d/denoise').attach('image', big, 'noisy.png').expect(200).expect('content-type', 'image/png');
+    const png = PNG.sync.read(r.body as Buffer);
+    assert.deepEqual([png.width, png.height], [28, 28]);
+    assert.equal(r.headers['x-latentdex-denoising-model'], 'false');
+  });
+
+  it('refuses what is not an image, a missing file and a text collection with 4xx', async () => {
+    const bad = await request(app).post('/api/collections/d/denoise').attach('image', Buffer.from('not an image at all'), 'x.png');
+    assert.ok(bad.status >= 400 && bad.status < 500, String(bad.status));
+    assert.match(bad.body.error.code, /INVALID_IMAGE|UNSUPPORTED_IMAGE/);
+    assert.equal((await request(app).post('/api/collections/d/denoise').expect(400)).body.error.code, 'INVALID_ARGUMENT');
+    const texts = loadBrownPieces(2);
+    const small = { ...texts, keys: texts.keys.slice(0, 60), texts: texts.texts.slice(0, 60), labels: texts.labels.slice(0, 60), groups: texts.groups.slice(0, 60), uris: texts.uris.slice(0, 60) };
+    const tm = await fitTextModel(small, { hidden: [32], codeDim: 8, epochs: 1, batchSize: 16, quiet: true, vocabulary: { size: 200 } });
+    (await buildCollection(tm, textItems(tm, small), { dataDir, name: 'texts', ...textCollectionSettings(tm, small), quiet: true })).close();
+    tm.dispose();
+    const t = await request(app).post('/api/collections/texts/denoise').attach('image', pngOf(set.pixels.subarray(0, 784), 28, 28), 'a.png').expect(400);
+    assert.equal(t.body.error.code, 'INVALID_ARGUMENT');
+    // a text query's novelty is reported too
+    const q = await request(app).post('/api/collections/texts/search').send({ text: small.texts[0] }).expect(200);
+    assert.ok(q.body.novelty.percentile >= 0 && q.body.novelty.percentile <= 1);
+  });
+});
+
+describe('latentdex outliers / duplicates / denoise / eval-outliers', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [CLI, '--quiet', '--data-dir', dataDir, ...args], { encoding: 'utf8' });
+
+  it('prints the outliers, draws them, lists duplicates, denoises a file and evaluates against labels', () => {
+    const work = tmpDir();
+    const o = run(['outliers', '--collection', 'd', '--top', '3', '--json', '--out', path.join(work, 'o.png')]);
+    assert.equal(o.status, 0, o.stderr);
+    assert.deepEqual((JSON.parse(o.stdout) as { items: { key: string }[] }).items.map((i) => i.key).sort(), ODD);
+    assert.ok(PNG.sync.read(fs.readFileSync(path.join(work, 'o.png'))).width > 0);
+    const d = run(['duplicates', '--collection', 'd', '--json']);
+    assert.equal(d.status, 0, d.stderr);
+    assert.equal(typeof (JSON.parse(d.stdout) as { threshold: number }).threshold, 'number');
+    fs.writeFileSync(path.join(work, 'in.png'), pngOf(set.pixels.subarray(0, 784), 28, 28));
+    const n = run(['denoise', '--collection', 'd', '--in', path.join(work, 'in.png'), '--out', path.join(work, 'out.png')]);
+    assert.equal(n.status, 0, n.stderr);
+    assert.equal(PNG.sync.read(fs.readFileSync(path.join(work, 'out.png'))).width, 28);
+    const e = run(['eval-outliers', '--collection', 'd', '--anomaly', '7', '--json']);
+    assert.equal(e.status, 0, e.stderr);
+    const rows = (JSON.parse(e.stdout) as { rows: { method: string; auroc: number }[] }).rows;
+    assert.deepEqual(rows.map((r) => r.method.split(' ')[0]), ['latentdex', 'latentdex', 'latentdex', 'PCA-8', 'pixel']);
+    for (const r of rows) assert.ok(r.auroc >= 0 && r.auroc <= 1);
+    for (const [args, re] of [
+      [['denoise', '--collection', 'd', '--in', path.join(work, 'missing.png'), '--out', path.join(work, 'x.png')], /BAD_FILE/],
+      [['denoise', '--collection', 'texts', '--in', path.join(work, 'in.png'), '--out', path.join(work, 'x.png')], /INVALID_ARGUMENT/],
+      [['outliers', '--collection', 'd', '--score', 'loud'], /score/],
+      [['eval-outliers', '--collection', 'd', '--anomaly', 'no-such-label'], /INVALID_ARGUMENT/],
+    ] as [string[], RegExp][]) {
+      const r = run(args);
+      assert.notEqual(r.status, 0, args.join(' '));
+      assert.match(r.stderr, re);
+    }
+  });
+});
