@@ -63,7 +63,7 @@ export function addAnalysisCommands(ctx: Ctx): void {
     .command('duplicates')
     .description('groups of near-duplicate items (codes, then raw vectors, within thresholds); exact copies always group')
     .requiredOption('--collection <name>', 'collection name')
-    .option('--threshold <d>', `largest code distance of a pair (default: ${DUPLICATE_FACTOR} × the median nearest-neighbour distance)`, floatArg(0))
+    .option('--threshold <d>', `largest code distance of a pair (default: ${DUPLICATE_FACTOR} × the median distance of an item to its 5th neighbour)`, floatArg(0))
     .option('--raw-threshold <d>', `largest pixel (or TF-IDF cosine) distance of a pair (default: ${DUPLICATE_FACTOR} × the median)`, floatArg(0))
     .option('--limit <n>', 'groups listed, largest first', intArg(1, 100000), 100)
     .option('--json', 'print JSON')

@@ -1,6 +1,9 @@
 import type { Collection } from '../indexer/collection.js';
 import { progress } from '../progress.js';
 
+/** Which nearest other item the `neighbors` outlier score and the duplicate thresholds measure the distance to. */
+export const NEIGHBOR_RANK = 5;
+
 /** Nearest other items kept per item: enough for the k-th-neighbour score and for near-duplicate candidates. */
 export const TABLE_K = 10;
 

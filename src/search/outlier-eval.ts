@@ -3,7 +3,8 @@ import { fail } from '../errors.js';
 import type { Collection } from '../indexer/collection.js';
 import { distancesTo } from '../indexer/exact.js';
 import { batchKnn } from '../indexer/knn-batch.js';
-import { itemScores, NEIGHBOR_RANK, OUTLIER_SCORES } from './outliers.js';
+import { NEIGHBOR_RANK } from './neighbors.js';
+import { itemScores, OUTLIER_SCORES } from './outliers.js';
 
 /** Area under the ROC curve of `scores` (higher: more anomalous) against `anomaly` flags; ties count half. */
 export function auroc(scores: ArrayLike<number>, anomaly: ArrayLike<boolean>): number {

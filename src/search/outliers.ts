@@ -1,7 +1,7 @@
 import { fail } from '../errors.js';
 import type { Collection } from '../indexer/collection.js';
 import type { Pixels } from '../../data/images.js';
-import { codeDistance, neighborTable, TABLE_K } from './neighbors.js';
+import { codeDistance, NEIGHBOR_RANK, neighborTable, TABLE_K } from './neighbors.js';
 
 /**
  * How unusual an item is, from the collection alone (labels are never read):
@@ -14,9 +14,6 @@ export type OutlierScore = (typeof OUTLIER_SCORES)[number];
 
 /** See docs/benchmarks.md (bench:outliers) for how the three compare; `combined` ranks best on average. */
 export const DEFAULT_SCORE: OutlierScore = 'combined';
-
-/** Which nearest other item the `neighbors` score measures the distance to. */
-export const NEIGHBOR_RANK = 5;
 
 /** Every item's three scores, in id order, with each score sorted for percentiles. */
 export interface ItemScores {

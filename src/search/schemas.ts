@@ -119,6 +119,16 @@ export const searchResponse = z
     overlap: z.number().optional(),
     reconstruction: z.string().optional(),
     preview: z.string().optional(),
+    novelty: z
+      .object({
+        score: z.enum(OUTLIER_SCORES),
+        value: z.number().nullable(),
+        percentile: z.number().nullable(),
+        reconstruction: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
+        neighbors: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
+      })
+      .optional()
+      .openapi({ description: 'searches by upload or text: how unusual the query is for the collection (percentile: share of its items less unusual)' }),
   })
   .openapi('SearchResponse');
 
@@ -137,8 +147,8 @@ export const outliersQuery = z
 /** GET /duplicates: thresholds (default: from the collection's distances) and how many groups. */
 export const duplicatesQuery = z
   .object({
-    threshold: num({ min: 0 }).optional().openapi({ description: 'largest code distance of a pair (default: half the median nearest-neighbour distance)' }),
-    raw_threshold: num({ min: 0 }).optional().openapi({ description: 'largest raw distance of a pair, pixels in [0, 1] units or 1 − cosine of TF-IDF (default: half the median)' }),
+    threshold: num({ min: 0 }).optional().openapi({ description: 'largest code distance of a pair (default: 0.2 × the median distance of an item to its 5th nearest neighbour)' }),
+    raw_threshold: num({ min: 0 }).optional().openapi({ description: 'largest raw distance of a pair, pixels in [0, 1] units or 1 − cosine of TF-IDF (default: 0.2 × the median, as for codes)' }),
     limit: num({ int: true, min: 1, max: MAX_DEPTH }).optional().openapi({ description: 'groups returned, largest first (default 100)' }),
   })
   .strict()

@@ -1,7 +1,7 @@
 import express from 'express';
 import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { batchBody, codeBody, imageItemFields, schemas, searchQuery, searchResponse, textBody, textItemBody } from '../schemas.js';
+import { batchBody, codeBody, duplicatesQuery, imageItemFields, outliersQuery, schemas, searchQuery, searchResponse, textBody, textItemBody } from '../schemas.js';
 
 const json = <T extends z.ZodTypeAny>(schema: T) => ({ content: { 'application/json': { schema } } });
 const errors = {
@@ -62,6 +62,27 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
       body: { content: { 'multipart/form-data': { schema: image.merge(imageItemFields) }, 'application/json': { schema: textItemBody } } },
     },
     ok: { description: 'added', ...json(z.object({ key: z.string(), count: z.number() })) },
+  });
+  route({
+    method: 'get',
+    path: '/api/collections/{c}/outliers',
+    summary: 'the most unusual items (labels are not read), worst first, with score, percentile, thumbnail and reconstruction',
+    request: { params: collection, query: outliersQuery },
+    ok: { description: 'ranked items', ...json(z.object({ collection: z.string(), score: z.string(), count: z.number(), offset: z.number(), generation: z.number(), items: z.array(z.record(z.unknown())) })) },
+  });
+  route({
+    method: 'get',
+    path: '/api/collections/{c}/duplicates',
+    summary: 'groups of near-duplicate items (graph neighbours within code and raw thresholds); exact copies always group',
+    request: { params: collection, query: duplicatesQuery },
+    ok: { description: 'groups, largest first', ...json(z.object({ threshold: z.number(), rawThreshold: z.number(), thresholds: z.enum(['given', 'default']), count: z.number(), items: z.number(), groups: z.array(z.object({ exact: z.boolean(), maxDistance: z.number(), items: z.array(z.record(z.unknown())) })) })) },
+  });
+  route({
+    method: 'post',
+    path: '/api/collections/{c}/denoise',
+    summary: "an image as the collection's model reconstructs it (a model trained with --denoise removes noise)",
+    request: { params: collection, body: { content: { 'multipart/form-data': { schema: image } } } },
+    ok: { description: 'PNG at the collection’s size; header x-latentdex-denoising-model says whether the model was trained to denoise', content: { 'image/png': { schema: z.string().openapi({ format: 'binary' }) } } },
   });
   route({ method: 'delete', path: '/api/collections/{c}/items/{key}', summary: 'remove an item (API key)', request: { params: item }, ok: { description: 'removed', ...json(z.object({ removed: z.string(), count: z.number() })) } });
   return new OpenApiGeneratorV3(r.definitions).generateDocument({
