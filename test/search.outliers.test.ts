@@ -18,7 +18,7 @@ import { createApp } from '../src/search/app.js';
 import { findDuplicates } from '../src/search/duplicates.js';
 import { SearchEngine } from '../src/search/engine.js';
 import { auroc } from '../src/search/outlier-eval.js';
-import { itemScores, outliers } from '../src/search/outliers.js';
+import { itemScores, OUTLIER_SCORES, outliers } from '../src/search/outliers.js';
 import { backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
@@ -53,7 +53,7 @@ after(async () => {
 describe('outlier scores', () => {
   it('puts the planted odd items at the top by every score, worst first', async () => {
     const c = await engine.collection('d');
-    for (const score of ['combined', 'reconstruction', 'neighbors'] as const) {
+    for (const score of OUTLIER_SCORES) {
       const top = outliers(c, { score, top: 5 }).items;
       for (const k of ODD) assert.ok(top.slice(0, 5).some((it) => it.key === k), `${score}: ${k} not in ${top.map((t) => t.key).join(', ')}`);
       for (let i = 1; i < top.length; i++) assert.ok(top[i - 1]!.score >= top[i]!.score);
@@ -231,7 +231,7 @@ describe('latentdex outliers / duplicates / denoise / eval-outliers', () => {
     const e = run(['eval-outliers', '--collection', 'd', '--anomaly', '7', '--json']);
     assert.equal(e.status, 0, e.stderr);
     const rows = (JSON.parse(e.stdout) as { rows: { method: string; auroc: number }[] }).rows;
-    assert.deepEqual(rows.map((r) => r.method.split(' ')[0]), ['latentdex', 'latentdex', 'latentdex', 'PCA-8', 'pixel']);
+    assert.deepEqual(rows.map((r) => r.method.split(' ')[0]), ['latentdex', 'latentdex', 'latentdex', 'latentdex', 'PCA-8', 'pixel']);
     for (const r of rows) assert.ok(r.auroc >= 0 && r.auroc <= 1);
     for (const [args, re] of [
       [['denoise', '--collection', 'd', '--in', path.join(work, 'missing.png'), '--out', path.join(work, 'x.png')], /BAD_FILE/],

@@ -1,7 +1,5 @@
-import { isSparse, sparseDot, type SparseVector } from '../encoder/sparse.js';
-import { toFloats } from '../../data/images.js';
-import type { Collection, RawVector } from '../indexer/collection.js';
-import { NEIGHBOR_RANK, neighborTable, TABLE_K } from './neighbors.js';
+import type { Collection } from '../indexer/collection.js';
+import { NEIGHBOR_RANK, neighborTable, rawDistance, TABLE_K } from './neighbors.js';
 
 /**
  * The default thresholds are this share of the collection's typical neighbour distance: the median over its items
@@ -44,30 +42,6 @@ export interface DuplicateReport {
   items: number;
   generation: number;
   groups: DuplicateGroup[];
-}
-
-/** The distance between two raw vectors: L2 in [0, 1] pixel units, or 1 − cosine for TF-IDF. */
-export function rawDistance(c: Collection): (a: RawVector, b: RawVector) => number {
-  if (c.manifest.rawType === 'sparse') {
-    return (a, b) => {
-      const x = a as SparseVector;
-      const y = b as SparseVector;
-      const n = Math.sqrt(sparseDot(x, x) * sparseDot(y, y));
-      return n === 0 ? 1 : 1 - sparseDot(x, y) / n;
-    };
-  }
-  // toFloats reads pixel bytes as v/255: distances come out in [0, 1] pixel units for byte and float collections alike
-  return (a, b) => {
-    if (isSparse(a) || isSparse(b)) return Number.NaN;
-    const x = toFloats(a);
-    const y = toFloats(b);
-    let s = 0;
-    for (let i = 0; i < x.length; i++) {
-      const d = x[i]! - y[i]!;
-      s += d * d;
-    }
-    return Math.sqrt(s);
-  };
 }
 
 function median(v: number[]): number {

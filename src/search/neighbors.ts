@@ -1,4 +1,6 @@
-import type { Collection } from '../indexer/collection.js';
+import { isSparse, sparseDot, type SparseVector } from '../encoder/sparse.js';
+import { toFloats } from '../../data/images.js';
+import type { Collection, RawVector } from '../indexer/collection.js';
 import { progress } from '../progress.js';
 
 /** Which nearest other item the `neighbors` outlier score and the duplicate thresholds measure the distance to. */
@@ -21,6 +23,30 @@ export interface NeighborTable {
 /** The distance an HNSW search reports, as the code space measures it (hnswlib's l2 is squared). */
 export function codeDistance(c: Collection): (d: number) => number {
   return !c.binaryBits && c.manifest.space === 'l2' ? Math.sqrt : (d) => d;
+}
+
+/** The distance between two raw vectors: L2 in [0, 1] pixel units, or 1 − cosine for TF-IDF. */
+export function rawDistance(c: Collection): (a: RawVector, b: RawVector) => number {
+  if (c.manifest.rawType === 'sparse') {
+    return (a, b) => {
+      const x = a as SparseVector;
+      const y = b as SparseVector;
+      const n = Math.sqrt(sparseDot(x, x) * sparseDot(y, y));
+      return n === 0 ? 1 : 1 - sparseDot(x, y) / n;
+    };
+  }
+  // toFloats reads pixel bytes as v/255: distances come out in [0, 1] pixel units for byte and float collections alike
+  return (a, b) => {
+    if (isSparse(a) || isSparse(b)) return Number.NaN;
+    const x = toFloats(a);
+    const y = toFloats(b);
+    let s = 0;
+    for (let i = 0; i < x.length; i++) {
+      const d = x[i]! - y[i]!;
+      s += d * d;
+    }
+    return Math.sqrt(s);
+  };
 }
 
 /** The neighbour table of a collection, computed once per generation (a write makes the next call recompute it). */

@@ -126,6 +126,7 @@ export const searchResponse = z
         percentile: z.number().nullable(),
         reconstruction: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
         neighbors: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
+        raw: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
       })
       .optional()
       .openapi({ description: 'searches by upload or text: how unusual the query is for the collection (percentile: share of its items less unusual)' }),

@@ -41,7 +41,7 @@ export function searchRoutes(ctx: RouteContext): express.Router {
         const c = await engine.collection(name);
         const img = await decodeQueryImage(c, req.file.buffer);
         const answer = engine.byPixels(c, img.pixels, o);
-        res.json({ ...withPictures(c, answer, img), novelty: c.consistent(() => novelty(c, img.pixels, c.model.encode(img.pixels, 1))) });
+        res.json({ ...withPictures(c, answer, img), novelty: c.consistent(() => novelty(c, img.pixels, img.pixels, c.model.encode(img.pixels, 1))) });
         return;
       }
       const body: unknown = req.body;
@@ -54,7 +54,7 @@ export function searchRoutes(ctx: RouteContext): express.Router {
         const answer = await engine.byText(name, text, o);
         const c = await engine.collection(name);
         const v = textQueryVectors(c, text);
-        res.json({ ...answer, novelty: c.consistent(() => novelty(c, v.input, c.model.encode(v.input, 1))) });
+        res.json({ ...answer, novelty: c.consistent(() => novelty(c, v.input, v.raw, c.model.encode(v.input, 1))) });
         return;
       }
       await engine.collection(name);
