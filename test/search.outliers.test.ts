@@ -117,7 +117,7 @@ describe('GET /outliers and novelty of a query', () => {
     assert.deepEqual([...r.body.items.map((it: { key: string }) => it.key)].sort(), ODD);
     const it = r.body.items[0];
     await request(app).get(it.thumbnail).expect(200).expect('content-type', /image/);
-    await request(app).get(it.reconstruction).expect(200).expect('content-type', 'image/png');
+    await request(app).get(it.reconstructionImage).expect(200).expect('content-type', 'image/png');
     const page2 = await request(app).get('/api/collections/d/outliers?top=3&offset=3&score=reconstruction').expect(200);
     assert.equal(page2.body.items[0].rank, 4);
   });

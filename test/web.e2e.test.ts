@@ -116,4 +116,25 @@ describe('web page', () => {
     assert.deepEqual(await page.$$eval('#codes-hits .hit', (els) => els.map((e) => e.getAttribute('data-key'))), first);
     await page.screenshot({ path: path.join(OUT, 'page-filter.png'), fullPage: true });
   });
+
+  it('shows the most unusual items with their reconstructions, the duplicate groups, a denoised upload and the query’s novelty', async () => {
+    await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=5`);
+    await columnsFilled(5);
+    await page.click('#outliers-go');
+    await page.waitForFunction(() => document.querySelectorAll('#inspect-view .outliers li').length === 24);
+    // each outlier shows the item and its reconstruction, and searches by it when clicked
+    assert.equal(await page.$$eval('#inspect-view .outliers li:first-child img', (els) => els.length), 2);
+    const key = await page.$eval('#inspect-view .outliers li:first-child .lab', (e) => e.textContent);
+    await page.click('#inspect-view .outliers li:first-child .hit');
+    await page.waitForFunction((k) => document.querySelector('#query-caption')?.textContent?.includes(k as string), key);
+    await page.click('#duplicates-go');
+    await page.waitForFunction(() => /groups|No near-duplicates/.test(document.querySelector('#inspect-stats')?.textContent ?? ''));
+    await page.setInputFiles('#denoise', { name: 'n.png', mimeType: 'image/png', buffer: pngOf(set.pixels.subarray(7 * 784, 8 * 784), 28, 28) });
+    await page.waitForFunction(() => document.querySelectorAll('#inspect-view .pair img').length === 2);
+    await page.screenshot({ path: path.join(OUT, 'page-inspect.png'), fullPage: true });
+    const inverted = Uint8Array.from(set.pixels.subarray(9 * 784, 10 * 784), (v) => 255 - v);
+    await page.setInputFiles('#upload', { name: 'odd.png', mimeType: 'image/png', buffer: pngOf(inverted, 28, 28) });
+    await page.waitForFunction(() => /more unusual than 9\d\.\d%|more unusual than 100\.0%/.test(document.querySelector('#novelty')?.textContent ?? ''));
+    assert.equal(await page.isHidden('#novelty'), false);
+  });
 });

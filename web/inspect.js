@@ -27,7 +27,7 @@ export function setupInspect(page) {
       $('inspect-view').replaceChildren(el('ol', { class: 'outliers' }, ...r.items.map((it) => el('li', {}, itemButton(
         it,
         `#${it.rank} · score ${num(it.score)} · above ${pct(it.percentile)} · rec. ${num(it.reconstruction)}`,
-        img(it.thumbnail, `item ${it.key}`), it.reconstruction ? img(it.reconstruction, `reconstruction of ${it.key}`) : null,
+        img(it.thumbnail, `item ${it.key}`), it.reconstructionImage ? img(it.reconstructionImage, `reconstruction of ${it.key}`) : null,
       )))));
       page.done(`${r.items.length} outliers of ${page.collection()}.`);
     });

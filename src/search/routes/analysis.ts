@@ -9,11 +9,11 @@ import { duplicatesQuery, outliersQuery } from '../schemas.js';
 import { parse, type RouteContext } from './http.js';
 
 /** How an item is shown in an analysis answer: key, label, and its picture (or the start of its text). */
-function shown(engine: SearchEngine, c: Collection, key: string): { key: string; label: string | null; thumbnail: string; reconstruction?: string; snippet?: string } {
+function shown(engine: SearchEngine, c: Collection, key: string): { key: string; label: string | null; thumbnail: string; reconstructionImage?: string; snippet?: string } {
   const row = c.item(key);
   const base = { key: row.key, label: row.label, thumbnail: engine.thumbnailUrl(c, row.key) };
   if (c.kind === 'text') return { ...base, snippet: (row.text ?? '').slice(0, 240) };
-  return { ...base, reconstruction: `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(row.key)}/reconstruction.png` };
+  return { ...base, reconstructionImage: `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(row.key)}/reconstruction.png` };
 }
 
 /** Looking into a collection: its most unusual items, its near-duplicate groups, and denoising by its model. */

@@ -66,7 +66,7 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
   route({
     method: 'get',
     path: '/api/collections/{c}/outliers',
-    summary: 'the most unusual items (labels are not read), worst first, with score, percentile, thumbnail and reconstruction',
+    summary: 'the most unusual items (labels are not read), worst first, with scores, percentile, thumbnail and reconstructionImage',
     request: { params: collection, query: outliersQuery },
     ok: { description: 'ranked items', ...json(z.object({ collection: z.string(), score: z.string(), count: z.number(), offset: z.number(), generation: z.number(), items: z.array(z.record(z.unknown())) })) },
   });
