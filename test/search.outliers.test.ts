@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import request from 'supertest';
+import Database from 'better-sqlite3';
 import { PNG } from 'pngjs';
 import type express from 'express';
 import { selectImages, type ImageSet } from '../data/images.js';
@@ -87,6 +88,23 @@ describe('outlier scores', () => {
     assert.equal(outliers(other, { score: 'reconstruction', top: 1 }).items[0]!.key, key);
     other.close();
     c.close();
+  });
+
+  it('opens a catalogue written before items were scored: the column is added, old items are unscored, new ones scored', async () => {
+    const dir = tmpDir();
+    const small = selectImages(set, Array.from({ length: 40 }, (_, i) => i));
+    const c = await buildCollection(model, imageItems(small), { dataDir: dir, name: 'old', ...settings });
+    const file = c.paths.catalogue;
+    c.close();
+    const db = new Database(file);
+    db.exec('ALTER TABLE items DROP COLUMN recon');
+    db.close();
+    const reopened = await Collection.open(dir, 'old', { quiet: true });
+    assert.ok(Array.from(reopened.reconErrors().data).every(Number.isNaN));
+    await reopened.add(oddItems());
+    assert.equal(outliers(reopened, { score: 'reconstruction', top: 10 }).count, ODD.length);
+    assert.equal(outliers(reopened, { score: 'combined', top: 100 }).count, 40 + ODD.length);
+    reopened.close();
   });
 
   it('never reads labels: the same items under other labels score and group the same', async () => {
@@ -208,6 +226,7 @@ describe('POST /denoise', () => {
     assert.equal(t.body.error.code, 'INVALID_ARGUMENT');
     // a text query's novelty is reported too
     const q = await request(app).post('/api/collections/texts/search').send({ text: small.texts[0] }).expect(200);
+    assert.equal(typeof q.body.novelty.percentile, 'number');
     assert.ok(q.body.novelty.percentile >= 0 && q.body.novelty.percentile <= 1);
   });
 });

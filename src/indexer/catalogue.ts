@@ -103,6 +103,10 @@ CREATE INDEX IF NOT EXISTS items_grp ON items (grp);
 /** Columns added after a format was released: added to older catalogues when they open (like the indexes). */
 const ADDED_COLUMNS: readonly [string, string][] = [['recon', 'REAL']];
 
+function columnsOf(db: Database.Database): Set<string> {
+  return new Set((db.pragma('table_info(items)') as { name: string }[]).map((c) => c.name));
+}
+
 /** One entry of the change log: an item added (with its code, unless removed since) or removed, at generation `gen`. */
 export interface Change {
   gen: number;
@@ -171,13 +175,11 @@ export class Catalogue {
       } catch {
         // another process holds the write lock, or the file is read-only: filters work without the indexes
       }
-      const have = new Set((db.pragma('table_info(items)') as { name: string }[]).map((c) => c.name));
       for (const [name, type] of ADDED_COLUMNS) {
-        if (have.has(name)) continue;
         try {
-          db.exec(`ALTER TABLE items ADD COLUMN ${name} ${type}`);
-        } catch (e) {
-          throw fail('COLLECTION_BUSY', `catalogue '${file}' needs a new column and another process is writing it; retry when that write is done`, e);
+          if (!columnsOf(db).has(name)) db.exec(`ALTER TABLE items ADD COLUMN ${name} ${type}`);
+        } catch {
+          // another process added it meanwhile, holds the write lock, or the file is read-only: checked below
         }
       }
     } catch (e) {
@@ -186,9 +188,16 @@ export class Catalogue {
       throw fail('CORRUPT_COLLECTION', `catalogue '${file}' cannot be opened (${messageOf(e)}); rebuild the collection`, e);
     }
     this.#db = db;
+    // A catalogue that could not take the column (read-only, busy) still opens: its items read as unscored.
+    const recon = columnsOf(db).has('recon');
+    const reconCol = recon ? 'recon' : 'NULL AS recon';
     this.st = {
       manifest: this.#db.prepare<[], ManifestRow>('SELECT * FROM collections LIMIT 1'),
-      insert: this.#db.prepare('INSERT INTO items (key, label, uri, grp, text, raw, thumb, code, bits, recon) VALUES (@key, @label, @uri, @grp, @text, @raw, @thumb, @code, @bits, @recon)'),
+      insert: this.#db.prepare(
+        recon
+          ? 'INSERT INTO items (key, label, uri, grp, text, raw, thumb, code, bits, recon) VALUES (@key, @label, @uri, @grp, @text, @raw, @thumb, @code, @bits, @recon)'
+          : 'INSERT INTO items (key, label, uri, grp, text, raw, thumb, code, bits) VALUES (@key, @label, @uri, @grp, @text, @raw, @thumb, @code, @bits)',
+      ),
       byKey: this.#db.prepare<[string], ItemRow>('SELECT id, key, label, uri, grp, text FROM items WHERE key = ?'),
       byId: this.#db.prepare<[number], ItemRow>('SELECT id, key, label, uri, grp, text FROM items WHERE id = ?'),
       idByKey: this.#db.prepare<[string], { id: number }>('SELECT id FROM items WHERE key = ?'),
@@ -200,7 +209,7 @@ export class Catalogue {
       allCodes: this.#db.prepare<[], { id: number; code: Buffer }>('SELECT id, code FROM items ORDER BY id'),
       allRaw: this.#db.prepare<[], { id: number; raw: Buffer }>('SELECT id, raw FROM items ORDER BY id'),
       allBits: this.#db.prepare<[], { id: number; bits: Buffer | null }>('SELECT id, bits FROM items ORDER BY id'),
-      allRecon: this.#db.prepare<[], { id: number; recon: number | null }>('SELECT id, recon FROM items ORDER BY id'),
+      allRecon: this.#db.prepare<[], { id: number; recon: number | null }>(`SELECT id, ${reconCol} FROM items ORDER BY id`),
       allMeta: this.#db.prepare<[], ItemRow>('SELECT id, key, label, uri, grp, text FROM items ORDER BY id'),
       sharedGroup: this.#db.prepare<[], { grp: string }>('SELECT grp FROM items WHERE grp IS NOT NULL GROUP BY grp HAVING COUNT(*) > 1 LIMIT 1'),
       generation: this.#db.prepare<[], { g: number }>('SELECT generation AS g FROM collections LIMIT 1'),
@@ -211,7 +220,7 @@ export class Catalogue {
         'SELECT c.gen, c.op, c.id, i.code FROM changes c LEFT JOIN items i ON i.id = c.id WHERE c.gen > ? ORDER BY c.rowid',
       ),
       truncate: this.#db.prepare<[number]>('DELETE FROM changes WHERE gen <= ?'),
-      rowsByIds: this.#db.prepare<[string], StoredRow>('SELECT id, raw, bits, code, recon FROM items WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id'),
+      rowsByIds: this.#db.prepare<[string], StoredRow>(`SELECT id, raw, bits, code, ${reconCol} FROM items WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`),
       labelCounts: this.#db.prepare<[number], { value: string; count: number }>('SELECT label AS value, COUNT(*) AS count FROM items WHERE label IS NOT NULL GROUP BY label ORDER BY count DESC, label LIMIT ?'),
       groupCounts: this.#db.prepare<[number], { value: string; count: number }>('SELECT grp AS value, COUNT(*) AS count FROM items WHERE grp IS NOT NULL GROUP BY grp ORDER BY count DESC, grp LIMIT ?'),
       randomKey: this.#db.prepare<[number], { key: string }>('SELECT key FROM items ORDER BY id LIMIT 1 OFFSET ?'),

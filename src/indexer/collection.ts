@@ -787,6 +787,11 @@ export class Collection {
     return value;
   }
 
+  /** Whether a derived value is cached for the current generation (asking computes nothing). */
+  hasCurrent(name: string): boolean {
+    return this.#derived.get(name)?.gen === this.#gen;
+  }
+
   /**
    * One stored column of every item as a matrix in id order (bytes for pixels, floats for texts and codes, bytes
    * for packed bits), kept up to date by each write's rows. `transform` changes each row as it enters (e.g. normalise).

@@ -1,5 +1,5 @@
 import type { Collection } from '../indexer/collection.js';
-import { NEIGHBOR_RANK, neighborTable, rawDistance, TABLE_K } from './neighbors.js';
+import { NEIGHBOR_RANK, neighborTable, rawById, rawDistance, TABLE_K } from './neighbors.js';
 
 /**
  * The default thresholds are this share of the collection's typical neighbour distance: the median over its items
@@ -80,7 +80,8 @@ export function findDuplicates(c: Collection, o: DuplicateOptions = {}): Duplica
     const n = table.ids.length;
     const rowOf = new Map<number, number>();
     table.ids.forEach((id, r) => rowOf.set(id, r));
-    const raw = (r: number) => c.rawOf(table.ids[r]!);
+    const rawOf = rawById(c);
+    const raw = (r: number) => rawOf(table.ids[r]!)!;
     const rawDist = rawDistance(c);
     let threshold = o.threshold;
     let rawThreshold = o.rawThreshold;
@@ -122,13 +123,17 @@ export function findDuplicates(c: Collection, o: DuplicateOptions = {}): Duplica
       if (m) m.push(r);
       else members.set(root, [r]);
     }
-    const exactSets = c.exactCopies().map((g) => new Set(g));
+    const copyGroup = new Map<number, number>();
+    c.exactCopies().forEach((g, i) => g.forEach((id) => copyGroup.set(id, i)));
     const groups: DuplicateGroup[] = [];
     for (const rows of members.values()) {
       if (rows.length < 2) continue;
       const ids = rows.map((r) => table.ids[r]!).sort((a, b) => a - b);
-      const exact = exactSets.some((s) => ids.every((id) => s.has(id)));
-      groups.push({ ids, exact, maxDistance: exact ? 0 : Math.max(...rows.map((r) => joined[r]!)) });
+      const first = copyGroup.get(ids[0]!);
+      const exact = first !== undefined && ids.every((id) => copyGroup.get(id) === first);
+      let maxDistance = 0;
+      if (!exact) for (const r of rows) maxDistance = Math.max(maxDistance, joined[r]!);
+      groups.push({ ids, exact, maxDistance });
     }
     groups.sort((a, b) => b.ids.length - a.ids.length || a.ids[0]! - b.ids[0]!);
     const limit = o.limit ?? groups.length;

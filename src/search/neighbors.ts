@@ -1,6 +1,7 @@
 import { isSparse, sparseDot, type SparseVector } from '../encoder/sparse.js';
 import { toFloats } from '../../data/images.js';
 import type { Collection, RawVector } from '../indexer/collection.js';
+import { sortedIndex } from '../indexer/retrieval.js';
 import { progress } from '../progress.js';
 
 /** Which nearest other item the `neighbors` outlier score and the duplicate thresholds measure the distance to. */
@@ -22,7 +23,8 @@ export interface NeighborTable {
 
 /** The distance an HNSW search reports, as the code space measures it (hnswlib's l2 is squared). */
 export function codeDistance(c: Collection): (d: number) => number {
-  return !c.binaryBits && c.manifest.space === 'l2' ? Math.sqrt : (d) => d;
+  // binary models too: the graph holds their sigmoid codes, searched by L2 (Hamming is for the packed bits)
+  return c.manifest.space === 'l2' ? Math.sqrt : (d) => d;
 }
 
 /** The distance between two raw vectors: L2 in [0, 1] pixel units, or 1 − cosine for TF-IDF. */
@@ -49,6 +51,18 @@ export function rawDistance(c: Collection): (a: RawVector, b: RawVector) => numb
   };
 }
 
+/** The raw vector of an item by id: a row of the cached matrix for dense collections, a catalogue read for texts. */
+export function rawById(c: Collection): (id: number) => RawVector | undefined {
+  if (c.manifest.rawType === 'sparse') return (id) => c.rawOf(id);
+  const { ids, data } = c.rawMatrix();
+  const index = sortedIndex(ids);
+  const d = c.manifest.rawDim;
+  return (id) => {
+    const r = index.get(id);
+    return r === undefined ? undefined : data.subarray(r * d, (r + 1) * d);
+  };
+}
+
 /** The neighbour table of a collection, computed once per generation (a write makes the next call recompute it). */
 export function neighborTable(c: Collection, quiet = true): NeighborTable {
   return c.derived(`neighbors:${TABLE_K}`, () => {
@@ -57,7 +71,7 @@ export function neighborTable(c: Collection, quiet = true): NeighborTable {
     const cd = c.manifest.codeDim;
     const dist = codeDistance(c);
     const neighbors = new Int32Array(n * TABLE_K).fill(-1);
-    const distances = new Float32Array(n * TABLE_K).fill(Number.POSITIVE_INFINITY);
+    const distances = new Float32Array(n * TABLE_K).fill(Number.NaN);
     // The graph's own breadth, at least 2k: a neighbour table worth trusting for scores.
     const ef = Math.max(c.manifest.hnsw.ef, 2 * (TABLE_K + 1));
     const bar = progress({ title: 'neighbours', total: n, quiet });

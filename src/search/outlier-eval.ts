@@ -8,8 +8,11 @@ import { itemScores, OUTLIER_SCORES } from './outliers.js';
 
 /** Area under the ROC curve of `scores` (higher: more anomalous) against `anomaly` flags; ties count half. */
 export function auroc(scores: ArrayLike<number>, anomaly: ArrayLike<boolean>): number {
-  const n = scores.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
+  // items without a value of the score (NaN) are left out
+  const order = Array.from({ length: scores.length }, (_, i) => i)
+    .filter((i) => !Number.isNaN(scores[i]!))
+    .sort((a, b) => scores[a]! - scores[b]!);
+  const n = order.length;
   let pos = 0;
   let rankSum = 0;
   for (let i = 0; i < n; ) {
@@ -31,7 +34,9 @@ export function auroc(scores: ArrayLike<number>, anomaly: ArrayLike<boolean>): n
 
 /** Share of anomalies among the `top` highest scores. */
 export function precisionAtTop(scores: ArrayLike<number>, anomaly: ArrayLike<boolean>, top: number): number {
-  const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+  const order = Array.from({ length: scores.length }, (_, i) => i)
+    .filter((i) => !Number.isNaN(scores[i]!))
+    .sort((a, b) => scores[b]! - scores[a]!);
   const m = Math.min(top, order.length);
   let hit = 0;
   for (let i = 0; i < m; i++) if (anomaly[order[i]!]) hit++;

@@ -2,8 +2,7 @@ import { fail } from '../errors.js';
 import type { Collection } from '../indexer/collection.js';
 import type { Pixels } from '../../data/images.js';
 import type { RawVector } from '../indexer/collection.js';
-import { sortedIndex } from '../indexer/retrieval.js';
-import { codeDistance, NEIGHBOR_RANK, neighborTable, rawDistance, TABLE_K } from './neighbors.js';
+import { codeDistance, NEIGHBOR_RANK, neighborTable, rawById, rawDistance, TABLE_K } from './neighbors.js';
 
 /**
  * How unusual an item is, from the collection alone (labels are never read):
@@ -47,18 +46,6 @@ function combine(...p: number[]): number {
   return known.length === 0 ? Number.NaN : known.reduce((a, b) => a + b, 0) / known.length;
 }
 
-/** The raw vector of an item by id: a row of the cached matrix for dense collections, a catalogue read for texts. */
-function rawById(c: Collection): (id: number) => RawVector | undefined {
-  if (c.manifest.rawType === 'sparse') return (id) => c.rawOf(id);
-  const { ids, data } = c.rawMatrix();
-  const index = sortedIndex(ids);
-  const d = c.manifest.rawDim;
-  return (id) => {
-    const r = index.get(id);
-    return r === undefined ? undefined : data.subarray(r * d, (r + 1) * d);
-  };
-}
-
 /** Raw distance from `q` to the NEIGHBOR_RANK-th nearest of some items (its code neighbours). */
 function rawKth(q: RawVector, neighbors: ArrayLike<number>, raw: (id: number) => RawVector | undefined, dist: (a: RawVector, b: RawVector) => number): number {
   const d: number[] = [];
@@ -70,9 +57,11 @@ function rawKth(q: RawVector, neighbors: ArrayLike<number>, raw: (id: number) =>
   return d[Math.min(NEIGHBOR_RANK, d.length) - 1] ?? Number.NaN;
 }
 
-/** The three scores of every item, computed once per generation. */
+const SCORES = 'outlier-scores';
+
+/** The scores of every item, computed once per generation. */
 export function itemScores(c: Collection): ItemScores {
-  return c.derived('outlier-scores', () => {
+  return c.derived(SCORES, () => {
     const table = neighborTable(c);
     const recon = c.reconErrors();
     const n = table.ids.length;
@@ -169,7 +158,19 @@ export function noveltyScores(c: Collection, input: Pixels, raws: readonly RawVe
   return { values: { reconstruction, neighbors, raw, combined }, percentiles: { ...percentiles, combined: pct('combined', combined) } };
 }
 
-/** The novelty of one query given by its model input and code. */
+/**
+ * Collections up to this many items score their items for a query's novelty at once (about one graph search per
+ * item, once per generation); larger ones report novelty once their scores exist (an outliers or duplicates request,
+ * or `warm`), so that a search after a write never waits for the whole collection.
+ */
+export const NOVELTY_INLINE_ITEMS = 20_000;
+
+/** Whether a query's novelty can be answered now without scoring a large collection first. */
+export function noveltyReady(c: Collection): boolean {
+  return c.count <= NOVELTY_INLINE_ITEMS || c.hasCurrent(SCORES);
+}
+
+/** The novelty of one query given by its model input, raw vector and code. */
 export function novelty(c: Collection, input: Pixels, raw: RawVector, code: Float32Array): Novelty {
   const { values, percentiles } = noveltyScores(c, input, [raw], code);
   const pair = (k: OutlierScore) => ({ value: finite(values[k][0]!), percentile: finite(percentiles[k][0]!) });

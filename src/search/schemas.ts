@@ -128,8 +128,9 @@ export const searchResponse = z
         neighbors: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
         raw: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
       })
+      .nullable()
       .optional()
-      .openapi({ description: 'searches by upload or text: how unusual the query is for the collection (percentile: share of its items less unusual)' }),
+      .openapi({ description: 'searches by upload or text: how unusual the query is for the collection (percentile: share of its items less unusual); null on a collection of over 20,000 items until its scores exist (GET /outliers computes them)' }),
   })
   .openapi('SearchResponse');
 
@@ -148,8 +149,8 @@ export const outliersQuery = z
 /** GET /duplicates: thresholds (default: from the collection's distances) and how many groups. */
 export const duplicatesQuery = z
   .object({
-    threshold: num({ min: 0 }).optional().openapi({ description: 'largest code distance of a pair (default: 0.2 × the median distance of an item to its 5th nearest neighbour)' }),
-    raw_threshold: num({ min: 0 }).optional().openapi({ description: 'largest raw distance of a pair, pixels in [0, 1] units or 1 − cosine of TF-IDF (default: 0.2 × the median, as for codes)' }),
+    threshold: num({ min: 0, max: 1e6 }).optional().openapi({ description: 'largest code distance of a pair (default: 0.2 × the median distance of an item to its 5th nearest neighbour)' }),
+    raw_threshold: num({ min: 0, max: 1e6 }).optional().openapi({ description: 'largest raw distance of a pair, pixels in [0, 1] units or 1 − cosine of TF-IDF (default: 0.2 × the median, as for codes)' }),
     limit: num({ int: true, min: 1, max: MAX_DEPTH }).optional().openapi({ description: 'groups returned, largest first (default 100)' }),
   })
   .strict()

@@ -4,7 +4,7 @@ import { fail } from '../../errors.js';
 import type { Collection } from '../../indexer/collection.js';
 import type { DecodedImage } from '../../../data/decode.js';
 import { decodeQueryImage, textQueryVectors, type SearchResponse } from '../engine.js';
-import { novelty } from '../outliers.js';
+import { novelty, noveltyReady } from '../outliers.js';
 import { batchBody, codeBody, searchOptionsOf, searchQuery, textBody } from '../schemas.js';
 import { parse, type RouteContext } from './http.js';
 
@@ -41,7 +41,8 @@ export function searchRoutes(ctx: RouteContext): express.Router {
         const c = await engine.collection(name);
         const img = await decodeQueryImage(c, req.file.buffer);
         const answer = engine.byPixels(c, img.pixels, o);
-        res.json({ ...withPictures(c, answer, img), novelty: c.consistent(() => novelty(c, img.pixels, img.pixels, c.model.encode(img.pixels, 1))) });
+        const nov = c.consistent(() => (noveltyReady(c) ? novelty(c, img.pixels, img.pixels, c.model.encode(img.pixels, 1)) : null));
+        res.json({ ...withPictures(c, answer, img), novelty: nov });
         return;
       }
       const body: unknown = req.body;
@@ -54,7 +55,7 @@ export function searchRoutes(ctx: RouteContext): express.Router {
         const answer = await engine.byText(name, text, o);
         const c = await engine.collection(name);
         const v = textQueryVectors(c, text);
-        res.json({ ...answer, novelty: c.consistent(() => novelty(c, v.input, v.raw, c.model.encode(v.input, 1))) });
+        res.json({ ...answer, novelty: c.consistent(() => (noveltyReady(c) ? novelty(c, v.input, v.raw, c.model.encode(v.input, 1)) : null)) });
         return;
       }
       await engine.collection(name);
