@@ -9,8 +9,8 @@ export function setupInspect(page) {
   const pct = (p) => (p == null ? '?' : `${(p * 100).toFixed(1)}%`);
   const num = (v) => (v == null ? '–' : v < 0.01 ? v.toExponential(2) : v.toFixed(3));
 
-  function itemButton(it, extra, ...pictures) {
-    const visual = page.kind() === 'text' ? [el('span', { class: 'snip' }, it.snippet ?? it.key)] : pictures;
+  function itemButton(it, extra, pictures) {
+    const visual = page.kind() === 'text' ? [el('span', { class: 'snip' }, it.snippet ?? it.key)] : pictures();
     return el('button', {
       type: 'button', class: 'hit', title: `Search by ${it.key}`,
       'aria-label': `${it.key}, label ${it.label ?? 'unknown'}${extra ? `, ${extra}` : ''}. Search by this item.`,
@@ -22,12 +22,14 @@ export function setupInspect(page) {
   async function showOutliers() {
     await page.run('Scoring every item…', async () => {
       const score = $('outlier-score').value;
+      const asked = page.collection();
       const r = await api(`${base()}/outliers?score=${encodeURIComponent(score)}&top=24`);
+      if (asked !== page.collection()) return; // another collection was chosen meanwhile
       $('inspect-stats').textContent = `The ${r.items.length} most unusual of ${r.count} items by the ${r.score} score${page.kind() === 'text' ? '' : ' (each item, then its reconstruction from the code)'}.`;
       $('inspect-view').replaceChildren(el('ol', { class: 'outliers' }, ...r.items.map((it) => el('li', {}, itemButton(
         it,
         `#${it.rank} · score ${num(it.score)} · above ${pct(it.percentile)} · rec. ${num(it.reconstruction)}`,
-        img(it.thumbnail, `item ${it.key}`), it.reconstructionImage ? img(it.reconstructionImage, `reconstruction of ${it.key}`) : null,
+        () => [img(it.thumbnail, `item ${it.key}`), it.reconstructionImage ? img(it.reconstructionImage, `reconstruction of ${it.key}`) : null],
       )))));
       page.done(`${r.items.length} outliers of ${page.collection()}.`);
     });
@@ -35,13 +37,15 @@ export function setupInspect(page) {
 
   async function showDuplicates() {
     await page.run('Looking for near-duplicates…', async () => {
+      const asked = page.collection();
       const r = await api(`${base()}/duplicates?limit=50`);
+      if (asked !== page.collection()) return;
       $('inspect-stats').textContent = r.count === 0
         ? `No near-duplicates within code distance ${num(r.threshold)} and raw distance ${num(r.rawThreshold)}.`
         : `${r.count} groups (${r.items} items) within code distance ${num(r.threshold)} and raw distance ${num(r.rawThreshold)}${r.count > r.groups.length ? `; the ${r.groups.length} largest shown` : ''}.`;
       $('inspect-view').replaceChildren(...r.groups.map((g) => el('div', { class: 'dup-group' },
         el('span', { class: 'meta' }, g.exact ? 'exact copies' : `near, ≤ ${num(g.maxDistance)}`),
-        ...g.items.map((it) => itemButton(it, null, img(it.thumbnail, `item ${it.key}`))))));
+        ...g.items.map((it) => itemButton(it, null, () => [img(it.thumbnail, `item ${it.key}`)])))));
       page.done(`${r.count} duplicate groups in ${page.collection()}.`);
     });
   }

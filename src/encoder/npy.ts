@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { fail } from '../errors.js';
+import { fail, messageOf } from '../errors.js';
 
 type NpyArray = Float32Array | Int32Array | Uint8Array;
 
@@ -42,8 +42,13 @@ export function fromNpy(buf: Buffer): { data: NpyArray; shape: number[] } {
 /** Writes a file atomically: temp name, then rename. */
 export async function writeFileAtomic(file: string, data: Buffer | string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  await fs.writeFile(tmp, data);
-  await fs.rename(tmp, file);
+  try {
+    await fs.writeFile(tmp, data);
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw fail('BAD_FILE', `cannot write '${file}' (${messageOf(e)}); check that its folder exists and is writable`, e);
+  }
 }
 
 /**

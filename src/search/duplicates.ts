@@ -95,8 +95,9 @@ export function findDuplicates(c: Collection, o: DuplicateOptions = {}): Duplica
         codeNN.push(table.distances[r * TABLE_K + NEIGHBOR_RANK - 1]!);
         if (rawThreshold === undefined) rawNN.push(rawDist(raw(r), raw(rowOf.get(j)!)));
       }
-      threshold ??= DUPLICATE_FACTOR * median(codeNN);
-      rawThreshold ??= DUPLICATE_FACTOR * median(rawNN);
+      // too few items for a 5th neighbour: exact copies only
+      threshold ??= DUPLICATE_FACTOR * median(codeNN) || 0;
+      rawThreshold ??= DUPLICATE_FACTOR * median(rawNN) || 0;
     }
     const uf = new UnionFind(n);
     const joined = new Float32Array(n);
