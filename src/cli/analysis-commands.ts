@@ -1,10 +1,10 @@
 import fs from 'node:fs/promises';
 import { Option } from 'commander';
-import { gridPng, imagePng } from '../encoder/png.js';
+import { gridPng } from '../encoder/png.js';
 import { writeFileAtomic } from '../encoder/npy.js';
 import { fail, messageOf } from '../errors.js';
 import { Collection } from '../indexer/collection.js';
-import { decodeQueryImage } from '../search/engine.js';
+import { denoiseImage } from '../search/denoise.js';
 import { DUPLICATE_FACTOR, findDuplicates } from '../search/duplicates.js';
 import { evaluateOutliers, formatOutlierEval } from '../search/outlier-eval.js';
 import { DEFAULT_SCORE, outliers, OUTLIER_SCORES, type OutlierScore } from '../search/outliers.js';
@@ -91,16 +91,12 @@ export function addAnalysisCommands(ctx: Ctx): void {
     .requiredOption('--out <file>', 'PNG to write')
     .action((f: { collection: string; in: string; out: string }) =>
       withCollection(ctx, f.collection, async (c) => {
-        if (c.kind !== 'image') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; denoise takes an image collection`);
         const bytes = await fs.readFile(f.in).catch((e: unknown) => {
           throw fail('BAD_FILE', `cannot read '${f.in}' (${messageOf(e)})`, e);
         });
-        const img = await decodeQueryImage(c, bytes);
-        const i = c.model.manifest.input;
-        if (i.type !== 'pixels') throw fail('INTERNAL', 'an image collection without a pixel model');
-        await writeFileAtomic(f.out, imagePng(c.model.reconstruct(img.pixels, 1), i.width, i.height, i.channels));
-        const denoising = Boolean(c.model.manifest.regularisers.denoise);
-        process.stdout.write(`wrote ${f.out} (${i.width}x${i.height})${denoising ? '' : `; note: '${c.name}' was not trained with --denoise, so its model reconstructs rather than removes noise`}\n`);
+        const out = await denoiseImage(c, bytes);
+        await writeFileAtomic(f.out, out.png);
+        process.stdout.write(`wrote ${f.out} (${out.width}x${out.height})${out.denoising ? '' : `; note: '${c.name}' was not trained with --denoise, so its model reconstructs rather than removes noise`}\n`);
       }),
     );
 

@@ -1,8 +1,8 @@
 import express from 'express';
-import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
 import type { Collection } from '../../indexer/collection.js';
-import { decodeQueryImage, type SearchEngine } from '../engine.js';
+import type { SearchEngine } from '../engine.js';
+import { denoiseImage } from '../denoise.js';
 import { findDuplicates } from '../duplicates.js';
 import { outliers } from '../outliers.js';
 import { duplicatesQuery, outliersQuery } from '../schemas.js';
@@ -62,14 +62,8 @@ export function analysisRoutes(ctx: RouteContext): express.Router {
       const c = await engine.collection(req.params.c!);
       if (c.kind !== 'image') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; denoise takes an image collection`);
       if (!req.file) throw fail('INVALID_ARGUMENT', 'send the image to denoise as multipart field `image`');
-      const img = await decodeQueryImage(c, req.file.buffer);
-      const i = c.model.manifest.input;
-      if (i.type !== 'pixels') throw fail('INTERNAL', 'an image collection without a pixel model');
-      const out = imagePng(c.model.reconstruct(img.pixels, 1), i.width, i.height, i.channels);
-      res
-        .type('png')
-        .set('x-latentdex-denoising-model', String(Boolean(c.model.manifest.regularisers.denoise)))
-        .send(out);
+      const out = await denoiseImage(c, req.file.buffer);
+      res.type('png').set('x-latentdex-denoising-model', String(out.denoising)).send(out.png);
     }),
   );
   return r;
