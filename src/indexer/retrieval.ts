@@ -2,7 +2,9 @@ import { PackedCodes, packBits, toWords } from '../encoder/binary.js';
 import { fitPca, fitSparseLsa, pcaProject, sparseProject, type Pca } from '../encoder/pca.js';
 import type { SparseVector } from '../encoder/sparse.js';
 import type { SparseRows } from './sparse-rows.js';
-import { exactKnn, normaliseRows, type Metric } from './exact.js';
+import { normaliseRows, type Metric } from './exact.js';
+import { FlatScan } from './flat-scan.js';
+import { hammingIndex } from './mih.js';
 import { batchKnn } from './knn-batch.js';
 
 /** A row of the matrix a retriever was built over, with its distance to the query. */
@@ -77,8 +79,8 @@ function rowsOf(qs: Float32Array, n: number): Float32Array[] {
 }
 
 /**
- * Exact scan of an n × dim matrix: squared L2, or cosine distance (rows and queries unit-normalised here). A byte
- * matrix (pixels) is scanned as bytes against a byte query: no float copy of the collection.
+ * Exact scan of an n × dim matrix (SIMD kernels, see FlatScan): squared L2, or cosine distance (rows and queries
+ * unit-normalised here). A byte matrix (pixels) is scanned as bytes against a byte query: no float copy of it.
  */
 export function exactScan(name: string, items: Float32Array | Uint8Array, dim: number, metric: Metric, o: { bytesPerItem?: number; unitRows?: boolean } = {}): Retriever {
   const bytesPerItem = o.bytesPerItem ?? dim * 4;
@@ -86,22 +88,26 @@ export function exactScan(name: string, items: Float32Array | Uint8Array, dim: n
   const bytes = data instanceof Uint8Array;
   const unit = (q: Float32Array) => (metric === 'cosine' ? normaliseRows(q.slice(), dim) : q);
   const floats = () => (bytes ? Float32Array.from(data) : (data as Float32Array));
+  const scan = new FlatScan(data, dim, metric);
   return {
     name,
     bytesPerItem,
-    search: (q, k, only) => exactKnn(data, dim, bytes ? Uint8Array.from(q, (v) => Math.round(v)) : unit(q), k, metric, undefined, only?.rows),
-    searchMany: (qs, _n, k) => batchKnn(floats(), dim, unit(qs), k, metric),
+    search: (q, k, only) => scan.knn(bytes ? q : unit(q), k, only?.rows),
+    // the SIMD scan query by query outruns a tfjs matrix product here (and needs no float copy of bytes)
+    searchMany: (qs, n, k) => (scan.simd ? rowsOf(qs, n).map((q) => Int32Array.from(scan.knn(bytes ? q : unit(q), k), (h) => h.index)) : batchKnn(floats(), dim, unit(qs), k, metric)),
   };
 }
 
 /**
- * Exact Hamming scan of the items' codes cut at zero into `bits` bits (what binary collections store). Items tied in
+ * Exact Hamming search (multi-index hashing over many items, else a linear scan) of the items' codes cut at 0.5 into
+ * `bits` bits (what binary collections store). Items tied in
  * Hamming distance are ordered by the float codes' L2 distance, then by row, over whole tie groups: one total order,
  * so the top k is a prefix of the top k + m (pages stay consistent).
  */
 export function hammingScan(name: string, codes: Float32Array, dim: number, bits: number): Retriever {
   const n = codes.length / dim;
   const packed = PackedCodes.fromBytes(Array.from({ length: n }, (_, i) => packBits(codes.subarray(i * dim, (i + 1) * dim))), bits);
+  const index = hammingIndex(packed);
   const words = (q: Float32Array) => toWords(packBits(q), packed.words);
   const l2 = (q: Float32Array, row: number) => {
     let d = 0;
@@ -110,10 +116,10 @@ export function hammingScan(name: string, codes: Float32Array, dim: number, bits
   };
   const search = (q: Float32Array, k: number, only?: RowSet) => {
     const w = words(q);
-    const top = packed.search(w, k, only?.rows);
+    const top = index.search(w, k, only?.rows);
     if (top.length === 0) return [];
     // every item tied with the k-th, so that the tie-break never depends on which of them the top k kept
-    return packed
+    return index
       .within(w, top[top.length - 1]!.distance, only?.rows)
       .map((h) => ({ ...h, tie: l2(q, h.index) }))
       .sort((a, b) => a.distance - b.distance || a.tie - b.tie || a.index - b.index)

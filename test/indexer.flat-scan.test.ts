@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { rng } from '../src/encoder/rng.js';
+import { exactKnn, normaliseRows, type ExactHit } from '../src/indexer/exact.js';
+import { FlatScan, scanKernel } from '../src/indexer/flat-scan.js';
+import { exactScan } from '../src/indexer/retrieval.js';
+import { digits } from './helpers.js';
+
+const set = digits(1500);
+const dim = 784;
+const pixels = set.pixels;
+
+function floats(n: number, d: number, seed: number): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n * d }, () => r() * 2 - 1);
+}
+
+/** The same rows in the same order, except where the reference's distances tie within f32 rounding. */
+function sameRanking(got: ExactHit[], want: ExactHit[], tol: number): void {
+  assert.equal(got.length, want.length);
+  got.forEach((h, i) => {
+    assert.ok(Math.abs(h.distance - want[i]!.distance) <= tol * Math.max(1, Math.abs(want[i]!.distance)), `distance ${i}: ${h.distance} vs ${want[i]!.distance}`);
+    if (h.index !== want[i]!.index) {
+      const other = want.find((w) => w.index === h.index);
+      assert.ok(other && Math.abs(other.distance - want[i]!.distance) <= tol * Math.max(1, Math.abs(want[i]!.distance)), `row ${i}: ${h.index} vs ${want[i]!.index}`);
+    }
+  });
+}
+
+describe('FlatScan', () => {
+  it('runs the wasm SIMD kernels that the build compiled', () => {
+    assert.equal(scanKernel(), 'wasm-simd');
+    assert.equal(new FlatScan(pixels, dim, 'l2').simd, true);
+  });
+
+  it('ranks real digits by pixel distance exactly as the plain scan, distances included', () => {
+    const scan = new FlatScan(pixels, dim, 'l2');
+    for (let t = 0; t < 20; t++) {
+      const q = pixels.subarray(t * 71 * dim, (t * 71 + 1) * dim);
+      assert.deepEqual(scan.knn(q, 25), exactKnn(pixels, dim, q, 25, 'l2'));
+    }
+  });
+
+  it('handles byte rows whose length is not a multiple of 16, and float queries rounded to bytes', () => {
+    const d = 37;
+    const n = Math.floor(pixels.length / d);
+    const data = pixels.subarray(0, n * d);
+    const scan = new FlatScan(data, d, 'l2');
+    const r = rng(5);
+    for (let t = 0; t < 10; t++) {
+      const q = Float32Array.from({ length: d }, () => r() * 255);
+      assert.deepEqual(scan.knn(q, 10), exactKnn(data, d, Uint8Array.from(q, (v) => Math.round(v)), 10, 'l2'));
+    }
+  });
+
+  for (const d of [32, 13, 8, 3]) {
+    it(`ranks ${d}-d float codes as the plain scan, in L2 and cosine`, () => {
+      const data = floats(4000, d, d);
+      const unit = normaliseRows(data.slice(), d);
+      const l2 = new FlatScan(data, d, 'l2');
+      const cos = new FlatScan(unit, d, 'cosine');
+      const queries = floats(10, d, 100 + d);
+      for (let t = 0; t < 10; t++) {
+        const q = queries.subarray(t * d, (t + 1) * d);
+        sameRanking(l2.knn(q, 15), exactKnn(data, d, q, 15, 'l2'), 1e-5);
+        sameRanking(cos.knn(q, 15), exactKnn(unit, d, q, 15, 'cosine'), 1e-5);
+      }
+    });
+  }
+
+  it('scans only the rows of a filter, nearest first, ties by row', () => {
+    const scan = new FlatScan(pixels, dim, 'l2');
+    const rows = Int32Array.from({ length: 200 }, (_, i) => i * 7 + 3);
+    const q = pixels.subarray(500 * dim, 501 * dim);
+    const got = scan.knn(q, 12, rows);
+    assert.deepEqual(got, exactKnn(pixels, dim, q, 12, 'l2', undefined, rows));
+    assert.ok(got.every((h) => (h.index - 3) % 7 === 0));
+  });
+
+  it('answers as many rows as there are when k is larger', () => {
+    const data = floats(5, 8, 9);
+    assert.equal(new FlatScan(data, 8, 'l2').knn(data.subarray(0, 8), 50).length, 5);
+  });
+});
+
+describe('exactScan#searchMany', () => {
+  it('gives each query the rows its single search gives', () => {
+    const r = exactScan('pixels', pixels, dim, 'l2');
+    const qs = Float32Array.from(pixels.subarray(0, 6 * dim));
+    const many = r.searchMany(qs, 6, 10);
+    for (let i = 0; i < 6; i++) assert.deepEqual(Array.from(many[i]!), r.search(qs.subarray(i * dim, (i + 1) * dim), 10).map((h) => h.index));
+  });
+});
