@@ -1,4 +1,4 @@
-import type { PackedCodes } from '../encoder/binary.js';
+import { popcount32, type PackedCodes } from '../encoder/binary.js';
 
 /** A row of a code matrix and its Hamming distance to the query. */
 export interface HammingHit {
@@ -25,6 +25,8 @@ interface Table {
   /** rows whose substring is v: ids[offsets[v] .. offsets[v + 1]) */
   offsets: Uint32Array;
   ids: Uint32Array;
+  /** their codes in the same order (a bucket's codes are read in one sweep, not gathered from all over) */
+  codes: Uint32Array;
 }
 
 /** Bits [start, start + len) of a code packed as `toWords` packs it (most significant first), len ≤ 24. */
@@ -52,9 +54,6 @@ export function substringCount(n: number, bits: number): number {
  */
 export class MultiIndexHash implements HammingIndex {
   private readonly tables: Table[];
-  /** per row, the query stamp that last saw it (one allocation, reused by every query) */
-  private readonly seen: Uint32Array;
-  private stamp = 0;
 
   constructor(
     readonly codes: PackedCodes,
@@ -69,11 +68,15 @@ export class MultiIndexHash implements HammingIndex {
       start += len;
       return t;
     });
-    this.seen = new Uint32Array(codes.n);
   }
 
   get n(): number {
     return this.codes.n;
+  }
+
+  /** How many substring tables the codes are indexed by. */
+  get substrings(): number {
+    return this.tables.length;
   }
 
   private table(start: number, len: number): Table {
@@ -87,8 +90,13 @@ export class MultiIndexHash implements HammingIndex {
     for (let v = 0; v < 1 << len; v++) offsets[v + 1]! += offsets[v]!;
     const cursor = offsets.slice(0, 1 << len);
     const ids = new Uint32Array(n);
-    for (let i = 0; i < n; i++) ids[cursor[keys[i]!]!++] = i;
-    return { start, len, offsets, ids };
+    const codes = new Uint32Array(n * words);
+    for (let i = 0; i < n; i++) {
+      const p = cursor[keys[i]!]!++;
+      ids[p] = i;
+      for (let w = 0; w < words; w++) codes[p * words + w] = data[i * words + w]!;
+    }
+    return { start, len, offsets, ids, codes };
   }
 
   /**
@@ -96,37 +104,46 @@ export class MultiIndexHash implements HammingIndex {
    * `found`, until `done(r)` says that knowing every row within distance r is enough, or every row was seen.
    */
   private probe(query: Uint32Array, found: (index: number, distance: number) => void, done: (guaranteed: number) => boolean): void {
-    if (++this.stamp === 0xffffffff) {
-      this.seen.fill(0);
-      this.stamp = 1;
-    }
-    const stamp = this.stamp;
     const m = this.tables.length;
-    const keys = this.tables.map((t) => substring(query, 0, t.start, t.len));
+    const tables = this.tables;
+    const keys = tables.map((t) => substring(query, 0, t.start, t.len));
+    const words = this.codes.words;
     let seen = 0;
-    const visit = (t: Table, v: number) => {
+    // Table j at radius s: a row is new unless another table matched it earlier (closer on its substring, or as
+    // close and probed before), which its own code tells: no per-query "seen" array to scatter into.
+    const visit = (j: number, s: number, v: number) => {
+      const t = tables[j]!;
       const end = t.offsets[v + 1]!;
+      const codes = t.codes;
       for (let p = t.offsets[v]!; p < end; p++) {
-        const i = t.ids[p]!;
-        if (this.seen[i] === stamp) continue;
-        this.seen[i] = stamp;
+        const o = p * words;
+        let earlier = false;
+        for (let x = 0; x < m && !earlier; x++) {
+          if (x === j) continue;
+          const u = tables[x]!;
+          const dx = popcount32((substring(codes, o, u.start, u.len) ^ keys[x]!) >>> 0);
+          earlier = dx < s || (dx === s && x < j);
+        }
+        if (earlier) continue;
         seen++;
-        found(i, this.codes.distance(i, query));
+        let h = 0;
+        for (let w = 0; w < words; w++) h += popcount32((codes[o + w]! ^ query[w]!) >>> 0);
+        found(t.ids[p]!, h);
       }
     };
-    const longest = this.tables.reduce((a, t) => Math.max(a, t.len), 0);
+    const longest = tables.reduce((a, t) => Math.max(a, t.len), 0);
     for (let s = 0; s <= longest; s++) {
       for (let j = 0; j < m; j++) {
-        const t = this.tables[j]!;
+        const t = tables[j]!;
         if (s <= t.len) {
           const key = keys[j]!;
-          if (s === 0) visit(t, key);
+          if (s === 0) visit(j, 0, key);
           else {
             // every s-bit mask of t.len bits (Gosper's hack)
             const limit = 2 ** t.len;
             let mask = 2 ** s - 1;
             while (mask < limit) {
-              visit(t, (key ^ mask) >>> 0);
+              visit(j, s, (key ^ mask) >>> 0);
               const c = mask & -mask;
               const r = mask + c;
               mask = (((r ^ mask) >>> 2) / c) | r;
