@@ -310,6 +310,50 @@ async function selectCollection(name, key) {
   else await randomItem();
 }
 
+function listCollections(collections) {
+  $('collection').replaceChildren(...collections.map((c) => el('option', { value: c.name }, `${c.name} (${c.kind}, ${c.count})`)));
+}
+
+const demoPending = (builds) => builds.some((b) => b.state === 'queued' || b.state === 'building');
+
+/** The demo collections the server is still building (`serve --demo` on a first start), with their progress. */
+function showDemo(builds) {
+  const box = $('demo');
+  const shown = builds.filter((b) => b.state !== 'ready');
+  box.hidden = shown.length === 0;
+  box.replaceChildren(
+    ...shown.map((b) => el('div', { class: `build ${b.state}` },
+      el('strong', {}, b.name),
+      b.state === 'failed' ? el('span', {}, `could not be built: ${b.error}`) : el('progress', { max: '100', value: String(b.percent ?? 0), 'aria-label': `${b.name} build progress` }),
+      b.state === 'failed' ? '' : el('span', {}, b.state === 'queued' ? 'waiting for a free core' : `${b.phase ?? 'starting'} ${b.percent ?? 0}%${b.eta ? ` · ETA ${b.eta}` : ''}`))),
+  );
+  if (demoPending(builds)) setTimeout(pollDemo, 2000);
+}
+
+/** Follows the demo builds; each collection joins the list as soon as it is built, without changing the view. */
+async function pollDemo() {
+  try {
+    const health = await api('/api/health');
+    const { collections: all } = await api('/api/collections');
+    const collections = all.filter((c) => c.available !== false);
+    if (collections.length !== state.collections.length) {
+      state.collections = collections;
+      if (state.collection) {
+        listCollections(collections);
+        $('collection').value = state.collection;
+      } else if (collections.length) {
+        $('error').hidden = true;
+        listCollections(collections);
+        $('collection').value = collections[0].name;
+        await selectCollection(collections[0].name);
+      }
+    }
+    showDemo(health.demo ?? []);
+  } catch {
+    setTimeout(pollDemo, 5000);
+  }
+}
+
 async function init() {
   const params = new URLSearchParams(location.search);
   state.k = Number(params.get('k')) || 10;
@@ -325,12 +369,13 @@ async function init() {
     state.collections = collections;
     state.originals = Boolean(health.originals);
     $('health').textContent = `Backend ${health.backend ?? '?'} · latentdex ${health.version ?? ''}`;
+    showDemo(health.demo ?? []);
     if (collections.length === 0) {
       setStatus('');
-      showError('No collections yet: build one with `npx latentdex build --collection NAME --source SRC`.');
+      if (!demoPending(health.demo ?? [])) showError('No collections yet: build one with `npx latentdex build --collection NAME --source SRC`.');
       return;
     }
-    $('collection').replaceChildren(...collections.map((c) => el('option', { value: c.name }, `${c.name} (${c.kind}, ${c.count})`)));
+    listCollections(collections);
     const want = collections.some((c) => c.name === params.get('c')) ? params.get('c') : collections[0].name;
     $('collection').value = want;
     await selectCollection(want, params.get('key'));

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import path from 'node:path';
 import { count, loadSource, queriesOf, vectorsOf, type Loaded } from './sources.js';
 import { TrainedModel } from '../encoder/model.js';
@@ -11,7 +10,7 @@ import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { floatArg, intArg } from './options.js';
 import { MAX_SHORTLIST, RERANK_DEFAULTS, rerankOptions } from '../search/rerank.js';
-import { ensureBrown, ensureBrownInChild, ensureDigits } from '../search/demo.js';
+import { DemoBuilds } from '../search/demo.js';
 import { serve } from '../search/serve.js';
 import { backendName } from '../encoder/backend.js';
 
@@ -110,16 +109,17 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
     .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean; allowedHost?: string[] }) => {
       await startBackend(ctx);
       const g = globals(ctx);
-      if (f.demo) {
-        const o = { dataDir: g.dataDir, quiet: g.quiet };
-        // One model per core: brown trains in a child process while digits trains here.
-        if (os.availableParallelism() > 1) await Promise.all([ensureBrownInChild(o), ensureDigits(o)]);
-        else await ensureDigits(o).then(() => ensureBrown(o));
-      }
-      const running = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, serveOriginals: !!f.serveOriginals, allowedHosts: f.allowedHost, webDir, backend: backendName(), version, quiet: g.quiet });
-      process.stdout.write(`latentdex serving ${running.engine.names().join(', ') || 'no collections'} at ${running.url}/\n`);
+      // Missing demo collections are built in the background: the page is served at once and shows their progress.
+      const demo = f.demo ? new DemoBuilds({ dataDir: g.dataDir, quiet: g.quiet }) : undefined;
+      const running = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, serveOriginals: !!f.serveOriginals, allowedHosts: f.allowedHost, webDir, backend: backendName(), version, quiet: g.quiet, demo });
+      demo?.start();
+      const building = demo?.status().map((b) => b.name) ?? [];
+      process.stdout.write(`latentdex serving ${running.engine.names().join(', ') || 'no collections'}${building.length ? ` (building ${building.join(', ')})` : ''} at ${running.url}/\n`);
       await new Promise<void>((resolve) => {
-        const stop = () => void running.close().then(resolve);
+        const stop = () => {
+          demo?.close();
+          void running.close().then(resolve);
+        };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });

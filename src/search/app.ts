@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
 import { fail, isLatentdexError, LatentdexError, messageOf } from '../errors.js';
+import type { DemoBuild } from './demo.js';
 import type { SearchEngine } from './engine.js';
 import { analysisRoutes } from './routes/analysis.js';
 import { openapiRoutes } from './routes/openapi.js';
@@ -28,6 +29,8 @@ export interface AppDeps {
   allowedHosts?: string[];
   /** requests with a body (uploads, JSON) handled at once; more answer 429 (default 16) */
   maxBodies?: number;
+  /** demo collections being built in the background (`serve --demo`), reported by /api/health */
+  demo?: { status(): DemoBuild[] };
 }
 
 /** The host name of a Host header, without port (IPv6 literals keep their brackets). */
@@ -126,7 +129,7 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   };
 
-  const ctx: RouteContext = { engine, serveOriginals: Boolean(deps.serveOriginals), backend: deps.backend ?? null, version: deps.version ?? null, wrap, upload, requireKey };
+  const ctx: RouteContext = { engine, serveOriginals: Boolean(deps.serveOriginals), backend: deps.backend ?? null, version: deps.version ?? null, demo: deps.demo ?? null, wrap, upload, requireKey };
   app.use('/api', readRoutes(ctx), searchRoutes(ctx), analysisRoutes(ctx), writeRoutes(ctx), openapiRoutes(deps.version));
 
   app.use('/api', (req, _res, next) => next(fail('NOT_FOUND', `no route ${req.method} ${req.originalUrl}; see the README for the API`)));

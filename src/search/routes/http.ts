@@ -1,3 +1,4 @@
+import type { DemoBuild } from '../demo.js';
 import type express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
@@ -11,6 +12,8 @@ export interface RouteContext {
   serveOriginals: boolean;
   backend: string | null;
   version: string | null;
+  /** demo collections being built in the background */
+  demo: { status(): DemoBuild[] } | null;
   /** runs a handler as tracked engine work, errors to the error middleware */
   wrap: (h: Handler) => (req: Request, res: Response, next: NextFunction) => void;
   /** multipart upload of one image in field `image` */

@@ -80,7 +80,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
   const { engine, wrap } = ctx;
   const r = express.Router();
   r.get('/health', (_req, res) => {
-    res.json({ status: 'ok', backend: ctx.backend, version: ctx.version, collections: engine.names().length, originals: Boolean(ctx.serveOriginals) });
+    res.json({ status: 'ok', backend: ctx.backend, version: ctx.version, collections: engine.names().length, originals: Boolean(ctx.serveOriginals), demo: (ctx.demo?.status() ?? []).map((b) => ({ ...b, error: b.error === null ? null : engine.publicMessage(b.error) })) });
   });
 
   r.get(
