@@ -1,11 +1,13 @@
 // Compiles every src/**/*.wat to the same path under dist/ (.wasm), with wabt; run by `npm run build`.
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import wabtInit from 'wabt';
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const wabt = await wabtInit();
 const sources = fs.readdirSync(path.join(root, 'src'), { recursive: true }).filter((f) => String(f).endsWith('.wat'));
+if (sources.length === 0) throw new Error('no .wat file found under src/ (Node ≥ 20.1 is needed for a recursive readdir)');
 for (const rel of sources) {
   const src = path.join(root, 'src', String(rel));
   const out = path.join(root, 'dist', 'src', String(rel).replace(/\.wat$/, '.wasm'));

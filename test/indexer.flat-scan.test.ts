@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { rng } from '../src/encoder/rng.js';
 import { exactKnn, normaliseRows, type ExactHit } from '../src/indexer/exact.js';
-import { FlatScan, scanKernel } from '../src/indexer/flat-scan.js';
+import { FlatScan, MAX_BYTE_DIM, scanKernel } from '../src/indexer/flat-scan.js';
 import { exactScan } from '../src/indexer/retrieval.js';
 import { digits } from './helpers.js';
 
@@ -27,7 +27,7 @@ function sameRanking(got: ExactHit[], want: ExactHit[], tol: number): void {
   });
 }
 
-describe('FlatScan', () => {
+describe('FlatScan#knn', () => {
   it('runs the wasm SIMD kernels that the build compiled', () => {
     assert.equal(scanKernel(), 'wasm-simd');
     assert.equal(new FlatScan(pixels, dim, 'l2').simd, true);
@@ -75,6 +75,40 @@ describe('FlatScan', () => {
     const got = scan.knn(q, 12, rows);
     assert.deepEqual(got, exactKnn(pixels, dim, q, 12, 'l2', undefined, rows));
     assert.ok(got.every((h) => (h.index - 3) % 7 === 0));
+  });
+
+  it('scans the rows of a large filter with the float kernels, in L2 and cosine', () => {
+    const d = 12;
+    const data = floats(3000, d, 31);
+    const unit = normaliseRows(data.slice(), d);
+    const rows = Int32Array.from({ length: 1000 }, (_, i) => i * 3 + 2);
+    const q = floats(1, d, 32);
+    sameRanking(new FlatScan(data, d, 'l2').knn(q, 10, rows), exactKnn(data, d, q, 10, 'l2', undefined, rows), 1e-5);
+    sameRanking(new FlatScan(unit, d, 'cosine').knn(q, 10, rows), exactKnn(unit, d, q, 10, 'cosine', undefined, rows), 1e-5);
+    assert.ok(new FlatScan(data, d, 'l2').knn(q, 10, rows).every((h) => h.index % 3 === 2));
+  });
+
+  it('keeps byte distances exact up to the longest rows the kernel sums, and past them on the plain loop', () => {
+    for (const d of [MAX_BYTE_DIM, MAX_BYTE_DIM + 1]) {
+      const data = new Uint8Array(3 * d);
+      data.fill(255, 0, d);
+      data.fill(7, 2 * d, 3 * d);
+      const scan = new FlatScan(data, d, 'l2');
+      const hits = scan.knn(new Float32Array(d), 3);
+      assert.deepEqual(hits, [
+        { index: 1, distance: 0 },
+        { index: 2, distance: 49 * d },
+        { index: 0, distance: 255 ** 2 * d },
+      ]);
+      assert.equal(scan.simd, d <= MAX_BYTE_DIM);
+    }
+  });
+
+  it('ignores filter rows outside the matrix as the plain scan does', () => {
+    const data = floats(2000, 4, 41);
+    const rows = Int32Array.from({ length: 1000 }, (_, i) => (i === 10 ? 5000 : i));
+    const q = floats(1, 4, 42);
+    sameRanking(new FlatScan(data, 4, 'l2').knn(q, 5, rows), exactKnn(data, 4, q, 5, 'l2', undefined, rows), 1e-5);
   });
 
   it('answers as many rows as there are when k is larger', () => {

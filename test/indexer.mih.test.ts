@@ -66,6 +66,25 @@ describe('MultiIndexHash#search', () => {
     }
   });
 
+  it('finds a row that differs from the query on every bit (probes each table up to its full width)', () => {
+    for (const [bits, m] of [
+      [64, 3],
+      [37, 4],
+    ] as const) {
+      const codes = randomCodes(40, bits, 21);
+      const q = codes.data.slice(5 * codes.words, 6 * codes.words);
+      const words = codes.words;
+      for (let w = 0; w < words; w++) {
+        const used = Math.min(32, bits - 32 * w);
+        codes.data[5 * words + w] = (~q[w]! & (used === 32 ? 0xffffffff : ((1 << used) - 1) << (32 - used))) >>> 0;
+      }
+      const mih = new MultiIndexHash(codes, m);
+      assert.deepEqual(mih.search(q, 40), codes.search(q, 40));
+      assert.equal(mih.search(q, 40).at(-1)!.distance, bits);
+      assert.deepEqual(mih.within(q, bits), codes.within(q, bits));
+    }
+  });
+
   it('refuses substrings wider than its direct tables', () => {
     assert.throws(() => new MultiIndexHash(randomCodes(10, 48, 1), 1), RangeError);
   });

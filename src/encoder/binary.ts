@@ -41,15 +41,6 @@ export class PackedCodes {
     return new PackedCodes(bits, data, rows.length);
   }
 
-  /** Hamming distance of row i to a query (as `toWords` packs it). */
-  distance(i: number, query: Uint32Array): number {
-    const w = this.words;
-    const d = this.data;
-    let h = 0;
-    for (let j = 0; j < w; j++) h += popcount32((d[i * w + j]! ^ query[j]!) >>> 0);
-    return h;
-  }
-
   /** Calls `visit` with each row (among `rows` when given) and its Hamming distance to the query. */
   private scan(query: Uint32Array, rows: ArrayLike<number> | undefined, visit: (i: number, h: number) => void): void {
     const m = rows ? rows.length : this.n;

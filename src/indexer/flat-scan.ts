@@ -4,9 +4,11 @@ import { exactKnn, type ExactHit, type Metric } from './exact.js';
 
 /** Compiled from kernels/scan.wat by `npm run build`. */
 const KERNELS = new URL('./kernels/scan.wasm', import.meta.url);
-/** Byte rows longer than this could overflow the kernel's i32 lanes (4 × 2³¹ / 255²). */
-const MAX_BYTE_DIM = 130_000;
+/** Longest byte rows whose squared distance fits the kernel's i32 sum (255² · d < 2³¹). */
+export const MAX_BYTE_DIM = Math.floor((2 ** 31 - 1) / 255 ** 2);
 const PAGE = 65_536;
+/** A wasm32 memory holds at most 4 GiB. */
+const MAX_PAGES = 65_536;
 
 interface Kernels {
   l2_u8(x: number, rows: number, n: number, d: number, q: number, out: number): void;
@@ -14,26 +16,29 @@ interface Kernels {
   dot_f32(x: number, rows: number, n: number, d: number, q: number, out: number): void;
 }
 
-let compiled: WebAssembly.Module | null | undefined;
-
-function kernels(): WebAssembly.Module | null {
-  if (compiled === undefined) {
-    try {
-      compiled = new WebAssembly.Module(fs.readFileSync(KERNELS));
-    } catch {
-      // no build output or no wasm SIMD in this runtime: the plain loops answer the same
-      compiled = null;
-    }
+/** The compiled kernels, or null where the build left none (the plain loops answer then). */
+const COMPILED: WebAssembly.Module | null = (() => {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(KERNELS);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
   }
-  return compiled;
-}
+  return new WebAssembly.Module(new Uint8Array(bytes));
+})();
 
 /** Which implementation exact scans use here: the wasm SIMD kernels, or plain JavaScript loops. */
 export function scanKernel(): 'wasm-simd' | 'js' {
-  return kernels() ? 'wasm-simd' : 'js';
+  return COMPILED ? 'wasm-simd' : 'js';
 }
 
 const align16 = (x: number) => Math.ceil(x / 16) * 16;
+
+function inRange(rows: ArrayLike<number>, n: number): boolean {
+  for (let t = 0; t < rows.length; t++) if (!(rows[t]! >= 0 && rows[t]! < n)) return false;
+  return true;
+}
 
 /**
  * An n × d matrix copied once into a wasm memory of its own, scanned exactly by SIMD kernels: squared L2 (floats, or
@@ -42,37 +47,49 @@ const align16 = (x: number) => Math.ceil(x / 16) * 16;
  */
 export class FlatScan {
   readonly n: number;
-  readonly run: ((q: ArrayLike<number>, rows: ArrayLike<number> | undefined) => ArrayLike<number>) | null;
+  /** the kernels over a wasm copy of the matrix, made on the first scan that needs them; null: the plain loops */
+  #run: ((q: ArrayLike<number>, rows: ArrayLike<number> | undefined) => ArrayLike<number>) | null | undefined;
 
   constructor(
     private readonly data: Float32Array | Uint8Array,
     readonly d: number,
     readonly metric: Metric,
   ) {
-    this.n = Math.floor(data.length / d);
-    const mod = kernels();
+    this.n = d > 0 ? Math.floor(data.length / d) : 0;
     const bytes = data instanceof Uint8Array;
-    this.run = mod && d > 0 && (!bytes || (metric === 'l2' && d <= MAX_BYTE_DIM)) ? this.instantiate(mod, bytes) : null;
+    if (!COMPILED || d <= 0 || (bytes && (metric !== 'l2' || d > MAX_BYTE_DIM)) || this.layout().pages > MAX_PAGES) this.#run = null;
   }
 
-  private instantiate(mod: WebAssembly.Module, bytes: boolean): (q: ArrayLike<number>, rows: ArrayLike<number> | undefined) => ArrayLike<number> {
-    const { n, d } = this;
-    const elt = bytes ? 1 : 4;
-    // [16 reserved: a rows pointer of 0 means "all rows"] [matrix] [query] [rows] [out]
+  /** Where each region lies in the wasm memory: [16 reserved: rows = 0 means all] [matrix] [query] [rows] [out]. */
+  private layout(): { x: number; q: number; rows: number; out: number; pages: number } {
+    const elt = this.data instanceof Uint8Array ? 1 : 4;
     const x = 16;
-    const q = align16(x + n * d * elt);
-    const rowsAt = align16(q + d * elt);
-    const out = align16(rowsAt + n * 4);
-    const pages = Math.ceil((out + n * 4 + 16) / PAGE);
-    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-    const k = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as Kernels;
+    const q = align16(x + this.n * this.d * elt);
+    const rows = align16(q + this.d * elt);
+    const out = align16(rows + this.n * 4);
+    return { x, q, rows, out, pages: Math.ceil((out + this.n * 4 + 16) / PAGE) };
+  }
+
+  private kernels(): ((q: ArrayLike<number>, rows: ArrayLike<number> | undefined) => ArrayLike<number>) | null {
+    if (this.#run !== undefined) return this.#run;
+    const { n, d } = this;
+    const bytes = this.data instanceof Uint8Array;
+    const { x, q, rows: rowsAt, out, pages } = this.layout();
+    let memory: WebAssembly.Memory;
+    try {
+      memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    } catch {
+      // no address space for a copy this large: the plain loops scan the original
+      return (this.#run = null);
+    }
+    const k = new WebAssembly.Instance(COMPILED!, { env: { memory } }).exports as unknown as Kernels;
     const buf = memory.buffer;
-    (bytes ? new Uint8Array(buf, x, n * d) : new Float32Array(buf, x, n * d)).set(this.data);
+    (bytes ? new Uint8Array(buf, x, n * d) : new Float32Array(buf, x, n * d)).set(this.data.subarray(0, n * d));
     const qView = bytes ? new Uint8Array(buf, q, d) : new Float32Array(buf, q, d);
     const rowsView = new Int32Array(buf, rowsAt, n);
     const outView = bytes ? new Int32Array(buf, out, n) : new Float32Array(buf, out, n);
     const kernel = bytes ? k.l2_u8 : this.metric === 'cosine' ? k.dot_f32 : k.l2_f32;
-    return (query, rows) => {
+    return (this.#run = (query, rows) => {
       qView.set(query);
       let m = n;
       let rowsPtr = 0;
@@ -83,25 +100,29 @@ export class FlatScan {
       }
       kernel(x, rowsPtr, m, d, q, out);
       return outView.subarray(0, m);
-    };
+    });
   }
 
   /** Whether the SIMD kernels scan this matrix (else the plain loops). */
   get simd(): boolean {
-    return this.run !== null;
+    return this.#run !== null;
   }
 
   /** Exact k nearest rows (among `rows` when given); ties keep the earlier row, as `exactKnn` does. */
   knn(q: ArrayLike<number>, k: number, rows?: ArrayLike<number>): ExactHit[] {
-    if (!this.run) return exactKnn(this.data, this.d, q, k, this.metric, undefined, rows);
     const bytes = this.data instanceof Uint8Array;
+    const query = bytes ? Uint8Array.from(q, (v) => Math.min(255, Math.max(0, Math.round(v)))) : q;
+    // a filter of a few rows is scanned in place: no wasm copy of the whole matrix for it
+    const few = rows && (rows.length > this.n || rows.length * 16 < this.n || !inRange(rows, this.n));
+    const run = few ? null : this.kernels();
+    if (!run) return exactKnn(this.data, this.d, query, k, this.metric, undefined, rows);
     let qn = 1;
     if (this.metric === 'cosine') {
       let s = 0;
       for (let j = 0; j < this.d; j++) s += q[j]! * q[j]!;
       qn = Math.sqrt(s) || 1;
     }
-    const dist = this.run(bytes ? Uint8Array.from(q, (v) => Math.min(255, Math.max(0, Math.round(v)))) : q, rows);
+    const dist = run(query, rows);
     const m = dist.length;
     const top = new TopK(Math.min(k, m));
     let bound = top.bound;

@@ -159,7 +159,7 @@ export class MultiIndexHash implements HammingIndex {
   search(query: Uint32Array, k: number, rows?: ArrayLike<number>): HammingHit[] {
     if (rows) return this.codes.search(query, k, rows);
     const want = Math.min(k, this.codes.n);
-    if (want <= 0) return [];
+    if (!(want > 0)) return [];
     // rows found, bucketed by distance; count[d] of them
     const byDistance: number[][] = Array.from({ length: this.codes.bits + 1 }, () => []);
     let kth = Infinity;

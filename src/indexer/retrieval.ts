@@ -100,9 +100,9 @@ export function exactScan(name: string, items: Float32Array | Uint8Array, dim: n
 
 /**
  * Exact Hamming search (multi-index hashing over many items, else a linear scan) of the items' codes cut at 0.5 into
- * `bits` bits (what binary collections store). Items tied in
- * Hamming distance are ordered by the float codes' L2 distance, then by row, over whole tie groups: one total order,
- * so the top k is a prefix of the top k + m (pages stay consistent).
+ * `bits` bits (what binary collections store). Items tied in Hamming distance are ordered by the float codes' L2
+ * distance, then by row, over whole tie groups: one total order, so the top k is a prefix of the top k + m (pages
+ * stay consistent).
  */
 export function hammingScan(name: string, codes: Float32Array, dim: number, bits: number): Retriever {
   const n = codes.length / dim;

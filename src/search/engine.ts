@@ -386,7 +386,8 @@ export class SearchEngine {
       // a scan when the allowed rows are few, or when the page reaches deep into them
       const few = only && (only.rows.length * cd <= FILTER_SCAN_VALUES || only.rows.length <= 4 * (p.codes.offset + p.codes.k + 2));
       const scan = only && (o.filterPlan === 'scan' || (o.filterPlan !== 'graph' && few));
-      if (scan) codes = c.manifest.space === 'cosine' ? exactScan('codes exact (filtered)', c.unitCodeMatrix().data, cd, 'cosine', { unitRows: true }) : exactScan('codes exact (filtered)', m.data, cd, 'l2');
+      // one scanner per generation: its SIMD copy of the codes is made once, not per request
+      if (scan) codes = c.derived('retriever:codes-exact', () => (c.manifest.space === 'cosine' ? exactScan('codes exact (filtered)', c.unitCodeMatrix().data, cd, 'cosine', { unitRows: true }) : exactScan('codes exact (filtered)', m.data, cd, 'l2')));
       else codes = graphScan(only ? 'hnsw (filtered)' : 'hnsw', (v, kk, f) => c.search(v, kk, ef, f), sortedIndex(ids), 0);
     } else {
       codes = graphScan('hnsw', (v, kk) => c.search(v, kk, ef), null, 0);
