@@ -16,12 +16,7 @@ export interface ExactHit {
 export function exactKnn(data: Float32Array | Uint8Array, d: number, q: ArrayLike<number>, k: number, metric: Metric, skip?: (index: number) => boolean, rows?: ArrayLike<number>): ExactHit[] {
   const m = rows ? rows.length : Math.floor(data.length / d);
   const top = new TopK(Math.min(k, m));
-  let qn = 1;
-  if (metric === 'cosine') {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += q[j]! * q[j]!;
-    qn = Math.sqrt(s) || 1;
-  }
+  const qn = metric === 'cosine' ? queryNorm(q, d) : 1;
   for (let t = 0; t < m; t++) {
     const i = rows ? rows[t]! : t;
     if (skip && skip(i)) continue;
@@ -39,6 +34,13 @@ export function exactKnn(data: Float32Array | Uint8Array, d: number, q: ArrayLik
     if (s < top.bound) top.push(i, s);
   }
   return top.toArray();
+}
+
+/** The L2 norm of a query's first d values (1 for a zero query, so that dividing by it is safe). */
+export function queryNorm(q: ArrayLike<number>, d: number): number {
+  let s = 0;
+  for (let j = 0; j < d; j++) s += q[j]! * q[j]!;
+  return Math.sqrt(s) || 1;
 }
 
 /** L2-normalises each row in place (for cosine search). */

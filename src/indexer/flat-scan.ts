@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { TopK } from '../topk.js';
-import { exactKnn, type ExactHit, type Metric } from './exact.js';
+import { exactKnn, queryNorm, type ExactHit, type Metric } from './exact.js';
 
 /** Compiled from kernels/scan.wat by `npm run build`. */
 const KERNELS = new URL('./kernels/scan.wasm', import.meta.url);
@@ -33,6 +33,9 @@ export function scanKernel(): 'wasm-simd' | 'js' {
   return COMPILED ? 'wasm-simd' : 'js';
 }
 
+/** Distances of the query to every row (or to the filter's rows, in their order), in the kernel's output view. */
+type Run = (q: ArrayLike<number>, rows: ArrayLike<number> | undefined) => ArrayLike<number>;
+
 const align16 = (x: number) => Math.ceil(x / 16) * 16;
 
 function inRange(rows: ArrayLike<number>, n: number): boolean {
@@ -48,7 +51,7 @@ function inRange(rows: ArrayLike<number>, n: number): boolean {
 export class FlatScan {
   readonly n: number;
   /** the kernels over a wasm copy of the matrix, made on the first scan that needs them; null: the plain loops */
-  #run: ((q: ArrayLike<number>, rows: ArrayLike<number> | undefined) => ArrayLike<number>) | null | undefined;
+  #run: Run | null | undefined;
 
   constructor(
     private readonly data: Float32Array | Uint8Array,
@@ -70,7 +73,7 @@ export class FlatScan {
     return { x, q, rows, out, pages: Math.ceil((out + this.n * 4 + 16) / PAGE) };
   }
 
-  private kernels(): ((q: ArrayLike<number>, rows: ArrayLike<number> | undefined) => ArrayLike<number>) | null {
+  private kernels(): Run | null {
     if (this.#run !== undefined) return this.#run;
     const { n, d } = this;
     const bytes = this.data instanceof Uint8Array;
@@ -116,12 +119,7 @@ export class FlatScan {
     const few = rows && (rows.length > this.n || rows.length * 16 < this.n || !inRange(rows, this.n));
     const run = few ? null : this.kernels();
     if (!run) return exactKnn(this.data, this.d, query, k, this.metric, undefined, rows);
-    let qn = 1;
-    if (this.metric === 'cosine') {
-      let s = 0;
-      for (let j = 0; j < this.d; j++) s += q[j]! * q[j]!;
-      qn = Math.sqrt(s) || 1;
-    }
+    const qn = this.metric === 'cosine' ? queryNorm(q, this.d) : 1;
     const dist = run(query, rows);
     const m = dist.length;
     const top = new TopK(Math.min(k, m));

@@ -1,10 +1,8 @@
 import { popcount32, type PackedCodes } from '../encoder/binary.js';
+import type { ExactHit } from './exact.js';
 
 /** A row of a code matrix and its Hamming distance to the query. */
-export interface HammingHit {
-  index: number;
-  distance: number;
-}
+export type HammingHit = ExactHit;
 
 /** Exact Hamming search over packed codes: the k nearest (ties by row), or every row within a radius. */
 export interface HammingIndex {
