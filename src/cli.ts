@@ -13,6 +13,7 @@ import { type Ctx, globals, startBackend } from './cli/context.js';
 import { addCollectionCommands, imageTarget as targetOf, resolveModel, type ModelRef } from './cli/collection-commands.js';
 import { addMapCommand, addSearchCommands, addServeCommand } from './cli/search-commands.js';
 import { addQueryCommand } from './cli/query-command.js';
+import { exitWithParent } from './cli/parent-watch.js';
 import { addAnalysisCommands } from './cli/analysis-commands.js';
 import { fileURLToPath } from 'node:url';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './cli/options.js';
@@ -112,6 +113,7 @@ export function buildProgram(env: Env): Command {
 /** Runs the CLI; returns the exit code. Errors print one line saying what to do next. */
 export async function main(argv: string[], env: Env = readEnv()): Promise<number> {
   const program = buildProgram(env);
+  if (env.exitWithParent) exitWithParent();
   try {
     await program.parseAsync(argv);
     return 0;

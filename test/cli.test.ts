@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadBrownPieces } from '../data/brown.js';
 import { fromNpy } from '../src/encoder/npy.js';
+import { BuildLock } from '../src/indexer/build-lock.js';
 import { digits, tmpDir, writePngFolder } from './helpers.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
@@ -144,12 +145,40 @@ describe('latentdex CLI', () => {
       [['encode', '--model', path.join(work, 'none'), '--source', 'mnist', '--out', path.join(work, 'y.npy')], /MODEL_NOT_FOUND/],
       [['train', '--source', 'mnist', '--out', path.join(work, 'x'), '--epoch', '3'], /unknown option/],
       [['build', '--collection', 'd', '--source', 'mnist', '--model', model], /COLLECTION_EXISTS/],
+      // refused before the source is read or a model trains (no progress line of either)
+      [['build', '--collection', 'd', '--source', 'mnist'], /COLLECTION_EXISTS/],
     ];
     for (const [args, re] of cases) {
       const r = run(args, dataDir);
       assert.notEqual(r.code, 0, args.join(' '));
       assert.match(r.err, re);
       assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+      assert.doesNotMatch(r.err, /items\/s|samples\/s/, 'no work before the refusal');
+    }
+  });
+
+  it('refuses a build of a name another process is building, before any work, and builds it once that ends', () => {
+    const lock = BuildLock.tryAcquire(dataDir, 'busy');
+    assert.ok(lock);
+    const args = ['build', '--collection', 'busy', '--source', 'mnist', '--limit', '50', '--model', model];
+    const r = run(args, dataDir);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /being built by another process.*COLLECTION_BUSY/);
+    assert.doesNotMatch(r.err, /items\/s/);
+    lock.release();
+    const ok = run(args, dataDir);
+    assert.equal(ok.code, 0, ok.err);
+    assert.equal(BuildLock.isHeld(dataDir, 'busy'), false, 'the build released its lock');
+  });
+
+  it('refuses a data directory that is or lies below a file before any work', () => {
+    const file = path.join(tmpDir(), 'file');
+    fs.writeFileSync(file, 'x');
+    for (const dir of [file, path.join(file, 'sub', 'deeper')]) {
+      const r = run(['build', '--collection', 'x', '--source', 'mnist', '--limit', '50'], dir);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /is a file|lies below the file.*INVALID_ARGUMENT/);
+      assert.doesNotMatch(r.err, /items\/s|samples\/s/);
     }
   });
 });

