@@ -137,4 +137,23 @@ describe('web page', () => {
     await page.waitForFunction(() => /more unusual than 9\d\.\d%|more unusual than 100\.0%/.test(document.querySelector('#novelty')?.textContent ?? ''));
     assert.equal(await page.isHidden('#novelty'), false);
   });
+
+  it('keeps every control disabled, and asks nothing of the server, while no collection exists', async () => {
+    const empty = await serve({ dataDir: tmpDir(), host: '127.0.0.1', port: 0, webDir: path.join(ROOT, 'web'), quiet: true });
+    const asked: string[] = [];
+    const listen = (r: { url(): string }) => asked.push(new URL(r.url()).pathname);
+    page.on('request', listen);
+    try {
+      await page.goto(`${empty.url}/`);
+      await page.waitForSelector('#error:not([hidden])');
+      assert.match(await page.textContent('#error') ?? '', /No collections yet/);
+      for (const id of ['#random', '#upload', '#outliers-go', '#duplicates-go', '#denoise', '#k']) assert.equal(await page.isDisabled(id), true, id);
+      await page.click('#random', { force: true });
+      await page.click('#outliers-go', { force: true });
+      assert.deepEqual(asked.filter((p) => p.startsWith('/api/collections/')), [], 'no request names a collection');
+    } finally {
+      page.off('request', listen);
+      await empty.close();
+    }
+  });
 });

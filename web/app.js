@@ -149,7 +149,16 @@ async function loadFilterValues(name) {
   $('groups-box').hidden = groups.length === 0;
 }
 
+/** Every control that asks something of a collection: disabled until one is open. */
+function enableControls(on) {
+  for (const n of document.querySelectorAll('#controls input, #controls button, #controls select:not(#collection), #inspect input, #inspect button, #inspect select')) n.disabled = !on;
+}
+
 async function run(label, fn) {
+  if (!state.collection) {
+    showError('No collection is open yet: wait for the demo builds above, or build one with `npx latentdex build --collection NAME --source SRC`.');
+    return;
+  }
   showError('');
   setStatus(label, true);
   try {
@@ -289,6 +298,7 @@ function onMapClick(ev) {
 
 async function selectCollection(name, key) {
   state.collection = name;
+  enableControls(true);
   const info = state.collections.find((c) => c.name === name);
   state.kind = info?.kind ?? 'image';
   $('text-box').hidden = state.kind !== 'text';
@@ -360,6 +370,7 @@ async function init() {
   if (![...$('k').options].some((o) => o.value === String(state.k))) $('k').append(el('option', {}, String(state.k)));
   $('k').value = String(state.k);
   setStatus('Loading collections…', true);
+  enableControls(false);
   try {
     const [{ collections: all }, health] = await Promise.all([api('/api/collections'), api('/api/health')]);
     // Collections that cannot be opened are listed by the server with why; the page names them and skips them.
