@@ -64,7 +64,7 @@ export function buildProgram(env: Env): Command {
     .action(async (f: ModelRef & { source: string; out: string; limit?: number }) => {
       await startBackend(ctx);
       const model = await resolveModel(ctx, f);
-      const l = await loadSource(f.source, { limit: f.limit, model });
+      const l = await loadSource(f.source, { limit: f.limit, model, quiet: globals(ctx).quiet });
       const codes = model.encode(vectorsOf(model, l).input, count(l));
       await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
       await writeCodes(f.out, codes, model.codeDim, l.set.keys, l.set.labels);

@@ -83,7 +83,7 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .option('--shift <pixels>', 'shift corruption (images): reconstruct the image from a copy moved by up to N pixels', intArg(1, 64))
     .option('--contractive <weight>', 'penalty on the squared Frobenius norm of the encoder Jacobian', floatArg(0))
     .option('--binary <bits>', 'binary codes for semantic hashing with this many bits', intArg(1, 1024))
-    .addOption(new Option('--binarize <how>', 'binary codes: noise (sigmoid code trained with noise, default for images) or median (float code cut at each unit\'s median, default for texts)').choices(['noise', 'median']))
+    .addOption(new Option('--binarize <how>', 'binary codes: median (float code cut at each unit\'s median over the training items, the default) or noise (sigmoid code trained with noise injected, the paper\'s way)').choices(['noise', 'median']))
     .addOption(new Option('--weighting <w>', 'text input the encoder sees (default log-tfidf)').choices([...WEIGHTINGS]))
     .addOption(new Option('--text-output <out>', 'text decoder: softmax over word proportions with cross-entropy (default) or sigmoid reproducing the input with BCE').choices(['softmax', 'sigmoid']))
     .option('--vocab-size <n>', 'text vocabulary: the N words in most documents', intArg(10, 100000))

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import { Option } from 'commander';
 import { fail } from '../errors.js';
+import { MAX_INPUT_PIXELS } from '../../data/decode.js';
 import { MAX_SHORTLIST } from '../search/rerank.js';
 import { MAX_BATCH, MAX_DEPTH, SearchEngine, type HitList, type SearchOptions, type SearchResponse } from '../search/engine.js';
 import { globals, startBackend, type Ctx } from './context.js';
@@ -51,7 +52,7 @@ export function formatAnswer(r: SearchResponse): string {
   lines.push(`rank  ${r.codes.method.padEnd(width)}${r.baseline ? `  ${r.baseline.method}` : ''}`);
   for (let i = 0; i < n; i++) lines.push(`${String(r.offset + i + 1).padStart(4)}  ${col(r.codes, i).padEnd(width)}${r.baseline ? `  ${col(r.baseline, i)}` : ''}`);
   if (n === 0) lines.push('      (no hits)');
-  if (r.next) lines.push(`next page: --cursor ${r.next}`);
+  if (r.next) lines.push(`next page: the same command with --cursor ${r.next}`);
   return lines.join('\n');
 }
 
@@ -66,7 +67,7 @@ export function addQueryCommand(ctx: Ctx): void {
     .option('--code <values>', 'query by a code: comma-separated numbers')
     .option('--k <n>', `hits per page (default 10; with --max-distance the most hits, default ${MAX_DEPTH})`, intArg(1, MAX_DEPTH))
     .option('--offset <n>', 'hits skipped (pages)', intArg(0, MAX_DEPTH))
-    .option('--cursor <c>', 'the next page of a previous answer (printed under it)')
+    .option('--cursor <c>', 'the next page of a previous answer (printed under it; give the same other options)')
     .option('--compare', 'also the exact baseline: pixels (images) or TF-IDF (texts)')
     .option('--label <labels...>', 'only items with one of these labels')
     .option('--group <groups...>', 'only items of one of these groups (source documents)')
@@ -108,7 +109,8 @@ export function addQueryCommand(ctx: Ctx): void {
           const bytes = await fs.readFile(f.image).catch((e: unknown) => {
             throw fail('BAD_FILE', `cannot read image '${f.image}': ${(e as Error).message}`, e);
           });
-          answers = [await engine.byImage(f.collection, bytes, o)];
+          // a local file may be as large as a collection's own images, and is named by its path
+          answers = [await engine.byImage(f.collection, bytes, o, { name: f.image, maxPixels: MAX_INPUT_PIXELS })];
         } else if (f.text !== undefined) answers = [await engine.byText(f.collection, f.text, o)];
         else answers = [await engine.byCode(f.collection, codeArg(f.code!), o)];
         if (f.json) process.stdout.write(`${JSON.stringify(answers.length === 1 && !(f.key && f.key.length > 1) ? answers[0] : { collection: f.collection, results: answers }, null, 2)}\n`);

@@ -15,11 +15,11 @@ import { serve } from '../search/serve.js';
 import { backendName } from '../encoder/backend.js';
 
 /** Loads eval queries for a collection from a source spec (`groupBy`: the jsonl field naming their source document). */
-export async function loadQueries(c: Collection, spec: string, o: { limit?: number; groupBy?: string } = {}): Promise<QuerySet> {
+export async function loadQueries(c: Collection, spec: string, o: { limit?: number; groupBy?: string; quiet?: boolean } = {}): Promise<QuerySet> {
   if (o.groupBy !== undefined && !c.hasSharedGroups()) {
     throw fail('INVALID_ARGUMENT', `collection '${c.name}' was built without source documents, so --group-by cannot skip a query's own; rebuild it with \`latentdex build --collection ${c.name} --source SRC --group-by ${o.groupBy} --replace\``);
   }
-  return queriesOf(c.model, await loadSource(spec, { limit: o.limit, model: c.model, groupBy: o.groupBy }));
+  return queriesOf(c.model, await loadSource(spec, { limit: o.limit, model: c.model, groupBy: o.groupBy, quiet: o.quiet }));
 }
 
 export function addSearchCommands(ctx: Ctx): void {
@@ -45,8 +45,8 @@ export function addSearchCommands(ctx: Ctx): void {
         const models = [];
         for (const dir of f.compareModels) models.push({ name: path.basename(path.resolve(dir)), model: await TrainedModel.load(dir) });
         const first = models[0]!.model;
-        const items = await loadSource(f.source, { model: first, groupBy: f.groupBy });
-        const queries = await loadSource(f.queries, { limit: f.limit, model: first, groupBy: f.groupBy });
+        const items = await loadSource(f.source, { model: first, groupBy: f.groupBy, quiet: g.quiet });
+        const queries = await loadSource(f.queries, { limit: f.limit, model: first, groupBy: f.groupBy, quiet: g.quiet });
         const side = (l: Loaded, raw: RawVectors) => ({ n: count(l), raw, labels: l.set.labels, groups: l.kind === 'text' ? l.set.groups : null, keys: l.set.keys });
         const rows = compareModels(
           models,
@@ -66,7 +66,7 @@ export function addSearchCommands(ctx: Ctx): void {
       if (!f.collection) throw fail('INVALID_ARGUMENT', 'name a --collection (or give --compare-models DIR... --source SRC)');
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
-        const q = await loadQueries(c, f.queries, { limit: f.limit, groupBy: f.groupBy });
+        const q = await loadQueries(c, f.queries, { limit: f.limit, groupBy: f.groupBy, quiet: g.quiet });
         const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet, rerank: { rerank: f.rerank, blend: f.blend } });
         process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : formatEvalTable(report));
       } finally {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { fail } from '../errors.js';
 
@@ -7,13 +8,15 @@ export interface Cursor {
   /** the build of the collection (its creation time) */
   version: string;
   offset: number;
+  /** fingerprint of the options that shape the ranking and its pages (k, filter, compare…): see `optionsFingerprint` */
+  options: string;
 }
 
-const cursorSchema = z.object({ v: z.literal(1), g: z.number().int().min(0), b: z.string().max(64), o: z.number().int().min(0) }).strict();
+const cursorSchema = z.object({ v: z.literal(2), g: z.number().int().min(0), b: z.string().max(64), o: z.number().int().min(0), f: z.string().max(32) }).strict();
 
 /** An opaque cursor string (base64url JSON) for a response's `next`. */
 export function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify({ v: 1, g: c.generation, b: c.version, o: c.offset })).toString('base64url');
+  return Buffer.from(JSON.stringify({ v: 2, g: c.generation, b: c.version, o: c.offset, f: c.options })).toString('base64url');
 }
 
 /** Reads a cursor a client sent back; INVALID_ARGUMENT when it is not one this server made. */
@@ -26,5 +29,13 @@ export function decodeCursor(s: string): Cursor {
   }
   const r = cursorSchema.safeParse(v);
   if (s.length > 300 || !r.success) throw fail('INVALID_ARGUMENT', "cursor is not one this server made; pass the `next` value of a previous answer unchanged");
-  return { generation: r.data.g, version: r.data.b, offset: r.data.o };
+  return { generation: r.data.g, version: r.data.b, offset: r.data.o, options: r.data.f };
+}
+
+/**
+ * A short fingerprint of the options a page depends on. A cursor carries it, so that a next page asked with other
+ * options (a dropped filter, another k) is refused instead of silently answering another query's page.
+ */
+export function optionsFingerprint(options: Record<string, unknown>): string {
+  return createHash('sha256').update(JSON.stringify(options, Object.keys(options).sort())).digest('base64url').slice(0, 16);
 }

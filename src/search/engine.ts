@@ -9,11 +9,11 @@ import { validateName } from '../indexer/paths.js';
 import { Collection, type RawVector } from '../indexer/collection.js';
 import type { ItemRow } from '../indexer/catalogue.js';
 import { exactScan, graphScan, hammingScan, rowSetOf, sortedIndex, sparseScan, type CodeAndRaw, type Ranked, type Retriever, type RowSet } from '../indexer/retrieval.js';
-import { normaliseFilter, type ItemFilter } from '../indexer/filter.js';
+import { filterKey, normaliseFilter, type ItemFilter } from '../indexer/filter.js';
 import { distancesTo } from '../indexer/exact.js';
 import { batchKnn } from '../indexer/knn-batch.js';
 import type { SparseVector } from '../encoder/sparse.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
+import { decodeCursor, encodeCursor, optionsFingerprint } from './cursor.js';
 import { collectionTwoStage, rerankOptions, twoStageName } from './rerank.js';
 import { readRanking, groupOf, type GroupField, type RankingPlan } from './ranking.js';
 
@@ -37,6 +37,8 @@ export interface Plan {
   baseline: RankingPlan;
   filter: ItemFilter | undefined;
   allowed: Int32Array | null;
+  /** what a cursor of this plan's pages must match (optionsFingerprint) */
+  fingerprint: string;
 }
 
 export interface HitList {
@@ -311,11 +313,19 @@ export class SearchEngine {
     const k = kOf(o.maxDistance !== undefined);
     const kBase = kOf(o.baselineMaxDistance !== undefined);
     if (o.cursor !== undefined && o.offset !== undefined) throw fail('INVALID_ARGUMENT', 'give offset or cursor, not both');
+    const filter = normaliseFilter(o.filter);
+    const fingerprint = optionsFingerprint({
+      k, kBase, filter: filter ? filterKey(filter) : null, compare: Boolean(o.compare), rerank: o.rerank ?? null, blend: o.blend ?? null, ef: o.ef ?? null,
+      maxDistance: o.maxDistance ?? null, baselineMaxDistance: o.baselineMaxDistance ?? null, groupBy: o.groupBy ?? null, perGroup: o.perGroup ?? null,
+    });
     let offset = o.offset ?? 0;
     if (o.cursor !== undefined) {
       const cur = decodeCursor(o.cursor);
       if (cur.generation !== c.generation || cur.version !== versionOf(c)) {
         throw fail('STALE_CURSOR', `collection '${c.name}' changed since this cursor was made (generation ${cur.generation}, now ${c.generation}); start again from the first page`);
+      }
+      if (cur.options !== fingerprint) {
+        throw fail('INVALID_ARGUMENT', 'this cursor belongs to a request with other options; send the first request again unchanged (its k, filters, compare, rerank, ef, max_distance, group_by) with cursor added');
       }
       offset = cur.offset;
     }
@@ -324,13 +334,13 @@ export class SearchEngine {
     if (o.perGroup !== undefined && !o.groupBy) throw fail('INVALID_ARGUMENT', 'per_group needs group_by (label, group or folder)');
     if (!Number.isInteger(perGroup) || perGroup < 1 || perGroup > MAX_DEPTH) throw fail('INVALID_ARGUMENT', `per_group must be an integer from 1 to ${MAX_DEPTH}, got ${o.perGroup}`);
     if (o.groupBy && !['label', 'group', 'folder'].includes(o.groupBy)) throw fail('INVALID_ARGUMENT', `group_by must be label, group or folder, got '${o.groupBy}'`);
-    const filter = normaliseFilter(o.filter);
     const base = { offset, groupBy: o.groupBy, perGroup, maxDepth: o.groupBy ? MAX_SCAN_DEPTH : MAX_DEPTH + 2 };
     return {
       codes: { ...base, k, maxDistance: o.maxDistance },
       baseline: { ...base, k: kBase, maxDistance: o.baselineMaxDistance },
       filter,
       allowed: filter ? c.matching(filter) : null,
+      fingerprint,
     };
   }
 
@@ -466,7 +476,7 @@ export class SearchEngine {
     }
     // a next page only where one may be asked for (offset + k ≤ MAX_DEPTH)
     const after = p.codes.offset + p.codes.k;
-    if ((codes.more || out.baseline?.more) && after + p.codes.k <= MAX_DEPTH) out.next = encodeCursor({ generation: c.generation, version: versionOf(c), offset: after });
+    if ((codes.more || out.baseline?.more) && after + p.codes.k <= MAX_DEPTH) out.next = encodeCursor({ generation: c.generation, version: versionOf(c), offset: after, options: p.fingerprint });
     return out;
   }
 
@@ -493,9 +503,10 @@ export class SearchEngine {
     return c.consistent(() => this.runNow(c, this.itemQuery(c, key), o, this.plan(c, o)));
   }
 
-  async byImage(name: string, image: Buffer, o: SearchOptions): Promise<SearchResponse> {
+  /** Searches by an image file's bytes; `from` names it in errors and bounds its size (default: an HTTP upload's). */
+  async byImage(name: string, image: Buffer, o: SearchOptions, from?: ImageOrigin): Promise<SearchResponse> {
     const c = await this.collection(name);
-    return this.byPixels(c, (await decodeQueryImage(c, image)).pixels, o);
+    return this.byPixels(c, (await decodeQueryImage(c, image, from)).pixels, o);
   }
 
   /** Searches by an image already decoded to the collection's input size (see decodeQueryImage). */
@@ -613,12 +624,21 @@ export function textQueryVectors(c: Collection, text: string): ReturnType<typeof
   return textVector(c.model, text);
 }
 
+/** Where a query image comes from: its name in error messages and the most pixels it may have. */
+export interface ImageOrigin {
+  name: string;
+  maxPixels: number;
+}
+
+/** An HTTP client's upload: a query needs no scan of hundreds of megapixels. */
+const UPLOAD: ImageOrigin = { name: 'upload', maxPixels: MAX_UPLOAD_PIXELS };
+
 /**
- * Decodes an uploaded image exactly as the collection's images were prepared (size, channels, fit, background),
- * with a colour preview; INVALID_ARGUMENT for text collections.
+ * Decodes a query image exactly as the collection's images were prepared (size, channels, fit, background), with a
+ * colour preview; INVALID_ARGUMENT for text collections.
  */
-export async function decodeQueryImage(c: Collection, image: Buffer): Promise<DecodedImage> {
+export async function decodeQueryImage(c: Collection, image: Buffer, from: ImageOrigin = UPLOAD): Promise<DecodedImage> {
   const i = c.model.manifest.input;
   if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; search it with {text}`);
-  return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background }, 'upload', { preview: true, maxPixels: MAX_UPLOAD_PIXELS });
+  return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background }, from.name, { preview: true, maxPixels: from.maxPixels });
 }
