@@ -1,3 +1,4 @@
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import zlib from 'node:zlib';
 import path from 'node:path';
@@ -9,8 +10,11 @@ export interface IdxArray {
   data: Uint8Array;
 }
 
-/** Parses an IDX file (unsigned-byte payload, as MNIST and Fashion-MNIST ship), gzipped or not. */
-export function parseIdx(buf: Buffer, name = 'IDX file'): IdxArray {
+/**
+ * Parses an IDX file (unsigned-byte payload, as MNIST and Fashion-MNIST ship), gzipped or not.
+ * @param payloadOnDisk bytes after the header in the file when `buf` holds only the header (no data is returned then)
+ */
+export function parseIdx(buf: Buffer, name = 'IDX file', payloadOnDisk?: number): IdxArray {
   let bytes = buf;
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
@@ -33,10 +37,11 @@ export function parseIdx(buf: Buffer, name = 'IDX file'): IdxArray {
   const dims: number[] = [];
   for (let i = 0; i < ndims; i++) dims.push(bytes.readUInt32BE(4 + 4 * i));
   const size = dims.reduce((a, b) => a * b, 1);
-  if (bytes.length < header + size) {
-    throw fail('BAD_FILE', `${name}: file is truncated: header promises ${size} bytes of data (${dims.join('x')}), found ${bytes.length - header}`);
+  const found = payloadOnDisk ?? bytes.length - header;
+  if (found < size) {
+    throw fail('BAD_FILE', `${name}: file is truncated: header promises ${size} bytes of data (${dims.join('x')}), found ${found}`);
   }
-  return { dims, data: new Uint8Array(bytes.buffer, bytes.byteOffset + header, size) };
+  return { dims, data: payloadOnDisk === undefined ? new Uint8Array(bytes.buffer, bytes.byteOffset + header, size) : new Uint8Array(0) };
 }
 
 async function readFile(file: string): Promise<Buffer> {
@@ -47,13 +52,21 @@ async function readFile(file: string): Promise<Buffer> {
   }
 }
 
-/** `idx:IMAGES[,LABELS]`: images as n×h×w (or n×h×w×c) unsigned bytes, labels n unsigned bytes. */
-export async function loadIdx(spec: string): Promise<ImageSet> {
+function splitSpec(spec: string): [string, string | undefined] {
   const [imgFile, labelFile, extra] = spec.split(',');
   if (!imgFile || extra !== undefined) throw fail('BAD_SOURCE', `idx source needs 'idx:IMAGES[,LABELS]', got 'idx:${spec}'`);
-  const img = parseIdx(await readFile(imgFile), imgFile);
-  if (img.dims.length < 3) throw fail('BAD_FILE', `${imgFile}: an image IDX file has 3 or 4 dimensions, this one has ${img.dims.length}`);
-  const [n, h, w, c = 1] = img.dims as [number, number, number, number?];
+  return [imgFile, labelFile];
+}
+
+function imageDims(dims: number[], imgFile: string): [number, number, number, number] {
+  if (dims.length < 3) throw fail('BAD_FILE', `${imgFile}: an image IDX file has 3 or 4 dimensions, this one has ${dims.length}`);
+  const [n, h, w, c = 1] = dims as [number, number, number, number?];
+  return [n, h, w, c];
+}
+
+/** Everything of an IDX image set but its pixels: keys, labels (read from LABELS), shape. */
+async function idxMeta(spec: string, imgFile: string, labelFile: string | undefined, dims: number[]): Promise<Omit<ImageSet, 'pixels'>> {
+  const [n, h, w, c] = imageDims(dims, imgFile);
   let labels: (string | null)[] = new Array<string | null>(n).fill(null);
   if (labelFile) {
     const lab = parseIdx(await readFile(labelFile), labelFile);
@@ -63,8 +76,75 @@ export async function loadIdx(spec: string): Promise<ImageSet> {
     }
     labels = Array.from(lab.data, (v) => String(v));
   }
-  const pixels = img.data;
   const base = path.basename(imgFile).replace(/(\.gz)?$/, '').replace(/[^A-Za-z0-9_.-]/g, '_');
   const keys = Array.from({ length: n }, (_, i) => `${base}-${i}`);
-  return { kind: 'image', source: `idx:${spec}`, width: w, height: h, channels: c, keys, labels, uris: keys.map((_, i) => `${imgFile}#${i}`), pixels, skipped: [], roots: [] };
+  return { kind: 'image', source: `idx:${spec}`, width: w, height: h, channels: c, keys, labels, uris: keys.map((_, i) => `${imgFile}#${i}`), skipped: [], roots: [] };
+}
+
+/** `idx:IMAGES[,LABELS]`: images as n×h×w (or n×h×w×c) unsigned bytes, labels n unsigned bytes. */
+export async function loadIdx(spec: string): Promise<ImageSet> {
+  const [imgFile, labelFile] = splitSpec(spec);
+  const img = parseIdx(await readFile(imgFile), imgFile);
+  return { ...(await idxMeta(spec, imgFile, labelFile, img.dims)), pixels: img.data };
+}
+
+/** An uncompressed IDX image file read a few rows at a time: memory holds its keys and labels, never its pixels. */
+export interface IdxImages {
+  /** the set without pixels */
+  meta: Omit<ImageSet, 'pixels'>;
+  /** the pixels of these rows, in this order (runs of consecutive rows are read at once) */
+  read(rows: readonly number[]): Uint8Array;
+  close(): void;
+}
+
+/**
+ * Opens `idx:IMAGES[,LABELS]` for reading in batches when IMAGES is uncompressed (a gzip stream cannot be read at a
+ * row); undefined for a gzipped file, which `loadIdx` reads whole.
+ */
+export async function openIdxImages(spec: string): Promise<IdxImages | undefined> {
+  const [imgFile, labelFile] = splitSpec(spec);
+  let fd: number;
+  try {
+    fd = fsSync.openSync(imgFile, 'r');
+  } catch (e) {
+    throw fail('BAD_SOURCE', `cannot read '${imgFile}': ${messageOf(e)}`, e);
+  }
+  try {
+    const head = Buffer.alloc(4 + 4 * 4);
+    const got = fsSync.readSync(fd, head, 0, head.length, 0);
+    if (got >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
+      fsSync.closeSync(fd);
+      return undefined;
+    }
+    const ndims = head[3] ?? 0;
+    const headerBytes = 4 + 4 * ndims;
+    // the header checks of parseIdx, on the header alone (its size check counts the file's bytes)
+    const size = fsSync.fstatSync(fd).size;
+    const dims = parseIdx(head.subarray(0, Math.min(got, headerBytes)), imgFile, size - headerBytes).dims;
+    const meta = await idxMeta(spec, imgFile, labelFile, dims);
+    const row = meta.width * meta.height * meta.channels;
+    return {
+      meta,
+      read(rows) {
+        const out = new Uint8Array(rows.length * row);
+        for (let i = 0; i < rows.length; ) {
+          let j = i + 1;
+          while (j < rows.length && rows[j] === rows[j - 1]! + 1) j++;
+          const want = (j - i) * row;
+          const n = fsSync.readSync(fd, out, i * row, want, headerBytes + rows[i]! * row);
+          if (n !== want) throw fail('BAD_FILE', `${imgFile}: file ended inside row ${rows[i]! + Math.floor(n / row)}; it was truncated while being read`);
+          i = j;
+        }
+        return out;
+      },
+      close: () => fsSync.closeSync(fd),
+    };
+  } catch (e) {
+    try {
+      fsSync.closeSync(fd);
+    } catch {
+      // closed above
+    }
+    throw e;
+  }
 }

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { selectImages, type ImageSet } from '../data/images.js';
 import type { TrainedModel } from '../src/encoder/model.js';
-import { buildCollection, modelDirOf } from '../src/indexer/build.js';
+import { buildCollection, collectionExists, modelDirOf } from '../src/indexer/build.js';
 import { Collection } from '../src/indexer/collection.js';
 import { imageItems } from '../src/indexer/items.js';
 import { readPointer } from '../src/indexer/layout.js';
@@ -190,12 +190,13 @@ describe('a write killed at each step', () => {
     const dataDir = tmpDir();
     await base(dataDir, 100);
     const f = folder(200, 230);
-    const cases: { args: string[]; at: string; count: (before: number) => number }[] = [
+    // A build killed before it published leaves its version for the same command to resume (`resumable`).
+    const cases: { args: string[]; at: string; count: (before: number) => number; resumable?: boolean }[] = [
       { args: ['add', '--collection', 'c', '--source', `dir:${f.dir}`], at: 'write:before-commit', count: (n) => n },
       { args: ['add', '--collection', 'c', '--source', `dir:${f.dir}`], at: 'write:after-commit', count: (n) => n + 30 },
       { args: ['remove', '--collection', 'c', '--key', f.keys[0]!], at: 'graph:before-rename', count: (n) => n - 1 },
       { args: ['remove', '--collection', 'c', '--key', f.keys[1]!], at: 'write:after-commit', count: (n) => n - 1 },
-      { args: ['build', '--collection', 'c', '--source', `dir:${f.dir}`, '--model', '', '--replace'], at: 'build:before-publish', count: (n) => n },
+      { args: ['build', '--collection', 'c', '--source', `dir:${f.dir}`, '--model', '', '--replace'], at: 'build:before-publish', count: (n) => n, resumable: true },
       { args: ['build', '--collection', 'c', '--source', `dir:${f.dir}`, '--model', '', '--replace'], at: 'build:after-publish', count: () => 30 },
     ];
     for (const k of cases) {
@@ -210,7 +211,8 @@ describe('a write killed at each step', () => {
       assert.equal(c.count, k.count(n), k.at);
       assertReachable(c);
       // Leftovers of the killed process are swept on open: the live version and its pointer remain.
-      assert.deepEqual(fs.readdirSync(c.paths.home).sort(), ['CURRENT', c.paths.version], k.at);
+      const left = fs.readdirSync(c.paths.home).filter((x) => x !== 'CURRENT' && x !== c.paths.version);
+      assert.equal(left.length, k.resumable ? 1 : 0, `${k.at}: ${left.join(', ')}`);
       assert.ok(!fs.readdirSync(c.paths.dir).some((x) => x.includes('.tmp-')), k.at);
       c.close();
     }
@@ -261,6 +263,69 @@ describe('a reader replaying a large replace', () => {
     } finally {
       reader.close();
       writer.close();
+    }
+  });
+});
+
+describe('a build killed midway', () => {
+  /** The live version's creation time and random part: a resumed build keeps those of the version it resumed. */
+  const identity = (v: string) => v.replace(/-\d+-/, '-');
+
+  it('is resumed by the same command from its last committed batch, with the model it had trained', async () => {
+    const dataDir = tmpDir();
+    const args = ['build', '--collection', 'r', '--source', 'mnist', '--limit', '2600', '--hidden', '32', '--code-dim', '6', '--train-epochs', '1'];
+    const killed = await cli(dataDir, args, 'ingest:after-batch');
+    assert.equal(killed.signal, 'SIGKILL', killed.err);
+    assert.equal(collectionExists(dataDir, 'r'), false);
+    const home = path.join(dataDir, 'r');
+    const [left] = fs.readdirSync(home);
+    assert.ok(left);
+    const trained = fs.readFileSync(path.join(home, left, 'model', 'manifest.json'), 'utf8');
+    // a build with other options does not resume it (and, holding the lock, removes it)
+    const other = await cli(tmpDir(), [...args.slice(0, -1), '2']);
+    assert.equal(other.code, 0, other.err);
+    const r = await cli(dataDir, args);
+    assert.equal(r.code, 0, r.err);
+    const c = await Collection.open(dataDir, 'r', { quiet: true });
+    try {
+      assert.equal(c.count, 2600);
+      assertReachable(c);
+      assert.equal(identity(c.paths.version), identity(left), 'the interrupted version was resumed, not built anew');
+      assert.equal(fs.readFileSync(path.join(c.paths.model, 'manifest.json'), 'utf8'), trained, 'the model was not trained again');
+      // every item holds the code its model gives its pixels, the first batch's (stored before the kill) as the rest
+      const rows = c.itemRows();
+      const px = new Uint8Array(rows.length * 784);
+      rows.forEach((row, i) => px.set(c.pixelsOf(row.id) as Uint8Array, i * 784));
+      const codes = c.model.encode(px, rows.length);
+      rows.forEach((row, i) => assert.deepEqual(Array.from(c.codeOf(row.id)), Array.from(codes.subarray(i * 6, (i + 1) * 6)), row.key));
+      assert.deepEqual(fs.readdirSync(home).sort(), ['CURRENT', c.paths.version]);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('is built anew when the source no longer starts with what it stored', async () => {
+    const dataDir = tmpDir();
+    // more files than one batch of 1,024
+    const dir = tmpDir('latentdex-png-');
+    const many = digits(1100);
+    writePngFolder(dir, many, 1100);
+    const first = many.keys.map((k, i) => `class-${many.labels[i]}/${k}.png`).sort()[0]!;
+    const args = ['build', '--collection', 'r', '--source', `dir:${dir}`, '--hidden', '32', '--code-dim', '6', '--train-epochs', '1'];
+    assert.equal((await cli(dataDir, args, 'ingest:after-batch')).signal, 'SIGKILL');
+    const home = path.join(dataDir, 'r');
+    const [left] = fs.readdirSync(home);
+    // the first file of the folder is gone: the stored batch no longer matches the source's start
+    fs.rmSync(path.join(dir, first));
+    const r = await cli(dataDir, args);
+    assert.equal(r.code, 0, r.err);
+    const c = await Collection.open(dataDir, 'r', { quiet: true });
+    try {
+      assert.equal(c.count, 1099);
+      assert.notEqual(identity(c.paths.version), identity(left!));
+      assert.deepEqual(fs.readdirSync(home).sort(), ['CURRENT', c.paths.version]);
+    } finally {
+      c.close();
     }
   });
 });

@@ -1,15 +1,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { SOURCE_HELP } from '../../data/sources.js';
-import { collectionSettings, count, fitModel, imageTargetOf, itemsOf, loadSource, type Loaded } from './sources.js';
+import { DEFAULT_TRAIN_LIMIT, fitModel, imageTargetOf, itemsOf, loadSource, openBuildSource, type Loaded } from './sources.js';
 import type { DecodeTarget } from '../../data/decode.js';
-import { selectImages } from '../../data/images.js';
-import { selectTexts } from '../../data/texts.js';
-import { spread } from '../../data/dir.js';
 import { TrainedModel } from '../encoder/model.js';
 import { writeCodes } from '../encoder/npy.js';
 import { fail } from '../errors.js';
-import { buildCollection, listCollections, modelDirOf, reserveBuild } from '../indexer/build.js';
+import { buildCollection, listCollections, modelDirOf, reserveBuild, resumableModel } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
@@ -48,13 +45,6 @@ function shapeNote(l: Loaded): string {
   return ` from ${s.width}x${s.height} ${s.channels === 3 ? 'colour' : 'grey'} images${s.skipped.length ? `, ${s.skipped.length} files skipped` : ''}`;
 }
 
-/** The part of a loaded source a model trains on (--train-limit): evenly spread, never read twice. */
-function subset(l: Loaded, limit: number | undefined): Loaded {
-  if (!limit || limit >= count(l)) return l;
-  const idx = spread(count(l), limit);
-  return l.kind === 'image' ? { kind: 'image', set: selectImages(l.set, idx) } : { kind: 'text', set: selectTexts(l.set, idx) };
-}
-
 /** `info` lines on how images are decoded and which source files were skipped. */
 function imageLines(c: Collection): string[] {
   const i = c.model.manifest.input;
@@ -84,7 +74,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       .option('--model <dir>', 'use this trained model instead of training one')
       .option('--limit <n>', 'use at most N items', intArg())
       .option('--group-by <field>', 'jsonl: the field naming each record\'s source document (eval skips neighbours from the query\'s own)')
-      .option('--train-limit <n>', 'train on at most N of the items (evenly spread)', intArg())
+      .option('--train-limit <n>', `train on at most N of the items, evenly spread (default ${DEFAULT_TRAIN_LIMIT.toLocaleString('en-US')})`, intArg())
       .option('--replace', 'replace an existing collection of that name')
       .option('--m <n>', 'HNSW M (graph degree)', intArg(2, 128), 16)
       .option('--ef-construction <n>', 'HNSW efConstruction', intArg(8, 4096), 200)
@@ -100,19 +90,25 @@ export function addCollectionCommands(ctx: Ctx): void {
       // before any work: another build of this name, or an existing collection, is an answer now, not after training
       const lock = reserveBuild(g.dataDir, f.collection, { replace: f.replace });
       try {
-        const given = f.model ? await TrainedModel.load(f.model) : undefined;
-        const l = await loadSource(f.source, { limit: f.limit, model: given, shape: shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy });
-        const model = given ?? (await fitModel(subset(l, f.trainLimit), { ...f, epochs: f.trainEpochs }, g.quiet));
-        const c = await buildCollection(model, itemsOf(model, l), {
-          ...collectionSettings(model, l),
+        // the same command after a killed build goes on from its last committed batch, with the model it trained
+        const { replace: _, ...plan } = f;
+        const kept = resumableModel(g.dataDir, f.collection, plan);
+        const given = kept || f.model ? await TrainedModel.load(kept ?? f.model!) : undefined;
+        const src = await openBuildSource(f.source, { limit: f.limit, model: given, shape: kept ? undefined : shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, trainLimit: f.trainLimit });
+        const l = src.loaded;
+        const model = given ?? (await fitModel(src.train, { ...f, epochs: f.trainEpochs }, g.quiet));
+        const c = await buildCollection(model, src.items(model), {
+          ...src.settings(model),
           dataDir: g.dataDir,
           name: f.collection,
           hnsw: { M: f.m, efConstruction: f.efConstruction, ef: f.ef },
           replace: f.replace,
           quiet: g.quiet,
           lock,
+          plan,
         });
         model.dispose();
+        src.close();
         reportSkipped(l);
         process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(l)}, in ${c.paths.home}\n`);
         c.close();

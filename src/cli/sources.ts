@@ -8,7 +8,11 @@ import type { TrainedModel } from '../encoder/model.js';
 import { fitTextModel, textVectors } from '../encoder/text.js';
 import { fail } from '../errors.js';
 import type { CreateOptions, ItemStream, RawVectors } from '../indexer/collection.js';
-import { imageCollectionSettings, imageItemStream, textCollectionSettings, textItems } from '../indexer/items.js';
+import { imageCollectionSettings, imageItems, imageItemStream, ITEM_BATCH, textCollectionSettings, textItems } from '../indexer/items.js';
+import { openIdxImages } from '../../data/idx.js';
+import { spread } from '../../data/dir.js';
+import { selectImages } from '../../data/images.js';
+import { selectTexts } from '../../data/texts.js';
 import type { QuerySet } from '../search/eval.js';
 import { modelOptions, type ModelFlags } from './options.js';
 
@@ -63,7 +67,7 @@ export async function fitModel(l: Loaded, f: ModelFlags, quiet: boolean): Promis
 export function itemsOf(model: TrainedModel, l: Loaded): ItemStream {
   if (l.kind === 'image') return imageItemStream(l.set);
   const items = textItems(model, l.set);
-  return { total: items.length, keys: items.map((it) => it.key), batches: () => [items] };
+  return { total: items.length, keys: items.map((it) => it.key), batches: (from = 0) => [items.slice(from)] };
 }
 
 /** The collection settings for a model and source: images in L2 over pixels, texts in cosine over TF-IDF. */
@@ -81,4 +85,59 @@ export function vectorsOf(model: TrainedModel, l: Loaded): { input: Pixels; raw:
 export function queriesOf(model: TrainedModel, l: Loaded): QuerySet {
   const v = vectorsOf(model, l);
   return { n: count(l), keys: l.set.keys, labels: l.set.labels, groups: l.kind === 'text' ? l.set.groups : null, input: v.input, raw: v.raw };
+}
+
+/** Items a build trains on at most by default (evenly spread): a bounded sample, so that a million items train as 100,000 do. */
+export const DEFAULT_TRAIN_LIMIT = 100_000;
+
+/** The part of a loaded source a model trains on: evenly spread, never read twice. */
+export function subset(l: Loaded, limit: number): Loaded {
+  if (limit >= count(l)) return l;
+  const idx = spread(count(l), limit);
+  return l.kind === 'image' ? { kind: 'image', set: selectImages(l.set, idx) } : { kind: 'text', set: selectTexts(l.set, idx) };
+}
+
+/**
+ * What a build reads: a sample to train on, and every item as a stream. An uncompressed IDX file streams from disk
+ * (memory holds its keys and one batch of pixels, never the file); other sources are read whole, as before.
+ */
+export interface BuildSource {
+  /** the items a model trains on (at most `trainLimit`, evenly spread) */
+  train: Loaded;
+  items(model: TrainedModel): ItemStream;
+  settings(model: TrainedModel): Omit<CreateOptions, 'name' | 'hnsw'>;
+  /** the whole source when it was read whole (for the skipped-files report and the shape note) */
+  loaded: Loaded;
+  close(): void;
+}
+
+export async function openBuildSource(spec: string, o: LoadFlags & { trainLimit?: number }): Promise<BuildSource> {
+  const trainLimit = o.trainLimit ?? DEFAULT_TRAIN_LIMIT;
+  const idx = spec.startsWith('idx:') ? await openIdxImages(spec.slice(4)) : undefined;
+  if (!idx) {
+    const l = await loadSource(spec, o);
+    return { train: subset(l, trainLimit), items: (m) => itemsOf(m, l), settings: (m) => collectionSettings(m, l), loaded: l, close: () => undefined };
+  }
+  try {
+    const meta = idx.meta;
+    const t = imageTargetOf(o.model);
+    if (t && (t.width !== meta.width || t.height !== meta.height || t.channels !== meta.channels)) {
+      throw fail('INVALID_DIM', `source '${spec}' has ${meta.width}x${meta.height}x${meta.channels} images; the model takes ${t.width}x${t.height}x${t.channels}`);
+    }
+    const rows = spread(meta.keys.length, o.limit);
+    const pick = (at: readonly number[]): ImageSet => ({ ...meta, keys: at.map((i) => meta.keys[i]!), labels: at.map((i) => meta.labels[i]!), uris: at.map((i) => meta.uris[i]!), pixels: idx.read(at) });
+    const sampleRows = spread(rows.length, trainLimit).map((i) => rows[i]!);
+    const train: Loaded = { kind: 'image', set: pick(sampleRows) };
+    const stream: ItemStream = {
+      total: rows.length,
+      keys: rows.map((i) => meta.keys[i]!),
+      *batches(from = 0) {
+        for (let s = from; s < rows.length; s += ITEM_BATCH) yield imageItems(pick(rows.slice(s, s + ITEM_BATCH)));
+      },
+    };
+    return { train, items: () => stream, settings: (m) => imageCollectionSettings(m, train.set as ImageSet), loaded: train, close: () => idx.close() };
+  } catch (e) {
+    idx.close();
+    throw e;
+  }
 }

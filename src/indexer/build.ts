@@ -6,7 +6,7 @@ import { fail, isLatentdexError } from '../errors.js';
 import { BuildLock, buildBusy } from './build-lock.js';
 import { Catalogue } from './catalogue.js';
 import { Collection, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
-import { isLegacy, markReplaced, newVersion, unmarkReplaced, orphanVersions, POINTER, publish, readPointer, removeLegacy, removeVersion } from './layout.js';
+import { claimVersion, interruptedVersions, isLegacy, markReplaced, newVersion, unmarkReplaced, orphanVersions, POINTER, publish, readPointer, removeLegacy, removeVersion, writePlan } from './layout.js';
 import { homeOf, isValidName, notFound, validateName, versionPaths } from './paths.js';
 import { log } from '../progress.js';
 
@@ -18,6 +18,33 @@ export interface BuildOptions extends Omit<CreateOptions, 'name'> {
   quiet?: boolean;
   /** the build lock, taken by `reserveBuild` before the model trained (default: taken here, released at the end) */
   lock?: BuildLock;
+  /**
+   * What this build was asked (source, limits, model flags). A build with a plan can be resumed: killed, the same
+   * command with the same plan goes on from its last committed batch, with the model it had trained.
+   */
+  plan?: Record<string, unknown>;
+}
+
+/** One text per plan, whatever order its fields were given in. */
+function planText(plan: Record<string, unknown>): string {
+  return `${JSON.stringify(plan, Object.keys(plan).sort())}\n`;
+}
+
+/** An interrupted build of this plan (call it holding the build lock), or undefined. */
+function interruptedBuild(home: string, plan: Record<string, unknown> | undefined): string | undefined {
+  if (!plan || !fs.existsSync(home)) return undefined;
+  const text = planText(plan);
+  return interruptedVersions(home).reverse().find((v) => v.plan === text && fs.existsSync(versionPaths(home, v.version).catalogue))?.version;
+}
+
+/**
+ * The model folder of an interrupted build of this plan, to resume it with the model it trained instead of training
+ * again; undefined when there is none. Call it holding the build lock (`reserveBuild`).
+ */
+export function resumableModel(dataDir: string, name: string, plan: Record<string, unknown>): string | undefined {
+  const home = homeOf(dataDir, name);
+  const v = interruptedBuild(home, plan);
+  return v && fs.existsSync(versionPaths(home, v).model) ? versionPaths(home, v).model : undefined;
 }
 
 /** The live version of a collection, undefined if none (a damaged pointer counts as none for a replace). */
@@ -104,18 +131,41 @@ function refuseExisting(home: string, name: string, replace: boolean): void {
   }
 }
 
+/** Resumes an interrupted version: undefined (and the version removed) when the source no longer starts with what it stored. */
+async function resumeVersion(home: string, version: string, stream: ItemStream, o: BuildOptions): Promise<{ c: Collection; from: number } | undefined> {
+  const p = versionPaths(home, claimVersion(home, version));
+  const c = await Collection.resume(p, o.name, { quiet: o.quiet });
+  const from = c.storedPrefix(stream.keys);
+  if (from >= 0) {
+    log(`resuming the interrupted build of '${o.name}' at item ${from} of ${stream.total} (its model is kept)`, o.quiet);
+    return { c, from };
+  }
+  c.close();
+  log(`the interrupted build of '${o.name}' stored items the source no longer starts with; building again`, o.quiet);
+  removeVersion(home, p.version);
+  return undefined;
+}
+
 async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream, o: BuildOptions): Promise<Collection> {
   const home = homeOf(o.dataDir, o.name);
   refuseExisting(home, o.name, Boolean(o.replace));
   const legacy = fs.existsSync(home) && isLegacy(home);
-  const p = newVersion(home);
+  const stream: ItemStream = Array.isArray(items) ? { total: items.length, keys: items.map((it) => it.key), batches: (from = 0) => [items.slice(from)] } : items;
+  const resumable = interruptedBuild(home, o.plan);
+  // Under the build lock no other build of this name runs: what other builds left is theirs no more.
+  for (const v of fs.existsSync(home) ? interruptedVersions(home) : []) if (v.version !== resumable) removeVersion(home, v.version);
+  const resumed = resumable ? await resumeVersion(home, resumable, stream, o) : undefined;
+  let c = resumed?.c;
+  const p = c?.paths ?? newVersion(home);
   let replaced: string | undefined;
   try {
-    await model.save(p.model);
-    const c = Collection.create(p, model, { ...o, name: o.name }, { quiet: o.quiet });
+    if (!c) {
+      await model.save(p.model);
+      c = Collection.create(p, model, { ...o, name: o.name }, { quiet: o.quiet });
+      if (o.plan) writePlan(home, p.version, planText(o.plan));
+    }
     try {
-      if (Array.isArray(items)) await c.add(items, { quiet: o.quiet });
-      else await c.addAll(items, { quiet: o.quiet });
+      await c.ingest(stream, { from: resumed?.from ?? 0, quiet: o.quiet });
     } finally {
       c.close();
     }

@@ -45,12 +45,33 @@ export interface ItemStream {
   total: number;
   /** every key the batches hold, checked before any item is encoded */
   keys: readonly string[];
-  /** the items in batches; called twice (encode, then write), each call yields the same items in the same order */
-  batches(): Iterable<ItemInput[]>;
+  /**
+   * The items in batches, from item `from` on (default 0); may be called more than once, each call yields the same
+   * items in the same order. A source that decodes or reads as it goes yields asynchronously.
+   */
+  batches(from?: number): Iterable<ItemInput[]> | AsyncIterable<ItemInput[]>;
   /** files of the source that could not be used, recorded in the manifest */
   skipped?: SkippedFile[];
   /** folders the items came from, recorded in the manifest (the only places originals may be served from) */
   roots?: string[];
+}
+
+export interface IngestOptions {
+  /** items of the stream already stored (a resumed build) */
+  from?: number;
+  /** how often the graph is saved while a build runs (default one minute) */
+  checkpointMs?: number;
+  quiet?: boolean;
+}
+
+/** How often a build saves its graph: a resumed build replays at most this much of the change log. */
+const CHECKPOINT_MS = 60_000;
+
+/** Every batch of a stream, read into memory. */
+async function collect(batches: AsyncIterable<ItemInput[]>): Promise<ItemInput[][]> {
+  const out: ItemInput[][] = [];
+  for await (const b of batches) out.push(b);
+  return out;
 }
 
 /** Most skipped files listed in a manifest (the count is always kept). */
@@ -276,8 +297,30 @@ export class Collection {
       }
       throw notFound(dataDir, name);
     }
-    const paths = versionPaths(home, version);
-    if (!fs.existsSync(paths.catalogue)) throw fail('CORRUPT_COLLECTION', `collection '${name}': its live version ${version} has no catalogue; rebuild it with --replace`);
+    const c = await Collection.load(versionPaths(home, version), name, o);
+    try {
+      const swept = sweepHome(home);
+      if (swept.length) log(`collection '${name}': removed leftovers of interrupted or replaced writes: ${swept.join(', ')}`, o.quiet);
+    } catch {
+      // another process is sweeping the same folder
+    }
+    return c;
+  }
+
+  /**
+   * Opens a version that an interrupted build left (not live: no other process reads it), with its graph brought up
+   * to the last committed batch, so that the build can go on from there.
+   */
+  static async resume(paths: CollectionPaths, name: string, o: OpenOptions = {}): Promise<Collection> {
+    const c = await Collection.load(paths, name, o);
+    c.#published = false;
+    return c;
+  }
+
+  /** Opens one version folder: checks its manifest against this latentdex and its model, loads and replays the graph. */
+  private static async load(paths: CollectionPaths, name: string, o: OpenOptions): Promise<Collection> {
+    const version = paths.version;
+    if (!fs.existsSync(paths.catalogue)) throw fail('CORRUPT_COLLECTION', `collection '${name}': its version ${version} has no catalogue; rebuild it with --replace`);
     const catalogue = new Catalogue(paths.catalogue);
     let model: TrainedModel | undefined;
     try {
@@ -300,12 +343,6 @@ export class Collection {
       const c = new Collection(paths, model, catalogue, HnswIndex.create(manifest.codeDim, manifest.space, 16, manifest.hnsw), -1, manifest, o);
       c.loadGraph();
       c.catchUp();
-      try {
-        const swept = sweepHome(home);
-        if (swept.length) log(`collection '${name}': removed leftovers of interrupted or replaced writes: ${swept.join(', ')}`, o.quiet);
-      } catch {
-        // another process is sweeping the same folder
-      }
       return c;
     } catch (e) {
       model?.dispose();
@@ -490,7 +527,7 @@ export class Collection {
    * One write: takes the writer lock, checks this version is still live, runs `change` against the catalogue,
    * commits it as the next generation, then replays it into graph and caches. A write that throws changes nothing.
    */
-  private async write<T>(change: () => T): Promise<T> {
+  private async write<T>(change: () => T, o: { persist?: boolean } = {}): Promise<T> {
     if (this.#closed) throw fail('INTERNAL', `collection '${this.name}' is closed`);
     await this.lock();
     let out: T;
@@ -510,7 +547,7 @@ export class Collection {
     // meet DUPLICATE_KEY); the next sync or open replays it from the log.
     try {
       this.catchUp();
-      this.schedulePersist();
+      if (o.persist !== false) this.schedulePersist();
     } catch (e) {
       log(`collection '${this.name}': the write is stored, but updating the graph file failed (${String(e)})`, this.o.quiet);
     }
@@ -569,7 +606,7 @@ export class Collection {
 
   /** Encodes and adds items (one write: all or nothing). */
   add(items: ItemInput[], o: AddOptions = {}): Promise<{ added: number; replaced: number }> {
-    return this.addAll({ total: items.length, keys: items.map((it) => it.key), batches: () => [items] }, o);
+    return this.addAll({ total: items.length, keys: items.map((it) => it.key), batches: (from = 0) => [items.slice(from)] }, o);
   }
 
   /**
@@ -580,17 +617,13 @@ export class Collection {
   async addAll(stream: ItemStream, o: AddOptions = {}): Promise<{ added: number; replaced: number }> {
     const cd = this.manifest.codeDim;
     const dim = this.model.inputDim;
-    const bits = this.binaryBits;
     this.checkKeys(stream.keys, o);
     const codes = new Float32Array(stream.total * cd);
     const errors = new Float32Array(stream.total);
     let n = 0;
     const bar = progress({ title: 'encode', total: stream.total, quiet: o.quiet });
-    for (const items of stream.batches()) {
-      for (const it of items) {
-        const bad = rawMismatch(it.raw, this.manifest);
-        if (bad) throw fail('INVALID_DIM', `item '${it.key}' has ${bad}`);
-      }
+    for await (const items of stream.batches()) {
+      this.checkRaw(items);
       if (items.length === 0) continue;
       if (n + items.length > stream.total) throw fail('INTERNAL', `the source gave more items than the ${stream.total} it announced`);
       const scored = this.model.encodeScored(stackInputs(items, dim), items.length);
@@ -601,6 +634,10 @@ export class Collection {
     }
     bar.stop();
     if (n !== stream.total) throw fail('INTERNAL', `the source gave ${n} items, not the ${stream.total} it announced`);
+    // The source is read again for the rows (one batch at a time); a source that reads as it goes is read into
+    // memory first, since the write below must not wait for files while it holds the lock.
+    const again = stream.batches();
+    const batches = Symbol.iterator in again ? again : await collect(again);
     return this.write(() => {
       // Checked again under the lock: another process may have added one of these keys since.
       this.checkKeys(stream.keys, o);
@@ -610,26 +647,15 @@ export class Collection {
       // Files listed as skipped by an earlier build or add that are indexed now (fixed, or read differently).
       const listed = new Set(this.skippedParams().files.map((f) => f.path));
       const indexed = new Set<string>();
-      for (const items of stream.batches()) {
+      for (const items of batches) {
         const removeIds: number[] = [];
         const rows: NewItem[] = items.map((it) => {
           if (it.uri !== null && listed.has(it.uri)) indexed.add(it.uri);
           const id = this.#cat.idOf(it.key);
           if (id !== undefined) removeIds.push(id);
-          const code = codes.subarray(i * cd, (i + 1) * cd);
+          const row = this.newRow(it, codes.subarray(i * cd, (i + 1) * cd), errors[i]!);
           i++;
-          return {
-            key: it.key,
-            label: it.label,
-            uri: it.uri,
-            grp: it.grp ?? null,
-            text: it.text ?? null,
-            raw: rawBuffer(it.raw, this.manifest.rawType),
-            thumb: it.thumb,
-            code: Buffer.from(code.buffer, code.byteOffset, code.byteLength),
-            bits: bits ? Buffer.from(packBits(code)) : null,
-            recon: Number.isFinite(errors[i - 1]!) ? errors[i - 1]! : null,
-          };
+          return row;
         });
         this.#cat.write(removeIds, rows);
         added += items.length - removeIds.length;
@@ -638,6 +664,73 @@ export class Collection {
       if (stream.skipped?.length || stream.roots?.length || indexed.size) this.#cat.updateParams(this.ingestParams(stream, indexed));
       return { added, replaced };
     });
+  }
+
+  /**
+   * Bulk load of a version being built: each batch is encoded and committed as one write, so memory holds one batch
+   * (not every code) and a killed build keeps every batch before the one in flight. The graph is saved every
+   * `checkpointMs` and at the end; `from` items of the stream are stored already (a resumed build).
+   */
+  async ingest(stream: ItemStream, o: IngestOptions = {}): Promise<{ added: number }> {
+    if (this.#published) throw fail('INTERNAL', `collection '${this.name}' is live; add to it with addAll`);
+    const from = o.from ?? 0;
+    const cd = this.manifest.codeDim;
+    this.checkKeys(from ? stream.keys.slice(from) : stream.keys, {});
+    const bar = progress({ title: 'index', total: stream.total, quiet: o.quiet });
+    bar.update(from);
+    let n = from;
+    let saved = performance.now();
+    for await (const items of stream.batches(from)) {
+      this.checkRaw(items);
+      if (items.length === 0) continue;
+      if (n + items.length > stream.total) throw fail('INTERNAL', `the source gave more items than the ${stream.total} it announced`);
+      const scored = this.model.encodeScored(stackInputs(items, this.model.inputDim), items.length);
+      const rows = items.map((it, j) => this.newRow(it, scored.codes.subarray(j * cd, (j + 1) * cd), scored.errors[j]!));
+      await this.write(() => this.#cat.write([], rows), { persist: false });
+      n += items.length;
+      bar.update(n);
+      crashPoint('ingest:after-batch');
+      if (performance.now() - saved > (o.checkpointMs ?? CHECKPOINT_MS)) {
+        this.persist();
+        saved = performance.now();
+      }
+    }
+    bar.stop();
+    if (n !== stream.total) throw fail('INTERNAL', `the source gave ${n} items, not the ${stream.total} it announced`);
+    if (stream.skipped?.length || stream.roots?.length) await this.write(() => this.#cat.updateParams(this.ingestParams(stream, new Set())), { persist: false });
+    this.persist();
+    return { added: n - from };
+  }
+
+  /** How many items of `keys` a resumed build stored already: the first `count` keys, all of them; else -1. */
+  storedPrefix(keys: readonly string[]): number {
+    const n = this.#cat.count();
+    if (n > keys.length) return -1;
+    for (let i = 0; i < n; i++) if (this.#cat.idOf(keys[i]!) === undefined) return -1;
+    return n;
+  }
+
+  private checkRaw(items: ItemInput[]): void {
+    for (const it of items) {
+      const bad = rawMismatch(it.raw, this.manifest);
+      if (bad) throw fail('INVALID_DIM', `item '${it.key}' has ${bad}`);
+    }
+  }
+
+  /** The catalogue row of an item with its code and reconstruction error. */
+  private newRow(it: ItemInput, code: Float32Array, error: number): NewItem {
+    return {
+      key: it.key,
+      label: it.label,
+      uri: it.uri,
+      grp: it.grp ?? null,
+      text: it.text ?? null,
+      raw: rawBuffer(it.raw, this.manifest.rawType),
+      thumb: it.thumb,
+      code: Buffer.from(code.buffer, code.byteOffset, code.byteLength),
+      bits: this.binaryBits ? Buffer.from(packBits(code)) : null,
+      recon: Number.isFinite(error) ? error : null,
+    };
   }
 
   private skippedParams(): { count: number; files: SkippedFile[] } {

@@ -29,8 +29,8 @@ export function imageItemStream(set: ImageSet, batch = ITEM_BATCH): ItemStream {
   return {
     total: n,
     keys: set.keys,
-    *batches() {
-      for (let s = 0; s < n; s += batch) yield Array.from({ length: Math.min(batch, n - s) }, (_, j) => imageItem(set, s + j));
+    *batches(from = 0) {
+      for (let s = from; s < n; s += batch) yield Array.from({ length: Math.min(batch, n - s) }, (_, j) => imageItem(set, s + j));
     },
     skipped: set.skipped,
     roots: set.roots,

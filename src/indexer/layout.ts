@@ -137,6 +137,49 @@ const REPLACED = 'REPLACED';
 /** Marker of a version whose build finished (written just before it is published). */
 const COMPLETE = 'COMPLETE';
 
+/**
+ * What a build was asked (source, limits, model flags), written into its version once its model is saved: a build
+ * killed after that can be resumed by the same command, so the sweep keeps it for the next build of that name.
+ */
+const PLAN = 'build.json';
+
+/** Writes the plan of a build into its version folder (atomically). */
+export function writePlan(home: string, version: string, plan: string): void {
+  writeFileAtomic(path.join(home, version, PLAN), plan);
+}
+
+/** The plan of an interrupted build, or undefined for a version that is not one. */
+export function readPlan(home: string, version: string): string | undefined {
+  try {
+    return fs.readFileSync(path.join(home, version, PLAN), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Versions whose build stopped before publishing (their process is gone, they were never complete), oldest first,
+ * with their plan where they recorded one.
+ */
+export function interruptedVersions(home: string): { version: string; plan: string | undefined }[] {
+  return entries(home)
+    .filter((f) => {
+      const m = VERSION.exec(f);
+      return m !== null && !isAlive(Number(m[1])) && !fs.existsSync(path.join(home, f, COMPLETE)) && !fs.existsSync(path.join(home, f, REPLACED));
+    })
+    .sort()
+    .map((version) => ({ version, plan: readPlan(home, version) }));
+}
+
+/** Renames an interrupted version to this process (a resumed build), so that no sweep takes it; returns its new name. */
+export function claimVersion(home: string, version: string): string {
+  const m = /^v-([a-z0-9]+)-\d+-([a-f0-9]{6})$/.exec(version);
+  if (!m) throw fail('INTERNAL', `'${version}' names no version`);
+  const mine = `v-${m[1]}-${process.pid}-${m[2]}`;
+  fs.renameSync(path.join(home, version), path.join(home, mine));
+  return mine;
+}
+
 /** Marks `version` as being replaced, so that once it is not live any process may sweep it. */
 export function markReplaced(home: string, version: string, by: string): void {
   fs.writeFileSync(path.join(home, version, REPLACED), `${by}\n`);
@@ -172,13 +215,16 @@ export function deadTempFiles(dir: string): string[] {
 
 /**
  * Removes what crashed or finished processes left in a collection's folder: versions that are not live and were
- * replaced or whose builder is gone (killed builds), temp files of dead processes, legacy files beside a pointer.
+ * replaced or whose builder is gone (killed builds, except those that can be resumed), temp files of dead processes,
+ * legacy files beside a pointer.
  */
 export function sweepHome(home: string): string[] {
   const removed: string[] = [];
   for (const f of fs.readdirSync(home)) {
     const m = VERSION.exec(f);
     if (!m || !(fs.existsSync(path.join(home, f, REPLACED)) || !isAlive(Number(m[1])))) continue;
+    // an interrupted build that can be resumed is left to the next build of this name (which resumes or removes it)
+    if (!fs.existsSync(path.join(home, f, REPLACED)) && !fs.existsSync(path.join(home, f, COMPLETE)) && readPlan(home, f) !== undefined) continue;
     // The pointer is read again for each candidate: a replace may have made it live a moment ago.
     const live = readPointer(home);
     if (live === undefined || f === live) continue;
