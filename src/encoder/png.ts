@@ -13,7 +13,7 @@ export function gridPng(rows: Drawable[][], width: number, height: number, chann
   const cols = Math.max(1, ...rows.map((r) => r.length));
   const cw = width * scale + gap;
   const ch = height * scale + gap;
-  const png = new PNG({ width: Math.max(1, cols * cw - gap), height: Math.max(1, rows.length * ch - gap) });
+  const png = rgba(Math.max(1, cols * cw - gap), Math.max(1, rows.length * ch - gap));
   png.data.fill(128);
   for (let i = 3; i < png.data.length; i += 4) png.data[i] = 255;
   rows.forEach((row, r) =>
@@ -31,5 +31,27 @@ export function gridPng(rows: Drawable[][], width: number, height: number, chann
       }
     }),
   );
-  return PNG.sync.write(png);
+  return encodePng(png);
+}
+
+/** An RGBA image: `data` holds width × height × 4 bytes. */
+export interface Rgba {
+  width: number;
+  height: number;
+  data: Buffer;
+}
+
+/** A blank RGBA image (all zero) of this size. */
+export function rgba(width: number, height: number): Rgba {
+  return { width, height, data: Buffer.alloc(width * height * 4) };
+}
+
+/**
+ * Encodes an RGBA image as PNG. pngjs's encoder is given the bare image, not a `new PNG()`: every PNG instance
+ * keeps about 35 KB that no collection frees (measured: 1.4 GB after 40,960 thumbnails), which a build of a million
+ * items or a long-running server cannot afford.
+ */
+export function encodePng(img: Rgba): Buffer {
+  // the sync encoder reads only width, height and data
+  return PNG.sync.write(img as unknown as PNG);
 }

@@ -1,4 +1,4 @@
-import { PNG } from 'pngjs';
+import { encodePng, rgba } from '../encoder/png.js';
 import { fitPca, pcaProject } from '../encoder/pca.js';
 import type { Collection } from '../indexer/collection.js';
 
@@ -34,7 +34,7 @@ const PALETTE = [
 /** Draws a code map as a PNG scatter plot, one colour per label (grey when unlabelled), with a legend strip. */
 export function renderMapPng(map: CodeMap, width = 800, height = 600): Buffer {
   const legend = 18;
-  const png = new PNG({ width, height: height + legend });
+  const png = rgba(width, height + legend);
   png.data.fill(255);
   const xs = map.points.map((p) => p.x);
   const ys = map.points.map((p) => p.y);
@@ -63,5 +63,5 @@ export function renderMapPng(map: CodeMap, width = 800, height = 600): Buffer {
       for (let k = 0; k < 3; k++) png.data[o + k] = c[k]!;
     }
   });
-  return PNG.sync.write(png);
+  return encodePng(png);
 }
