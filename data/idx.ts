@@ -131,8 +131,12 @@ export async function openIdxImages(spec: string): Promise<IdxImages | undefined
           let j = i + 1;
           while (j < rows.length && rows[j] === rows[j - 1]! + 1) j++;
           const want = (j - i) * row;
-          const n = fsSync.readSync(fd, out, i * row, want, headerBytes + rows[i]! * row);
-          if (n !== want) throw fail('BAD_FILE', `${imgFile}: file ended inside row ${rows[i]! + Math.floor(n / row)}; it was truncated while being read`);
+          // in pieces: one read returns at most ~2 GB
+          for (let got = 0; got < want; ) {
+            const n = fsSync.readSync(fd, out, i * row + got, Math.min(want - got, 1 << 30), headerBytes + rows[i]! * row + got);
+            if (n === 0) throw fail('BAD_FILE', `${imgFile}: file ended inside row ${rows[i]! + Math.floor(got / row)}; it was truncated while being read`);
+            got += n;
+          }
           i = j;
         }
         return out;

@@ -33,6 +33,21 @@ export function limitIndices(n: number, limit: number | undefined): number[] | u
   return spread(n, limit);
 }
 
+/**
+ * Refuses a fixed-size source (mnist, idx) whose images are not the shape asked for: --image-size and --channels
+ * shape only dir: sources, and a model takes the size it was trained on.
+ */
+export function checkImageShape(spec: string, set: Pick<ImageSet, 'width' | 'height' | 'channels'>, opts: Pick<LoadOptions, 'shape' | 'target'>): void {
+  const sh = opts.shape;
+  if (sh && ((sh.size !== undefined && sh.size !== set.width) || (sh.channels !== undefined && sh.channels !== 'auto' && sh.channels !== set.channels))) {
+    throw fail('INVALID_ARGUMENT', `source '${spec}' has ${set.width}x${set.height}x${set.channels} images; --image-size and --channels apply to dir: sources`);
+  }
+  const t = opts.target;
+  if (t && (t.width !== set.width || t.height !== set.height || t.channels !== set.channels)) {
+    throw fail('INVALID_DIM', `source '${spec}' has ${set.width}x${set.height}x${set.channels} images; the model takes ${t.width}x${t.height}x${t.channels}`);
+  }
+}
+
 /** Reads an image source spec: `mnist[:train|:test]`, `idx:IMAGES[,LABELS]`, `dir:PATH`. */
 export async function loadImageSource(spec: string, opts: LoadOptions = {}): Promise<ImageSet> {
   const colon = spec.indexOf(':');
@@ -53,14 +68,7 @@ export async function loadImageSource(spec: string, opts: LoadOptions = {}): Pro
     default:
       throw fail('BAD_SOURCE', `unknown image source '${spec}'; use ${IMAGE_SOURCE_HELP}`);
   }
-  const sh = opts.shape;
-  if (sh && ((sh.size !== undefined && sh.size !== set.width) || (sh.channels !== undefined && sh.channels !== 'auto' && sh.channels !== set.channels))) {
-    throw fail('INVALID_ARGUMENT', `source '${spec}' has ${set.width}x${set.height}x${set.channels} images; --image-size and --channels apply to dir: sources`);
-  }
-  const t = opts.target;
-  if (t && (t.width !== set.width || t.height !== set.height || t.channels !== set.channels)) {
-    throw fail('INVALID_DIM', `source '${spec}' has ${set.width}x${set.height}x${set.channels} images; the model takes ${t.width}x${t.height}x${t.channels}`);
-  }
+  checkImageShape(spec, set, opts);
   const idx = limitIndices(set.keys.length, opts.limit);
   return idx ? selectImages(set, idx) : set;
 }

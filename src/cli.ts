@@ -113,7 +113,7 @@ export function buildProgram(env: Env): Command {
 /** Runs the CLI; returns the exit code. Errors print one line saying what to do next. */
 export async function main(argv: string[], env: Env = readEnv()): Promise<number> {
   const program = buildProgram(env);
-  if (env.exitWithParent) exitWithParent();
+  if (env.exitWithParent !== undefined) exitWithParent(env.exitWithParent);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -6,8 +6,8 @@ export interface Env {
   backend: string | undefined;
   apiKey: string | undefined;
   quiet: boolean;
-  /** end when the parent process is gone: set for the server's demo builds */
-  exitWithParent: boolean;
+  /** the pid of the parent process this one ends with (set for the server's demo builds) */
+  exitWithParent: number | undefined;
 }
 
 export const DEFAULT_DATA_DIR = path.join('data', 'collections');
@@ -18,6 +18,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): Env {
     backend: env.LATENTDEX_BACKEND || undefined,
     apiKey: env.LATENTDEX_API_KEY || undefined,
     quiet: env.LATENTDEX_QUIET === '1',
-    exitWithParent: env.LATENTDEX_EXIT_WITH_PARENT === '1',
+    exitWithParent: /^\d+$/.test(env.LATENTDEX_EXIT_WITH_PARENT ?? '') ? Number(env.LATENTDEX_EXIT_WITH_PARENT) : undefined,
   };
 }

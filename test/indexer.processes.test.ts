@@ -281,9 +281,9 @@ describe('a build killed midway', () => {
     const [left] = fs.readdirSync(home);
     assert.ok(left);
     const trained = fs.readFileSync(path.join(home, left, 'model', 'manifest.json'), 'utf8');
-    // a build with other options does not resume it (and, holding the lock, removes it)
-    const other = await cli(tmpDir(), [...args.slice(0, -1), '2']);
-    assert.equal(other.code, 0, other.err);
+    // another data directory's build leaves it alone
+    assert.equal((await cli(tmpDir(), args)).code, 0);
+    assert.deepEqual(fs.readdirSync(home), [left]);
     const r = await cli(dataDir, args);
     assert.equal(r.code, 0, r.err);
     const c = await Collection.open(dataDir, 'r', { quiet: true });
@@ -298,6 +298,25 @@ describe('a build killed midway', () => {
       rows.forEach((row, i) => px.set(c.pixelsOf(row.id) as Uint8Array, i * 784));
       const codes = c.model.encode(px, rows.length);
       rows.forEach((row, i) => assert.deepEqual(Array.from(c.codeOf(row.id)), Array.from(codes.subarray(i * 6, (i + 1) * 6)), row.key));
+      assert.deepEqual(fs.readdirSync(home).sort(), ['CURRENT', c.paths.version]);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('is removed, not resumed, by a build of that name with other options', async () => {
+    const dataDir = tmpDir();
+    const args = ['build', '--collection', 'r', '--source', 'mnist', '--limit', '1500', '--hidden', '32', '--code-dim', '6', '--train-epochs', '1'];
+    assert.equal((await cli(dataDir, [...args, '--denoise', 'masking:0.2'], 'ingest:after-batch')).signal, 'SIGKILL');
+    const home = path.join(dataDir, 'r');
+    const [left] = fs.readdirSync(home);
+    // a nested option (--denoise parses to an object) counts too
+    const r = await cli(dataDir, [...args, '--denoise', 'gaussian:0.1']);
+    assert.equal(r.code, 0, r.err);
+    const c = await Collection.open(dataDir, 'r', { quiet: true });
+    try {
+      assert.notEqual(identity(c.paths.version), identity(left!));
+      assert.equal(c.model.manifest.regularisers.denoise?.kind, 'gaussian');
       assert.deepEqual(fs.readdirSync(home).sort(), ['CURRENT', c.paths.version]);
     } finally {
       c.close();

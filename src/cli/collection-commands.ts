@@ -93,25 +93,30 @@ export function addCollectionCommands(ctx: Ctx): void {
         // the same command after a killed build goes on from its last committed batch, with the model it trained
         const { replace: _, ...plan } = f;
         const kept = resumableModel(g.dataDir, f.collection, plan);
-        const given = kept || f.model ? await TrainedModel.load(kept ?? f.model!) : undefined;
-        const src = await openBuildSource(f.source, { limit: f.limit, model: given, shape: kept ? undefined : shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, trainLimit: f.trainLimit });
-        const l = src.loaded;
-        const model = given ?? (await fitModel(src.train, { ...f, epochs: f.trainEpochs }, g.quiet));
-        const c = await buildCollection(model, src.items(model), {
-          ...src.settings(model),
-          dataDir: g.dataDir,
-          name: f.collection,
-          hnsw: { M: f.m, efConstruction: f.efConstruction, ef: f.ef },
-          replace: f.replace,
-          quiet: g.quiet,
-          lock,
-          plan,
-        });
-        model.dispose();
-        src.close();
-        reportSkipped(l);
-        process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(l)}, in ${c.paths.home}\n`);
-        c.close();
+        // a kept model that cannot be read is trained again
+        const keptModel = kept ? await TrainedModel.load(kept).catch(() => undefined) : undefined;
+        const given = keptModel ?? (f.model ? await TrainedModel.load(f.model) : undefined);
+        const src = await openBuildSource(f.source, { limit: f.limit, model: given, shape: keptModel ? undefined : shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, trainLimit: f.trainLimit });
+        let model: TrainedModel | undefined = given;
+        try {
+          model ??= await fitModel(src.train, { ...f, epochs: f.trainEpochs }, g.quiet);
+          const c = await buildCollection(model, src.items(model), {
+            ...src.settings(model),
+            dataDir: g.dataDir,
+            name: f.collection,
+            hnsw: { M: f.m, efConstruction: f.efConstruction, ef: f.ef },
+            replace: f.replace,
+            quiet: g.quiet,
+            lock,
+            plan,
+          });
+          reportSkipped(src.loaded);
+          process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(src.loaded)}, in ${c.paths.home}\n`);
+          c.close();
+        } finally {
+          model?.dispose();
+          src.close();
+        }
       } finally {
         lock.release();
       }

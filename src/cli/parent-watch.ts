@@ -7,15 +7,21 @@ import { Worker } from 'node:worker_threads';
  */
 const WATCH = `
 const { workerData } = require('node:worker_threads');
-setInterval(() => {
+const check = () => {
   if (process.ppid !== workerData) process.kill(process.pid, 'SIGTERM');
-}, 250);
+};
+check();
+setInterval(check, 250);
 `;
 
 /**
- * Ends this process when the process that spawned it is gone, however it died (SIGKILL included). The watch does not
- * keep this process alive once its work is done. Used by the server's demo builds.
+ * Ends this process when `parent` (the pid of the process that spawned it, passed down by that process: one that died
+ * before this one started is caught too) is gone, however it died (SIGKILL included). The watch does not keep this
+ * process alive once its work is done. Used by the server's demo builds.
  */
-export function exitWithParent(): void {
-  new Worker(WATCH, { eval: true, workerData: process.ppid }).unref();
+export function exitWithParent(parent: number): void {
+  const w = new Worker(WATCH, { eval: true, workerData: parent });
+  // a watch that cannot run must not fail the build it watches
+  w.on('error', () => undefined);
+  w.unref();
 }

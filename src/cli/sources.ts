@@ -1,13 +1,13 @@
 import type { ImageSet, Pixels } from '../../data/images.js';
 import type { DecodeTarget } from '../../data/decode.js';
 import type { ShapeRequest } from '../../data/dir.js';
-import { isTextSpec, loadImageSource, loadTextSource } from '../../data/sources.js';
+import { checkImageShape, isTextSpec, loadImageSource, loadTextSource } from '../../data/sources.js';
 import type { TextSet } from '../../data/texts.js';
 import { fitImageModel } from '../encoder/fit.js';
 import type { TrainedModel } from '../encoder/model.js';
 import { fitTextModel, textVectors } from '../encoder/text.js';
 import { fail } from '../errors.js';
-import type { CreateOptions, ItemStream, RawVectors } from '../indexer/collection.js';
+import { arrayStream, type CreateOptions, type ItemStream, type RawVectors } from '../indexer/collection.js';
 import { imageCollectionSettings, imageItems, imageItemStream, ITEM_BATCH, textCollectionSettings, textItems } from '../indexer/items.js';
 import { openIdxImages } from '../../data/idx.js';
 import { spread } from '../../data/dir.js';
@@ -37,17 +37,24 @@ export interface LoadFlags {
   groupBy?: string;
 }
 
-/** Reads an image or text source; with a model, checks that the source is of the model's kind and decodes as it did. */
-export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loaded> {
+/** Refuses flags that do not fit a source (or its model); returns whether it holds texts. */
+function checkFlags(spec: string, o: LoadFlags): boolean {
   const text = isTextSpec(spec);
   if (o.model && (o.model.manifest.kind === 'text') !== text) {
     throw fail('INVALID_ARGUMENT', `source '${spec}' holds ${text ? 'texts' : 'images'} but the model is a${o.model.manifest.kind === 'text' ? ' text' : 'n image'} model`);
   }
-  if (text) return { kind: 'text', set: await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy }) };
+  if (text) return true;
   if (o.groupBy !== undefined) throw fail('INVALID_ARGUMENT', '--group-by applies to text sources (jsonl:FILE)');
   if (o.model && o.shape && Object.values(o.shape).some((v) => v !== undefined)) {
     throw fail('INVALID_ARGUMENT', '--image-size, --channels and --fit shape a new model; with a model, images are decoded as it was trained');
   }
+  return false;
+}
+
+/** Reads an image or text source; with a model, checks that the source is of the model's kind and decodes as it did. */
+export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loaded> {
+  const text = checkFlags(spec, o);
+  if (text) return { kind: 'text', set: await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy }) };
   return { kind: 'image', set: await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews }) };
 }
 
@@ -67,7 +74,7 @@ export async function fitModel(l: Loaded, f: ModelFlags, quiet: boolean): Promis
 export function itemsOf(model: TrainedModel, l: Loaded): ItemStream {
   if (l.kind === 'image') return imageItemStream(l.set);
   const items = textItems(model, l.set);
-  return { total: items.length, keys: items.map((it) => it.key), batches: (from = 0) => [items.slice(from)] };
+  return arrayStream(items);
 }
 
 /** The collection settings for a model and source: images in L2 over pixels, texts in cosine over TF-IDF. */
@@ -120,10 +127,8 @@ export async function openBuildSource(spec: string, o: LoadFlags & { trainLimit?
   }
   try {
     const meta = idx.meta;
-    const t = imageTargetOf(o.model);
-    if (t && (t.width !== meta.width || t.height !== meta.height || t.channels !== meta.channels)) {
-      throw fail('INVALID_DIM', `source '${spec}' has ${meta.width}x${meta.height}x${meta.channels} images; the model takes ${t.width}x${t.height}x${t.channels}`);
-    }
+    checkFlags(spec, o);
+    checkImageShape(spec, meta, { shape: o.shape, target: imageTargetOf(o.model) });
     const rows = spread(meta.keys.length, o.limit);
     const pick = (at: readonly number[]): ImageSet => ({ ...meta, keys: at.map((i) => meta.keys[i]!), labels: at.map((i) => meta.labels[i]!), uris: at.map((i) => meta.uris[i]!), pixels: idx.read(at) });
     const sampleRows = spread(rows.length, trainLimit).map((i) => rows[i]!);

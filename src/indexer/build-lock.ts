@@ -22,11 +22,14 @@ export class BuildLock {
     readonly name: string,
   ) {}
 
-  /** Takes the lock without waiting; undefined when another build of that name holds it. */
-  static tryAcquire(dataDir: string, name: string): BuildLock | undefined {
+  /**
+   * Takes the lock, waiting at most `waitMs` (SQLite's busy timeout): long enough to ride out another process's
+   * `isHeld` probe, which holds it for an instant. Undefined when another build of that name holds it.
+   */
+  static tryAcquire(dataDir: string, name: string, waitMs = 2000): BuildLock | undefined {
     const file = lockFile(dataDir, name);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    const db = new Database(file, { timeout: 0 });
+    const db = new Database(file, { timeout: waitMs });
     try {
       db.exec('BEGIN EXCLUSIVE');
       return new BuildLock(db, name);
@@ -40,7 +43,7 @@ export class BuildLock {
   /** Whether a build of that name runs now (in any process). */
   static isHeld(dataDir: string, name: string): boolean {
     if (!fs.existsSync(lockFile(dataDir, name))) return false;
-    const probe = BuildLock.tryAcquire(dataDir, name);
+    const probe = BuildLock.tryAcquire(dataDir, name, 0);
     probe?.release();
     return probe === undefined;
   }
@@ -54,8 +57,11 @@ export class BuildLock {
     const db = this.db;
     this.db = undefined;
     if (!db) return;
-    db.exec('ROLLBACK');
-    db.close();
+    try {
+      db.exec('ROLLBACK');
+    } finally {
+      db.close();
+    }
   }
 }
 

@@ -2,11 +2,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { TrainedModel } from '../encoder/model.js';
 import { crashPoint } from '../crash.js';
-import { fail, isLatentdexError } from '../errors.js';
+import { fail, isLatentdexError, messageOf } from '../errors.js';
+import { stableJson } from '../stable-json.js';
 import { BuildLock, buildBusy } from './build-lock.js';
 import { Catalogue } from './catalogue.js';
-import { Collection, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
-import { claimVersion, interruptedVersions, isLegacy, markReplaced, newVersion, unmarkReplaced, orphanVersions, POINTER, publish, readPointer, removeLegacy, removeVersion, writePlan } from './layout.js';
+import { arrayStream, Collection, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
+import { claimVersion, interruptedVersions, isLegacy, readPlan, markReplaced, newVersion, unmarkReplaced, orphanVersions, POINTER, publish, readPointer, removeLegacy, removeVersion, writePlan } from './layout.js';
 import { homeOf, isValidName, notFound, validateName, versionPaths } from './paths.js';
 import { log } from '../progress.js';
 
@@ -27,7 +28,7 @@ export interface BuildOptions extends Omit<CreateOptions, 'name'> {
 
 /** One text per plan, whatever order its fields were given in. */
 function planText(plan: Record<string, unknown>): string {
-  return `${JSON.stringify(plan, Object.keys(plan).sort())}\n`;
+  return `${stableJson(plan)}\n`;
 }
 
 /** An interrupted build of this plan (call it holding the build lock), or undefined. */
@@ -131,18 +132,27 @@ function refuseExisting(home: string, name: string, replace: boolean): void {
   }
 }
 
-/** Resumes an interrupted version: undefined (and the version removed) when the source no longer starts with what it stored. */
+/**
+ * Resumes an interrupted version; undefined (and the version removed) when it cannot be opened or the source no
+ * longer starts with what it stored.
+ */
 async function resumeVersion(home: string, version: string, stream: ItemStream, o: BuildOptions): Promise<{ c: Collection; from: number } | undefined> {
-  const p = versionPaths(home, claimVersion(home, version));
-  const c = await Collection.resume(p, o.name, { quiet: o.quiet });
-  const from = c.storedPrefix(stream.keys);
-  if (from >= 0) {
-    log(`resuming the interrupted build of '${o.name}' at item ${from} of ${stream.total} (its model is kept)`, o.quiet);
-    return { c, from };
+  let mine = version;
+  let c: Collection | undefined;
+  try {
+    mine = claimVersion(home, version);
+    c = await Collection.resume(versionPaths(home, mine), o.name, { quiet: o.quiet });
+    const from = await c.storedPrefix(stream);
+    if (from >= 0) {
+      log(`resuming the interrupted build of '${o.name}' at item ${from} of ${stream.total} (its model is kept)`, o.quiet);
+      return { c, from };
+    }
+    log(`the interrupted build of '${o.name}' stored items the source no longer starts with; building again`, o.quiet);
+  } catch (e) {
+    log(`the interrupted build of '${o.name}' cannot be resumed (${messageOf(e)}); building again`, o.quiet);
   }
-  c.close();
-  log(`the interrupted build of '${o.name}' stored items the source no longer starts with; building again`, o.quiet);
-  removeVersion(home, p.version);
+  c?.close({ save: false });
+  removeVersion(home, mine);
   return undefined;
 }
 
@@ -150,10 +160,14 @@ async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream,
   const home = homeOf(o.dataDir, o.name);
   refuseExisting(home, o.name, Boolean(o.replace));
   const legacy = fs.existsSync(home) && isLegacy(home);
-  const stream: ItemStream = Array.isArray(items) ? { total: items.length, keys: items.map((it) => it.key), batches: (from = 0) => [items.slice(from)] } : items;
+  const stream = Array.isArray(items) ? arrayStream(items) : items;
   const resumable = interruptedBuild(home, o.plan);
   // Under the build lock no other build of this name runs: what other builds left is theirs no more.
-  for (const v of fs.existsSync(home) ? interruptedVersions(home) : []) if (v.version !== resumable) removeVersion(home, v.version);
+  for (const v of fs.existsSync(home) ? interruptedVersions(home) : []) {
+    if (v.version === resumable) continue;
+    log(`removing an interrupted build of '${o.name}' made with other options (${v.version})`, o.quiet);
+    removeVersion(home, v.version);
+  }
   const resumed = resumable ? await resumeVersion(home, resumable, stream, o) : undefined;
   let c = resumed?.c;
   const p = c?.paths ?? newVersion(home);
@@ -171,8 +185,12 @@ async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream,
     }
     replaced = await swapIn(home, p.version, o);
   } catch (e) {
-    // Never remove a version the pointer names (a failure after the rename leaves it live).
-    if (liveVersion(home, true) !== p.version) removeVersion(home, p.version);
+    // Never remove a version the pointer names (a failure after the rename leaves it live); a version that recorded
+    // its plan keeps its committed batches for the same command to resume (after a full disk, say).
+    if (liveVersion(home, true) !== p.version) {
+      if (readPlan(home, p.version) === undefined) removeVersion(home, p.version);
+      else log(`the build of '${o.name}' stopped; its committed batches are kept, and the same command resumes it`, o.quiet);
+    }
     throw e;
   }
   crashPoint('build:after-publish');

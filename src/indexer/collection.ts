@@ -67,6 +67,17 @@ export interface IngestOptions {
 /** How often a build saves its graph: a resumed build replays at most this much of the change log. */
 const CHECKPOINT_MS = 60_000;
 
+/** Items held in memory as a stream of one batch. */
+export function arrayStream(items: ItemInput[]): ItemStream {
+  return { total: items.length, keys: items.map((it) => it.key), batches: (from = 0) => [items.slice(from)] };
+}
+
+/** The first item a stream yields from `from` on. */
+async function itemAt(stream: ItemStream, from: number): Promise<ItemInput | undefined> {
+  for await (const b of stream.batches(from)) if (b.length) return b[0];
+  return undefined;
+}
+
 /** Every batch of a stream, read into memory. */
 async function collect(batches: AsyncIterable<ItemInput[]>): Promise<ItemInput[][]> {
   const out: ItemInput[][] = [];
@@ -606,7 +617,7 @@ export class Collection {
 
   /** Encodes and adds items (one write: all or nothing). */
   add(items: ItemInput[], o: AddOptions = {}): Promise<{ added: number; replaced: number }> {
-    return this.addAll({ total: items.length, keys: items.map((it) => it.key), batches: (from = 0) => [items.slice(from)] }, o);
+    return this.addAll(arrayStream(items), o);
   }
 
   /**
@@ -684,6 +695,10 @@ export class Collection {
       this.checkRaw(items);
       if (items.length === 0) continue;
       if (n + items.length > stream.total) throw fail('INTERNAL', `the source gave more items than the ${stream.total} it announced`);
+      // the keys were checked up front, and a resume relies on the stored ones being the source's first
+      items.forEach((it, j) => {
+        if (it.key !== stream.keys[n + j]) throw fail('INTERNAL', `the source gave '${it.key}' where it announced '${stream.keys[n + j]}'; was it changed during the build?`);
+      });
       const scored = this.model.encodeScored(stackInputs(items, this.model.inputDim), items.length);
       const rows = items.map((it, j) => this.newRow(it, scored.codes.subarray(j * cd, (j + 1) * cd), scored.errors[j]!));
       await this.write(() => this.#cat.write([], rows), { persist: false });
@@ -702,11 +717,19 @@ export class Collection {
     return { added: n - from };
   }
 
-  /** How many items of `keys` a resumed build stored already: the first `count` keys, all of them; else -1. */
-  storedPrefix(keys: readonly string[]): number {
+  /**
+   * How many items of a source a resumed build stored already: its first `count` keys, all of them, with the first
+   * and last of them still holding what was stored (a file rewritten in place keeps its keys); else -1.
+   */
+  async storedPrefix(stream: ItemStream): Promise<number> {
     const n = this.#cat.count();
-    if (n > keys.length) return -1;
-    for (let i = 0; i < n; i++) if (this.#cat.idOf(keys[i]!) === undefined) return -1;
+    if (n > stream.keys.length) return -1;
+    for (let i = 0; i < n; i++) if (this.#cat.idOf(stream.keys[i]!) === undefined) return -1;
+    for (const i of n ? [0, n - 1] : []) {
+      const it = await itemAt(stream, i);
+      const stored = it && this.#cat.byKey(it.key) ? this.#cat.raw(this.#cat.idOf(it.key)!) : undefined;
+      if (!it || it.key !== stream.keys[i] || !stored?.equals(rawBuffer(it.raw, this.manifest.rawType))) return -1;
+    }
     return n;
   }
 

