@@ -143,6 +143,11 @@ const COMPLETE = 'COMPLETE';
  */
 const PLAN = 'build.json';
 
+/** Whether a version's build never finished: neither complete nor replaced. */
+function unfinished(home: string, version: string): boolean {
+  return !fs.existsSync(path.join(home, version, COMPLETE)) && !fs.existsSync(path.join(home, version, REPLACED));
+}
+
 /** Writes the plan of a build into its version folder (atomically). */
 export function writePlan(home: string, version: string, plan: string): void {
   writeFileAtomic(path.join(home, version, PLAN), plan);
@@ -164,7 +169,7 @@ export function readPlan(home: string, version: string): string | undefined {
  */
 export function interruptedVersions(home: string): { version: string; plan: string | undefined }[] {
   return entries(home)
-    .filter((f) => VERSION.test(f) && !fs.existsSync(path.join(home, f, COMPLETE)) && !fs.existsSync(path.join(home, f, REPLACED)))
+    .filter((f) => VERSION.test(f) && unfinished(home, f))
     .sort()
     .map((version) => ({ version, plan: readPlan(home, version) }));
 }
@@ -222,7 +227,7 @@ export function sweepHome(home: string): string[] {
     const m = VERSION.exec(f);
     if (!m || !(fs.existsSync(path.join(home, f, REPLACED)) || !isAlive(Number(m[1])))) continue;
     // an interrupted build that can be resumed is left to the next build of this name (which resumes or removes it)
-    if (!fs.existsSync(path.join(home, f, REPLACED)) && !fs.existsSync(path.join(home, f, COMPLETE)) && readPlan(home, f) !== undefined) continue;
+    if (unfinished(home, f) && readPlan(home, f) !== undefined) continue;
     // The pointer is read again for each candidate: a replace may have made it live a moment ago.
     const live = readPointer(home);
     if (live === undefined || f === live) continue;
