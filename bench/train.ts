@@ -1,12 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs';
 import { loadMnist } from '../data/mnist.js';
 import { backendName, initBackend } from '../src/encoder/backend.js';
-import { buildDense, DENSE_DEFAULTS } from '../src/encoder/dense.js';
+import { CONV_DEFAULTS } from '../src/encoder/conv.js';
+import { DENSE_DEFAULTS } from '../src/encoder/dense.js';
 import { installFastKernels, uninstallFastKernels } from '../src/encoder/kernels.js';
-import { objective } from '../src/encoder/train.js';
+import type { ArchConfig } from '../src/encoder/manifest.js';
+import { buildParts } from '../src/encoder/model.js';
+import { TRAIN_DEFAULTS, trainAutoencoder } from '../src/encoder/train.js';
 import { environment, publish, table } from './report.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -19,32 +21,14 @@ function flopsPerSample(dims: number[]): number {
   return 2 * macs * 3;
 }
 
-/** Samples/s of Adam steps on the default dense autoencoder, with batches gathered on the backend. */
-function measure(steps: number): number {
-  const arch = { ...DENSE_DEFAULTS, inputDim: 784 };
-  const parts = buildDense(arch, 1);
+/** Samples/s of the second epoch (the first warms up) and its held-out loss, training as `latentdex train` does. */
+async function measure(arch: ArchConfig, n: number, batchSize: number, threads: number): Promise<{ rate: number; held: number }> {
+  const parts = buildParts(arch, 1);
   const set = loadMnist('train');
-  const x = tf.tensor2d(set.pixels, [set.keys.length, 784]);
-  const vars = [...parts.encoder.trainableWeights, ...parts.decoder.trainableWeights].map((w) => w.read() as tf.Variable);
-  const opt = tf.train.adam(1e-3);
-  const step = (i: number) => {
-    const cost = tf.tidy(() => {
-      const idx = tf.range((i * BATCH) % 7680, ((i * BATCH) % 7680) + BATCH, 1, 'int32');
-      const xb = tf.gather(x, idx) as tf.Tensor2D;
-      return opt.minimize(() => objective(parts, xb, 'bce', {}, i, true), true, vars)!;
-    });
-    cost.dataSync();
-    cost.dispose();
-  };
-  for (let i = 0; i < 2; i++) step(i);
-  const t0 = performance.now();
-  for (let i = 0; i < steps; i++) step(i);
-  const rate = (steps * BATCH) / ((performance.now() - t0) / 1000);
-  opt.dispose();
-  x.dispose();
+  const r = await trainAutoencoder(parts, set.pixels.subarray(0, n * 784), n, 784, { ...TRAIN_DEFAULTS, epochs: 2, patience: 10, batchSize, loss: 'bce', regularisers: {}, quiet: true, arch, threads });
   parts.encoder.dispose();
   parts.decoder.dispose();
-  return rate;
+  return { rate: r.history[1]!.samplesPerSec, held: r.history[1]!.heldOutLoss };
 }
 
 function torchAnchor(): number | null {
@@ -57,19 +41,29 @@ const backend = await initBackend({ prefer: process.env.LATENTDEX_BACKEND });
 const dims = [784, ...DENSE_DEFAULTS.hidden, 32, ...[...DENSE_DEFAULTS.hidden].reverse(), 784];
 const fps = flopsPerSample(dims);
 const rows: (string | number)[][] = [];
-const fast = measure(40);
-rows.push([`latentdex training, ${backend}${backend === 'wasm' ? ' + transpose-then-MatMul kernels' : ''}`, fast.toFixed(0), ((fast * fps) / 1e9).toFixed(1)]);
+const dense: ArchConfig = { ...DENSE_DEFAULTS, inputDim: 784 };
+const conv: ArchConfig = { ...CONV_DEFAULTS, width: 28, height: 28, channels: 1 };
+const gflops = (rate: number) => ((rate * fps) / 1e9).toFixed(1);
+const one = await measure(dense, 8000, BATCH, 1);
+const two = await measure(dense, 8000, BATCH, 2);
+const kernels = backend === 'wasm' ? ' + transpose-then-MatMul kernels' : '';
+rows.push([`latentdex dense, ${backend}${kernels}, 2 threads`, two.rate.toFixed(0), gflops(two.rate), two.held.toFixed(2)]);
+rows.push([`latentdex dense, ${backend}${kernels}, 1 thread (anchor)`, one.rate.toFixed(0), gflops(one.rate), one.held.toFixed(2)]);
 if (backend === 'wasm') {
   uninstallFastKernels();
-  const stock = measure(6);
+  const stock = await measure(dense, 1500, BATCH, 1);
   installFastKernels();
-  rows.push(['stock tfjs wasm kernels (anchor)', stock.toFixed(0), ((stock * fps) / 1e9).toFixed(1)]);
-  rows.push(['speed-up over stock', `${(fast / stock).toFixed(1)}×`, '']);
+  rows.push(['latentdex dense, stock tfjs wasm kernels, 1 thread (anchor, 1,500 items)', stock.rate.toFixed(0), gflops(stock.rate), '']);
 }
 const torch = torchAnchor();
-rows.push(['PyTorch CPU, 2 threads (anchor, bench/torch_train.py)', torch === null ? 'not installed (apt-get install python3-torch)' : torch.toFixed(0), torch === null ? '' : ((torch * fps) / 1e9).toFixed(1)]);
+rows.push(['PyTorch CPU dense, 2 threads (anchor, bench/torch_train.py)', torch === null ? 'not installed (apt-get install python3-torch)' : torch.toFixed(0), torch === null ? '' : gflops(torch), '']);
+if (torch !== null) rows.push(['latentdex 2 threads / PyTorch 2 threads (goal ≥ 1.2×)', `${(two.rate / torch).toFixed(2)}×`, '', '']);
+const convOne = await measure(conv, 3000, 64, 1);
+const convTwo = await measure(conv, 3000, 64, 2);
+rows.push([`latentdex conv ${CONV_DEFAULTS.filters.join('-')}, batch 64, 2 threads`, convTwo.rate.toFixed(0), '', convTwo.held.toFixed(2)]);
+rows.push([`latentdex conv, batch 64, 1 thread (anchor)`, convOne.rate.toFixed(0), '', convOne.held.toFixed(2)]);
 publish(
   'train',
   'Training speed (`npm run bench:train`)',
-  `Default dense autoencoder ${dims.join('-')}, batch ${BATCH}, Adam, BCE; ${(fps / 1e6).toFixed(1)} MFLOP per training sample.\n\n${table(['what', 'samples/s', 'GFLOP/s'], rows)}\n\n${environment(backendName())}`,
+  `Default dense autoencoder ${dims.join('-')}, batch ${BATCH}, Adam, BCE, on 8,000 mnist:train digits (10% held out); ${(fps / 1e6).toFixed(1)} MFLOP per training sample. Samples/s of the second epoch; held-out loss after two epochs from the same seed (threads split each batch, so the two should agree). Conv rows: 3,000 digits. PyTorch trains the same dense model on random inputs.\n\n${table(['what', 'samples/s', 'GFLOP/s', 'held-out loss'], rows)}\n\n${environment(backendName())}`,
 );

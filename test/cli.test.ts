@@ -29,6 +29,15 @@ describe('latentdex CLI', () => {
     assert.ok(fs.existsSync(path.join(model, 'manifest.json')));
   });
 
+  it('splits training over the threads asked for and records them in the manifest', () => {
+    const out = path.join(work, 'm2');
+    const r = run(['train', '--source', 'mnist', '--limit', '400', '--epochs', '1', '--batch-size', '64', '--hidden', '32', '--code-dim', '4', '--threads', '2', '--out', out], dataDir);
+    assert.equal(r.code, 0, r.err);
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { training: { threads?: number } };
+    assert.equal(manifest.training.threads, 2);
+    assert.equal(run(['train', '--source', 'mnist', '--threads', '0', '--out', path.join(work, 'm3')], dataDir).code, 2);
+  });
+
   it('encodes a source into .npy codes, labels and keys', () => {
     const out = path.join(work, 'codes.npy');
     const r = run(['encode', '--model', model, '--source', 'mnist:test', '--limit', '50', '--out', out], dataDir);

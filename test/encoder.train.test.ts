@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { buildDense } from '../src/encoder/dense.js';
-import { corrupt, evaluateLoss, objective, reconLoss, trainAutoencoder, TRAIN_DEFAULTS } from '../src/encoder/train.js';
+import { corrupt, evaluateLoss, objective, reconLoss } from '../src/encoder/objective.js';
+import { trainAutoencoder, TRAIN_DEFAULTS } from '../src/encoder/train.js';
 import { backend, digits } from './helpers.js';
 import { toFloats } from '../data/images.js';
 

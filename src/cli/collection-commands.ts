@@ -91,7 +91,8 @@ export function addCollectionCommands(ctx: Ctx): void {
       const lock = reserveBuild(g.dataDir, f.collection, { replace: f.replace });
       try {
         // the same command after a killed build goes on from its last committed batch, with the model it trained
-        const { replace: _, ...plan } = f;
+        // threads change the speed of training, not what a build makes
+        const { replace: _, threads: __, ...plan } = f;
         const kept = resumableModel(g.dataDir, f.collection, plan);
         // a kept model that cannot be read is trained again
         const keptModel = kept ? await TrainedModel.load(kept).catch(() => undefined) : undefined;

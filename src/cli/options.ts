@@ -55,6 +55,7 @@ export interface ModelFlags {
   textOutput?: 'softmax' | 'sigmoid';
   vocabSize?: number;
   stem?: boolean;
+  threads?: number;
 }
 
 export function regularisersOf(f: ModelFlags): Regularisers {
@@ -87,7 +88,8 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .addOption(new Option('--weighting <w>', 'text input the encoder sees (default log-tfidf)').choices([...WEIGHTINGS]))
     .addOption(new Option('--text-output <out>', 'text decoder: softmax over word proportions with cross-entropy (default) or sigmoid reproducing the input with BCE').choices(['softmax', 'sigmoid']))
     .option('--vocab-size <n>', 'text vocabulary: the N words in most documents', intArg(10, 100000))
-    .option('--stem', 'Porter-stem words in the text vocabulary');
+    .option('--stem', 'Porter-stem words in the text vocabulary')
+    .option('--threads <n>', 'training threads, each batch split over them (default: every core on wasm for runs of 50,000 samples or more)', intArg(1, 64));
 }
 
 export function modelOptions(f: ModelFlags, quiet: boolean): ImageModelOptions {
@@ -102,6 +104,7 @@ export function modelOptions(f: ModelFlags, quiet: boolean): ImageModelOptions {
     seed: f.seed,
     loss: f.loss,
     regularisers: regularisersOf(f),
+    threads: f.threads,
     quiet,
   };
   // Unset flags fall back to each model family's defaults.

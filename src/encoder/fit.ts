@@ -11,7 +11,7 @@ import { TRAIN_DEFAULTS, trainAutoencoder, trainingRecord, type LossName, type T
 
 export type ArchName = 'dense' | 'conv';
 
-export interface ImageModelOptions extends Partial<Omit<TrainOptions, 'regularisers' | 'loss'>> {
+export interface ImageModelOptions extends Partial<Omit<TrainOptions, 'regularisers' | 'loss' | 'arch'>> {
   arch?: ArchName;
   codeDim?: number;
   hidden?: number[];
@@ -58,7 +58,7 @@ export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): P
   const parts = buildParts(arch, opts.seed);
   const dim = imageDim(set);
   log(`training ${arch.arch} autoencoder (code ${arch.codeDim}${regularisers.binaryBits ? ' binary' : ''}) on ${set.keys.length} items of ${set.source}, backend ${backendName()}`, opts.quiet);
-  const report = await trainAutoencoder(parts, set.pixels, set.keys.length, dim, { ...opts, loss, regularisers });
+  const report = await trainAutoencoder(parts, set.pixels, set.keys.length, dim, { ...opts, loss, regularisers, arch });
   log(
     `trained ${report.epochs} epochs in ${report.seconds.toFixed(1)}s (${report.samplesPerSec.toFixed(0)} samples/s); best held-out loss ${report.heldOutLoss.toFixed(3)} at epoch ${report.bestEpoch}`,
     opts.quiet,

@@ -78,6 +78,7 @@ export const modelManifestSchema = z.object({
     trainItems: z.number().int(),
     heldOutItems: z.number().int(),
     backend: z.string(),
+    threads: z.number().int().positive().optional(),
   }),
   createdAt: z.string(),
 });

@@ -27,7 +27,7 @@ export const TEXT_DEFAULTS = {
 /** Training settings for document models: small corpora need many small steps (see the README's text results). */
 export const TEXT_TRAINING = { batchSize: 32, epochs: 60, patience: 4 };
 
-export interface TextModelOptions extends Partial<Omit<TrainOptions, 'regularisers' | 'loss'>> {
+export interface TextModelOptions extends Partial<Omit<TrainOptions, 'regularisers' | 'loss' | 'arch'>> {
   codeDim?: number;
   hidden?: number[];
   activation?: DenseConfig['activation'];
@@ -118,7 +118,7 @@ export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Prom
   const regularisers = binaryDefaults(given.denoise ? given : { ...given, denoise: TEXT_DEFAULTS.denoise }, TEXT_DEFAULTS.binarize);
   const parts = buildParts(arch, opts.seed);
   log(`training text autoencoder ${d}-${arch.hidden.join('-')}-${arch.codeDim} (${weighting} in, ${output} out, ${loss}) on ${keep.length} documents of ${set.source}, backend ${backendName()}`, opts.quiet);
-  const report = await trainAutoencoder(parts, x, keep.length, d, { ...opts, loss, regularisers, ...(target ? { target } : {}) });
+  const report = await trainAutoencoder(parts, x, keep.length, d, { ...opts, loss, regularisers, arch, ...(target ? { target } : {}) });
   log(`trained ${report.epochs} epochs in ${report.seconds.toFixed(1)}s (${report.samplesPerSec.toFixed(0)} samples/s); best held-out loss ${report.heldOutLoss.toFixed(4)} at epoch ${report.bestEpoch}`, opts.quiet);
   const manifest: ModelManifest = {
     format: 'latentdex-model',

@@ -1,12 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { fail } from '../errors.js';
 import { progress } from '../progress.js';
+import { backendName } from './backend.js';
+import { defaultTrainThreads, GradientReplicas, packTensors, type LocalModel, type Shard } from './data-parallel.js';
 import type { AutoencoderParts } from './dense.js';
-import type { ModelManifest, Regularisers } from './manifest.js';
+import type { ArchConfig, ModelManifest, Regularisers } from './manifest.js';
+import { objective, trainableVars, type LossName } from './objective.js';
 import { rng, shuffled } from './rng.js';
 import type { Pixels } from '../../data/images.js';
 
-export type LossName = ModelManifest['loss'];
+export type { LossName } from './objective.js';
 
 export interface TrainOptions {
   epochs: number;
@@ -23,7 +26,16 @@ export interface TrainOptions {
   onEpoch?: (e: EpochReport) => void;
   /** what the decoder must reproduce (n × targetDim) when it is not the input itself, e.g. word proportions */
   target?: { data: Float32Array; dim: number };
+  /** the architecture `parts` were built from: with it, training can split each batch over several threads */
+  arch?: ArchConfig;
+  /** threads that train (data-parallel, synchronous); default every core on wasm for runs big enough to gain */
+  threads?: number;
 }
+
+/** Below this many samples (items × epochs) starting training threads costs more than it saves. */
+const MIN_PARALLEL_SAMPLES = 50_000;
+/** Fewest rows per shard of a batch. */
+const MIN_SHARD = 16;
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'loss' | 'regularisers'> = {
   epochs: 30,
@@ -52,87 +64,8 @@ export interface TrainReport {
   trainItems: number;
   heldOutItems: number;
   history: EpochReport[];
-}
-
-/** Reconstruction loss per item (summed over features, averaged over the batch). */
-export function reconLoss(x: tf.Tensor, logits: tf.Tensor, loss: LossName): tf.Scalar {
-  const b = x.shape[0]!;
-  switch (loss) {
-    case 'bce':
-      return tf.losses.sigmoidCrossEntropy(x, logits, undefined, 0, tf.Reduction.SUM).div(b);
-    case 'mse':
-      return tf.sum(tf.squaredDifference(tf.sigmoid(logits), x)).div(b);
-    case 'softmax-ce':
-      return tf.neg(tf.sum(tf.mul(x, tf.logSoftmax(logits)))).div(b);
-  }
-}
-
-const CONTRACTIVE_SIGMA = 0.01;
-
-/**
- * The corrupted input of one training batch: shifted, masked, dropped out (survivors scaled by 1/(1-level), so the
- * expected input is the clean one) or with added Gaussian noise, as the regularisers ask. `seed` varies per step.
- */
-export function corrupt(x: tf.Tensor2D, reg: Regularisers, seed: number): tf.Tensor2D {
-  const b = x.shape[0];
-  let xin: tf.Tensor2D = x;
-  if (reg.shift) {
-    const { pixels, width, height, channels } = reg.shift;
-    const d = tf.clipByValue(tf.round(tf.randomUniform([b, 2], -pixels - 0.5, pixels + 0.5, 'float32', seed + 3)), -pixels, pixels);
-    const one = tf.ones([b, 1]);
-    const zero = tf.zeros([b, 1]);
-    const t = tf.concat([one, zero, d.slice([0, 0], [b, 1]), zero, one, d.slice([0, 1], [b, 1]), zero, zero], 1) as tf.Tensor2D;
-    xin = tf.image.transform(x.reshape([b, height, width, channels]) as tf.Tensor4D, t, 'nearest', 'constant', 0).reshape([b, width * height * channels]);
-  }
-  if (reg.denoise && reg.denoise.level > 0) {
-    const { kind, level } = reg.denoise;
-    if (kind === 'gaussian') return tf.add(xin, tf.randomNormal(x.shape, 0, level, 'float32', seed));
-    const keep = tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), level), 'float32');
-    return tf.mul(xin, kind === 'dropout' ? keep.div(Math.max(1 - level, 1e-6)) : keep);
-  }
-  return xin;
-}
-
-/**
- * The training objective for one batch: reconstruction of the target (by default the clean input) from a corrupted
- * input, plus the chosen regularisers. `seed` varies per step so corruption and noise are repeatable.
- */
-export function objective(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, seed: number, training = true, target: tf.Tensor2D = x): tf.Scalar {
-  const b = x.shape[0];
-  const xin = training ? corrupt(x, reg, seed) : x;
-  const z = parts.encoder.apply(xin, { training }) as tf.Tensor;
-  let code = z;
-  if (reg.binaryBits && reg.binarize !== 'median') {
-    // Semantic hashing: noise before the sigmoid forces the code units to saturate towards 0/1.
-    code = tf.sigmoid(training && (reg.binaryNoise ?? 4) > 0 ? tf.add(z, tf.randomNormal(z.shape, 0, reg.binaryNoise ?? 4, 'float32', seed + 1)) : z);
-  }
-  const logits = parts.decoder.apply(code, { training }) as tf.Tensor;
-  let total: tf.Scalar = reconLoss(target, logits, loss);
-  if (training && reg.sparse) total = total.add(tf.sum(tf.abs(code)).div(b).mul(reg.sparse));
-  if (training && reg.contractive) {
-    // E_eps ||f(x + s*eps) - f(x)||^2 / s^2 -> ||J_f(x)||_F^2 as s -> 0 (Hutchinson-style estimator, any encoder).
-    const eps = tf.randomNormal(xin.shape, 0, CONTRACTIVE_SIGMA, 'float32', seed + 2);
-    const z2 = parts.encoder.apply(tf.add(xin, eps), { training }) as tf.Tensor;
-    total = total.add(tf.sum(tf.squaredDifference(z2, z)).div(b * CONTRACTIVE_SIGMA * CONTRACTIVE_SIGMA).mul(reg.contractive));
-  }
-  return total;
-}
-
-function trainableVars(parts: AutoencoderParts): tf.Variable[] {
-  return [...parts.encoder.trainableWeights, ...parts.decoder.trainableWeights].map((w) => w.read() as tf.Variable);
-}
-
-/** Mean reconstruction loss per item over a whole set, in batches, without noise. */
-export function evaluateLoss(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, batch = 1024, target: tf.Tensor2D = x): number {
-  const n = x.shape[0];
-  let sum = 0;
-  for (let s = 0; s < n; s += batch) {
-    const e = Math.min(n, s + batch);
-    const v = tf.tidy(() => objective(parts, x.slice([s, 0], [e - s, -1]), loss, reg, 0, false, target.slice([s, 0], [e - s, -1])).mul(e - s));
-    sum += v.dataSync()[0]!;
-    v.dispose();
-  }
-  return sum / Math.max(n, 1);
+  /** threads that trained */
+  threads: number;
 }
 
 /** Rows `rows` of an n × d array as floats (bytes read as v/255). */
@@ -184,6 +117,25 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
   const optimizer = tf.train.adam(o.learningRate);
   const bs = Math.min(o.batchSize, nTrain);
   const steps = Math.ceil(nTrain / bs);
+  const threads = trainThreads(o, nTrain, bs);
+  const replicas = threads > 1 && o.arch ? await GradientReplicas.start(threads - 1, { arch: o.arch, loss: o.loss, regularisers: o.regularisers, learningRate: o.learningRate, backend: backendName() }, packTensors(vars)) : undefined;
+  const local: LocalModel = { parts, vars, loss: o.loss, regularisers: o.regularisers };
+  // Shard t of a batch: rows split as evenly as may be; shard 0 keeps the seed a one-thread step would use.
+  const shardsOf = (rows: number[], seed: number, count: number): Shard[] =>
+    Array.from({ length: count }, (_, t) => {
+      const part = rows.slice(Math.floor((t * rows.length) / count), Math.floor(((t + 1) * rows.length) / count));
+      return { x: gatherRows(data, dim, part), ...(targetOf ? { y: gatherRows(targetOf.data, targetOf.dim, part) } : {}), n: part.length, seed: seed + 7919 * t };
+    });
+  const stepLoss = async (rows: number[], seed: number): Promise<number> => {
+    if (replicas) return replicas.step(local, shardsOf(rows, seed, replicas.size + 1));
+    const cost = tf.tidy(() => {
+      const { xb, yb } = batchOf(rows);
+      return optimizer.minimize(() => objective(parts, xb, o.loss, o.regularisers, seed, true, yb), true, vars)!;
+    });
+    const v = cost.dataSync()[0]!;
+    cost.dispose();
+    return v;
+  };
   const bar = progress({ title: 'train', total: o.epochs * nTrain, unit: 'samples', fields: ['epoch', 'loss', 'held'], quiet: o.quiet });
   const history: EpochReport[] = [];
   let best = Infinity;
@@ -202,12 +154,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
       for (let s = 0; s < steps; s++) {
         const idx = perm.subarray(s * bs, Math.min(nTrain, (s + 1) * bs));
         const seed = o.seed * 100003 + step++;
-        const cost = tf.tidy(() => {
-          const { xb, yb } = batchOf(Array.from(idx, (i) => trainIdx[i]!));
-          return optimizer.minimize(() => objective(parts, xb, o.loss, o.regularisers, seed, true, yb), true, vars)!;
-        });
-        lossSum += cost.dataSync()[0]! * idx.length;
-        cost.dispose();
+        lossSum += (await stepLoss(Array.from(idx, (i) => trainIdx[i]!), seed)) * idx.length;
         seen += idx.length;
         bar.update(seen, { epoch: `${epoch}/${o.epochs}`, loss: (lossSum / Math.max(1, (s + 1) * bs)).toFixed(3), held: Number.isFinite(best) ? best.toFixed(3) : '-' });
       }
@@ -232,6 +179,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
     }
   } finally {
     bar.stop();
+    await replicas?.close();
     if (bestWeights) vars.forEach((v, i) => v.assign(bestWeights![i]!));
     bestWeights?.forEach((t) => t.dispose());
     optimizer.dispose();
@@ -247,7 +195,15 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
     trainItems: nTrain,
     heldOutItems: nHeld,
     history,
+    threads: replicas ? replicas.size + 1 : 1,
   };
+}
+
+/** Threads for one run: as asked, else every core for runs big enough, never shards under MIN_SHARD rows. */
+function trainThreads(o: TrainOptions, nTrain: number, batch: number): number {
+  if (!o.arch) return 1;
+  const want = o.threads ?? (nTrain * o.epochs >= MIN_PARALLEL_SAMPLES ? defaultTrainThreads(backendName()) : 1);
+  return Math.max(1, Math.min(want, Math.floor(batch / MIN_SHARD)));
 }
 
 /** The manifest's record of a training run. */
@@ -264,5 +220,6 @@ export function trainingRecord(report: TrainReport, o: Pick<TrainOptions, 'seed'
     trainItems: report.trainItems,
     heldOutItems: report.heldOutItems,
     backend,
+    threads: report.threads,
   };
 }
