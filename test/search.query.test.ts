@@ -151,13 +151,16 @@ describe('pages', () => {
     await assert.rejects(engine.byKey('d', query, { k: 10, offset: 995 }), { code: 'INVALID_ARGUMENT' });
   });
 
-  it('a cursor sent with other options than its first page (a dropped filter, another k, no compare) is refused', async () => {
+  it('a cursor sent with another query or other options than its first page (a dropped filter, another k, no compare) is refused', async () => {
     const first = { k: 5, compare: true, filter: { labels: ['3', '8'] } };
     const r = await engine.byKey('d', query, first);
     assert.ok(r.next);
     for (const other of [{ k: 5, compare: true }, { ...first, k: 6 }, { ...first, compare: false }, { ...first, ef: 300 }, {}]) {
       await assert.rejects(engine.byKey('d', query, { ...other, cursor: r.next }), { code: 'INVALID_ARGUMENT' }, JSON.stringify(other));
     }
+    // nor may it page another query's ranking
+    const another = (await engine.byKey('d', query, { k: 1 })).codes.hits[0]!.key;
+    await assert.rejects(engine.byKey('d', another, { ...first, cursor: r.next }), { code: 'INVALID_ARGUMENT' });
     // the same options in another order, with the filter's labels listed otherwise, are the same request
     const next = await engine.byKey('d', query, { filter: { labels: ['8', '3', '8'] }, compare: true, k: 5, cursor: r.next });
     const whole = await engine.byKey('d', query, { ...first, k: 10 });

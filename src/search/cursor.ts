@@ -9,7 +9,7 @@ export interface Cursor {
   /** the build of the collection (its creation time) */
   version: string;
   offset: number;
-  /** fingerprint of the options that shape the ranking and its pages (k, filter, compare…): see `optionsFingerprint` */
+  /** fingerprint of the query and of the options that shape its ranking and pages: see `pageFingerprint` */
   options: string;
 }
 
@@ -39,4 +39,12 @@ export function decodeCursor(s: string): Cursor {
  */
 export function optionsFingerprint(options: Record<string, unknown>): string {
   return createHash('sha256').update(stableJson(options)).digest('base64url').slice(0, 16);
+}
+
+/**
+ * What a cursor carries: the options' fingerprint and the query's code (with the item it is, if any), so that a next
+ * page asked for another query, with the cursor of the first, is refused too.
+ */
+export function pageFingerprint(options: string, query: { code: Float32Array; id: number | null }): string {
+  return createHash('sha256').update(options).update(String(query.id)).update(new Uint8Array(query.code.buffer, query.code.byteOffset, query.code.byteLength)).digest('base64url').slice(0, 16);
 }

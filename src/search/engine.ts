@@ -13,7 +13,7 @@ import { filterKey, normaliseFilter, type ItemFilter } from '../indexer/filter.j
 import { distancesTo } from '../indexer/exact.js';
 import { batchKnn } from '../indexer/knn-batch.js';
 import type { SparseVector } from '../encoder/sparse.js';
-import { decodeCursor, encodeCursor, optionsFingerprint } from './cursor.js';
+import { decodeCursor, encodeCursor, optionsFingerprint, pageFingerprint } from './cursor.js';
 import { collectionTwoStage, rerankOptions, twoStageName } from './rerank.js';
 import { readRanking, groupOf, type GroupField, type RankingPlan } from './ranking.js';
 
@@ -37,8 +37,10 @@ export interface Plan {
   baseline: RankingPlan;
   filter: ItemFilter | undefined;
   allowed: Int32Array | null;
-  /** what a cursor of this plan's pages must match (optionsFingerprint) */
+  /** fingerprint of the options (optionsFingerprint), which with the query's makes a cursor's (pageFingerprint) */
   fingerprint: string;
+  /** the fingerprint the request's cursor carries, checked against the query's when it is run */
+  cursorFingerprint?: string;
 }
 
 export interface HitList {
@@ -319,15 +321,14 @@ export class SearchEngine {
       maxDistance: o.maxDistance ?? null, baselineMaxDistance: o.baselineMaxDistance ?? null, groupBy: o.groupBy ?? null, perGroup: o.groupBy ? (o.perGroup ?? 1) : null,
     });
     let offset = o.offset ?? 0;
+    let cursorFingerprint: string | undefined;
     if (o.cursor !== undefined) {
       const cur = decodeCursor(o.cursor);
       if (cur.generation !== c.generation || cur.version !== versionOf(c)) {
         throw fail('STALE_CURSOR', `collection '${c.name}' changed since this cursor was made (generation ${cur.generation}, now ${c.generation}); start again from the first page`);
       }
-      if (cur.options !== fingerprint) {
-        throw fail('INVALID_ARGUMENT', 'this cursor belongs to a request with other options; send the first request again unchanged (its k, filters, compare, rerank, ef, max_distance, group_by) with cursor added');
-      }
       offset = cur.offset;
+      cursorFingerprint = cur.options;
     }
     if (!Number.isInteger(offset) || offset < 0 || offset + Math.max(k, kBase) > MAX_DEPTH) throw fail('INVALID_ARGUMENT', `offset must be an integer ≥ 0 with offset + k ≤ ${MAX_DEPTH}, got offset ${offset} and k ${Math.max(k, kBase)}`);
     const perGroup = o.perGroup ?? 1;
@@ -341,6 +342,7 @@ export class SearchEngine {
       filter,
       allowed: filter ? c.matching(filter) : null,
       fingerprint,
+      ...(cursorFingerprint === undefined ? {} : { cursorFingerprint }),
     };
   }
 
@@ -458,6 +460,10 @@ export class SearchEngine {
   }
 
   private runNow(c: Collection, q: PreparedQuery, o: SearchOptions, p: Plan, first?: Ranked[]): SearchResponse {
+    const fingerprint = pageFingerprint(p.fingerprint, q);
+    if (p.cursorFingerprint !== undefined && p.cursorFingerprint !== fingerprint) {
+      throw fail('INVALID_ARGUMENT', 'this cursor belongs to another query or to other options; send the first request again unchanged (its query, k, filters, compare, rerank, ef, max_distance, group_by) with cursor added');
+    }
     const codes = this.codeNeighbors(c, q, p, o);
     const out: SearchResponse = {
       collection: c.name,
@@ -476,7 +482,7 @@ export class SearchEngine {
     }
     // a next page only where one may be asked for (offset + k ≤ MAX_DEPTH)
     const after = p.codes.offset + p.codes.k;
-    if ((codes.more || out.baseline?.more) && after + p.codes.k <= MAX_DEPTH) out.next = encodeCursor({ generation: c.generation, version: versionOf(c), offset: after, options: p.fingerprint });
+    if ((codes.more || out.baseline?.more) && after + p.codes.k <= MAX_DEPTH) out.next = encodeCursor({ generation: c.generation, version: versionOf(c), offset: after, options: fingerprint });
     return out;
   }
 
