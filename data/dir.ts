@@ -4,8 +4,8 @@ import path from 'node:path';
 import { fail, messageOf } from '../src/errors.js';
 import { log, progress } from '../src/progress.js';
 import { walkFiles } from './walk.js';
-import { decodeImage, isColourImage, type DecodeTarget, type Fit } from './decode.js';
-import type { ImageSet, SkippedFile } from './images.js';
+import { decodeImage, isColourImage, type DecodedImage, type DecodeTarget, type Fit } from './decode.js';
+import type { ImageRows, ImageSet, SkippedFile } from './images.js';
 import { BlobSpool } from './spool.js';
 
 /** Extensions read as images; .svg files are listed too, so that the user learns why they were left out. */
@@ -34,6 +34,8 @@ export interface DirOptions {
   quiet?: boolean;
   /** images decoded at once (default 2 per core: libvips threads make the rest) */
   concurrency?: number;
+  /** where previews (and, for openDirImages, pixels) are spooled; default the system's temporary folder */
+  spoolDir?: string;
 }
 
 /** Files looked at for `--channels auto`, spread over the folder. */
@@ -55,12 +57,23 @@ export function spread(n: number, limit: number | undefined): number[] {
   return Array.from({ length: limit }, (_, i) => Math.floor((i * n) / limit));
 }
 
+/** A folder decoded file by file: the target, the files read, which of them were usable and which were skipped. */
+interface DecodedDir {
+  root: string;
+  target: DecodeTarget;
+  files: string[];
+  /** indices into `files` of the usable images, in file order */
+  kept: number[];
+  skipped: SkippedFile[];
+  previews?: BlobSpool;
+}
+
 /**
- * `dir:PATH`: every image below PATH, label = the sub-folder holding it (none at top level). Files are decoded in
- * parallel straight into one byte array at the model's size; previews are spooled to disk. A file that cannot be
- * used is skipped and listed (or, with `strict`, stops the read with BAD_FILE).
+ * Decodes every image below `root` (at most `limit`, spread over the folder), in parallel, at the model's size; each
+ * usable image's pixels go to `sinkOf(n, dim)`'s function as they come, its preview to a spool.
  */
-export async function loadDir(root: string, o: DirOptions = {}): Promise<ImageSet> {
+async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: number) => (i: number, px: Uint8Array) => void): Promise<DecodedDir> {
+  if (!root) throw fail('BAD_SOURCE', 'dir source needs a folder: dir:PATH');
   let stat;
   try {
     stat = await fs.stat(root);
@@ -77,47 +90,53 @@ export async function loadDir(root: string, o: DirOptions = {}): Promise<ImageSe
   const channels = o.target?.channels ?? (s.channels === 1 || s.channels === 3 ? s.channels : await channelsOf(files));
   const size = s.size ?? DIR_DEFAULTS.size;
   const target: DecodeTarget = o.target ?? { width: size, height: size, channels, fit: s.fit ?? DIR_DEFAULTS.fit, background: s.background ?? DIR_DEFAULTS.background };
-  const dim = target.width * target.height * target.channels;
   const n = files.length;
-  const pixels = new Uint8Array(n * dim);
+  const put = sinkOf(n, target.width * target.height * target.channels);
   const ok = new Uint8Array(n);
   const reasons = new Map<number, string>();
-  const spool = o.previews === false ? undefined : new BlobSpool();
+  const spool = o.previews === false ? undefined : new BlobSpool(o.spoolDir);
   const bar = progress({ title: 'decode', total: n, unit: 'images', quiet: o.quiet || n < 200 });
   let next = 0;
   let done = 0;
+  let stop = false;
   const worker = async () => {
-    for (let i = next++; i < n; i = next++) {
+    for (let i = next++; i < n && !stop; i = next++) {
       const f = files[i]!;
+      let img: DecodedImage | undefined;
       try {
-        const img = await decodeImage(await fs.readFile(f), target, f, { preview: !!spool });
-        pixels.set(img.pixels, i * dim);
-        if (spool && img.preview) spool.set(i, img.preview);
-        ok[i] = 1;
+        img = await decodeImage(await fs.readFile(f), target, f, { preview: !!spool });
       } catch (e) {
         reasons.set(i, messageOf(e).replace(`${f}: `, ''));
-        if (o.strict) throw fail('BAD_FILE', `${f}: ${reasons.get(i)} (without --strict it would be skipped)`, e);
+        if (o.strict) {
+          // the other workers stop after the file in their hands
+          stop = true;
+          throw fail('BAD_FILE', `${f}: ${reasons.get(i)} (without --strict it would be skipped)`, e);
+        }
+      }
+      if (img) {
+        // outside the decode's try: a spool that cannot be written (a full disk) stops the read, never skips a file
+        put(i, img.pixels);
+        if (spool && img.preview) spool.set(i, img.preview);
+        ok[i] = 1;
       }
       if (++done % 64 === 0) bar.update(done);
     }
   };
   const width = o.concurrency ?? Math.max(2, 2 * os.availableParallelism());
+  const workers = Array.from({ length: Math.min(width, n) }, worker);
   try {
-    await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
+    await Promise.all(workers);
   } catch (e) {
+    // nothing may still write into the spool once it is closed
+    await Promise.allSettled(workers);
     spool?.close();
     throw e;
   } finally {
     bar.update(done);
     bar.stop();
   }
-  // Compact the usable rows to the front, in file order.
   const kept: number[] = [];
-  for (let i = 0; i < n; i++) {
-    if (!ok[i]) continue;
-    if (kept.length !== i) pixels.copyWithin(kept.length * dim, i * dim, (i + 1) * dim);
-    kept.push(i);
-  }
+  for (let i = 0; i < n; i++) if (ok[i]) kept.push(i);
   spool?.keep(kept);
   const skipped: SkippedFile[] = [...unreadable, ...[...reasons.entries()].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ path: path.resolve(files[i]!), reason }))];
   if (kept.length === 0) {
@@ -125,18 +144,71 @@ export async function loadDir(root: string, o: DirOptions = {}): Promise<ImageSe
     throw fail('BAD_SOURCE', `folder '${root}' holds no usable image: ${skipped.length} files could not be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.reason})`);
   }
   if (skipped.length) log(`skipped ${skipped.length} of ${n} files in '${root}' that could not be used (listed at the end and in \`latentdex info\`)`, o.quiet);
-  const rel = kept.map((i) => path.relative(root, files[i]!).split(path.sep).join('/'));
+  return { root, target, files, kept, skipped, ...(spool ? { previews: spool } : {}) };
+}
+
+/** The set a decoded folder makes, without its pixels: keys are paths below the root, labels their folders. */
+function dirMeta(d: DecodedDir): Omit<ImageSet, 'pixels'> {
+  const rel = d.kept.map((i) => path.relative(d.root, d.files[i]!).split(path.sep).join('/'));
   return {
     kind: 'image',
-    source: `dir:${root}`,
-    ...target,
-    fit: target.fit,
+    source: `dir:${d.root}`,
+    ...d.target,
+    fit: d.target.fit,
     keys: rel,
     labels: rel.map((r) => (r.includes('/') ? r.slice(0, r.lastIndexOf('/')) : null)),
-    uris: kept.map((i) => path.resolve(files[i]!)),
-    pixels: pixels.subarray(0, kept.length * dim),
-    ...(spool ? { previews: spool } : {}),
-    skipped,
-    roots: [path.resolve(root)],
+    uris: d.kept.map((i) => path.resolve(d.files[i]!)),
+    ...(d.previews ? { previews: d.previews } : {}),
+    skipped: d.skipped,
+    roots: [path.resolve(d.root)],
+  };
+}
+
+/**
+ * `dir:PATH`: every image below PATH, label = the sub-folder holding it (none at top level). Files are decoded in
+ * parallel straight into one byte array at the model's size; previews are spooled to disk. A file that cannot be
+ * used is skipped and listed (or, with `strict`, stops the read with BAD_FILE).
+ */
+export async function loadDir(root: string, o: DirOptions = {}): Promise<ImageSet> {
+  let pixels = new Uint8Array(0);
+  let dim = 0;
+  const d = await decodeDir(root, o, (n, rowBytes) => {
+    dim = rowBytes;
+    pixels = new Uint8Array(n * dim);
+    return (i, px) => pixels.set(px, i * dim);
+  });
+  // Compact the usable rows to the front, in file order.
+  d.kept.forEach((i, j) => {
+    if (i !== j) pixels.copyWithin(j * dim, i * dim, (i + 1) * dim);
+  });
+  return { ...dirMeta(d), pixels: pixels.subarray(0, d.kept.length * dim) };
+}
+
+/**
+ * `dir:PATH` for a build that streams: decoded as `loadDir` decodes it, but each image's pixels are spooled to disk,
+ * so that memory holds keys and offsets, never the pixels of a million images.
+ */
+export async function openDirImages(root: string, o: DirOptions = {}): Promise<ImageRows> {
+  const rows = new BlobSpool(o.spoolDir);
+  let d: DecodedDir;
+  try {
+    d = await decodeDir(root, o, () => (i, px) => rows.set(i, Buffer.from(px.buffer, px.byteOffset, px.byteLength)));
+  } catch (e) {
+    rows.close();
+    throw e;
+  }
+  rows.keep(d.kept);
+  const dim = d.target.width * d.target.height * d.target.channels;
+  return {
+    meta: dirMeta(d),
+    read(at) {
+      const out = new Uint8Array(at.length * dim);
+      at.forEach((r, j) => out.set(rows.get(r), j * dim));
+      return out;
+    },
+    close() {
+      rows.close();
+      d.previews?.close();
+    },
   };
 }

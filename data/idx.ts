@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import zlib from 'node:zlib';
 import path from 'node:path';
 import { fail, messageOf } from '../src/errors.js';
-import type { ImageSet } from './images.js';
+import type { ImageRows, ImageSet } from './images.js';
 
 export interface IdxArray {
   dims: number[];
@@ -88,20 +88,11 @@ export async function loadIdx(spec: string): Promise<ImageSet> {
   return { ...(await idxMeta(spec, imgFile, labelFile, img.dims)), pixels: img.data };
 }
 
-/** An uncompressed IDX image file read a few rows at a time: memory holds its keys and labels, never its pixels. */
-export interface IdxImages {
-  /** the set without pixels */
-  meta: Omit<ImageSet, 'pixels'>;
-  /** the pixels of these rows, in this order (runs of consecutive rows are read at once) */
-  read(rows: readonly number[]): Uint8Array;
-  close(): void;
-}
-
 /**
  * Opens `idx:IMAGES[,LABELS]` for reading in batches when IMAGES is uncompressed (a gzip stream cannot be read at a
  * row); undefined for a gzipped file, which `loadIdx` reads whole.
  */
-export async function openIdxImages(spec: string): Promise<IdxImages | undefined> {
+export async function openIdxImages(spec: string): Promise<ImageRows | undefined> {
   const [imgFile, labelFile] = splitSpec(spec);
   let fd: number;
   try {

@@ -1,10 +1,15 @@
 import type { Fit } from './decode.js';
-import type { BlobSpool } from './spool.js';
 
 /** A file of a source that could not be used, and why. */
 export interface SkippedFile {
   path: string;
   reason: string;
+}
+
+/** Per-item blobs read back one at a time (image previews spooled to disk, or a view of such a spool). */
+export interface Previews {
+  get(i: number): Buffer;
+  close(): void;
 }
 
 /** A set of images held as bytes (n × height × width × channels, HWC), as the catalogue and the baseline use them. */
@@ -24,7 +29,7 @@ export interface ImageSet {
   uris: string[];
   pixels: Uint8Array;
   /** colour previews of the original files, one per item (dir: sources); others draw theirs from the pixels */
-  previews?: BlobSpool;
+  previews?: Previews;
   /** files of the source that could not be used */
   skipped: SkippedFile[];
   /** folders the items were read from (dir: sources), absolute */
@@ -80,4 +85,13 @@ export function selectImages(s: ImageSet, idx: readonly number[], source = s.sou
     uris: idx.map((i) => s.uris[i]!),
     pixels,
   };
+}
+
+/** A set of images read a few rows at a time (a file on disk, a spool): memory holds keys and labels, not pixels. */
+export interface ImageRows {
+  /** the set without pixels */
+  meta: Omit<ImageSet, 'pixels'>;
+  /** the pixels of these rows, in this order */
+  read(rows: readonly number[]): Uint8Array;
+  close(): void;
 }

@@ -20,6 +20,8 @@ export interface LoadOptions {
   strict?: boolean;
   /** keep a colour preview per image (dir: sources; for collections) */
   previews?: boolean;
+  /** where a folder's previews (and, streaming, pixels) are spooled; default the system's temporary folder */
+  spoolDir?: string;
   quiet?: boolean;
   /** jsonl: sources: the field naming each record's source document (its group) */
   groupBy?: string;
@@ -62,9 +64,8 @@ export async function loadImageSource(spec: string, opts: LoadOptions = {}): Pro
       set = await loadIdx(rest);
       break;
     case 'dir':
-      if (!rest) throw fail('BAD_SOURCE', `dir source needs a folder: dir:PATH`);
       // A folder is read at the limit directly: files not wanted are never decoded.
-      return loadDir(rest, { target: opts.target, shape: opts.shape, limit: opts.limit, strict: opts.strict, quiet: opts.quiet, previews: opts.previews ?? false });
+      return loadDir(rest, { target: opts.target, shape: opts.shape, limit: opts.limit, strict: opts.strict, quiet: opts.quiet, previews: opts.previews ?? false, spoolDir: opts.spoolDir });
     default:
       throw fail('BAD_SOURCE', `unknown image source '${spec}'; use ${IMAGE_SOURCE_HELP}`);
   }

@@ -14,7 +14,8 @@ import { Collection } from '../src/indexer/collection.js';
 import { imageItemStream } from '../src/indexer/items.js';
 import { createApp } from '../src/search/app.js';
 import { SearchEngine } from '../src/search/engine.js';
-import { backend, messyFolder, smallModel, tmpDir } from './helpers.js';
+import { imageTargetOf } from '../src/cli/sources.js';
+import { backend, digits, messyFolder, smallModel, tmpDir, writePngFolder } from './helpers.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
 const cli = (args: string[], dataDir: string) => spawnSync(process.execPath, [CLI, '--data-dir', dataDir, '-q', ...args], { encoding: 'utf8' });
@@ -119,6 +120,48 @@ describe('Collection#addAll', () => {
     a.close();
     b.close();
     s.previews?.close();
+  });
+});
+
+describe('openBuildSource on a dir: folder', () => {
+  it('streams a folder larger than one batch through a spool on disk into the collection a one-batch read gives, resuming after a kill', async () => {
+    const dir = tmpDir('latentdex-png-');
+    writePngFolder(dir, digits(1100), 1100);
+    fs.writeFileSync(path.join(dir, 'class-1', 'broken.png'), Buffer.from('not a PNG at all'));
+    const dataDir = tmpDir();
+    const args = ['build', '--collection', 'f', '--source', `dir:${dir}`, '--train-limit', '300', '--hidden', '32', '--code-dim', '6', '--train-epochs', '1'];
+    const killed = spawnSync(process.execPath, [CLI, '--data-dir', dataDir, '-q', ...args], { encoding: 'utf8', env: { ...process.env, LATENTDEX_CRASH_AT: 'ingest:after-batch' } });
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+    const [left] = fs.readdirSync(path.join(dataDir, 'f'));
+    const trained = fs.readFileSync(path.join(dataDir, 'f', left!, 'model', 'manifest.json'), 'utf8');
+    const r = cli(args, dataDir);
+    assert.equal(r.status, 0, r.stderr);
+    const streamed = await Collection.open(dataDir, 'f', { quiet: true });
+    const whole = await loadDir(dir, { target: imageTargetOf(streamed.model), quiet: true });
+    const once = await buildCollection(streamed.model, imageItemStream(whole, 100_000), { dataDir: tmpDir(), name: 'once', kind: 'image', space: 'l2', rawDim: streamed.model.inputDim, rawType: 'u8', params: {}, quiet: true });
+    try {
+      assert.equal(streamed.count, 1100);
+      // resumed: the version and the model the killed build had trained, not a new build
+      assert.equal(streamed.paths.version.replace(/-\d+-/, '-'), left!.replace(/-\d+-/, '-'));
+      assert.equal(fs.readFileSync(path.join(streamed.paths.model, 'manifest.json'), 'utf8'), trained);
+      // the spool beside the collections is empty again
+      assert.deepEqual(fs.readdirSync(path.join(dataDir, '.spool')), []);
+      assert.equal(streamed.model.manifest.training.trainItems + streamed.model.manifest.training.heldOutItems, 300);
+      assert.deepEqual(streamed.itemRows().map((row) => row.key), whole.keys);
+      for (const key of whole.keys) {
+        const [a, b] = [streamed.item(key).id, once.item(key).id];
+        assert.deepEqual(streamed.codeOf(a), once.codeOf(b), key);
+        assert.deepEqual(streamed.pixelsOf(a), once.pixelsOf(b), key);
+        assert.deepEqual(streamed.preview(key), once.preview(key), key);
+      }
+      const skipped = streamed.manifest.params.skipped as { count: number; files: { path: string }[] };
+      assert.equal(skipped.count, 1);
+      assert.equal(skipped.files[0]!.path, path.join(dir, 'class-1', 'broken.png'));
+    } finally {
+      streamed.close();
+      once.close();
+      whole.previews?.close();
+    }
   });
 });
 

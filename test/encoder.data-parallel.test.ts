@@ -72,6 +72,42 @@ describe('GradientReplicas', () => {
     }
   });
 
+  it('takes a step of fewer shards than threads (a last batch of one row), leaking no tensors', async () => {
+    const parts = buildDense(arch, 8);
+    const vars = trainableVars(parts);
+    const pool = await GradientReplicas.start(2, spec(), packTensors(vars));
+    const tensors = tf.memory().numTensors;
+    try {
+      const before = packTensors(vars);
+      const loss = await pool.step({ parts, vars, loss: 'bce', regularisers: {} }, [{ x: rowsOf(0, 1), n: 1, seed: 1 }]);
+      assert.ok(Number.isFinite(loss) && loss > 0);
+      assert.ok(!Buffer.from(packTensors(vars).buffer).equals(Buffer.from(before.buffer)));
+      await pool.step({ parts, vars, loss: 'bce', regularisers: {} }, [{ x: rowsOf(0, 3), n: 3, seed: 1 }, { x: rowsOf(3, 2), n: 2, seed: 2 }]);
+      await assert.rejects(pool.step({ parts, vars, loss: 'bce', regularisers: {} }, [{ x: rowsOf(0, 1), n: 1, seed: 1 }, { x: new Float32Array(0), n: 0, seed: 2 }]), { code: 'INTERNAL' });
+      assert.equal(tf.memory().numTensors, tensors);
+    } finally {
+      await pool.close();
+      parts.encoder.dispose();
+      parts.decoder.dispose();
+    }
+  });
+
+  it('rejects a step whose shard this thread cannot compute with INTERNAL once the replicas have answered', async () => {
+    const parts = buildDense(arch, 9);
+    const vars = trainableVars(parts);
+    const pool = await GradientReplicas.start(1, spec(), packTensors(vars));
+    try {
+      const bad: Shard = { x: new Float32Array(10 * 100), n: 10, seed: 1 };
+      await assert.rejects(pool.step({ parts, vars, loss: 'bce', regularisers: {} }, [bad, { x: rowsOf(0, 10), n: 10, seed: 1 }]), { code: 'INTERNAL' });
+      // the pool still answers
+      assert.ok(Number.isFinite(await pool.step({ parts, vars, loss: 'bce', regularisers: {} }, [{ x: rowsOf(0, 8), n: 8, seed: 1 }, { x: rowsOf(8, 8), n: 8, seed: 2 }])));
+    } finally {
+      await pool.close();
+      parts.encoder.dispose();
+      parts.decoder.dispose();
+    }
+  });
+
   it('rejects a step whose shard a replica cannot compute with INTERNAL, and does not hang', async () => {
     const parts = buildDense(arch, 6);
     const vars = trainableVars(parts);
@@ -99,6 +135,13 @@ describe('trainAutoencoder on two threads', () => {
     const tensors = tf.memory().numTensors;
     const one = await run(1);
     const two = await run(2);
+    // three threads and a last batch of one row (1,139 items: 1,025 train, 114 held out) train too
+    const parts = buildDense(arch, 7);
+    const odd = await trainAutoencoder(parts, set.pixels.subarray(0, 1139 * 784), 1139, 784, { ...TRAIN_DEFAULTS, epochs: 1, batchSize: 64, seed: 2, loss: 'bce', regularisers: {}, quiet: true, arch, threads: 3, heldOutFraction: 0.1 });
+    assert.equal(odd.threads, 3);
+    assert.equal(odd.trainItems % 64, 1);
+    parts.encoder.dispose();
+    parts.decoder.dispose();
     assert.equal(one.threads, 1);
     assert.equal(two.threads, 2);
     assert.equal(two.history.length, 4);

@@ -1,13 +1,15 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { SOURCE_HELP } from '../../data/sources.js';
-import { DEFAULT_TRAIN_LIMIT, fitModel, imageTargetOf, itemsOf, loadSource, openBuildSource, type Loaded } from './sources.js';
+import { DEFAULT_TRAIN_LIMIT, fitModel, imageTargetOf, itemsOf, loadSource, openBuildSource } from './sources.js';
 import type { DecodeTarget } from '../../data/decode.js';
 import { TrainedModel } from '../encoder/model.js';
 import { writeCodes } from '../encoder/npy.js';
 import { fail } from '../errors.js';
 import { buildCollection, listCollections, modelDirOf, reserveBuild, resumableModel } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
+import { spoolDirOf } from '../indexer/paths.js';
+import type { ImageSet, SkippedFile } from '../../data/images.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
 
@@ -33,16 +35,15 @@ export function imageTarget(model: TrainedModel): DecodeTarget {
 }
 
 /** Prints the files a source skipped, with their reasons (stderr: stdout keeps the one-line result). */
-function reportSkipped(l: Loaded): void {
-  if (l.kind !== 'image' || l.set.skipped.length === 0) return;
-  const lines = l.set.skipped.map((s) => `  ${s.path}: ${s.reason}`);
-  process.stderr.write(`skipped ${l.set.skipped.length} files that could not be used (--strict makes this an error):\n${lines.join('\n')}\n`);
+function reportSkipped(skipped: readonly SkippedFile[]): void {
+  if (skipped.length === 0) return;
+  const lines = skipped.map((s) => `  ${s.path}: ${s.reason}`);
+  process.stderr.write(`skipped ${skipped.length} files that could not be used (--strict makes this an error):\n${lines.join('\n')}\n`);
 }
 
-function shapeNote(l: Loaded): string {
-  if (l.kind !== 'image') return '';
-  const s = l.set;
-  return ` from ${s.width}x${s.height} ${s.channels === 3 ? 'colour' : 'grey'} images${s.skipped.length ? `, ${s.skipped.length} files skipped` : ''}`;
+function shapeNote(shape: Pick<ImageSet, 'width' | 'height' | 'channels'> | null, skipped: number): string {
+  if (!shape) return '';
+  return ` from ${shape.width}x${shape.height} ${shape.channels === 3 ? 'colour' : 'grey'} images${skipped ? `, ${skipped} files skipped` : ''}`;
 }
 
 /** `info` lines on how images are decoded and which source files were skipped. */
@@ -97,10 +98,10 @@ export function addCollectionCommands(ctx: Ctx): void {
         // a kept model that cannot be read is trained again
         const keptModel = kept ? await TrainedModel.load(kept).catch(() => undefined) : undefined;
         const given = keptModel ?? (f.model ? await TrainedModel.load(f.model) : undefined);
-        const src = await openBuildSource(f.source, { limit: f.limit, model: given, shape: keptModel ? undefined : shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, trainLimit: f.trainLimit });
+        const src = await openBuildSource(f.source, { limit: f.limit, model: given, shape: keptModel ? undefined : shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, trainLimit: f.trainLimit, spoolDir: spoolDirOf(g.dataDir) });
         let model: TrainedModel | undefined = given;
         try {
-          model ??= await fitModel(src.train, { ...f, epochs: f.trainEpochs }, g.quiet);
+          model ??= await fitModel(src.train(), { ...f, epochs: f.trainEpochs }, g.quiet);
           const c = await buildCollection(model, src.items(model), {
             ...src.settings(model),
             dataDir: g.dataDir,
@@ -111,8 +112,8 @@ export function addCollectionCommands(ctx: Ctx): void {
             lock,
             plan,
           });
-          reportSkipped(src.loaded);
-          process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(src.loaded)}, in ${c.paths.home}\n`);
+          reportSkipped(src.skipped);
+          process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(src.shape, src.skipped.length)}, in ${c.paths.home}\n`);
           c.close();
         } finally {
           model?.dispose();
@@ -138,9 +139,9 @@ export function addCollectionCommands(ctx: Ctx): void {
       const g = globals(ctx);
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
-        const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy });
+        const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir) });
         const r = await c.addAll(itemsOf(c.model, l), { replace: f.replace, quiet: g.quiet });
-        reportSkipped(l);
+        reportSkipped(l.kind === 'image' ? l.set.skipped : []);
         process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${c.name}' now holds ${c.count}\n`);
       } finally {
         c.close();

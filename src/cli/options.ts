@@ -89,7 +89,7 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .addOption(new Option('--text-output <out>', 'text decoder: softmax over word proportions with cross-entropy (default) or sigmoid reproducing the input with BCE').choices(['softmax', 'sigmoid']))
     .option('--vocab-size <n>', 'text vocabulary: the N words in most documents', intArg(10, 100000))
     .option('--stem', 'Porter-stem words in the text vocabulary')
-    .option('--threads <n>', 'training threads, each batch split over them (default: every core on the wasm backend for runs of 50,000 samples or more with batches of 128+ (dense) or 32+ (conv))', intArg(1, 64));
+    .option('--threads <n>', 'training threads, each batch split over them (default: 2 on the wasm backend, on a machine of 2+ cores, for runs of 50,000 samples or more with batches of 128+ (dense) or 32+ (conv))', intArg(1, 64));
 }
 
 export function modelOptions(f: ModelFlags, quiet: boolean): ImageModelOptions {

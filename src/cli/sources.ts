@@ -1,4 +1,4 @@
-import type { ImageSet, Pixels } from '../../data/images.js';
+import type { ImageRows, ImageSet, Pixels, SkippedFile } from '../../data/images.js';
 import type { DecodeTarget } from '../../data/decode.js';
 import type { ShapeRequest } from '../../data/dir.js';
 import { checkImageShape, isTextSpec, loadImageSource, loadTextSource } from '../../data/sources.js';
@@ -10,7 +10,7 @@ import { fail } from '../errors.js';
 import { arrayStream, type CreateOptions, type ItemStream, type RawVectors } from '../indexer/collection.js';
 import { imageCollectionSettings, imageItems, imageItemStream, ITEM_BATCH, textCollectionSettings, textItems } from '../indexer/items.js';
 import { openIdxImages } from '../../data/idx.js';
-import { spread } from '../../data/dir.js';
+import { openDirImages, spread } from '../../data/dir.js';
 import { selectImages } from '../../data/images.js';
 import { selectTexts } from '../../data/texts.js';
 import type { QuerySet } from '../search/eval.js';
@@ -35,6 +35,8 @@ export interface LoadFlags {
   quiet?: boolean;
   /** jsonl: the field naming each record's source document */
   groupBy?: string;
+  /** where a folder's pixels and previews are spooled while it is read (default the system's temporary folder) */
+  spoolDir?: string;
 }
 
 /** Refuses flags that do not fit a source (or its model); returns whether it holds texts. */
@@ -55,7 +57,7 @@ function checkFlags(spec: string, o: LoadFlags): boolean {
 export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loaded> {
   const text = checkFlags(spec, o);
   if (text) return { kind: 'text', set: await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy }) };
-  return { kind: 'image', set: await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews }) };
+  return { kind: 'image', set: await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews, spoolDir: o.spoolDir }) };
 }
 
 export function count(l: Loaded): number {
@@ -106,43 +108,81 @@ export function subset(l: Loaded, limit: number): Loaded {
 
 /**
  * What a build reads: a sample to train on, and every item as a stream. An uncompressed IDX file streams from disk
- * (memory holds its keys and one batch of pixels, never the file); other sources are read whole, as before.
+ * and a folder is decoded once into a spool on disk (memory holds keys and one batch of pixels, never the source);
+ * other sources are read whole.
  */
 export interface BuildSource {
-  /** the items a model trains on (at most `trainLimit`, evenly spread) */
-  train: Loaded;
+  /** reads the items a model trains on (at most `trainLimit`, evenly spread); only a build that trains asks */
+  train(): Loaded;
   items(model: TrainedModel): ItemStream;
   settings(model: TrainedModel): Omit<CreateOptions, 'name' | 'hnsw'>;
-  /** the whole source when it was read whole (for the skipped-files report and the shape note) */
-  loaded: Loaded;
+  /** files of the source that could not be used */
+  skipped: SkippedFile[];
+  /** the images' shape (null for texts) */
+  shape: Pick<ImageSet, 'width' | 'height' | 'channels'> | null;
   close(): void;
+}
+
+/** The rows of an image source that can be read a batch at a time, or undefined for one that is read whole. */
+async function openRows(spec: string, o: LoadFlags): Promise<{ rows: ImageRows; limited: boolean } | undefined> {
+  if (spec.startsWith('dir:')) {
+    checkFlags(spec, o);
+    const rows = await openDirImages(spec.slice(4), { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews ?? false, spoolDir: o.spoolDir });
+    return { rows, limited: true };
+  }
+  const rows = spec.startsWith('idx:') ? await openIdxImages(spec.slice(4)) : undefined;
+  if (!rows) return undefined;
+  try {
+    checkFlags(spec, o);
+    checkImageShape(spec, rows.meta, { shape: o.shape, target: imageTargetOf(o.model) });
+  } catch (e) {
+    rows.close();
+    throw e;
+  }
+  return { rows, limited: false };
 }
 
 export async function openBuildSource(spec: string, o: LoadFlags & { trainLimit?: number }): Promise<BuildSource> {
   const trainLimit = o.trainLimit ?? DEFAULT_TRAIN_LIMIT;
-  const idx = spec.startsWith('idx:') ? await openIdxImages(spec.slice(4)) : undefined;
-  if (!idx) {
+  const opened = await openRows(spec, o);
+  if (!opened) {
     const l = await loadSource(spec, o);
-    return { train: subset(l, trainLimit), items: (m) => itemsOf(m, l), settings: (m) => collectionSettings(m, l), loaded: l, close: () => undefined };
+    const image = l.kind === 'image' ? l.set : null;
+    return { train: () => subset(l, trainLimit), items: (m) => itemsOf(m, l), settings: (m) => collectionSettings(m, l), skipped: image?.skipped ?? [], shape: image, close: () => undefined };
   }
+  const { rows: source, limited } = opened;
   try {
-    const meta = idx.meta;
-    checkFlags(spec, o);
-    checkImageShape(spec, meta, { shape: o.shape, target: imageTargetOf(o.model) });
-    const rows = spread(meta.keys.length, o.limit);
-    const pick = (at: readonly number[]): ImageSet => ({ ...meta, keys: at.map((i) => meta.keys[i]!), labels: at.map((i) => meta.labels[i]!), uris: at.map((i) => meta.uris[i]!), pixels: idx.read(at) });
-    const sampleRows = spread(rows.length, trainLimit).map((i) => rows[i]!);
-    const train: Loaded = { kind: 'image', set: pick(sampleRows) };
+    const meta = source.meta;
+    const all = meta.previews;
+    // a folder's --limit was applied as it was decoded
+    const rows = limited ? spread(meta.keys.length, undefined) : spread(meta.keys.length, o.limit);
+    const pick = (at: readonly number[]): ImageSet => ({
+      ...meta,
+      keys: at.map((i) => meta.keys[i]!),
+      labels: at.map((i) => meta.labels[i]!),
+      uris: at.map((i) => meta.uris[i]!),
+      pixels: source.read(at),
+      ...(all ? { previews: { get: (j: number) => all.get(at[j]!), close: () => undefined } } : {}),
+    });
     const stream: ItemStream = {
       total: rows.length,
       keys: rows.map((i) => meta.keys[i]!),
-      *batches(from = 0) {
+      async *batches(from = 0) {
         for (let s = from; s < rows.length; s += ITEM_BATCH) yield imageItems(pick(rows.slice(s, s + ITEM_BATCH)));
       },
+      skipped: meta.skipped,
+      roots: meta.roots,
     };
-    return { train, items: () => stream, settings: (m) => imageCollectionSettings(m, train.set as ImageSet), loaded: train, close: () => idx.close() };
+    return {
+      train: () => ({ kind: 'image', set: pick(spread(rows.length, trainLimit).map((i) => rows[i]!)) }),
+      items: () => stream,
+      settings: (m) => imageCollectionSettings(m, meta),
+      skipped: meta.skipped,
+      shape: meta,
+      close: () => source.close(),
+    };
   } catch (e) {
-    idx.close();
+    source.close();
     throw e;
   }
 }

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { fail, messageOf } from '../errors.js';
+import { fail, isLatentdexError, messageOf } from '../errors.js';
 import type { AutoencoderParts } from './dense.js';
 import type { ArchConfig, Regularisers } from './manifest.js';
 import { objective, type LossName } from './objective.js';
@@ -44,11 +44,12 @@ export function packTensors(ts: readonly tf.Tensor[], out?: Float32Array): Float
   return flat;
 }
 
-/** Tensors shaped like `like`, read in order from `flat`. */
+/** Tensors shaped like `like`, copied in order from `flat`. */
 export function unpackTensors(flat: Float32Array, like: readonly tf.Tensor[]): tf.Tensor[] {
   let o = 0;
   return like.map((v) => {
-    const t = tf.tensor(flat.subarray(o, o + v.size), v.shape, 'float32');
+    // a copy: the cpu backend would keep the array itself, and `flat` (shared weights) changes every step
+    const t = tf.tensor(flat.slice(o, o + v.size), v.shape, 'float32');
     o += v.size;
     return t;
   });
@@ -84,23 +85,33 @@ export interface LocalModel {
 }
 
 /**
- * Threads for data-parallel training: every core on the wasm backend (whose kernels use one thread each), one on
- * tfjs-node (which threads inside its kernels) and the cpu backend.
+ * Threads for data-parallel training by default: two on the wasm backend (whose kernels use one thread each) when the
+ * machine has two cores or more, whatever their number, so that a seed trains the same model on any such machine;
+ * one on tfjs-node (which threads inside its kernels) and the cpu backend.
  */
 export function defaultTrainThreads(backend: string): number {
-  return backend === 'wasm' ? Math.max(1, Math.min(4, os.availableParallelism())) : 1;
+  return backend === 'wasm' && os.availableParallelism() >= 2 ? 2 : 1;
+}
+
+/** The noise seed of shard t of a step whose one-thread seed is `seed` (shard 0 keeps it). */
+export function shardSeed(seed: number, t: number): number {
+  if (t === 0) return seed;
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(t, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 16), 0x27d4eb2f);
+  return (h ^ (h >>> 15)) >>> 0;
 }
 
 /** A worker thread holding a replica of the model. Replies come in request order. */
 class Replica {
   private readonly pending: { resolve: (r: ReplicaReply) => void; reject: (e: Error) => void }[] = [];
   private failure: Error | undefined;
+  private readonly broken: (e: Error) => void;
 
   constructor(private readonly worker: Worker) {
     worker.on('message', (r: ReplicaReply) => {
       const p = this.pending.shift();
       if (!p) return;
-      if (r.type === 'error') p.reject(fail('INTERNAL', `a training thread failed: ${r.message}`));
+      if (r.type === 'error') p.reject(fail('INTERNAL', `a training thread failed: ${r.message}; retry with --threads 1`));
       else p.resolve(r);
     });
     const broken = (e: Error) => {
@@ -109,6 +120,8 @@ class Replica {
     };
     worker.on('error', (e) => broken(fail('INTERNAL', `a training thread failed: ${messageOf(e)}; retry with --threads 1`, e)));
     worker.on('exit', (code) => broken(fail('INTERNAL', `a training thread exited (code ${code}); retry with --threads 1`)));
+    worker.on('messageerror', (e) => broken(fail('INTERNAL', `a training thread's answer could not be read (${messageOf(e)}); retry with --threads 1`, e)));
+    this.broken = broken;
   }
 
   ready(): Promise<unknown> {
@@ -136,6 +149,7 @@ class Replica {
     this.worker.removeAllListeners('exit');
     this.worker.removeAllListeners('error');
     this.worker.on('error', () => undefined);
+    this.broken(fail('INTERNAL', 'the training threads were stopped'));
     await this.worker.terminate();
   }
 }
@@ -173,13 +187,14 @@ export class GradientReplicas {
     const weights = shared(initial.length);
     weights.set(initial);
     const grads = Array.from({ length: count }, () => shared(initial.length));
-    const replicas = grads.map((g) => new Replica(new Worker(new URL('./replica-worker.js', import.meta.url), { workerData: { spec, weights, grads: g } satisfies ReplicaInit })));
+    const replicas: Replica[] = [];
     const pool = new GradientReplicas(replicas, weights, grads, spec.learningRate);
     try {
+      for (const g of grads) replicas.push(new Replica(new Worker(new URL('./replica-worker.js', import.meta.url), { workerData: { spec, weights, grads: g } satisfies ReplicaInit })));
       await Promise.all(replicas.map((r) => r.ready()));
     } catch (e) {
       await pool.close();
-      throw e;
+      throw isLatentdexError(e) ? e : fail('INTERNAL', `training threads could not start (${messageOf(e)}); retry with --threads 1`, e);
     }
     return pool;
   }
@@ -193,19 +208,32 @@ export class GradientReplicas {
    * result `local` holds when this resolves. Resolves to the batch's mean loss.
    */
   async step(local: LocalModel, shards: readonly Shard[]): Promise<number> {
-    if (shards.length !== this.replicas.length + 1) throw fail('INTERNAL', `a step needs ${this.replicas.length + 1} shards, got ${shards.length}`);
+    // a last batch smaller than the pool has fewer shards: the replicas past them sit the step out
+    if (shards.length < 1 || shards.length > this.replicas.length + 1 || shards.some((x) => x.n < 1)) {
+      throw fail('INTERNAL', `a step takes 1 to ${this.replicas.length + 1} shards of at least one row, got ${shards.map((x) => x.n).join(', ')}`);
+    }
     const remote = Promise.all(shards.slice(1).map((shard, i) => this.replicas[i]!.ask({ type: 'grads', shard }, 'grads', [shard.x.buffer as ArrayBuffer, ...(shard.y ? [shard.y.buffer as ArrayBuffer] : [])])));
-    const own = shardGradients(local.parts, local.vars, local, shards[0]!, this.own);
+    let own: { loss: number };
+    try {
+      own = shardGradients(local.parts, local.vars, local, shards[0]!, this.own);
+    } catch (e) {
+      // the replicas' answers are waited for: none may still be computing when the caller goes on (or rejects unheard)
+      await remote.catch(() => undefined);
+      throw isLatentdexError(e) ? e : fail('INTERNAL', `training failed on the main thread: ${messageOf(e)}`, e);
+    }
     let loss = own.loss;
     for (const r of await remote) loss += r.loss;
     const n = shards.reduce((s, x) => s + x.n, 0);
-    this.adam(1 / n);
+    this.adam(1 / n, shards.length - 1);
     assignPacked(local.vars, this.weights);
     return loss / n;
   }
 
-  /** Adam (tfjs's formulation, bias-corrected moments) on the summed gradients scaled by `scale`, in one pass. */
-  private adam(scale: number): void {
+  /**
+   * Adam (tfjs's formulation, bias-corrected moments) on this thread's gradient plus those of the first `used`
+   * replicas, scaled by `scale`, in one pass.
+   */
+  private adam(scale: number, used: number): void {
     const { beta1, beta2, epsilon } = ADAM;
     this.steps++;
     const rate = this.learningRate / (1 - beta1 ** this.steps);
@@ -214,11 +242,11 @@ export class GradientReplicas {
     const w = this.weights;
     const own = this.own;
     // Memory-bound: the pass reads five arrays of every weight, so gradients past the second are folded in first.
-    for (let r = 1; r < this.grads.length; r++) {
+    for (let r = 1; r < used; r++) {
       const g = this.grads[r]!;
       for (let j = 0; j < own.length; j++) own[j]! += g[j]!;
     }
-    const other = this.grads[0] ?? new Float32Array(own.length);
+    const other = used > 0 ? this.grads[0]! : new Float32Array(own.length);
     for (let j = 0; j < w.length; j++) {
       const g = (own[j]! + other[j]!) * scale;
       const mj = beta1 * m[j]! + (1 - beta1) * g;

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fail } from '../errors.js';
 import { progress } from '../progress.js';
 import { backendName } from './backend.js';
-import { defaultTrainThreads, GradientReplicas, packTensors, type LocalModel, type Shard } from './data-parallel.js';
+import { defaultTrainThreads, GradientReplicas, packTensors, shardSeed, type LocalModel, type Shard } from './data-parallel.js';
 import type { AutoencoderParts } from './dense.js';
 import type { ArchConfig, ModelManifest, Regularisers } from './manifest.js';
 import { objective, trainableVars, type LossName } from './objective.js';
@@ -28,7 +28,7 @@ export interface TrainOptions {
   target?: { data: Float32Array; dim: number };
   /** the architecture `parts` were built from: with it, training can split each batch over several threads */
   arch?: ArchConfig;
-  /** threads that train (data-parallel, synchronous); default every core on wasm for runs big enough to gain */
+  /** threads that train (data-parallel, synchronous); default two on wasm for runs big enough to gain (see MIN_SHARD) */
   threads?: number;
 }
 
@@ -118,23 +118,26 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
     return sum / Math.max(heldIdx.length, 1);
   };
   const vars = trainableVars(parts);
-  const optimizer = tf.train.adam(o.learningRate);
   const bs = Math.min(o.batchSize, nTrain);
   const steps = Math.ceil(nTrain / bs);
   const threads = trainThreads(o, nTrain, bs);
   const replicas = threads > 1 && o.arch ? await GradientReplicas.start(threads - 1, { arch: o.arch, loss: o.loss, regularisers: o.regularisers, learningRate: o.learningRate, backend: backendName() }, packTensors(vars)) : undefined;
+  // one thread: tfjs's Adam; several: the replicas' one pass
+  const optimizer = replicas ? undefined : tf.train.adam(o.learningRate);
   const local: LocalModel = { parts, vars, loss: o.loss, regularisers: o.regularisers };
-  // Shard t of a batch: rows split as evenly as may be; shard 0 keeps the seed a one-thread step would use.
-  const shardsOf = (rows: number[], seed: number, count: number): Shard[] =>
-    Array.from({ length: count }, (_, t) => {
+  // Shard t of a batch: rows split as evenly as may be (never an empty one); shard 0 keeps the one-thread seed.
+  const shardsOf = (rows: number[], seed: number, most: number): Shard[] => {
+    const count = Math.min(most, rows.length);
+    return Array.from({ length: count }, (_, t) => {
       const part = rows.slice(Math.floor((t * rows.length) / count), Math.floor(((t + 1) * rows.length) / count));
-      return { x: gatherRows(data, dim, part), ...(targetOf ? { y: gatherRows(targetOf.data, targetOf.dim, part) } : {}), n: part.length, seed: seed + 7919 * t };
+      return { x: gatherRows(data, dim, part), ...(targetOf ? { y: gatherRows(targetOf.data, targetOf.dim, part) } : {}), n: part.length, seed: shardSeed(seed, t) };
     });
+  };
   const stepLoss = async (rows: number[], seed: number): Promise<number> => {
     if (replicas) return replicas.step(local, shardsOf(rows, seed, replicas.size + 1));
     const cost = tf.tidy(() => {
       const { xb, yb } = batchOf(rows);
-      return optimizer.minimize(() => objective(parts, xb, o.loss, o.regularisers, seed, true, yb), true, vars)!;
+      return optimizer!.minimize(() => objective(parts, xb, o.loss, o.regularisers, seed, true, yb), true, vars)!;
     });
     const v = cost.dataSync()[0]!;
     cost.dispose();
@@ -183,10 +186,10 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
     }
   } finally {
     bar.stop();
-    await replicas?.close();
     if (bestWeights) vars.forEach((v, i) => v.assign(bestWeights![i]!));
     bestWeights?.forEach((t) => t.dispose());
-    optimizer.dispose();
+    optimizer?.dispose();
+    await replicas?.close();
   }
   const epochsRun = history.length;
   return {
@@ -203,7 +206,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
   };
 }
 
-/** Threads for one run: as asked, else every core for runs big enough to gain (see MIN_SHARD). */
+/** Threads for one run: as asked, else two (defaultTrainThreads) for runs big enough to gain (see MIN_SHARD). */
 function trainThreads(o: TrainOptions, nTrain: number, batch: number): number {
   if (!o.arch) return 1;
   if (o.threads !== undefined) return Math.max(1, Math.min(o.threads, Math.floor(batch / MIN_SHARD.asked)));

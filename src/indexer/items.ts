@@ -56,7 +56,7 @@ export function textItems(model: TrainedModel, set: TextSet): ItemInput[] {
 }
 
 /** Settings of an image collection: L2 over codes, the exact baseline over the stored pixel bytes. */
-export function imageCollectionSettings(model: TrainedModel, set: ImageSet): Omit<CreateOptions, 'name' | 'hnsw'> {
+export function imageCollectionSettings(model: TrainedModel, set: Pick<ImageSet, 'width' | 'height' | 'channels' | 'fit' | 'source'>): Omit<CreateOptions, 'name' | 'hnsw'> {
   return { kind: 'image', space: 'l2', rawDim: model.inputDim, rawType: 'u8', params: { width: set.width, height: set.height, channels: set.channels, fit: set.fit ?? null, source: set.source } };
 }
 

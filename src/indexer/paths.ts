@@ -37,3 +37,8 @@ export function versionPaths(home: string, version: string): CollectionPaths {
 export function homeOf(dataDir: string, name: string): string {
   return path.join(dataDir, validateName(name));
 }
+
+/** Where builds and adds spool a folder's pixels and previews while they read it: beside the collections, on their disk. */
+export function spoolDirOf(dataDir: string): string {
+  return path.join(dataDir, '.spool');
+}

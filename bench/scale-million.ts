@@ -1,7 +1,7 @@
 /**
  * The million-item rows of `npm run bench:scale`: a build of the million-image IDX set (bench/make-million.ts) by the
- * CLI in a process of its own, timed and with its peak RSS, next to a build of its first 60,000 items by the same
- * model in the same run; then HNSW recall@10 and queries/s at that size against the exact code scan.
+ * CLI in a process of its own, timed and with its peak RSS, next to a build of 60,000 of its items (spread over it)
+ * by the same model in the same run; then HNSW recall@10 and queries/s at that size against the exact code scan.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -38,7 +38,10 @@ function cli(args: string[]): Run {
 
 function dirBytes(dir: string): number {
   let total = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) total += fs.statSync(path.join(e.parentPath, e.name)).size;
+  for (const rel of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+    const st = fs.statSync(path.join(dir, rel));
+    if (st.isFile()) total += st.size;
+  }
   return total;
 }
 
@@ -59,27 +62,30 @@ export async function millionRows(count: number): Promise<string[][]> {
     const full = cli(['--data-dir', dataDir, 'build', '--collection', 'million', '--source', source, '--model', model]);
 
     const c = await Collection.open(dataDir, 'million');
-    const queries = await fashion('t10k', 1000);
-    const nq = queries.keys.length;
-    const cd = c.manifest.codeDim;
-    const q = c.model.encode(queries.pixels, nq);
-    const { ids, data } = c.codeMatrix();
-    const scan = new FlatScan(data, cd, 'l2');
-    const tE = performance.now();
-    const exact = Array.from({ length: nq }, (_, i) => scan.knn(q.subarray(i * cd, (i + 1) * cd), 10));
-    const exactQps = nq / ((performance.now() - tE) / 1000);
-    const tH = performance.now();
-    const hnsw = Array.from({ length: nq }, (_, i) => c.search(q.subarray(i * cd, (i + 1) * cd), 10));
-    const hnswQps = nq / ((performance.now() - tH) / 1000);
-    let recall = 0;
-    for (let i = 0; i < nq; i++) {
-      const truth = new Set(exact[i]!.map((h) => ids[h.index]));
-      recall += hnsw[i]!.filter((h) => truth.has(h.id)).length / 10;
+    let measured: { n: number; ef: number; M: number; recall: number; hnswQps: number; exactQps: number };
+    try {
+      const queries = await fashion('t10k', 1000);
+      const nq = queries.keys.length;
+      const cd = c.manifest.codeDim;
+      const q = c.model.encode(queries.pixels, nq);
+      const { ids, data } = c.codeMatrix();
+      const scan = new FlatScan(data, cd, 'l2');
+      const tE = performance.now();
+      const exact = Array.from({ length: nq }, (_, i) => scan.knn(q.subarray(i * cd, (i + 1) * cd), 10));
+      const exactQps = nq / ((performance.now() - tE) / 1000);
+      const tH = performance.now();
+      const hnsw = Array.from({ length: nq }, (_, i) => c.search(q.subarray(i * cd, (i + 1) * cd), 10));
+      const hnswQps = nq / ((performance.now() - tH) / 1000);
+      let recall = 0;
+      for (let i = 0; i < nq; i++) {
+        const truth = new Set(exact[i]!.map((h) => ids[h.index]));
+        recall += hnsw[i]!.filter((h) => truth.has(h.id)).length / 10;
+      }
+      measured = { n: c.count, ef: c.manifest.hnsw.ef, M: c.manifest.hnsw.M, recall: recall / nq, hnswQps, exactQps };
+    } finally {
+      c.close();
     }
-    recall /= nq;
-    const n = c.count;
-    const { ef, M } = c.manifest.hnsw;
-    c.close();
+    const { n, ef, M, recall, hnswQps, exactQps } = measured;
     const disk = dirBytes(path.join(dataDir, 'million'));
     const anchorDisk = dirBytes(path.join(dataDir, 'first'));
     const anchorN = Math.min(ANCHOR_ITEMS, count);
