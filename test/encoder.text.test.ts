@@ -7,7 +7,8 @@ import { TrainedModel } from '../src/encoder/model.js';
 import { baselineVectorizerOf, fitTextModel, textVectors, vectorizerOf } from '../src/encoder/text.js';
 import { buildVocabulary, tokenize, Vectorizer } from '../src/encoder/vectorizer.js';
 import { buildCollection } from '../src/indexer/build.js';
-import { textCollectionSettings, textItems } from '../src/indexer/items.js';
+import { textCollectionSettings, textItems, textItemStream } from '../src/indexer/items.js';
+import type { ItemInput } from '../src/indexer/collection.js';
 import { SearchEngine } from '../src/search/engine.js';
 import { Collection } from '../src/indexer/collection.js';
 import { backend, tmpDir } from './helpers.js';
@@ -99,6 +100,23 @@ describe('text model', () => {
     assert.deepEqual(Array.from(b.input), Array.from(a.input));
     assert.deepEqual(Array.from(again.encode(b.input, 5)), Array.from(model.encode(a.input, 5)));
     again.dispose();
+  });
+
+  it('streams texts in batches that hold the items one batch gives, documents without vocabulary left out of both', async () => {
+    const docs = { ...small, keys: [...small.keys, 'empty-1', 'empty-2'], texts: [...small.texts, 'the of and to', '1999 2000'], labels: [...small.labels, null, null], uris: [...small.uris, '', ''], groups: [...small.groups, null, null] };
+    const whole = textItems(model, docs);
+    const stream = textItemStream(model, docs, 7);
+    assert.equal(stream.total, 400);
+    assert.deepEqual(stream.keys, small.keys);
+    const batches = [...(stream.batches(14) as Iterable<ItemInput[]>)];
+    assert.equal(batches.length, Math.ceil((400 - 14) / 7));
+    const items = batches.flat();
+    assert.deepEqual(items.map((it) => it.key), whole.slice(14).map((it) => it.key));
+    items.forEach((it, i) => {
+      assert.deepEqual(Array.from(it.input), Array.from(whole[i + 14]!.input));
+      assert.deepEqual(it.raw, whole[i + 14]!.raw);
+    });
+    assert.throws(() => textItemStream(model, selectTexts(docs, [400, 401])), { code: 'EMPTY_TEXT' });
   });
 
   it('ranks a chunk first when queried with its own text, in codes and in the TF-IDF baseline', async () => {

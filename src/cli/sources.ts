@@ -7,8 +7,8 @@ import { fitImageModel } from '../encoder/fit.js';
 import type { TrainedModel } from '../encoder/model.js';
 import { fitTextModel, textVectors } from '../encoder/text.js';
 import { fail } from '../errors.js';
-import { arrayStream, type CreateOptions, type ItemStream, type RawVectors } from '../indexer/collection.js';
-import { imageCollectionSettings, imageItems, imageItemStream, ITEM_BATCH, textCollectionSettings, textItems } from '../indexer/items.js';
+import type { CreateOptions, ItemStream, RawVectors } from '../indexer/collection.js';
+import { imageCollectionSettings, imageItems, imageItemStream, ITEM_BATCH, textCollectionSettings, textItemStream } from '../indexer/items.js';
 import { openIdxImages } from '../../data/idx.js';
 import { openDirImages, spread } from '../../data/dir.js';
 import { selectImages } from '../../data/images.js';
@@ -72,11 +72,9 @@ export async function fitModel(l: Loaded, f: ModelFlags, quiet: boolean): Promis
   return fitTextModel(l.set, { ...o, weighting: f.weighting, output: f.textOutput, vocabulary: { ...(f.vocabSize ? { size: f.vocabSize } : {}), ...(f.stem ? { stem: true } : {}) } });
 }
 
-/** The items of a loaded source, in batches (images) or at once (texts, already in memory as vectors). */
+/** The items of a loaded source in batches (texts vectorized a batch at a time). */
 export function itemsOf(model: TrainedModel, l: Loaded): ItemStream {
-  if (l.kind === 'image') return imageItemStream(l.set);
-  const items = textItems(model, l.set);
-  return arrayStream(items);
+  return l.kind === 'image' ? imageItemStream(l.set) : textItemStream(model, l.set);
 }
 
 /** The collection settings for a model and source: images in L2 over pixels, texts in cosine over TF-IDF. */

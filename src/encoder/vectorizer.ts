@@ -118,6 +118,15 @@ export class Vectorizer {
     return fromEntries(c);
   }
 
+  /** Indices of the texts that hold no word of the vocabulary (their vectors would be zero). */
+  emptyOf(texts: string[]): number[] {
+    const out: number[] = [];
+    texts.forEach((t, i) => {
+      if (this.counts(t).every((x) => x === 0)) out.push(i);
+    });
+    return out;
+  }
+
   /** Matrix (n × dim) of many texts; texts without vocabulary words give zero rows (they are reported, not fatal). */
   matrix(texts: string[], weighting: Weighting): { data: Float32Array; empty: number[] } {
     const { data, empty } = this.matrices(texts, [weighting]);

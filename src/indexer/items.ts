@@ -1,9 +1,9 @@
 import { imageDim, type ImageSet } from '../../data/images.js';
 import { imagePng } from '../encoder/png.js';
 import type { CreateOptions, ItemInput, ItemStream } from './collection.js';
-import type { TextSet } from '../../data/texts.js';
+import { selectTexts, type TextSet } from '../../data/texts.js';
 import type { TrainedModel } from '../encoder/model.js';
-import { baselineVectorizerOf, textVectors, weightingOf } from '../encoder/text.js';
+import { baselineVectorizerOf, textVectors, vectorizerOf, weightingOf } from '../encoder/text.js';
 import { fail } from '../errors.js';
 import { log } from '../progress.js';
 
@@ -37,22 +37,45 @@ export function imageItemStream(set: ImageSet, batch = ITEM_BATCH): ItemStream {
   };
 }
 
-/** Text items: model input per the model's weighting, raw = sparse TF-IDF for the exact baseline, the text as snippet. */
-export function textItems(model: TrainedModel, set: TextSet): ItemInput[] {
-  const { input, raw, empty } = textVectors(model, set.texts);
-  if (empty.length === set.texts.length) throw fail('EMPTY_TEXT', `no document of ${set.source} has a word of the model's vocabulary`);
-  const skip = new Set(empty);
+/** The text items of documents that all hold a word of the model's vocabulary (see textItemStream). */
+function textBatch(model: TrainedModel, set: TextSet): ItemInput[] {
+  const { input, raw } = textVectors(model, set.texts);
+  const d = model.inputDim;
+  return set.keys.map((key, i) => ({ key, label: set.labels[i] ?? null, uri: set.uris[i] ?? null, grp: set.groups[i] ?? null, text: set.texts[i]!, input: input.subarray(i * d, (i + 1) * d), raw: raw[i]!, thumb: null }));
+}
+
+/**
+ * Text items in batches: model input per the model's weighting, raw = sparse TF-IDF for the exact baseline, the text as
+ * snippet. Documents without a word of the model's vocabulary are found first (a batch at a time) and left out, so
+ * memory holds one batch of vectors, never a dense matrix of every document.
+ */
+export function textItemStream(model: TrainedModel, set: TextSet, batch = ITEM_BATCH): ItemStream {
+  const n = set.texts.length;
+  const kept: number[] = [];
+  const empty: number[] = [];
+  for (let s = 0; s < n; s += batch) {
+    const chunk = set.texts.slice(s, s + batch);
+    const skip = new Set(vectorizerOf(model).emptyOf(chunk));
+    chunk.forEach((_, j) => (skip.has(j) ? empty : kept).push(s + j));
+  }
+  if (kept.length === 0) throw fail('EMPTY_TEXT', `no document of ${set.source} has a word of the model's vocabulary`);
   if (empty.length) {
     const keys = empty.slice(0, 10).map((i) => set.keys[i]);
     log(`skipped ${empty.length} document(s) with no word of the model's vocabulary (only stop words, numbers or unseen words): ${keys.join(', ')}${empty.length > 10 ? ', …' : ''}`, false);
   }
-  const d = model.inputDim;
-  const out: ItemInput[] = [];
-  set.keys.forEach((key, i) => {
-    if (skip.has(i)) return;
-    out.push({ key, label: set.labels[i] ?? null, uri: set.uris[i] ?? null, grp: set.groups[i] ?? null, text: set.texts[i]!, input: input.subarray(i * d, (i + 1) * d), raw: raw[i]!, thumb: null });
-  });
-  return out;
+  return {
+    total: kept.length,
+    keys: kept.map((i) => set.keys[i]!),
+    *batches(from = 0) {
+      for (let s = from; s < kept.length; s += batch) yield textBatch(model, selectTexts(set, kept.slice(s, s + batch)));
+    },
+  };
+}
+
+/** Every text item at once (for small sets; builds stream them with textItemStream). */
+export function textItems(model: TrainedModel, set: TextSet): ItemInput[] {
+  const stream = textItemStream(model, set, Math.max(1, set.texts.length));
+  return [...(stream.batches() as Iterable<ItemInput[]>)].flat();
 }
 
 /** Settings of an image collection: L2 over codes, the exact baseline over the stored pixel bytes. */
