@@ -24,6 +24,20 @@ describe('tokenize', () => {
     assert.deepEqual(tokenize('Running runners ran', true), ['run', 'runner', 'ran']);
     assert.deepEqual(tokenize('the and of to'), []);
   });
+
+  it('keeps the letters of every script, pairs up characters of unspaced scripts, and keeps the ascii cut for old vocabularies', () => {
+    assert.deepEqual(tokenize('Café NAÏVE übermäßig, Привет мир, Ελληνικά'), ['café', 'naïve', 'übermäßig', 'привет', 'мир', 'ελληνικά']);
+    assert.deepEqual(tokenize('don’t stop'), tokenize("don't stop"));
+    assert.deepEqual(tokenize('東京タワー and 東京tower'), ['東京', '京タ', 'タワ', 'ワー', '東京', 'tower']);
+    assert.deepEqual(tokenize('ﬁle'), ['file']);
+    assert.deepEqual(tokenize('Café naïve', false, 'ascii'), ['caf', 'na']);
+    const v = buildVocabulary(['café crème', 'café noir'], { size: 10, minDf: 1 });
+    assert.equal(v.tokens, 'unicode');
+    assert.ok(v.words.includes('café'));
+    // a vocabulary saved before the unicode tokenizer (no `tokens`) still cuts texts the way it was built
+    const old = new Vectorizer({ words: ['caf', 'cr'], idf: [1, 1], stem: false, docs: 2 });
+    assert.deepEqual(Array.from(old.counts('Café crème')), [1, 1]);
+  });
 });
 
 describe('buildVocabulary and Vectorizer', () => {

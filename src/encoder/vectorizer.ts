@@ -9,12 +9,18 @@ const STOP = new Set<string>([...eng, "n't", 's', 't', 'll', 've', 're', 'd', 'm
 export const WEIGHTINGS = ['proportion', 'log-tf', 'tfidf', 'log-tfidf'] as const;
 export type Weighting = (typeof WEIGHTINGS)[number];
 
+/** How texts are cut into words: `unicode` (letters of every script), or `ascii` (a-z only, vocabularies saved before). */
+export const TOKENIZERS = ['ascii', 'unicode'] as const;
+export type Tokenizer = (typeof TOKENIZERS)[number];
+
 export const vocabularySchema = z.object({
   words: z.array(z.string()),
   /** inverse document frequency per word, ln((1 + N) / (1 + df)) + 1 */
   idf: z.array(z.number()),
   stem: z.boolean(),
   docs: z.number().int(),
+  /** absent in vocabularies saved before the unicode tokenizer: they keep the ascii one */
+  tokens: z.enum(TOKENIZERS).optional(),
 });
 export type Vocabulary = z.infer<typeof vocabularySchema>;
 
@@ -35,22 +41,58 @@ export const VECTORIZER_DEFAULTS: VectorizerOptions = { size: 2000, stem: false,
  */
 export const BASELINE_VOCABULARY: Partial<VectorizerOptions> = { size: 200_000, minDf: 1 };
 
-/** Lower-cases, keeps letter runs (inner apostrophes dropped), removes stop words and 1-letter tokens, optionally stems. */
-export function tokenize(text: string, stem = false): string[] {
+/** Scripts written without spaces between words: cut into overlapping pairs of characters, as search engines do. */
+const UNSPACED_SCRIPTS = ['Han', 'Hiragana', 'Katakana', 'Thai', 'Lao', 'Khmer', 'Myanmar'].map((x) => `\\p{Script_Extensions=${x}}`).join('');
+const UNSPACED = new RegExp(`[${UNSPACED_SCRIPTS}]`, 'u');
+const UNSPACED_RUNS = new RegExp(`([${UNSPACED_SCRIPTS}]+)`, 'u');
+const WORDS = {
+  ascii: /[a-z]+(?:'[a-z]+)*/g,
+  // letter runs of any script with their combining marks; inner apostrophes (' or ’) join, as in "don't"
+  unicode: /[\p{L}\p{M}]+(?:['’][\p{L}\p{M}]+)*/gu,
+};
+
+/** Overlapping character pairs of a run of an unspaced script (the run itself when it is one character). */
+function bigrams(run: string): string[] {
+  const cs = [...run];
+  if (cs.length < 2) return cs;
+  return cs.slice(1).map((c, i) => cs[i]! + c);
+}
+
+/**
+ * Lower-cases and cuts a text into words: letter runs (of a-z only with the ascii tokenizer; of every script, NFKC
+ * normalised, with unicode), inner apostrophes dropped; stop words and one-letter words removed; runs of scripts
+ * written without spaces (Chinese, Japanese, Thai…) become character pairs; optionally Porter-stemmed.
+ */
+export function tokenize(text: string, stem = false, tokens: Tokenizer = 'unicode'): string[] {
   const out: string[] = [];
-  for (const m of text.toLowerCase().matchAll(/[a-z]+(?:'[a-z]+)*/g)) {
-    const w = m[0].replace(/'/g, '');
-    if (w.length < 2 || STOP.has(m[0]) || STOP.has(w)) continue;
-    out.push(stem ? stemmer(w) : w);
+  const lower = (tokens === 'unicode' ? text.normalize('NFKC') : text).toLowerCase();
+  for (const m of lower.matchAll(WORDS[tokens])) {
+    const word = m[0].replace(/’/g, "'");
+    if (tokens === 'unicode' && UNSPACED.test(word)) {
+      // a run may mix scripts ("東京tower"): the unspaced letters pair up, the rest stay words
+      for (const part of word.split(UNSPACED_RUNS)) {
+        if (!part) continue;
+        if (UNSPACED.test(part)) out.push(...bigrams(part));
+        else pushWord(out, part, stem);
+      }
+      continue;
+    }
+    pushWord(out, word, stem);
   }
   return out;
+}
+
+function pushWord(out: string[], word: string, stem: boolean): void {
+  const w = word.replace(/'/g, '');
+  if ([...w].length < 2 || STOP.has(word) || STOP.has(w)) return;
+  out.push(stem ? stemmer(w) : w);
 }
 
 /** Builds the vocabulary from training documents only: top `size` words by document frequency (ties alphabetical). */
 export function buildVocabulary(texts: string[], o: Partial<VectorizerOptions> = {}): Vocabulary {
   const opts = { ...VECTORIZER_DEFAULTS, ...o };
   const df = new Map<string, number>();
-  for (const t of texts) for (const w of new Set(tokenize(t, opts.stem))) df.set(w, (df.get(w) ?? 0) + 1);
+  for (const t of texts) for (const w of new Set(tokenize(t, opts.stem, 'unicode'))) df.set(w, (df.get(w) ?? 0) + 1);
   const words = [...df.entries()]
     .filter(([, n]) => n >= opts.minDf)
     .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
@@ -58,7 +100,7 @@ export function buildVocabulary(texts: string[], o: Partial<VectorizerOptions> =
     .map(([w]) => w);
   if (words.length === 0) throw fail('BAD_SOURCE', `no word occurs in ${opts.minDf}+ documents; a text source needs more (or longer) documents`);
   const n = texts.length;
-  return { words, idf: words.map((w) => Math.log((1 + n) / (1 + df.get(w)!)) + 1), stem: opts.stem, docs: n };
+  return { words, idf: words.map((w) => Math.log((1 + n) / (1 + df.get(w)!)) + 1), stem: opts.stem, docs: n, tokens: 'unicode' };
 }
 
 /** Turns texts into bag-of-words vectors over a fixed vocabulary. */
@@ -75,7 +117,7 @@ export class Vectorizer {
   /** Word counts of one text over the vocabulary. */
   counts(text: string): Float32Array {
     const v = new Float32Array(this.dim);
-    for (const w of tokenize(text, this.vocab.stem)) {
+    for (const w of tokenize(text, this.vocab.stem, this.vocab.tokens ?? 'ascii')) {
       const i = this.index.get(w);
       if (i !== undefined) v[i]! += 1;
     }
@@ -102,7 +144,7 @@ export class Vectorizer {
    */
   sparse(text: string): SparseVector | null {
     const c = new Map<number, number>();
-    for (const w of tokenize(text, this.vocab.stem)) {
+    for (const w of tokenize(text, this.vocab.stem, this.vocab.tokens ?? 'ascii')) {
       const i = this.index.get(w);
       if (i !== undefined) c.set(i, (c.get(i) ?? 0) + 1);
     }
