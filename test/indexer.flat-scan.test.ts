@@ -68,6 +68,20 @@ describe('FlatScan#knn', () => {
     });
   }
 
+  it('keeps the earliest rows of a tie that runs past the rows the bound is taken from, in L2 and cosine', () => {
+    const d = 8;
+    const row = floats(1, d, 5);
+    const data = new Float32Array(3000 * d);
+    for (let i = 0; i < 3000; i++) data.set(row, i * d);
+    const unit = normaliseRows(data.slice(), d);
+    const q = floats(1, d, 6);
+    assert.deepEqual(new FlatScan(data, d, 'l2').knn(q, 10).map((h) => h.index), Array.from({ length: 10 }, (_, i) => i));
+    assert.deepEqual(new FlatScan(unit, d, 'cosine').knn(q, 10).map((h) => h.index), Array.from({ length: 10 }, (_, i) => i));
+    // one nearer row past them still comes first
+    data.set(q, 2500 * d);
+    assert.deepEqual(new FlatScan(data, d, 'l2').knn(q, 3).map((h) => h.index), [2500, 0, 1]);
+  });
+
   it('scans only the rows of a filter, nearest first, ties by row', () => {
     const scan = new FlatScan(pixels, dim, 'l2');
     const rows = Int32Array.from({ length: 200 }, (_, i) => i * 7 + 3);

@@ -14,6 +14,7 @@ interface Kernels {
   l2_u8(x: number, rows: number, n: number, d: number, q: number, out: number): void;
   l2_f32(x: number, rows: number, n: number, d: number, q: number, out: number): void;
   dot_f32(x: number, rows: number, n: number, d: number, q: number, out: number): void;
+  select_f32(out: number, from: number, n: number, bound: number, above: number, idx: number): number;
 }
 
 /** The compiled kernels, or null where the build left none (the plain loops answer then). */
@@ -33,8 +34,15 @@ export function scanKernel(): 'wasm-simd' | 'js' {
   return COMPILED ? 'wasm-simd' : 'js';
 }
 
-/** Distances of the query to every row (or to the filter's rows, in their order), in the kernel's output view. */
-type Run = (q: ArrayLike<number>, rows: ArrayLike<number> | undefined) => ArrayLike<number>;
+/** The kernels' answer to one query: its distances, and (float rows) a way to find the ones past a bound. */
+interface Scanned {
+  /** distances (or inner products) to every row, or to the filter's rows in their order */
+  dist: ArrayLike<number>;
+  /** indices t ≥ from with dist[t] below `bound` (above it with `above`), in order; absent for byte rows */
+  select?: (from: number, bound: number, above: boolean) => Int32Array;
+}
+/** Runs the kernels for one query (over the filter's rows when given). */
+type Run = (q: ArrayLike<number>, rows: ArrayLike<number> | undefined) => Scanned;
 
 const align16 = (x: number) => Math.ceil(x / 16) * 16;
 
@@ -63,21 +71,22 @@ export class FlatScan {
     if (!COMPILED || d <= 0 || (bytes && (metric !== 'l2' || d > MAX_BYTE_DIM)) || this.layout().pages > MAX_PAGES) this.#run = null;
   }
 
-  /** Where each region lies in the wasm memory: [16 reserved: rows = 0 means all] [matrix] [query] [rows] [out]. */
-  private layout(): { x: number; q: number; rows: number; out: number; pages: number } {
+  /** Where each region lies in the wasm memory: [16 reserved: rows = 0 means all] [matrix] [query] [rows] [out] [selected]. */
+  private layout(): { x: number; q: number; rows: number; out: number; selected: number; pages: number } {
     const elt = this.data instanceof Uint8Array ? 1 : 4;
     const x = 16;
     const q = align16(x + this.n * this.d * elt);
     const rows = align16(q + this.d * elt);
     const out = align16(rows + this.n * 4);
-    return { x, q, rows, out, pages: Math.ceil((out + this.n * 4 + 16) / PAGE) };
+    const selected = align16(out + this.n * 4);
+    return { x, q, rows, out, selected, pages: Math.ceil((selected + this.n * 4 + 16) / PAGE) };
   }
 
   private kernels(): Run | null {
     if (this.#run !== undefined) return this.#run;
     const { n, d } = this;
     const bytes = this.data instanceof Uint8Array;
-    const { x, q, rows: rowsAt, out, pages } = this.layout();
+    const { x, q, rows: rowsAt, out, selected, pages } = this.layout();
     let memory: WebAssembly.Memory;
     try {
       memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
@@ -102,7 +111,9 @@ export class FlatScan {
         rowsPtr = rowsAt;
       }
       kernel(x, rowsPtr, m, d, q, out);
-      return outView.subarray(0, m);
+      const dist = outView.subarray(0, m);
+      if (bytes) return { dist };
+      return { dist, select: (from, bound, above) => new Int32Array(buf, selected, k.select_f32(out, from, m, bound, above ? 1 : 0, selected)) };
     });
   }
 
@@ -120,25 +131,23 @@ export class FlatScan {
     const run = few ? null : this.kernels();
     if (!run) return exactKnn(this.data, this.d, query, k, this.metric, undefined, rows);
     const qn = this.metric === 'cosine' ? queryNorm(q, this.d) : 1;
-    const dist = run(query, rows);
+    const { dist, select } = run(query, rows);
     const m = dist.length;
     const top = new TopK(Math.min(k, m));
-    let bound = top.bound;
-    if (this.metric === 'cosine') {
-      for (let t = 0; t < m; t++) {
-        const s = 1 - dist[t]! / qn;
-        if (s < bound) {
-          top.push(rows ? rows[t]! : t, s);
-          bound = top.bound;
-        }
-      }
-    } else {
-      for (let t = 0; t < m; t++) {
-        if (dist[t]! < bound) {
-          top.push(rows ? rows[t]! : t, dist[t]!);
-          bound = top.bound;
-        }
-      }
+    const cosine = this.metric === 'cosine';
+    const offer = (t: number) => {
+      const s = cosine ? 1 - dist[t]! / qn : dist[t]!;
+      if (s < top.bound) top.push(rows ? rows[t]! : t, s);
+    };
+    // The first rows give a bound; past them the kernel picks out the few rows under it (SIMD compares), so this
+    // loop looks at those only. Without the kernel, at every row.
+    const warm = select ? Math.min(m, Math.max(256, 32 * k)) : m;
+    for (let t = 0; t < warm; t++) offer(t);
+    if (select && warm < m) {
+      const bound = top.bound;
+      // cosine: 1 − dot/qn < bound ⇔ dot > (1 − bound)·qn, loosened by a float32 step so no row is lost to rounding
+      const cut = cosine ? (1 - bound) * qn - Math.abs((1 - bound) * qn) * 1e-6 - 1e-30 : bound;
+      for (const t of select(warm, cut, cosine)) offer(t);
     }
     return top.toArray();
   }

@@ -131,4 +131,39 @@
         (f32.store (i32.add (local.get $out) (i32.shl (local.get $t) (i32.const 2))) (local.get $s))
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $rowloop))))
+
+  ;; The indices t in [from, n) whose out[t] is below $bound (above it when $above is set), in order, written to $idx;
+  ;; returns how many. The top-k selection after a scan looks only at these instead of at every distance.
+  (func (export "select_f32") (param $out i32) (param $from i32) (param $n i32) (param $bound f32) (param $above i32) (param $idx i32) (result i32)
+    (local $t i32) (local $c i32) (local $m i32) (local $bv v128) (local $v v128) (local $e f32)
+    (local.set $bv (f32x4.splat (local.get $bound)))
+    (local.set $t (local.get $from))
+    (block $vdone
+      (loop $vloop
+        (br_if $vdone (i32.gt_u (i32.add (local.get $t) (i32.const 4)) (local.get $n)))
+        (local.set $v (v128.load align=4 (i32.add (local.get $out) (i32.shl (local.get $t) (i32.const 2)))))
+        (local.set $m (i32x4.bitmask (if (result v128) (local.get $above)
+          (then (f32x4.gt (local.get $v) (local.get $bv)))
+          (else (f32x4.lt (local.get $v) (local.get $bv))))))
+        ;; each set lane, lowest first
+        (block $mdone
+          (loop $mloop
+            (br_if $mdone (i32.eqz (local.get $m)))
+            (i32.store (i32.add (local.get $idx) (i32.shl (local.get $c) (i32.const 2))) (i32.add (local.get $t) (i32.ctz (local.get $m))))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (local.set $m (i32.and (local.get $m) (i32.sub (local.get $m) (i32.const 1))))
+            (br $mloop)))
+        (local.set $t (i32.add (local.get $t) (i32.const 4)))
+        (br $vloop)))
+    (block $sdone
+      (loop $sloop
+        (br_if $sdone (i32.ge_u (local.get $t) (local.get $n)))
+        (local.set $e (f32.load (i32.add (local.get $out) (i32.shl (local.get $t) (i32.const 2)))))
+        (if (if (result i32) (local.get $above) (then (f32.gt (local.get $e) (local.get $bound))) (else (f32.lt (local.get $e) (local.get $bound))))
+          (then
+            (i32.store (i32.add (local.get $idx) (i32.shl (local.get $c) (i32.const 2))) (local.get $t))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $sloop)))
+    (local.get $c))
 )
