@@ -1,5 +1,5 @@
 /**
- * `npm run bench:scale`: a million-item build, exact scans and exact Hamming search at scale, each next to an anchor
+ * `npm run bench:scale`: a million-item build, training on both cores, exact scans and exact Hamming search at scale, each next to an anchor
  * measured in the same run. Env: BENCH_MILLION_N (items of the build, default 1,000,000; 0 skips it), BENCH_HAMMING_N
  * (codes for the Hamming rows, default 10,000,000).
  */
@@ -11,7 +11,10 @@ import { exactKnn } from '../src/indexer/exact.js';
 import { FlatScan, scanKernel } from '../src/indexer/flat-scan.js';
 import { MultiIndexHash } from '../src/indexer/mih.js';
 import { exactScan } from '../src/indexer/retrieval.js';
+import { DENSE_DEFAULTS } from '../src/encoder/dense.js';
+import type { ArchConfig } from '../src/encoder/manifest.js';
 import { fashion } from './fashion.js';
+import { measureTraining, torchAnchor } from './training-speed.js';
 import { millionRows } from './scale-million.js';
 import { environment, publish, table } from './report.js';
 
@@ -31,6 +34,18 @@ const rows: (string | number)[][] = [];
 // First, while this process is small: the million-item build runs in processes of its own.
 const millionN = Number(process.env.BENCH_MILLION_N ?? 1_000_000);
 if (millionN > 0) rows.push(...(await millionRows(millionN)));
+
+// Training on both cores, on one, and PyTorch on two threads: the default dense model, batch 256, 8,000 digits.
+const denseArch: ArchConfig = { ...DENSE_DEFAULTS, inputDim: 784 };
+const two = await measureTraining(denseArch, 8000, 256, 2);
+const one = await measureTraining(denseArch, 8000, 256, 1);
+const torch = torchAnchor();
+rows.push([
+  'training, default dense model, batch 256 (samples/s)',
+  `${fmt(two.rate)} on 2 threads (held-out loss ${fmt(two.held, 2)})`,
+  `1 thread: ${fmt(one.rate)} (held-out loss ${fmt(one.held, 2)}); PyTorch, 2 threads: ${torch === null ? 'not installed (apt-get install python3-torch)' : `${fmt(torch)} (latentdex at ${fmt(two.rate / torch, 2)}×)`}`,
+  '≥ 1.2× PyTorch',
+]);
 
 // Exact pixel scan over the 60,000 Fashion-MNIST training images (784 bytes each), test images as queries.
 const train = await fashion('train');
@@ -87,6 +102,6 @@ rows.push([`same, near-duplicate queries (a stored code, 4 bits flipped) (ms/que
 
 publish(
   'scale',
-  'Scale: a million-item build, exact scans and exact Hamming search (`npm run bench:scale`)',
+  'Scale: a million-item build, training on two cores, exact scans and exact Hamming search (`npm run bench:scale`)',
   `${millionN > 0 ? `Build rows: \`npm run bench:million\`'s set of ${fmt(millionN)} Fashion-MNIST variants as an uncompressed IDX file, built by \`latentdex build\` with the defaults and a model trained beforehand on 20,000 of them (3 epochs); the anchor builds 60,000 of them (spread over the set) with the same model in the same run.\n\n` : ''}${table(['figure', 'latentdex', 'anchor, same run', 'goal'], rows)}\n\nScan kernel: ${scanKernel()}. Multi-index hashing answers exactly what the linear scan answers (checked in the run). ${environment(backendName())}`,
 );

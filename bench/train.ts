@@ -1,17 +1,11 @@
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { loadMnist } from '../data/mnist.js';
 import { backendName, initBackend } from '../src/encoder/backend.js';
 import { CONV_DEFAULTS } from '../src/encoder/conv.js';
 import { DENSE_DEFAULTS } from '../src/encoder/dense.js';
 import { installFastKernels, uninstallFastKernels } from '../src/encoder/kernels.js';
 import type { ArchConfig } from '../src/encoder/manifest.js';
-import { buildParts } from '../src/encoder/model.js';
-import { TRAIN_DEFAULTS, trainAutoencoder } from '../src/encoder/train.js';
 import { environment, publish, table } from './report.js';
+import { measureTraining as measure, torchAnchor } from './training-speed.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BATCH = 256;
 
 /** Training FLOPs per sample: forward 2·Σ(in·out), backward twice that (input and weight gradients). */
@@ -19,22 +13,6 @@ function flopsPerSample(dims: number[]): number {
   let macs = 0;
   for (let i = 0; i + 1 < dims.length; i++) macs += dims[i]! * dims[i + 1]!;
   return 2 * macs * 3;
-}
-
-/** Samples/s of the second epoch (the first warms up) and its held-out loss, training as `latentdex train` does. */
-async function measure(arch: ArchConfig, n: number, batchSize: number, threads: number): Promise<{ rate: number; held: number }> {
-  const parts = buildParts(arch, 1);
-  const set = loadMnist('train');
-  const r = await trainAutoencoder(parts, set.pixels.subarray(0, n * 784), n, 784, { ...TRAIN_DEFAULTS, epochs: 2, patience: 10, batchSize, loss: 'bce', regularisers: {}, quiet: true, arch, threads });
-  parts.encoder.dispose();
-  parts.decoder.dispose();
-  return { rate: r.history[1]!.samplesPerSec, held: r.history[1]!.heldOutLoss };
-}
-
-function torchAnchor(): number | null {
-  const r = spawnSync('/usr/bin/python3', [path.join(HERE, '..', '..', 'bench', 'torch_train.py'), '30'], { encoding: 'utf8' });
-  const v = Number(r.stdout.trim());
-  return r.status === 0 && Number.isFinite(v) ? v : null;
 }
 
 const backend = await initBackend({ prefer: process.env.LATENTDEX_BACKEND });
