@@ -334,6 +334,7 @@ describe('a build killed midway', () => {
     assert.equal((await cli(dataDir, args, 'ingest:after-batch')).signal, 'SIGKILL');
     const home = path.join(dataDir, 'r');
     const [left] = fs.readdirSync(home);
+    const kept = JSON.parse(fs.readFileSync(path.join(home, left!, 'model', 'manifest.json'), 'utf8')) as { createdAt: string };
     // the first file of the folder is gone: the stored batch no longer matches the source's start
     fs.rmSync(path.join(dir, first));
     const r = await cli(dataDir, args);
@@ -342,6 +343,9 @@ describe('a build killed midway', () => {
     try {
       assert.equal(c.count, 1099);
       assert.notEqual(identity(c.paths.version), identity(left!));
+      // and with a model trained on the folder as it is now, not the one trained on the folder before
+      assert.notEqual(c.model.manifest.createdAt, kept.createdAt);
+      assert.equal(c.model.manifest.training.trainItems + c.model.manifest.training.heldOutItems, 1099);
       assert.deepEqual(fs.readdirSync(home).sort(), ['CURRENT', c.paths.version]);
     } finally {
       c.close();

@@ -100,8 +100,10 @@ export function addCollectionCommands(ctx: Ctx): void {
         const given = keptModel ?? (f.model ? await TrainedModel.load(f.model) : undefined);
         const src = await openBuildSource(f.source, { limit: f.limit, model: given, shape: keptModel ? undefined : shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, trainLimit: f.trainLimit, spoolDir: spoolDirOf(g.dataDir) });
         let model: TrainedModel | undefined = given;
+        let fresh: TrainedModel | undefined;
+        const train = () => fitModel(src.train(), { ...f, epochs: f.trainEpochs }, g.quiet);
         try {
-          model ??= await fitModel(src.train(), { ...f, epochs: f.trainEpochs }, g.quiet);
+          model ??= await train();
           const c = await buildCollection(model, src.items(model), {
             ...src.settings(model),
             dataDir: g.dataDir,
@@ -111,12 +113,22 @@ export function addCollectionCommands(ctx: Ctx): void {
             quiet: g.quiet,
             lock,
             plan,
+            // a kept model is of a source that may have changed since: then one is trained again (not one given)
+            ...(keptModel && !f.model
+              ? {
+                  retrain: async () => {
+                    fresh = await train();
+                    return { model: fresh, items: src.items(fresh) };
+                  },
+                }
+              : {}),
           });
           reportSkipped(src.skipped);
           process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(src.shape, src.skipped.length)}, in ${c.paths.home}\n`);
           c.close();
         } finally {
           model?.dispose();
+          fresh?.dispose();
           src.close();
         }
       } finally {

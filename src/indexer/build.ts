@@ -24,6 +24,12 @@ export interface BuildOptions extends Omit<CreateOptions, 'name'> {
    * command with the same plan goes on from its last committed batch, with the model it had trained.
    */
   plan?: Record<string, unknown>;
+  /**
+   * For a build given the model of the interrupted version it would resume: when that version turns out not to match
+   * the source any more (the folder changed), a model trained afresh and its items, so the new build does not index
+   * the new source with a model trained on the old one.
+   */
+  retrain?: () => Promise<{ model: TrainedModel; items: ItemStream }>;
 }
 
 /** One text per plan, whatever order its fields were given in. */
@@ -160,7 +166,7 @@ async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream,
   const home = homeOf(o.dataDir, o.name);
   refuseExisting(home, o.name, Boolean(o.replace));
   const legacy = fs.existsSync(home) && isLegacy(home);
-  const stream = Array.isArray(items) ? arrayStream(items) : items;
+  let stream = Array.isArray(items) ? arrayStream(items) : items;
   const resumable = interruptedBuild(home, o.plan);
   // Under the build lock no other build of this name runs: what other builds left is theirs no more.
   for (const v of fs.existsSync(home) ? interruptedVersions(home) : []) {
@@ -169,6 +175,10 @@ async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream,
     removeVersion(home, v.version);
   }
   const resumed = resumable ? await resumeVersion(home, resumable, stream, o) : undefined;
+  if (resumable && !resumed && o.retrain) {
+    log(`training a new model for '${o.name}': the interrupted build's model was trained on what the source held then`, o.quiet);
+    ({ model, items: stream } = await o.retrain());
+  }
   let c = resumed?.c;
   const p = c?.paths ?? newVersion(home);
   let replaced: string | undefined;
