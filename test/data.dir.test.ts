@@ -208,6 +208,23 @@ describe('image shape through the CLI, the manifest and the API', () => {
     c.close();
   });
 
+  it('refuses a second folder whose file names repeat stored keys, saying how to keep both, and keeps both with --key-prefix', async () => {
+    const again = tmpDir();
+    await sharp({ create: { width: 30, height: 30, channels: 3, background: '#00f' } }).png().toFile(path.join(again, 'green.png'));
+    const refused = cli(['add', '--collection', 'mine', '--source', `dir:${again}`], dataDir);
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /DUPLICATE_KEY/);
+    assert.match(refused.stderr, /--key-prefix/);
+    const r = cli(['add', '--collection', 'mine', '--source', `dir:${again}`, '--key-prefix', 'again/'], dataDir);
+    assert.equal(r.status, 0, r.stderr);
+    const c = await Collection.open(dataDir, 'mine', { quiet: true });
+    try {
+      assert.notDeepEqual(c.pixelsOf(c.item('again/green.png').id), c.pixelsOf(c.item('green.png').id));
+    } finally {
+      c.close();
+    }
+  });
+
   it('finds an uploaded file first among its own stored copy, for PNG, JPEG, WebP, GIF, TIFF and AVIF uploads', async () => {
     const src = sharp(fs.readFileSync(path.join(folder, 'red', 'r3.png')));
     const uploads: [string, Buffer][] = [

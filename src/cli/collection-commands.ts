@@ -75,6 +75,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       .option('--model <dir>', 'use this trained model instead of training one')
       .option('--limit <n>', 'use at most N items', intArg())
       .option('--group-by <field>', 'jsonl: the field naming each record\'s source document (eval skips neighbours from the query\'s own)')
+      .option('--key-prefix <prefix>', 'put before every key')
       .option('--train-limit <n>', `train on at most N of the items, evenly spread (default ${DEFAULT_TRAIN_LIMIT.toLocaleString('en-US')})`, intArg())
       .option('--replace', 'replace an existing collection of that name')
       .option('--m <n>', 'HNSW M (graph degree)', intArg(2, 128), 16)
@@ -84,7 +85,7 @@ export function addCollectionCommands(ctx: Ctx): void {
   ).action(
     async (
       f: ModelFlags &
-        ImageFlags & { collection: string; source: string; model?: string; limit?: number; groupBy?: string; trainLimit?: number; replace?: boolean; m: number; efConstruction: number; ef: number; trainEpochs: number },
+        ImageFlags & { collection: string; source: string; model?: string; limit?: number; groupBy?: string; trainLimit?: number; replace?: boolean; keyPrefix?: string; m: number; efConstruction: number; ef: number; trainEpochs: number },
     ) => {
       await startBackend(ctx);
       const g = globals(ctx);
@@ -98,7 +99,7 @@ export function addCollectionCommands(ctx: Ctx): void {
         // a kept model that cannot be read is trained again
         const keptModel = kept ? await TrainedModel.load(kept).catch(() => undefined) : undefined;
         const given = keptModel ?? (f.model ? await TrainedModel.load(f.model) : undefined);
-        const src = await openBuildSource(f.source, { limit: f.limit, model: given, shape: keptModel ? undefined : shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, trainLimit: f.trainLimit, spoolDir: spoolDirOf(g.dataDir) });
+        const src = await openBuildSource(f.source, { limit: f.limit, model: given, shape: keptModel ? undefined : shapeOf(f), strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, trainLimit: f.trainLimit, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
         let model: TrainedModel | undefined = given;
         let fresh: TrainedModel | undefined;
         const train = () => fitModel(src.train(), { ...f, epochs: f.trainEpochs }, g.quiet);
@@ -145,13 +146,14 @@ export function addCollectionCommands(ctx: Ctx): void {
     .option('--limit <n>', 'add at most N items', intArg())
     .option('--group-by <field>', "jsonl: the field naming each record's source document")
     .option('--replace', 'replace items whose key already exists (default: refuse)')
+    .option('--key-prefix <prefix>', "put before every key, e.g. 'trip2/' for a folder whose file names repeat ones already added")
     .option('--strict', 'an image that cannot be used is an error (default: skip it and list it)')
-    .action(async (f: { collection: string; source: string; limit?: number; groupBy?: string; replace?: boolean; strict?: boolean }) => {
+    .action(async (f: { collection: string; source: string; limit?: number; groupBy?: string; replace?: boolean; keyPrefix?: string; strict?: boolean }) => {
       await startBackend(ctx);
       const g = globals(ctx);
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
-        const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir) });
+        const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
         const r = await c.addAll(itemsOf(c.model, l), { replace: f.replace, quiet: g.quiet });
         reportSkipped(l.kind === 'image' ? l.set.skipped : []);
         process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${c.name}' now holds ${c.count}\n`);

@@ -37,6 +37,13 @@ export interface LoadFlags {
   groupBy?: string;
   /** where a folder's pixels and previews are spooled while it is read (default the system's temporary folder) */
   spoolDir?: string;
+  /** put before every key (a second folder whose file names repeat the first's) */
+  keyPrefix?: string;
+}
+
+/** The keys with the prefix asked for, if any. */
+function prefixed(keys: string[], prefix: string | undefined): string[] {
+  return prefix ? keys.map((k) => prefix + k) : keys;
 }
 
 /** Refuses flags that do not fit a source (or its model); returns whether it holds texts. */
@@ -56,8 +63,12 @@ function checkFlags(spec: string, o: LoadFlags): boolean {
 /** Reads an image or text source; with a model, checks that the source is of the model's kind and decodes as it did. */
 export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loaded> {
   const text = checkFlags(spec, o);
-  if (text) return { kind: 'text', set: await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy }) };
-  return { kind: 'image', set: await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews, spoolDir: o.spoolDir }) };
+  if (text) {
+    const set = await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy });
+    return { kind: 'text', set: { ...set, keys: prefixed(set.keys, o.keyPrefix) } };
+  }
+  const set = await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews, spoolDir: o.spoolDir });
+  return { kind: 'image', set: { ...set, keys: prefixed(set.keys, o.keyPrefix) } };
 }
 
 export function count(l: Loaded): number {
@@ -150,7 +161,7 @@ export async function openBuildSource(spec: string, o: LoadFlags & { trainLimit?
   }
   const { rows: source, limited } = opened;
   try {
-    const meta = source.meta;
+    const meta = { ...source.meta, keys: prefixed(source.meta.keys, o.keyPrefix) };
     const all = meta.previews;
     // a folder's --limit was applied as it was decoded
     const rows = limited ? spread(meta.keys.length, undefined) : spread(meta.keys.length, o.limit);

@@ -611,7 +611,7 @@ export class Collection {
     for (const key of keys) {
       if (seen.has(key)) throw fail('DUPLICATE_KEY', `key '${key}' appears twice in the input; keys must be unique`);
       seen.add(key);
-      if (!o.replace && this.#cat.idOf(key) !== undefined) throw fail('DUPLICATE_KEY', `key '${key}' is already in collection '${this.name}'; pass --replace (CLI) or ?replace=true (HTTP) to overwrite it`);
+      if (!o.replace && this.#cat.idOf(key) !== undefined) throw fail('DUPLICATE_KEY', `key '${key}' is already in collection '${this.name}'; to keep both, add with --key-prefix (CLI) or another key; to overwrite it, pass --replace (CLI) or ?replace=true (HTTP)`);
     }
   }
 
