@@ -169,6 +169,33 @@ describe('pages', () => {
   });
 });
 
+describe('pages over exact duplicates', () => {
+  it('are slices of one ranking in every column although the graph returns any of the tied items', async () => {
+    const dir = tmpDir();
+    const picks = [...Array.from({ length: 300 }, (_, i) => i), ...Array.from({ length: 40 }, () => 7)];
+    const rows = picks.map((i) => i);
+    const sel: ImageSet = { ...base, keys: picks.map((i, j) => `${j < 300 ? 'orig' : 'copy'}-${j}`), labels: picks.map((i) => base.labels[i]!), uris: picks.map(() => ''), pixels: new Uint8Array(picks.length * 784) };
+    rows.forEach((i, j) => sel.pixels.set(base.pixels.subarray(i * 784, (i + 1) * 784), j * 784));
+    const model = await smallModel(sel, { epochs: 1 });
+    (await buildCollection(model, imageItems(sel), { dataDir: dir, name: 'dups', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
+    model.dispose();
+    const e = new SearchEngine({ dataDir: dir, quiet: true, maxK: 100 });
+    try {
+      for (const compare of [false, true]) {
+        const whole = await e.byKey('dups', 'orig-7', { k: 30, compare });
+        const pages: SearchResponse[] = [await e.byKey('dups', 'orig-7', { k: 10, compare })];
+        for (let i = 0; i < 2; i++) pages.push(await e.byKey('dups', 'orig-7', { k: 10, compare, cursor: pages[i]!.next! }));
+        const paged = pages.flatMap((p) => keysOf(p));
+        assert.equal(new Set(paged).size, 30, 'no item twice');
+        assert.deepEqual(paged, keysOf(whole));
+        assert.ok(paged.every((k) => k.startsWith('copy-')), 'the 40 copies come first');
+      }
+    } finally {
+      e.close();
+    }
+  });
+});
+
 describe('batches', () => {
   it('answers a batch of keys and codes exactly as one request each', async () => {
     const keys = Array.from({ length: 12 }, (_, i) => set.keys[i * 151]!);
