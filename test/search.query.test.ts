@@ -177,7 +177,7 @@ describe('pages over exact duplicates', () => {
     const sel: ImageSet = { ...base, keys: picks.map((i, j) => `${j < 300 ? 'orig' : 'copy'}-${j}`), labels: picks.map((i) => base.labels[i]!), uris: picks.map(() => ''), pixels: new Uint8Array(picks.length * 784) };
     rows.forEach((i, j) => sel.pixels.set(base.pixels.subarray(i * 784, (i + 1) * 784), j * 784));
     const model = await smallModel(sel, { epochs: 1 });
-    (await buildCollection(model, imageItems(sel), { dataDir: dir, name: 'dups', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
+    for (const name of ['dups', 'twin']) (await buildCollection(model, imageItems(sel), { dataDir: dir, name, kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true })).close();
     model.dispose();
     const e = new SearchEngine({ dataDir: dir, quiet: true, maxK: 100 });
     try {
@@ -189,6 +189,8 @@ describe('pages over exact duplicates', () => {
         assert.equal(new Set(paged).size, 30, 'no item twice');
         assert.deepEqual(paged, keysOf(whole));
         assert.ok(paged.every((k) => k.startsWith('copy-')), 'the 40 copies come first');
+        // a cursor of one collection, sent to another holding the same keys, is refused as a wrong request
+        await assert.rejects(e.byKey('twin', 'orig-7', { k: 10, compare, cursor: pages[0]!.next! }), { code: 'INVALID_ARGUMENT' });
       }
     } finally {
       e.close();

@@ -5,6 +5,8 @@ import { stableJson } from '../stable-json.js';
 
 /** Where the next page of a ranking starts, and the collection generation the ranking belongs to. */
 export interface Cursor {
+  /** the collection the ranking is of */
+  collection: string;
   generation: number;
   /** the build of the collection (its creation time) */
   version: string;
@@ -13,11 +15,11 @@ export interface Cursor {
   options: string;
 }
 
-const cursorSchema = z.object({ v: z.literal(2), g: z.number().int().min(0), b: z.string().max(64), o: z.number().int().min(0), f: z.string().max(32) }).strict();
+const cursorSchema = z.object({ v: z.literal(3), c: z.string().max(64), g: z.number().int().min(0), b: z.string().max(64), o: z.number().int().min(0), f: z.string().max(32) }).strict();
 
 /** An opaque cursor string (base64url JSON) for a response's `next`. */
 export function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify({ v: 2, g: c.generation, b: c.version, o: c.offset, f: c.options })).toString('base64url');
+  return Buffer.from(JSON.stringify({ v: 3, c: c.collection, g: c.generation, b: c.version, o: c.offset, f: c.options })).toString('base64url');
 }
 
 /** Reads a cursor a client sent back; INVALID_ARGUMENT when it is not one this server made. */
@@ -29,8 +31,8 @@ export function decodeCursor(s: string): Cursor {
     v = undefined;
   }
   const r = cursorSchema.safeParse(v);
-  if (s.length > 300 || !r.success) throw fail('INVALID_ARGUMENT', "cursor is not one this server made; pass the `next` value of a previous answer unchanged");
-  return { generation: r.data.g, version: r.data.b, offset: r.data.o, options: r.data.f };
+  if (s.length > 400 || !r.success) throw fail('INVALID_ARGUMENT', "cursor is not one this server made; pass the `next` value of a previous answer unchanged");
+  return { collection: r.data.c, generation: r.data.g, version: r.data.b, offset: r.data.o, options: r.data.f };
 }
 
 /**

@@ -324,7 +324,9 @@ export class SearchEngine {
     let cursorFingerprint: string | undefined;
     if (o.cursor !== undefined) {
       const cur = decodeCursor(o.cursor);
-      if (cur.generation !== c.generation || cur.version !== versionOf(c)) {
+      if (cur.collection !== c.name) throw fail('INVALID_ARGUMENT', `this cursor pages collection '${cur.collection}', not '${c.name}'; send it with the request it came from`);
+      if (cur.version !== versionOf(c)) throw fail('STALE_CURSOR', `collection '${c.name}' was rebuilt since this cursor was made; start again from the first page`);
+      if (cur.generation !== c.generation) {
         throw fail('STALE_CURSOR', `collection '${c.name}' changed since this cursor was made (generation ${cur.generation}, now ${c.generation}); start again from the first page`);
       }
       offset = cur.offset;
@@ -482,7 +484,7 @@ export class SearchEngine {
     }
     // a next page only where one may be asked for (offset + k ≤ MAX_DEPTH)
     const after = p.codes.offset + p.codes.k;
-    if ((codes.more || out.baseline?.more) && after + p.codes.k <= MAX_DEPTH) out.next = encodeCursor({ generation: c.generation, version: versionOf(c), offset: after, options: fingerprint });
+    if ((codes.more || out.baseline?.more) && after + p.codes.k <= MAX_DEPTH) out.next = encodeCursor({ collection: c.name, generation: c.generation, version: versionOf(c), offset: after, options: fingerprint });
     return out;
   }
 
