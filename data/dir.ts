@@ -38,6 +38,10 @@ export interface DirOptions {
   spoolDir?: string;
 }
 
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 /** Files looked at for `--channels auto`, spread over the folder. */
 const COLOUR_SAMPLE = 64;
 
@@ -106,7 +110,8 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
       try {
         img = await decodeImage(await fs.readFile(f), target, f, { preview: !!spool });
       } catch (e) {
-        reasons.set(i, messageOf(e).replace(`${f}: `, ''));
+        // the reason without the file's name, which the list of skipped files puts before it
+        reasons.set(i, messageOf(e).replace(new RegExp(`^${escapeRegExp(f)}:? `), ''));
         if (o.strict) {
           // the other workers stop after the file in their hands
           stop = true;

@@ -14,6 +14,8 @@ export interface ProgressOptions {
   fields?: string[];
   quiet?: boolean;
   stream?: NodeJS.WriteStream;
+  /** work done before this run (a resumed build): the rate and ETA count only what this run does */
+  start?: number;
 }
 
 function fmtEta(s: number): string {
@@ -27,6 +29,7 @@ export function progress(opts: ProgressOptions): Progress {
   const unit = opts.unit ?? 'items';
   const fields = opts.fields ?? [];
   const t0 = performance.now();
+  const start = opts.start ?? 0;
   if (opts.quiet) return { update() {}, stop() {} };
   const extra = fields.map((f) => ` | ${f} {${f}}`).join('');
   if (stream.isTTY) {
@@ -40,11 +43,11 @@ export function progress(opts: ProgressOptions): Progress {
       },
       cliProgress.Presets.shades_classic,
     );
-    bar.start(opts.total, 0, { rate: '0', etaf: '--', ...Object.fromEntries(fields.map((f) => [f, '-'])) });
+    bar.start(opts.total, start, { rate: '0', etaf: '--', ...Object.fromEntries(fields.map((f) => [f, '-'])) });
     return {
       update(done, payload = {}) {
         const s = (performance.now() - t0) / 1000;
-        const rate = done / Math.max(s, 1e-9);
+        const rate = (done - start) / Math.max(s, 1e-9);
         bar.update(done, { ...payload, rate: rate.toFixed(0), etaf: fmtEta((opts.total - done) / rate) });
       },
       stop() {
@@ -54,11 +57,11 @@ export function progress(opts: ProgressOptions): Progress {
   }
   // Not a terminal: one line at most every 2 s, and a final one.
   let last = 0;
-  let lastDone = 0;
+  let lastDone = start;
   let lastPayload: Record<string, string | number> = {};
   const line = (done: number, payload: Record<string, string | number>) => {
     const s = (performance.now() - t0) / 1000;
-    const rate = done / Math.max(s, 1e-9);
+    const rate = (done - start) / Math.max(s, 1e-9);
     const pct = opts.total > 0 ? ((100 * done) / opts.total).toFixed(0) : '100';
     const ex = fields.map((f) => ` | ${f} ${payload[f] ?? '-'}`).join('');
     stream.write(`${opts.title} ${pct}% ${done}/${opts.total} | ${rate.toFixed(0)} ${unit}/s | ETA ${fmtEta((opts.total - done) / rate)}${ex}\n`);

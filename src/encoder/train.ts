@@ -1,6 +1,7 @@
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { fail } from '../errors.js';
-import { progress } from '../progress.js';
+import { log, progress } from '../progress.js';
 import { backendName } from './backend.js';
 import { defaultTrainThreads, GradientReplicas, packTensors, shardSeed, type LocalModel, type Shard } from './data-parallel.js';
 import type { AutoencoderParts } from './dense.js';
@@ -89,7 +90,7 @@ export function gatherRows(src: Pixels, d: number, rows: ArrayLike<number>): Flo
  */
 export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n: number, dim: number, options: TrainOptions): Promise<TrainReport> {
   const o = options;
-  if (n < 2) throw fail('BAD_SOURCE', `training needs at least 2 items, got ${n}; check --source and --limit`);
+  if (n < 2) throw fail('BAD_SOURCE', `training needs at least 2 items, got ${n}; check --source, --limit and --train-limit`);
   if (data.length !== n * dim) throw fail('INVALID_DIM', `training data holds ${data.length} values, expected ${n} x ${dim}`);
   const rand = rng(o.seed);
   const order = shuffled(n, rand);
@@ -121,6 +122,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
   const bs = Math.min(o.batchSize, nTrain);
   const steps = Math.ceil(nTrain / bs);
   const threads = trainThreads(o, nTrain, bs);
+  if (threads > os.availableParallelism()) log(`training on ${threads} threads with ${os.availableParallelism()} cores: threads beyond the cores only slow it down`, o.quiet);
   const replicas = threads > 1 && o.arch ? await GradientReplicas.start(threads - 1, { arch: o.arch, loss: o.loss, regularisers: o.regularisers, learningRate: o.learningRate, backend: backendName() }, packTensors(vars)) : undefined;
   // one thread: tfjs's Adam; several: the replicas' one pass
   const optimizer = replicas ? undefined : tf.train.adam(o.learningRate);

@@ -687,7 +687,7 @@ export class Collection {
     const from = o.from ?? 0;
     const cd = this.manifest.codeDim;
     this.checkKeys(from ? stream.keys.slice(from) : stream.keys, {});
-    const bar = progress({ title: 'index', total: stream.total, quiet: o.quiet });
+    const bar = progress({ title: 'index', total: stream.total, quiet: o.quiet, start: from });
     bar.update(from);
     let n = from;
     let saved = performance.now();
