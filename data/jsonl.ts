@@ -1,6 +1,8 @@
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { z } from 'zod';
 import { fail, messageOf } from '../src/errors.js';
+import { log } from '../src/progress.js';
 import { decodeText, type TextSet } from './texts.js';
 
 const scalar = z.union([z.string(), z.number()]).nullable().optional();
@@ -16,11 +18,12 @@ const record = z
 const RESERVED = new Set(['key', 'text', 'label']);
 
 /**
- * `jsonl:FILE`: one JSON record `{key?, text, label?, group?}` per line; blank lines are skipped. `groupBy` names
+ * `jsonl:FILE`: one JSON record `{key?, text, label?, group?}` per line; blank lines are passed over, records that
+ * cannot be used skipped and listed (`strict`: the first one is an error). `groupBy` names
  * the field that says which source document a record comes from (default `group`; a record without it is its own
  * group): evaluation never counts a neighbour of the query's own group.
  */
-export async function loadJsonl(file: string, o: { groupBy?: string } = {}): Promise<TextSet> {
+export async function loadJsonl(file: string, o: { groupBy?: string; strict?: boolean } = {}): Promise<TextSet> {
   const groupField = o.groupBy ?? 'group';
   if (RESERVED.has(groupField)) throw fail('INVALID_ARGUMENT', `--group-by '${groupField}' names a record's own ${groupField}; name the field that holds its source document`);
   let groupsSeen = 0;
@@ -31,24 +34,29 @@ export async function loadJsonl(file: string, o: { groupBy?: string } = {}): Pro
     throw fail('BAD_SOURCE', `cannot read '${file}': ${messageOf(e)}`, e);
   }
   const lines = decodeText(buf, file).split('\n');
-  const set: TextSet = { kind: 'text', source: `jsonl:${file}`, keys: [], labels: [], uris: [], groups: [], texts: [] };
+  const set: TextSet = { kind: 'text', source: `jsonl:${file}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [] };
   const seen = new Set<string>();
+  // A record that cannot be used is skipped and listed (as dir: skips files), or with `strict` stops the read.
+  const skip = (i: number, reason: string, cause?: unknown) => {
+    if (o.strict) throw fail('BAD_FILE', `${file}:${i + 1}: ${reason} (without --strict it would be skipped)`, cause);
+    set.skipped!.push({ path: `${path.resolve(file)}:${i + 1}`, reason });
+  };
   lines.forEach((line, i) => {
     if (line.trim() === '') return;
     let obj: unknown;
     try {
       obj = JSON.parse(line);
     } catch (e) {
-      throw fail('BAD_FILE', `${file}:${i + 1}: malformed JSON (${messageOf(e)})`, e);
+      return skip(i, `malformed JSON (${messageOf(e)})`, e);
     }
     const r = record.safeParse(obj);
-    if (!r.success) throw fail('BAD_FILE', `${file}:${i + 1}: expected {"text": "...", "key"?, "label"?}; ${r.error.issues[0]?.path.join('.') || 'record'} ${r.error.issues[0]?.message}`);
-    if (r.data.text.trim() === '') throw fail('BAD_FILE', `${file}:${i + 1}: empty text`);
+    if (!r.success) return skip(i, `expected {"text": "...", "key"?, "label"?}; ${r.error.issues[0]?.path.join('.') || 'record'} ${r.error.issues[0]?.message}`);
+    if (r.data.text.trim() === '') return skip(i, 'empty text');
     const g = scalar.safeParse(Object.hasOwn(r.data, groupField) ? r.data[groupField] : undefined);
-    if (!g.success) throw fail('BAD_FILE', `${file}:${i + 1}: "${groupField}" must be a string or a number`);
-    if (g.data !== undefined && g.data !== null) groupsSeen++;
+    if (!g.success) return skip(i, `"${groupField}" must be a string or a number`);
     const key = r.data.key === undefined ? `line-${i + 1}` : String(r.data.key);
-    if (seen.has(key)) throw fail('BAD_FILE', `${file}:${i + 1}: duplicate key '${key}'`);
+    if (seen.has(key)) return skip(i, `duplicate key '${key}' (the first record with it is kept)`);
+    if (g.data !== undefined && g.data !== null) groupsSeen++;
     seen.add(key);
     set.keys.push(key);
     set.texts.push(r.data.text);
@@ -56,7 +64,9 @@ export async function loadJsonl(file: string, o: { groupBy?: string } = {}): Pro
     set.groups.push(g.data === undefined || g.data === null ? key : String(g.data));
     set.uris.push(`${file}#${i + 1}`);
   });
-  if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no records`);
+  const first = set.skipped![0];
+  if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no usable record${first ? ` (${set.skipped!.length} skipped; first: line ${first.path.slice(first.path.lastIndexOf(':') + 1)}: ${first.reason})` : ''}`);
   if (o.groupBy !== undefined && groupsSeen === 0) throw fail('BAD_SOURCE', `no record of '${file}' has a "${groupField}" field; --group-by names the field that holds each record's source document`);
+  if (set.skipped!.length) log(`skipped ${set.skipped!.length} records of '${file}' that could not be used (listed at the end and in \`latentdex info\`)`);
   return set;
 }

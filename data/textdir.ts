@@ -1,13 +1,17 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fail, messageOf } from '../src/errors.js';
+import { log } from '../src/progress.js';
 import { walkFiles } from './walk.js';
 import { decodeText, type TextSet } from './texts.js';
 
 const TEXT_EXT = new Set(['.txt']);
 
-/** `text:DIR`: one document per .txt file below DIR; label = the sub-folder holding it. */
-export async function loadTextDir(root: string): Promise<TextSet> {
+/**
+ * `text:DIR`: one document per .txt file below DIR; label = the sub-folder holding it. A file that is not UTF-8 text
+ * is skipped and listed (`strict`: an error).
+ */
+export async function loadTextDir(root: string, o: { strict?: boolean } = {}): Promise<TextSet> {
   try {
     if (!(await fs.stat(root)).isDirectory()) throw new Error('not a folder');
   } catch (e) {
@@ -15,15 +19,26 @@ export async function loadTextDir(root: string): Promise<TextSet> {
   }
   const files = await walkFiles(root, TEXT_EXT);
   if (files.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no .txt files`);
-  const set: TextSet = { kind: 'text', source: `text:${root}`, keys: [], labels: [], uris: [], groups: [], texts: [] };
+  const set: TextSet = { kind: 'text', source: `text:${root}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [] };
   for (const f of files) {
     const rel = path.relative(root, f).split(path.sep).join('/');
-    set.texts.push(decodeText(await fs.readFile(f), f));
+    let text: string;
+    try {
+      text = decodeText(await fs.readFile(f), f);
+    } catch (e) {
+      // an empty, binary or non-UTF-8 file is skipped and listed, as dir: skips images (strict: an error)
+      if (o.strict) throw fail('BAD_FILE', `${messageOf(e)} (without --strict it would be skipped)`, e);
+      set.skipped!.push({ path: path.resolve(f), reason: messageOf(e).replace(`${f}: `, '') });
+      continue;
+    }
+    set.texts.push(text);
     set.keys.push(rel);
     const parent = path.dirname(rel);
     set.labels.push(parent === '.' ? null : parent);
     set.uris.push(path.resolve(f));
     set.groups.push(rel);
   }
+  if (set.keys.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no usable .txt file (first: ${set.skipped![0]?.path}: ${set.skipped![0]?.reason})`);
+  if (set.skipped!.length) log(`skipped ${set.skipped!.length} files in '${root}' that could not be used (listed at the end and in \`latentdex info\`)`);
   return set;
 }

@@ -1,3 +1,4 @@
+import type { SkippedFile } from './images.js';
 import { fail } from '../src/errors.js';
 
 /** A set of documents: key, label, source uri, group (the source document a chunk came from) and text. */
@@ -9,6 +10,8 @@ export interface TextSet {
   uris: string[];
   groups: (string | null)[];
   texts: string[];
+  /** records or files of the source that could not be used (`jsonl:` lines as FILE:LINE) */
+  skipped?: SkippedFile[];
 }
 
 export function selectTexts(s: TextSet, idx: readonly number[]): TextSet {

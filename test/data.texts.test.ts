@@ -32,28 +32,40 @@ describe('text: and jsonl: sources', () => {
     assert.deepEqual(s.labels, [null, 'sport']);
   });
 
-  it('rejects empty, binary and invalid UTF-8 files, naming the file', async () => {
-    for (const [name, bytes] of [
+  it('skips and lists empty, binary and invalid UTF-8 files; strict refuses the first, naming it; none usable is BAD_SOURCE', async () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, 'good.txt'), 'a good document about sailing');
+    const bad = [
       ['empty.txt', Buffer.from('   \n')],
       ['binary.txt', Buffer.from([0x50, 0x4b, 0x00, 0x03])],
       ['latin1.txt', Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0x6e])],
-    ] as const) {
-      const dir = tmpDir();
-      fs.writeFileSync(path.join(dir, name), bytes);
-      await assert.rejects(loadTextSource(`text:${dir}`), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.includes(name));
-    }
+    ] as const;
+    for (const [name, bytes] of bad) fs.writeFileSync(path.join(dir, name), bytes);
+    const s = await loadTextSource(`text:${dir}`);
+    assert.deepEqual(s.keys, ['good.txt']);
+    assert.deepEqual(s.skipped!.map((f) => path.basename(f.path)).sort(), bad.map(([n]) => n).sort());
+    assert.ok(s.skipped!.every((f) => f.reason.length > 5 && !f.reason.includes(dir)));
+    await assert.rejects(loadTextSource(`text:${dir}`, { strict: true }), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && /binary\.txt|empty\.txt|latin1\.txt/.test(e.message));
+    fs.rmSync(path.join(dir, 'good.txt'));
+    await assert.rejects(loadTextSource(`text:${dir}`), { code: 'BAD_SOURCE' });
   });
 
-  it('reads JSONL records and reports a malformed line with its number', async () => {
+  it('reads JSONL records, and skips and lists each unusable line with its number (strict: the first is an error)', async () => {
     const dir = tmpDir();
     const f = path.join(dir, 'docs.jsonl');
     fs.writeFileSync(f, '{"key": "x", "text": "first document", "label": "a"}\n\n{"text": "second one"}\n');
     const s = await loadTextSource(`jsonl:${f}`);
     assert.deepEqual(s.keys, ['x', 'line-3']);
     assert.deepEqual(s.labels, ['a', null]);
-    fs.writeFileSync(f, '{"text": "ok"}\n{"text": "broken"\n');
-    await assert.rejects(loadTextSource(`jsonl:${f}`), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.includes(':2:'));
-    fs.writeFileSync(f, '{"text": "ok"}\n{"body": "no text field"}\n');
-    await assert.rejects(loadTextSource(`jsonl:${f}`), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.includes(':2:'));
+    assert.deepEqual(s.skipped, []);
+    fs.writeFileSync(f, ['{"text": "ok"}', '{"text": "broken"', '{"body": "no text field"}', '{"text": "  "}', '{"text": 5}', '[1, 2]', '{"key": "k", "text": "one"}', '{"key": "k", "text": "two"}', 'null'].join('\n'));
+    const t = await loadTextSource(`jsonl:${f}`);
+    assert.deepEqual(t.keys, ['line-1', 'k']);
+    assert.deepEqual(t.texts, ['ok', 'one']);
+    assert.deepEqual(t.skipped!.map((x) => Number(x.path.slice(x.path.lastIndexOf(':') + 1))), [2, 3, 4, 5, 6, 8, 9]);
+    assert.match(t.skipped!.find((x) => x.path.endsWith(':8'))!.reason, /duplicate key 'k'/);
+    await assert.rejects(loadTextSource(`jsonl:${f}`, { strict: true }), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.includes(':2:'));
+    fs.writeFileSync(f, '{"text": ""}\n');
+    await assert.rejects(loadTextSource(`jsonl:${f}`), (e: Error & { code?: string }) => e.code === 'BAD_SOURCE' && e.message.includes('empty text'));
   });
 });

@@ -147,7 +147,7 @@ export function addCollectionCommands(ctx: Ctx): void {
     .option('--group-by <field>', "jsonl: the field naming each record's source document")
     .option('--replace', 'replace items whose key already exists (default: refuse)')
     .option('--key-prefix <prefix>', "put before every key, e.g. 'trip2/' for a folder whose file names repeat ones already added")
-    .option('--strict', 'an image that cannot be used is an error (default: skip it and list it)')
+    .option('--strict', 'an image, text file or record that cannot be used is an error (default: skip it and list it)')
     .action(async (f: { collection: string; source: string; limit?: number; groupBy?: string; replace?: boolean; keyPrefix?: string; strict?: boolean }) => {
       await startBackend(ctx);
       const g = globals(ctx);
@@ -155,7 +155,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       try {
         const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
         const r = await c.addAll(itemsOf(c.model, l), { replace: f.replace, quiet: g.quiet });
-        reportSkipped(l.kind === 'image' ? l.set.skipped : []);
+        reportSkipped(l.set.skipped ?? []);
         process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${c.name}' now holds ${c.count}\n`);
       } finally {
         c.close();

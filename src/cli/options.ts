@@ -135,5 +135,5 @@ export function addImageFlags(cmd: Command): Command {
     .option('--image-size <n>', `square side images are resized to (default: ${DIR_DEFAULTS.size} for dir:, the native 28 for mnist and idx:)`, intArg(4, 512))
     .addOption(new Option('--channels <c>', 'colour (3), grey (1), or auto: 3 when the folder holds colour images').choices(['1', '3', 'auto']))
     .addOption(new Option('--fit <how>', `how a non-square image becomes square: contain (letterbox, default), cover (centre crop) or fill (stretch)`).choices([...FITS]))
-    .option('--strict', 'an image that cannot be used is an error (default: skip it and list it)');
+    .option('--strict', 'an image, text file or record that cannot be used is an error (default: skip it and list it)');
 }

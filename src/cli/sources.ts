@@ -64,7 +64,7 @@ function checkFlags(spec: string, o: LoadFlags): boolean {
 export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loaded> {
   const text = checkFlags(spec, o);
   if (text) {
-    const set = await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy });
+    const set = await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy, strict: o.strict });
     return { kind: 'text', set: { ...set, keys: prefixed(set.keys, o.keyPrefix) } };
   }
   const set = await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews, spoolDir: o.spoolDir });
@@ -157,7 +157,7 @@ export async function openBuildSource(spec: string, o: LoadFlags & { trainLimit?
   if (!opened) {
     const l = await loadSource(spec, o);
     const image = l.kind === 'image' ? l.set : null;
-    return { train: () => subset(l, trainLimit), items: (m) => itemsOf(m, l), settings: (m) => collectionSettings(m, l), skipped: image?.skipped ?? [], shape: image, close: () => undefined };
+    return { train: () => subset(l, trainLimit), items: (m) => itemsOf(m, l), settings: (m) => collectionSettings(m, l), skipped: l.set.skipped ?? [], shape: image, close: () => undefined };
   }
   const { rows: source, limited } = opened;
   try {

@@ -63,12 +63,15 @@ export function textItemStream(model: TrainedModel, set: TextSet, batch = ITEM_B
     const keys = empty.slice(0, 10).map((i) => set.keys[i]);
     log(`skipped ${empty.length} document(s) with no word of the model's vocabulary (only stop words, numbers or unseen words): ${keys.join(', ')}${empty.length > 10 ? ', …' : ''}`, false);
   }
+  const unusable = empty.map((i) => ({ path: set.uris[i] || set.keys[i]!, reason: "no word of the model's vocabulary (only stop words, numbers or unseen words)" }));
   return {
     total: kept.length,
     keys: kept.map((i) => set.keys[i]!),
     *batches(from = 0) {
       for (let s = from; s < kept.length; s += batch) yield textBatch(model, selectTexts(set, kept.slice(s, s + batch)));
     },
+    // recorded in the manifest, so that `info` lists them all
+    skipped: [...(set.skipped ?? []), ...unusable],
   };
 }
 
