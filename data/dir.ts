@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fail, messageOf } from '../src/errors.js';
+import { fail, messageOf, messageWithout } from '../src/errors.js';
 import { log, progress } from '../src/progress.js';
 import { walkFiles } from './walk.js';
 import { decodeImage, isColourImage, type DecodedImage, type DecodeTarget, type Fit } from './decode.js';
@@ -36,10 +36,6 @@ export interface DirOptions {
   concurrency?: number;
   /** where previews (and, for openDirImages, pixels) are spooled; default the system's temporary folder */
   spoolDir?: string;
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** Files looked at for `--channels auto`, spread over the folder. */
@@ -111,7 +107,7 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
         img = await decodeImage(await fs.readFile(f), target, f, { preview: !!spool });
       } catch (e) {
         // the reason without the file's name, which the list of skipped files puts before it
-        reasons.set(i, messageOf(e).replace(new RegExp(`^${escapeRegExp(f)}:? `), ''));
+        reasons.set(i, messageWithout(e, f));
         if (o.strict) {
           // the other workers stop after the file in their hands
           stop = true;

@@ -23,7 +23,7 @@ const RESERVED = new Set(['key', 'text', 'label']);
  * the field that says which source document a record comes from (default `group`; a record without it is its own
  * group): evaluation never counts a neighbour of the query's own group.
  */
-export async function loadJsonl(file: string, o: { groupBy?: string; strict?: boolean } = {}): Promise<TextSet> {
+export async function loadJsonl(file: string, o: { groupBy?: string; strict?: boolean; quiet?: boolean } = {}): Promise<TextSet> {
   const groupField = o.groupBy ?? 'group';
   if (RESERVED.has(groupField)) throw fail('INVALID_ARGUMENT', `--group-by '${groupField}' names a record's own ${groupField}; name the field that holds its source document`);
   let groupsSeen = 0;
@@ -36,10 +36,12 @@ export async function loadJsonl(file: string, o: { groupBy?: string; strict?: bo
   const lines = decodeText(buf, file).split('\n');
   const set: TextSet = { kind: 'text', source: `jsonl:${file}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [] };
   const seen = new Set<string>();
+  // records are named FILE#LINE, skipped or not, so that a line fixed and added again leaves the skipped list
+  const where = path.resolve(file);
   // A record that cannot be used is skipped and listed (as dir: skips files), or with `strict` stops the read.
   const skip = (i: number, reason: string, cause?: unknown) => {
     if (o.strict) throw fail('BAD_FILE', `${file}:${i + 1}: ${reason} (without --strict it would be skipped)`, cause);
-    set.skipped!.push({ path: `${path.resolve(file)}:${i + 1}`, reason });
+    set.skipped!.push({ path: `${where}#${i + 1}`, reason });
   };
   lines.forEach((line, i) => {
     if (line.trim() === '') return;
@@ -62,11 +64,11 @@ export async function loadJsonl(file: string, o: { groupBy?: string; strict?: bo
     set.texts.push(r.data.text);
     set.labels.push(r.data.label === undefined || r.data.label === null ? null : String(r.data.label));
     set.groups.push(g.data === undefined || g.data === null ? key : String(g.data));
-    set.uris.push(`${file}#${i + 1}`);
+    set.uris.push(`${where}#${i + 1}`);
   });
   const first = set.skipped![0];
-  if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no usable record${first ? ` (${set.skipped!.length} skipped; first: line ${first.path.slice(first.path.lastIndexOf(':') + 1)}: ${first.reason})` : ''}`);
+  if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no usable record${first ? ` (${set.skipped!.length} skipped; first: line ${first.path.slice(first.path.lastIndexOf('#') + 1)}: ${first.reason})` : ''}`);
   if (o.groupBy !== undefined && groupsSeen === 0) throw fail('BAD_SOURCE', `no record of '${file}' has a "${groupField}" field; --group-by names the field that holds each record's source document`);
-  if (set.skipped!.length) log(`skipped ${set.skipped!.length} records of '${file}' that could not be used (listed at the end and in \`latentdex info\`)`);
+  if (first) log(`skipped ${set.skipped!.length} records of '${file}' that could not be used (first: line ${first.path.slice(first.path.lastIndexOf('#') + 1)}: ${first.reason})`, o.quiet);
   return set;
 }

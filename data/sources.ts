@@ -82,13 +82,13 @@ export function isTextSpec(spec: string): boolean {
 }
 
 /** Reads a text source spec: `brown`, `text:DIR`, `jsonl:FILE`. */
-export async function loadTextSource(spec: string, opts: Pick<LoadOptions, 'limit' | 'groupBy' | 'strict'> = {}): Promise<TextSet> {
+export async function loadTextSource(spec: string, opts: Pick<LoadOptions, 'limit' | 'groupBy' | 'strict' | 'quiet'> = {}): Promise<TextSet> {
   if (opts.groupBy !== undefined && !spec.startsWith('jsonl:')) throw fail('INVALID_ARGUMENT', `--group-by reads a field of jsonl: records; '${spec}' has its own groups (brown: the source text)`);
   let set: TextSet;
   if (spec === 'brown') set = loadBrown();
   else if (spec === 'brown:short') set = loadBrownPieces();
-  else if (spec.startsWith('text:')) set = await loadTextDir(spec.slice(5), { strict: opts.strict });
-  else if (spec.startsWith('jsonl:')) set = await loadJsonl(spec.slice(6), { groupBy: opts.groupBy, strict: opts.strict });
+  else if (spec.startsWith('text:')) set = await loadTextDir(spec.slice(5), { strict: opts.strict, quiet: opts.quiet });
+  else if (spec.startsWith('jsonl:')) set = await loadJsonl(spec.slice(6), { groupBy: opts.groupBy, strict: opts.strict, quiet: opts.quiet });
   else throw fail('BAD_SOURCE', `unknown text source '${spec}'; use ${TEXT_SOURCE_HELP}`);
   const idx = limitIndices(set.keys.length, opts.limit);
   return idx ? selectTexts(set, idx) : set;

@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fail, messageOf } from '../src/errors.js';
+import { fail, messageOf, messageWithout } from '../src/errors.js';
 import { log } from '../src/progress.js';
 import { walkFiles } from './walk.js';
 import { decodeText, type TextSet } from './texts.js';
@@ -11,7 +11,7 @@ const TEXT_EXT = new Set(['.txt']);
  * `text:DIR`: one document per .txt file below DIR; label = the sub-folder holding it. A file that is not UTF-8 text
  * is skipped and listed (`strict`: an error).
  */
-export async function loadTextDir(root: string, o: { strict?: boolean } = {}): Promise<TextSet> {
+export async function loadTextDir(root: string, o: { strict?: boolean; quiet?: boolean } = {}): Promise<TextSet> {
   try {
     if (!(await fs.stat(root)).isDirectory()) throw new Error('not a folder');
   } catch (e) {
@@ -28,7 +28,7 @@ export async function loadTextDir(root: string, o: { strict?: boolean } = {}): P
     } catch (e) {
       // an empty, binary or non-UTF-8 file is skipped and listed, as dir: skips images (strict: an error)
       if (o.strict) throw fail('BAD_FILE', `${messageOf(e)} (without --strict it would be skipped)`, e);
-      set.skipped!.push({ path: path.resolve(f), reason: messageOf(e).replace(`${f}: `, '') });
+      set.skipped!.push({ path: path.resolve(f), reason: messageWithout(e, f) });
       continue;
     }
     set.texts.push(text);
@@ -39,6 +39,7 @@ export async function loadTextDir(root: string, o: { strict?: boolean } = {}): P
     set.groups.push(rel);
   }
   if (set.keys.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no usable .txt file (first: ${set.skipped![0]?.path}: ${set.skipped![0]?.reason})`);
-  if (set.skipped!.length) log(`skipped ${set.skipped!.length} files in '${root}' that could not be used (listed at the end and in \`latentdex info\`)`);
+  const first = set.skipped![0];
+  if (first) log(`skipped ${set.skipped!.length} files in '${root}' that could not be used (first: ${first.path}: ${first.reason})`, o.quiet);
   return set;
 }

@@ -60,3 +60,10 @@ export function isLatentdexError(e: unknown): e is LatentdexError {
 export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** The message of `e` without the leading name of the file it is about (for lists that name the file already). */
+export function messageWithout(e: unknown, name: string): string {
+  const m = messageOf(e);
+  for (const head of [`${name}: `, `${name} `]) if (m.startsWith(head)) return m.slice(head.length);
+  return m;
+}

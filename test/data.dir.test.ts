@@ -215,6 +215,7 @@ describe('image shape through the CLI, the manifest and the API', () => {
     assert.equal(refused.status, 2);
     assert.match(refused.stderr, /DUPLICATE_KEY/);
     assert.match(refused.stderr, /--key-prefix/);
+    assert.equal(cli(['add', '--collection', 'mine', '--source', `dir:${again}`, '--key-prefix', ''], dataDir).status, 2);
     const r = cli(['add', '--collection', 'mine', '--source', `dir:${again}`, '--key-prefix', 'again/'], dataDir);
     assert.equal(r.status, 0, r.stderr);
     const c = await Collection.open(dataDir, 'mine', { quiet: true });

@@ -122,6 +122,7 @@ describe('text model', () => {
     const stream = textItemStream(model, docs, 7);
     assert.equal(stream.total, 400);
     assert.deepEqual(stream.keys, small.keys);
+    assert.deepEqual(stream.skipped!.map((f) => f.path), ['empty-1', 'empty-2']);
     const batches = [...(stream.batches(14) as Iterable<ItemInput[]>)];
     assert.equal(batches.length, Math.ceil((400 - 14) / 7));
     const items = batches.flat();

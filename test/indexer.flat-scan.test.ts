@@ -82,6 +82,21 @@ describe('FlatScan#knn', () => {
     assert.deepEqual(new FlatScan(data, d, 'l2').knn(q, 3).map((h) => h.index), [2500, 0, 1]);
   });
 
+  it('answers exactly what its own plain loop answers when the rows past the first ones are selected in wasm', () => {
+    // k = 200 reads all 4,000 rows in the plain loop (no selection), k = 15 selects past its first 480
+    const d = 16;
+    const data = floats(4000, d, 77);
+    const unit = normaliseRows(data.slice(), d);
+    const rows = Int32Array.from({ length: 3000 }, (_, i) => i + 500);
+    for (const [scan] of [[new FlatScan(data, d, 'l2')], [new FlatScan(unit, d, 'cosine')]] as const) {
+      for (let t = 0; t < 5; t++) {
+        const q = floats(1, d, 300 + t);
+        assert.deepEqual(scan.knn(q, 15), scan.knn(q, 200).slice(0, 15));
+        assert.deepEqual(scan.knn(q, 15, rows), scan.knn(q, 200, rows).slice(0, 15));
+      }
+    }
+  });
+
   it('scans only the rows of a filter, nearest first, ties by row', () => {
     const scan = new FlatScan(pixels, dim, 'l2');
     const rows = Int32Array.from({ length: 200 }, (_, i) => i * 7 + 3);

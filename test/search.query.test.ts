@@ -147,6 +147,9 @@ describe('pages', () => {
     }
     await assert.rejects(engine.byKey('d', query, { k: 5, cursor: r.next! }), { code: 'STALE_CURSOR' });
     await assert.rejects(engine.byKey('d', query, { k: 5, cursor: 'bm90IGEgY3Vyc29y' }), { code: 'INVALID_ARGUMENT' });
+    // a cursor of the format before this one (made before an upgrade) is stale, not forged
+    const old = Buffer.from(JSON.stringify({ v: 2, g: 1, b: 'x', o: 5, f: 'abc' })).toString('base64url');
+    await assert.rejects(engine.byKey('d', query, { k: 5, cursor: old }), { code: 'STALE_CURSOR' });
     await assert.rejects(engine.byKey('d', query, { k: 5, cursor: r.next!, offset: 5 }), { code: 'INVALID_ARGUMENT' });
     await assert.rejects(engine.byKey('d', query, { k: 10, offset: 995 }), { code: 'INVALID_ARGUMENT' });
   });

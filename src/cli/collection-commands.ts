@@ -38,7 +38,7 @@ export function imageTarget(model: TrainedModel): DecodeTarget {
 function reportSkipped(skipped: readonly SkippedFile[]): void {
   if (skipped.length === 0) return;
   const lines = skipped.map((s) => `  ${s.path}: ${s.reason}`);
-  process.stderr.write(`skipped ${skipped.length} files that could not be used (--strict makes this an error):\n${lines.join('\n')}\n`);
+  process.stderr.write(`skipped ${skipped.length} files or records that could not be used (--strict makes a bad file or record an error):\n${lines.join('\n')}\n`);
 }
 
 function shapeNote(shape: Pick<ImageSet, 'width' | 'height' | 'channels'> | null, skipped: number): string {
@@ -119,7 +119,7 @@ export function addCollectionCommands(ctx: Ctx): void {
               ? {
                   retrain: async () => {
                     fresh = await train();
-                    return { model: fresh, items: src.items(fresh) };
+                    return { model: fresh, items: src.items(fresh), settings: src.settings(fresh) };
                   },
                 }
               : {}),

@@ -43,7 +43,11 @@ export interface LoadFlags {
 
 /** The keys with the prefix asked for, if any. */
 function prefixed(keys: string[], prefix: string | undefined): string[] {
-  return prefix ? keys.map((k) => prefix + k) : keys;
+  if (prefix === undefined) return keys;
+  if (prefix === '' || prefix.length > 200 || /[\u0000-\u001f\u007f]/.test(prefix)) {
+    throw fail('INVALID_ARGUMENT', '--key-prefix must be 1 to 200 characters without control characters, e.g. trip2/');
+  }
+  return keys.map((k) => prefix + k);
 }
 
 /** Refuses flags that do not fit a source (or its model); returns whether it holds texts. */
@@ -64,7 +68,7 @@ function checkFlags(spec: string, o: LoadFlags): boolean {
 export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loaded> {
   const text = checkFlags(spec, o);
   if (text) {
-    const set = await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy, strict: o.strict });
+    const set = await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy, strict: o.strict, quiet: o.quiet });
     return { kind: 'text', set: { ...set, keys: prefixed(set.keys, o.keyPrefix) } };
   }
   const set = await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews, spoolDir: o.spoolDir });

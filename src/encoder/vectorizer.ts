@@ -164,7 +164,7 @@ export class Vectorizer {
   emptyOf(texts: string[]): number[] {
     const out: number[] = [];
     texts.forEach((t, i) => {
-      if (this.counts(t).every((x) => x === 0)) out.push(i);
+      if (!tokenize(t, this.vocab.stem, this.vocab.tokens ?? 'ascii').some((w) => this.index.has(w))) out.push(i);
     });
     return out;
   }

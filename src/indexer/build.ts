@@ -29,7 +29,7 @@ export interface BuildOptions extends Omit<CreateOptions, 'name'> {
    * the source any more (the folder changed), a model trained afresh and its items, so the new build does not index
    * the new source with a model trained on the old one.
    */
-  retrain?: () => Promise<{ model: TrainedModel; items: ItemStream }>;
+  retrain?: () => Promise<{ model: TrainedModel; items: ItemStream; settings: Omit<CreateOptions, 'name' | 'hnsw'> }>;
 }
 
 /** One text per plan, whatever order its fields were given in. */
@@ -175,9 +175,13 @@ async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream,
     removeVersion(home, v.version);
   }
   const resumed = resumable ? await resumeVersion(home, resumable, stream, o) : undefined;
+  let settings: Omit<CreateOptions, 'name'> = o;
   if (resumable && !resumed && o.retrain) {
     log(`training a new model for '${o.name}': the interrupted build's model was trained on what the source held then`, o.quiet);
-    ({ model, items: stream } = await o.retrain());
+    const fresh = await o.retrain();
+    ({ model, items: stream } = fresh);
+    // a text model's baseline vocabulary (rawDim) is the new model's
+    settings = { ...o, ...fresh.settings };
   }
   let c = resumed?.c;
   const p = c?.paths ?? newVersion(home);
@@ -185,7 +189,7 @@ async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream,
   try {
     if (!c) {
       await model.save(p.model);
-      c = Collection.create(p, model, { ...o, name: o.name }, { quiet: o.quiet });
+      c = Collection.create(p, model, { ...settings, name: o.name }, { quiet: o.quiet });
       if (o.plan) writePlan(home, p.version, planText(o.plan));
     }
     try {

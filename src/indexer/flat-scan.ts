@@ -78,8 +78,10 @@ export class FlatScan {
     const q = align16(x + this.n * this.d * elt);
     const rows = align16(q + this.d * elt);
     const out = align16(rows + this.n * 4);
+    // the rows selected past a bound (float rows only: byte distances are selected in JavaScript)
     const selected = align16(out + this.n * 4);
-    return { x, q, rows, out, selected, pages: Math.ceil((selected + this.n * 4 + 16) / PAGE) };
+    const end = elt === 4 ? selected + this.n * 4 : selected;
+    return { x, q, rows, out, selected, pages: Math.ceil((end + 16) / PAGE) };
   }
 
   private kernels(): Run | null {
@@ -145,8 +147,9 @@ export class FlatScan {
     for (let t = 0; t < warm; t++) offer(t);
     if (select && warm < m) {
       const bound = top.bound;
-      // cosine: 1 − dot/qn < bound ⇔ dot > (1 − bound)·qn, loosened by a float32 step so no row is lost to rounding
-      const cut = cosine ? (1 - bound) * qn - Math.abs((1 - bound) * qn) * 1e-6 - 1e-30 : bound;
+      // cosine: 1 − dot/qn < bound ⇔ dot > (1 − bound)·qn, loosened by 1e-6·qn (dot lies in [−qn, qn]) so that no
+      // row is lost to rounding; the loop below decides on the exact distance
+      const cut = cosine ? (1 - bound) * qn - 1e-6 * qn : bound;
       for (const t of select(warm, cut, cosine)) offer(t);
     }
     return top.toArray();

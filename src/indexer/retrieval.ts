@@ -152,6 +152,16 @@ export interface IdFilter {
   size: number;
 }
 
+/** Most rows a graph search reads past k to complete a run of tied distances. */
+const MAX_TIE_DEPTH = 4096;
+
+/** Nearest first; equal distances by row; a NaN distance last. */
+function byDistanceThenRow(a: Ranked, b: Ranked): number {
+  const da = Number.isNaN(a.distance) ? Infinity : a.distance;
+  const db = Number.isNaN(b.distance) ? Infinity : b.distance;
+  return da - db || a.index - b.index;
+}
+
 /**
  * An approximate graph search whose answers are ids; `rowOfId` maps them to rows of the scored matrix (without it,
  * the ids are the rows). A row filter is handed to the graph search as a test on ids.
@@ -169,11 +179,24 @@ export function graphScan(
       return r !== undefined && only.has(r);
     },
   });
-  const search = (q: Float32Array, k: number, only?: RowSet) =>
-    find(q, k, only && ids(only)).flatMap((h) => {
+  const rowHits = (hits: { id: number; distance: number }[]) =>
+    hits.flatMap((h) => {
       const index = rowOfId ? rowOfId.get(h.id) : h.id;
       return index === undefined ? [] : [{ index, distance: h.distance }];
     });
+  // A graph returns any of several rows at one distance (exact duplicates): the answer is read deeper while its last
+  // hit ties the k-th, and ties are ordered by row, so that the first k of any deeper answer are these k.
+  const search = (q: Float32Array, k: number, only?: RowSet) => {
+    const filter = only && ids(only);
+    let depth = k;
+    for (;;) {
+      const hits = find(q, depth, filter);
+      const kth = hits[k - 1]?.distance;
+      const tied = hits.length >= depth && kth !== undefined && hits[hits.length - 1]!.distance <= kth && depth < k + MAX_TIE_DEPTH;
+      if (!tied) return rowHits(hits).sort(byDistanceThenRow).slice(0, k);
+      depth = Math.min(k + MAX_TIE_DEPTH, depth * 2);
+    }
+  };
   return { name, bytesPerItem, search, searchMany: (qs, n, k) => rowsOf(qs, n).map((q) => Int32Array.from(search(q, k).map((h) => h.index))) };
 }
 

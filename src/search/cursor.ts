@@ -30,6 +30,10 @@ export function decodeCursor(s: string): Cursor {
   } catch {
     v = undefined;
   }
+  // a cursor of an earlier format was made by this server before an upgrade: stale, not forged
+  if (s.length <= 400 && typeof v === 'object' && v !== null && 'v' in v && typeof v.v === 'number' && v.v < 3) {
+    throw fail('STALE_CURSOR', 'this cursor was made by an earlier version of latentdex; start again from the first page');
+  }
   const r = cursorSchema.safeParse(v);
   if (s.length > 400 || !r.success) throw fail('INVALID_ARGUMENT', "cursor is not one this server made; pass the `next` value of a previous answer unchanged");
   return { collection: r.data.c, generation: r.data.g, version: r.data.b, offset: r.data.o, options: r.data.f };

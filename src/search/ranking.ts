@@ -36,9 +36,6 @@ export interface RankedRow {
  * the item of an entry (undefined to skip it: the query itself, or an item removed meanwhile), `distance` the
  * reported distance. Asks for 4× deeper until the page is full, the threshold is passed, or `reachable` entries were
  * read. `more` says whether hits follow the page.
- *
- * Equal distances are ordered by row, and a run of them that reaches the end of what was read is read deeper first:
- * a graph search returns any of several tied rows (exact duplicates), and pages must be slices of one ranking.
  */
 export function readRanking(
   search: (depth: number) => Ranked[],
@@ -51,7 +48,7 @@ export function readRanking(
   const limit = Math.min(reachable, p.maxDepth);
   let depth = Math.min(limit, need + 2);
   for (;;) {
-    const res = [...search(depth)].sort((a, b) => a.distance - b.distance || a.index - b.index);
+    const res = search(depth);
     const list: RankedRow[] = [];
     const seen = new Map<string, number>();
     let passed = false;
@@ -75,9 +72,7 @@ export function readRanking(
       // one beyond the page says whether another page follows
       if (list.length > need) break;
     }
-    const last = res[res.length - 1];
-    const tiedToEnd = list.length >= need && need > 0 && last !== undefined && distance(last.distance) <= list[need - 1]!.distance;
-    const done = (list.length > need || passed || res.length < depth || depth >= limit) && !(tiedToEnd && !passed && res.length >= depth && depth < limit);
+    const done = list.length > need || passed || res.length < depth || depth >= limit;
     if (done) return { page: list.slice(p.offset, need), more: list.length > need };
     depth = Math.min(limit, depth * 4);
   }
