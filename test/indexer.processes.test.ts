@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { loadBrownPieces } from '../data/brown.js';
 import { selectImages, type ImageSet } from '../data/images.js';
 import type { TrainedModel } from '../src/encoder/model.js';
 import { buildCollection, collectionExists, modelDirOf } from '../src/indexer/build.js';
@@ -318,6 +319,31 @@ describe('a build killed midway', () => {
       assert.notEqual(identity(c.paths.version), identity(left!));
       assert.equal(c.model.manifest.regularisers.denoise?.kind, 'gaussian');
       assert.deepEqual(fs.readdirSync(home).sort(), ['CURRENT', c.paths.version]);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('trains a text model again, with its own vocabulary, when a killed text build\'s file changed', async () => {
+    const dataDir = tmpDir();
+    const pieces = loadBrownPieces();
+    const file = path.join(tmpDir(), 'docs.jsonl');
+    const write = (from: number) => fs.writeFileSync(file, Array.from({ length: 1100 }, (_, i) => JSON.stringify({ key: `d${i}`, text: pieces.texts[from + i] })).join('\n'));
+    write(0);
+    const args = ['build', '--collection', 't', '--source', `jsonl:${file}`, '--hidden', '32', '--code-dim', '6', '--train-epochs', '1'];
+    assert.equal((await cli(dataDir, args, 'ingest:after-batch')).signal, 'SIGKILL');
+    const [left] = fs.readdirSync(path.join(dataDir, 't'));
+    const kept = JSON.parse(fs.readFileSync(path.join(dataDir, 't', left!, 'model', 'manifest.json'), 'utf8')) as { createdAt: string };
+    // other documents under the same keys: another vocabulary, so another baseline size
+    write(2000);
+    const r = await cli(dataDir, args);
+    assert.equal(r.code, 0, r.err);
+    const c = await Collection.open(dataDir, 't', { quiet: true });
+    try {
+      assert.equal(c.count, 1100);
+      assert.notEqual(c.model.manifest.createdAt, kept.createdAt);
+      const hits = c.search(c.codeOf(c.item('d5').id), 1);
+      assert.equal(hits[0]!.id, c.item('d5').id);
     } finally {
       c.close();
     }
