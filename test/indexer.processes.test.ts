@@ -282,6 +282,8 @@ describe('a build killed midway', () => {
     const [left] = fs.readdirSync(home);
     assert.ok(left);
     const trained = fs.readFileSync(path.join(home, left, 'model', 'manifest.json'), 'utf8');
+    // info names it as a build the same command resumes
+    assert.match((await cli(dataDir, ['info'])).out, /^no collections in .*\nstopped builds, resumed by the same build command: r\n$/);
     // another data directory's build leaves it alone
     assert.equal((await cli(tmpDir(), args)).code, 0);
     assert.deepEqual(fs.readdirSync(home), [left]);

@@ -6,7 +6,7 @@ import type { DecodeTarget } from '../../data/decode.js';
 import { TrainedModel } from '../encoder/model.js';
 import { writeCodes } from '../encoder/npy.js';
 import { fail } from '../errors.js';
-import { buildCollection, listCollections, modelDirOf, reserveBuild, resumableModel } from '../indexer/build.js';
+import { buildCollection, listCollections, modelDirOf, reserveBuild, resumableBuilds, resumableModel } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
 import { spoolDirOf } from '../indexer/paths.js';
 import type { ImageSet, SkippedFile } from '../../data/images.js';
@@ -189,6 +189,8 @@ export function addCollectionCommands(ctx: Ctx): void {
       if (!f.collection) {
         const names = listCollections(g.dataDir);
         process.stdout.write(f.json ? `${JSON.stringify(names)}\n` : names.length ? `${names.join('\n')}\n` : `no collections in ${g.dataDir}\n`);
+        const stopped = resumableBuilds(g.dataDir);
+        if (!f.json && stopped.length) process.stdout.write(`stopped builds, resumed by the same build command: ${stopped.join(', ')}\n`);
         return;
       }
       await startBackend(ctx);

@@ -234,6 +234,20 @@ export function listCollections(dataDir: string): string[] {
     .sort();
 }
 
+/**
+ * Names with a build that stopped after its model was trained (killed, or at an error) and that the same `build`
+ * command resumes: what `info` lists beside the collections.
+ */
+export function resumableBuilds(dataDir: string): string[] {
+  if (!fs.existsSync(dataDir)) return [];
+  return fs
+    .readdirSync(dataDir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && !OLD_SWAP.test(e.name) && isValidName(e.name))
+    .filter((e) => interruptedVersions(path.join(dataDir, e.name)).some((v) => v.plan !== undefined))
+    .map((e) => e.name)
+    .sort();
+}
+
 /** The model folder of a collection's live version; COLLECTION_NOT_FOUND when there is none. */
 export function modelDirOf(dataDir: string, name: string): string {
   const home = homeOf(dataDir, name);
