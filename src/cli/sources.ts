@@ -41,17 +41,17 @@ export interface LoadFlags {
   keyPrefix?: string;
 }
 
-/** The keys with the prefix asked for, if any. */
+/** The keys with the prefix asked for (checked by checkFlags), if any. */
 function prefixed(keys: string[], prefix: string | undefined): string[] {
-  if (prefix === undefined) return keys;
-  if (prefix === '' || prefix.length > 200 || /[\u0000-\u001f\u007f]/.test(prefix)) {
-    throw fail('INVALID_ARGUMENT', '--key-prefix must be 1 to 200 characters without control characters, e.g. trip2/');
-  }
-  return keys.map((k) => prefix + k);
+  return prefix === undefined ? keys : keys.map((k) => prefix + k);
 }
 
-/** Refuses flags that do not fit a source (or its model); returns whether it holds texts. */
+/** Refuses flags that do not fit a source (or its model), before it is read; returns whether it holds texts. */
 function checkFlags(spec: string, o: LoadFlags): boolean {
+  const p = o.keyPrefix;
+  if (p !== undefined && (p === '' || p.length > 200 || /[\u0000-\u001f\u007f]/.test(p))) {
+    throw fail('INVALID_ARGUMENT', '--key-prefix must be 1 to 200 characters without control characters, e.g. trip2/');
+  }
   const text = isTextSpec(spec);
   if (o.model && (o.model.manifest.kind === 'text') !== text) {
     throw fail('INVALID_ARGUMENT', `source '${spec}' holds ${text ? 'texts' : 'images'} but the model is a${o.model.manifest.kind === 'text' ? ' text' : 'n image'} model`);
