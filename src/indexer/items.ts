@@ -53,9 +53,10 @@ export function textItemStream(model: TrainedModel, set: TextSet, batch = ITEM_B
   const n = set.texts.length;
   const kept: number[] = [];
   const empty: number[] = [];
+  const vec = vectorizerOf(model);
   for (let s = 0; s < n; s += batch) {
     const chunk = set.texts.slice(s, s + batch);
-    const skip = new Set(vectorizerOf(model).emptyOf(chunk));
+    const skip = new Set(vec.emptyOf(chunk));
     chunk.forEach((_, j) => (skip.has(j) ? empty : kept).push(s + j));
   }
   if (kept.length === 0) throw fail('EMPTY_TEXT', `no document of ${set.source} has a word of the model's vocabulary`);
