@@ -8,6 +8,16 @@ export interface Env {
   quiet: boolean;
   /** the pid of the parent process this one ends with (set for the server's demo builds) */
   exitWithParent: number | undefined;
+  /** where an `s3://` store is and how to sign in (the AWS SDK's variables) */
+  s3: S3Env;
+}
+
+export interface S3Env {
+  endpoint: string | undefined;
+  region: string | undefined;
+  accessKeyId: string | undefined;
+  secretAccessKey: string | undefined;
+  sessionToken: string | undefined;
 }
 
 export const DEFAULT_DATA_DIR = path.join('data', 'collections');
@@ -19,5 +29,12 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): Env {
     apiKey: env.LATENTDEX_API_KEY || undefined,
     quiet: env.LATENTDEX_QUIET === '1',
     exitWithParent: /^\d+$/.test(env.LATENTDEX_EXIT_WITH_PARENT ?? '') ? Number(env.LATENTDEX_EXIT_WITH_PARENT) : undefined,
+    s3: {
+      endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
+      region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+      accessKeyId: env.AWS_ACCESS_KEY_ID || undefined,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY || undefined,
+      sessionToken: env.AWS_SESSION_TOKEN || undefined,
+    },
   };
 }

@@ -8,7 +8,9 @@ import { writeCodes } from '../encoder/npy.js';
 import { fail } from '../errors.js';
 import { buildCollection, listCollections, modelDirOf, reserveBuild, resumableBuilds, resumableModel } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
-import { spoolDirOf } from '../indexer/paths.js';
+import { spoolDirOf, STORE_STAGING } from '../indexer/paths.js';
+import type { LanceStore } from '../indexer/lance-store.js';
+import { encodeStream, headOf, openStore, STORE_FLAG_HELP, withStoreModel } from './store.js';
 import type { ImageSet, SkippedFile } from '../../data/images.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
@@ -78,6 +80,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       .option('--key-prefix <prefix>', 'put before every key')
       .option('--train-limit <n>', `train on at most N of the items, evenly spread (default ${DEFAULT_TRAIN_LIMIT.toLocaleString('en-US')})`, intArg())
       .option('--replace', 'replace an existing collection of that name')
+      .option('--store <uri>', STORE_FLAG_HELP)
       .option('--m <n>', 'HNSW M (graph degree)', intArg(2, 128), 16)
       .option('--ef-construction <n>', 'HNSW efConstruction', intArg(8, 4096), 200)
       .option('--ef <n>', 'HNSW ef at query time', intArg(1, 4096), 100),
@@ -85,12 +88,29 @@ export function addCollectionCommands(ctx: Ctx): void {
   ).action(
     async (
       f: ModelFlags &
-        ImageFlags & { collection: string; source: string; model?: string; limit?: number; groupBy?: string; trainLimit?: number; replace?: boolean; keyPrefix?: string; m: number; efConstruction: number; ef: number; trainEpochs: number },
+        ImageFlags & { collection: string; source: string; model?: string; limit?: number; groupBy?: string; trainLimit?: number; replace?: boolean; keyPrefix?: string; store?: string; m: number; efConstruction: number; ef: number; trainEpochs: number },
     ) => {
-      await startBackend(ctx);
       const g = globals(ctx);
+      // a collection for a store is built in a staging folder of the data directory (resumable), then copied in
+      const store = f.store ? await openStore(ctx, f.store) : undefined;
+      try {
+        if (store && !f.replace && (await store.head(f.collection))) throw fail('COLLECTION_EXISTS', `collection '${f.collection}' already exists in ${store.label}; pass --replace to rebuild it or use \`latentdex add --store\``);
+        await buildCommand(f, store ? { ...g, dataDir: path.join(g.dataDir, STORE_STAGING) } : g, store);
+      } finally {
+        store?.close();
+      }
+    },
+  );
+
+  async function buildCommand(
+    f: ModelFlags &
+      ImageFlags & { collection: string; source: string; model?: string; limit?: number; groupBy?: string; trainLimit?: number; replace?: boolean; keyPrefix?: string; store?: string; m: number; efConstruction: number; ef: number; trainEpochs: number },
+    g: ReturnType<typeof globals>,
+    store: LanceStore | undefined,
+  ): Promise<void> {
+      await startBackend(ctx);
       // before any work: another build of this name, or an existing collection, is an answer now, not after training
-      const lock = reserveBuild(g.dataDir, f.collection, { replace: f.replace });
+      const lock = reserveBuild(g.dataDir, f.collection, { replace: f.replace || Boolean(store) });
       try {
         // the same command after a killed build goes on from its last committed batch, with the model it trained
         // threads change the speed of training, not what a build makes
@@ -110,7 +130,7 @@ export function addCollectionCommands(ctx: Ctx): void {
             dataDir: g.dataDir,
             name: f.collection,
             hnsw: { M: f.m, efConstruction: f.efConstruction, ef: f.ef },
-            replace: f.replace,
+            replace: f.replace || Boolean(store),
             quiet: g.quiet,
             lock,
             plan,
@@ -125,8 +145,17 @@ export function addCollectionCommands(ctx: Ctx): void {
               : {}),
           });
           reportSkipped(src.skipped);
-          process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(src.shape, src.skipped.length)}, in ${c.paths.home}\n`);
-          c.close();
+          let where = c.paths.home;
+          try {
+            if (store) {
+              await store.publish(c, { replace: f.replace, quiet: g.quiet });
+              where = store.label;
+            }
+          } finally {
+            c.close();
+          }
+          if (store) await fs.rm(c.paths.home, { recursive: true, force: true });
+          process.stdout.write(`built collection '${c.name}': ${c.count} items, ${c.manifest.codeDim}-d codes${shapeNote(src.shape, src.skipped.length)}, in ${where}\n`);
         } finally {
           model?.dispose();
           fresh?.dispose();
@@ -135,8 +164,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       } finally {
         lock.release();
       }
-    },
-  );
+  }
 
   program
     .command('add')
@@ -148,9 +176,27 @@ export function addCollectionCommands(ctx: Ctx): void {
     .option('--replace', 'replace items whose key already exists (default: refuse)')
     .option('--key-prefix <prefix>', "put before every key, e.g. 'trip2/' for a folder whose file names repeat ones already added")
     .option('--strict', 'an image, text file or record that cannot be used is an error (default: skip it and list it)')
-    .action(async (f: { collection: string; source: string; limit?: number; groupBy?: string; replace?: boolean; keyPrefix?: string; strict?: boolean }) => {
-      await startBackend(ctx);
+    .option('--store <uri>', 'add to a collection of this LanceDB store (see `build --store`); every server of the store shows the items')
+    .action(async (f: { collection: string; source: string; limit?: number; groupBy?: string; replace?: boolean; keyPrefix?: string; strict?: boolean; store?: string }) => {
       const g = globals(ctx);
+      if (f.store) {
+        const store = await openStore(ctx, f.store);
+        try {
+          const head = await headOf(store, f.collection);
+          await startBackend(ctx);
+          const r = await withStoreModel(store, head, async (model) => {
+            const l = await loadSource(f.source, { limit: f.limit, model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
+            reportSkipped(l.set.skipped ?? []);
+            const rows = await encodeStream(model, itemsOf(model, l), head.manifest.rawType, g.quiet);
+            return store.write(f.collection, rows, [], { replace: f.replace });
+          });
+          process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${f.collection}' now holds ${r.head.manifest.count} in ${store.label}\n`);
+        } finally {
+          store.close();
+        }
+        return;
+      }
+      await startBackend(ctx);
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
         const l = await loadSource(f.source, { limit: f.limit, model: c.model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
@@ -167,9 +213,20 @@ export function addCollectionCommands(ctx: Ctx): void {
     .description('remove items by key')
     .requiredOption('--collection <name>', 'collection name')
     .requiredOption('--key <keys...>', 'keys to remove')
-    .action(async (f: { collection: string; key: string[] }) => {
-      await startBackend(ctx);
+    .option('--store <uri>', 'remove from a collection of this LanceDB store (see `build --store`)')
+    .action(async (f: { collection: string; key: string[]; store?: string }) => {
       const g = globals(ctx);
+      if (f.store) {
+        const store = await openStore(ctx, f.store);
+        try {
+          const r = await store.write(f.collection, [], f.key);
+          process.stdout.write(`removed ${r.removed} items; '${f.collection}' now holds ${r.head.manifest.count} in ${store.label}\n`);
+        } finally {
+          store.close();
+        }
+        return;
+      }
+      await startBackend(ctx);
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
         const n = await c.remove(f.key);
@@ -184,8 +241,21 @@ export function addCollectionCommands(ctx: Ctx): void {
     .description('collections, or one collection: counts, dims, params, sizes on disk, model figures')
     .option('--collection <name>', 'collection name')
     .option('--json', 'print JSON')
-    .action(async (f: { collection?: string; json?: boolean }) => {
+    .option('--store <uri>', 'the collections of this LanceDB store (see `build --store`)')
+    .action(async (f: { collection?: string; json?: boolean; store?: string }) => {
       const g = globals(ctx);
+      if (f.store) {
+        const store = await openStore(ctx, f.store);
+        try {
+          const heads = f.collection ? [await headOf(store, f.collection)] : await store.list();
+          if (f.json) process.stdout.write(`${JSON.stringify(f.collection ? heads[0]!.manifest : heads.map((h) => h.name), null, f.collection ? 2 : 0)}\n`);
+          else if (!heads.length) process.stdout.write(`no collections in ${store.label}\n`);
+          else for (const h of heads) process.stdout.write(`${h.name} (${h.manifest.kind}): ${h.manifest.count} items, ${h.manifest.codeDim}-d codes, ${h.seq} writes since its build, in ${store.label}\n`);
+        } finally {
+          store.close();
+        }
+        return;
+      }
       if (!f.collection) {
         const names = listCollections(g.dataDir);
         process.stdout.write(f.json ? `${JSON.stringify(names)}\n` : names.length ? `${names.join('\n')}\n` : `no collections in ${g.dataDir}\n`);

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { count, loadSource, queriesOf, vectorsOf, type Loaded } from './sources.js';
 import { TrainedModel } from '../encoder/model.js';
@@ -12,6 +15,8 @@ import { floatArg, intArg } from './options.js';
 import { MAX_SHORTLIST, RERANK_DEFAULTS, rerankOptions } from '../search/rerank.js';
 import { DemoBuilds } from '../search/demo.js';
 import { serve } from '../search/serve.js';
+import { DEFAULT_SYNC_MS, StoreMirror } from '../indexer/mirror.js';
+import { openStore } from './store.js';
 import { backendName } from '../encoder/backend.js';
 
 /** Loads eval queries for a collection from a source spec (`groupBy`: the jsonl field naming their source document). */
@@ -106,19 +111,49 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
     .option('--max-upload-mb <n>', 'largest accepted upload', intArg(1, 100), 5)
     .option('--serve-originals', "serve image items' original files, only from the folders each collection was read from")
     .option('--allowed-host <names...>', 'host names the page may be opened under besides localhost (a loopback server refuses others: DNS-rebinding guard)')
-    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean; allowedHost?: string[] }) => {
-      await startBackend(ctx);
+    .option('--store <uri>', "serve a LanceDB store's collections as one of many stateless replicas (see `build --store`)")
+    .option('--cache-dir <dir>', 'with --store: where the local copies are kept (default: a temporary folder removed at exit)')
+    .option('--sync-ms <n>', "with --store: how often the store is asked for new writes, the longest a write takes to show here", intArg(50, 3_600_000), DEFAULT_SYNC_MS)
+    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean; allowedHost?: string[]; store?: string; cacheDir?: string; syncMs: number }) => {
       const g = globals(ctx);
+      if (f.store && f.demo) throw fail('INVALID_ARGUMENT', '--demo builds local collections; give --store or --demo, not both');
+      if (!f.store && f.cacheDir) throw fail('INVALID_ARGUMENT', '--cache-dir is where a replica keeps its copies; give it with --store');
+      const store = f.store ? await openStore(ctx, f.store) : undefined;
+      const tempCache = store && !f.cacheDir ? await fsp.mkdtemp(path.join(os.tmpdir(), 'latentdex-replica-')) : undefined;
+      const cacheDir = f.cacheDir ? path.resolve(f.cacheDir) : tempCache;
+      const dropCache = () => tempCache && fs.rmSync(tempCache, { recursive: true, force: true });
+      await startBackend(ctx);
+      let mirror: StoreMirror | undefined;
+      try {
+        if (store && cacheDir) {
+          mirror = new StoreMirror(store, { cacheDir, intervalMs: f.syncMs, quiet: g.quiet, lockTimeoutMs: 5000 });
+          await mirror.start();
+        }
+      } catch (e) {
+        await mirror?.close();
+        store?.close();
+        dropCache();
+        throw e;
+      }
+      const dataDir = cacheDir ?? g.dataDir;
       // Missing demo collections are built in the background: the page is served at once and shows their progress.
-      const demo = f.demo ? new DemoBuilds({ dataDir: g.dataDir, quiet: g.quiet }) : undefined;
-      const running = await serve({ dataDir: g.dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, serveOriginals: !!f.serveOriginals, allowedHosts: f.allowedHost, webDir, backend: backendName(), version, quiet: g.quiet, demo });
+      const demo = f.demo ? new DemoBuilds({ dataDir, quiet: g.quiet }) : undefined;
+      const running = await serve({ dataDir, host: f.host, port: f.port, apiKey: ctx.env.apiKey, maxUploadBytes: f.maxUploadMb * 1048576, serveOriginals: !!f.serveOriginals, allowedHosts: f.allowedHost, webDir, backend: backendName(), version, quiet: g.quiet, demo, mirror }).catch((e: unknown) => {
+        store?.close();
+        dropCache();
+        throw e;
+      });
       demo?.start();
       const building = demo?.status().map((b) => b.name) ?? [];
-      process.stdout.write(`latentdex serving ${running.engine.names().join(', ') || 'no collections'}${building.length ? ` (building ${building.join(', ')})` : ''} at ${running.url}/\n`);
+      process.stdout.write(`latentdex serving ${running.engine.names().join(', ') || 'no collections'}${building.length ? ` (building ${building.join(', ')})` : ''}${store ? ` from ${store.label}` : ''} at ${running.url}/\n`);
       await new Promise<void>((resolve) => {
         const stop = () => {
           demo?.close();
-          void running.close().then(resolve);
+          void running.close().then(() => {
+            store?.close();
+            dropCache();
+            resolve();
+          });
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);

@@ -5,7 +5,7 @@ import { crashPoint } from '../crash.js';
 import { fail, isLatentdexError, messageOf } from '../errors.js';
 import { stableJson } from '../stable-json.js';
 import { BuildLock, buildBusy } from './build-lock.js';
-import { Catalogue } from './catalogue.js';
+import { Catalogue, type NewItem } from './catalogue.js';
 import { arrayStream, Collection, DEFAULT_LOCK_TIMEOUT_MS, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
 import { claimVersion, interruptedVersions, isLegacy, readPlan, markReplaced, newVersion, unmarkReplaced, orphanVersions, POINTER, publish, readPointer, removeLegacy, removeVersion, writePlan } from './layout.js';
 import { homeOf, isValidName, notFound, validateName, versionPaths } from './paths.js';
@@ -105,10 +105,26 @@ async function swapIn(home: string, version: string, o: BuildOptions): Promise<s
  * a folder the next open sweeps; it never leaves no collection.
  */
 export async function buildCollection(model: TrainedModel, items: ItemInput[] | ItemStream, o: BuildOptions): Promise<Collection> {
+  return withBuildLock(o, () => buildLocked(model, items, o));
+}
+
+/**
+ * Builds a collection from rows a model encoded elsewhere (a copy of a collection held in a store), published like
+ * any build: the previous version stays live until the copy is complete.
+ */
+export async function buildFromRows(model: TrainedModel, rows: AsyncIterable<readonly NewItem[]>, o: Omit<BuildOptions, 'plan' | 'retrain'>): Promise<Collection> {
+  const fill = async (c: Collection) => {
+    for await (const batch of rows) await c.putRows(batch);
+    c.persist();
+  };
+  return withBuildLock(o, () => buildLocked(model, [], o, fill));
+}
+
+async function withBuildLock(o: BuildOptions, build: () => Promise<Collection>): Promise<Collection> {
   const own = o.lock ? undefined : reserveBuild(o.dataDir, o.name, o);
   if (o.lock && !o.lock.held) throw fail('INTERNAL', `the build lock of '${o.name}' was released before the build; take a new one with reserveBuild`);
   try {
-    return await buildLocked(model, items, o);
+    return await build();
   } finally {
     own?.release();
   }
@@ -162,7 +178,7 @@ async function resumeVersion(home: string, version: string, stream: ItemStream, 
   return undefined;
 }
 
-async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream, o: BuildOptions): Promise<Collection> {
+async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream, o: BuildOptions, fill?: (c: Collection) => Promise<void>): Promise<Collection> {
   const home = homeOf(o.dataDir, o.name);
   refuseExisting(home, o.name, Boolean(o.replace));
   const legacy = fs.existsSync(home) && isLegacy(home);
@@ -193,7 +209,8 @@ async function buildLocked(model: TrainedModel, items: ItemInput[] | ItemStream,
       if (o.plan) writePlan(home, p.version, planText(o.plan));
     }
     try {
-      await c.ingest(stream, { from: resumed?.from ?? 0, quiet: o.quiet });
+      if (fill) await fill(c);
+      else await c.ingest(stream, { from: resumed?.from ?? 0, quiet: o.quiet });
     } finally {
       c.close();
     }

@@ -211,6 +211,7 @@ export class Catalogue {
       allBits: this.#db.prepare<[], { id: number; bits: Buffer | null }>('SELECT id, bits FROM items ORDER BY id'),
       allRecon: this.#db.prepare<[], { id: number; recon: number | null }>(`SELECT id, ${reconCol} FROM items ORDER BY id`),
       allMeta: this.#db.prepare<[], ItemRow>('SELECT id, key, label, uri, grp, text FROM items ORDER BY id'),
+      allItems: this.#db.prepare<[], NewItem>(`SELECT key, label, uri, grp, text, raw, thumb, code, bits, ${reconCol} FROM items ORDER BY id`),
       sharedGroup: this.#db.prepare<[], { grp: string }>('SELECT grp FROM items WHERE grp IS NOT NULL GROUP BY grp HAVING COUNT(*) > 1 LIMIT 1'),
       generation: this.#db.prepare<[], { g: number }>('SELECT generation AS g FROM collections LIMIT 1'),
       bump: this.#db.prepare<[number, string]>('UPDATE collections SET generation = ?, count = (SELECT COUNT(*) FROM items), updated_at = ?'),
@@ -432,6 +433,11 @@ export class Catalogue {
   /** Whether some group holds two or more items. */
   hasSharedGroups(): boolean {
     return this.st.sharedGroup.get() !== undefined;
+  }
+
+  /** Every item as it was added (what a copy of the collection stores), in id order. */
+  allItems(): IterableIterator<NewItem> {
+    return this.st.allItems.iterate();
   }
 
   allMeta(): ItemRow[] {

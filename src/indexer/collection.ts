@@ -177,6 +177,29 @@ function stackInputs(items: ItemInput[], dim: number): Float32Array {
   return out;
 }
 
+/** The catalogue row of an item with its code and reconstruction error. */
+function storedItem(it: ItemInput, code: Float32Array, error: number, rawType: CollectionManifest['rawType'], bits: boolean): NewItem {
+  return {
+    key: it.key,
+    label: it.label,
+    uri: it.uri,
+    grp: it.grp ?? null,
+    text: it.text ?? null,
+    raw: rawBuffer(it.raw, rawType),
+    thumb: it.thumb,
+    code: Buffer.from(code.buffer, code.byteOffset, code.byteLength),
+    bits: bits ? Buffer.from(packBits(code)) : null,
+    recon: Number.isFinite(error) ? error : null,
+  };
+}
+
+/** Encodes a batch of items into the rows a collection stores (codes, packed bits, reconstruction errors). */
+export function encodeItems(model: TrainedModel, items: ItemInput[], rawType: CollectionManifest['rawType']): NewItem[] {
+  const cd = model.codeDim;
+  const scored = model.encodeScored(stackInputs(items, model.inputDim), items.length);
+  return items.map((it, j) => storedItem(it, scored.codes.subarray(j * cd, (j + 1) * cd), scored.errors[j]!, rawType, Boolean(model.manifest.regularisers.binaryBits)));
+}
+
 function modelSummary(model: TrainedModel): Record<string, unknown> {
   const m = model.manifest;
   return { arch: m.architecture.arch, codeDim: m.codeDim, inputDim: m.inputDim, loss: m.loss, regularisers: m.regularisers, source: m.source, training: m.training };
@@ -664,7 +687,7 @@ export class Collection {
           if (it.uri !== null && listed.has(it.uri)) indexed.add(it.uri);
           const id = this.#cat.idOf(it.key);
           if (id !== undefined) removeIds.push(id);
-          const row = this.newRow(it, codes.subarray(i * cd, (i + 1) * cd), errors[i]!);
+          const row = storedItem(it, codes.subarray(i * cd, (i + 1) * cd), errors[i]!, this.manifest.rawType, Boolean(this.binaryBits));
           i++;
           return row;
         });
@@ -685,7 +708,6 @@ export class Collection {
   async ingest(stream: ItemStream, o: IngestOptions = {}): Promise<{ added: number }> {
     if (this.#published) throw fail('INTERNAL', `collection '${this.name}' is live; add to it with addAll`);
     const from = o.from ?? 0;
-    const cd = this.manifest.codeDim;
     this.checkKeys(from ? stream.keys.slice(from) : stream.keys, {});
     const bar = progress({ title: 'index', total: stream.total, quiet: o.quiet, start: from });
     bar.update(from);
@@ -699,8 +721,7 @@ export class Collection {
       items.forEach((it, j) => {
         if (it.key !== stream.keys[n + j]) throw fail('INTERNAL', `the source gave '${it.key}' where it announced '${stream.keys[n + j]}'; was it changed during the build?`);
       });
-      const scored = this.model.encodeScored(stackInputs(items, this.model.inputDim), items.length);
-      const rows = items.map((it, j) => this.newRow(it, scored.codes.subarray(j * cd, (j + 1) * cd), scored.errors[j]!));
+      const rows = encodeItems(this.model, items, this.manifest.rawType);
       await this.write(() => this.#cat.write([], rows), { persist: false });
       n += items.length;
       bar.update(n);
@@ -715,6 +736,34 @@ export class Collection {
     if (stream.skipped?.length || stream.roots?.length) await this.write(() => this.#cat.updateParams(this.ingestParams(stream, new Set())), { persist: false });
     this.persist();
     return { added: n - from };
+  }
+
+  /**
+   * Stores rows encoded elsewhere (a copy of a collection held in a store): into a version being built they are
+   * appended, into a live collection they are one write that first removes `removeKeys` and any item a row's key
+   * replaces. Keys must be unique among the rows.
+   */
+  async putRows(rows: readonly NewItem[], removeKeys: readonly string[] = []): Promise<void> {
+    const cd = this.manifest.codeDim;
+    for (const r of rows) {
+      if (r.code.byteLength !== cd * 4) throw fail('INVALID_DIM', `item '${r.key}' has a ${r.code.byteLength / 4}-d code; collection '${this.name}' holds ${cd}-d codes`);
+    }
+    await this.write(
+      () => {
+        const ids = new Set<number>();
+        for (const k of [...removeKeys, ...rows.map((r) => r.key)]) {
+          const id = this.#cat.idOf(k);
+          if (id !== undefined) ids.add(id);
+        }
+        this.#cat.write([...ids], [...rows]);
+      },
+      { persist: this.#published },
+    );
+  }
+
+  /** Every stored item as it was added, in the order it was added (what a copy of the collection stores). */
+  storedItems(): IterableIterator<NewItem> {
+    return this.#cat.allItems();
   }
 
   /**
@@ -738,22 +787,6 @@ export class Collection {
       const bad = rawMismatch(it.raw, this.manifest);
       if (bad) throw fail('INVALID_DIM', `item '${it.key}' has ${bad}`);
     }
-  }
-
-  /** The catalogue row of an item with its code and reconstruction error. */
-  private newRow(it: ItemInput, code: Float32Array, error: number): NewItem {
-    return {
-      key: it.key,
-      label: it.label,
-      uri: it.uri,
-      grp: it.grp ?? null,
-      text: it.text ?? null,
-      raw: rawBuffer(it.raw, this.manifest.rawType),
-      thumb: it.thumb,
-      code: Buffer.from(code.buffer, code.byteOffset, code.byteLength),
-      bits: this.binaryBits ? Buffer.from(packBits(code)) : null,
-      recon: Number.isFinite(error) ? error : null,
-    };
   }
 
   private skippedParams(): { count: number; files: SkippedFile[] } {

@@ -42,3 +42,6 @@ export function homeOf(dataDir: string, name: string): string {
 export function spoolDirOf(dataDir: string): string {
   return path.join(dataDir, '.spool');
 }
+
+/** Folder of the data directory where a collection for a store is built before it is copied in (`build --store`). */
+export const STORE_STAGING = '.store-build';

@@ -6,6 +6,7 @@ import multer from 'multer';
 import { fail, isLatentdexError, LatentdexError, messageOf } from '../errors.js';
 import type { DemoBuild } from './demo.js';
 import type { SearchEngine } from './engine.js';
+import type { Collection, ItemInput } from '../indexer/collection.js';
 import { analysisRoutes } from './routes/analysis.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { readRoutes } from './routes/read.js';
@@ -31,6 +32,14 @@ export interface AppDeps {
   maxBodies?: number;
   /** demo collections being built in the background (`serve --demo`), reported by /api/health */
   demo?: { status(): DemoBuild[] };
+  /** where writes go when the collections are copies of a store's (`serve --store`): the store, not the copies */
+  writer?: StoreWriter;
+}
+
+/** Writes of a replica: made in the store, then shown by the local copy; each answers the collection's new count. */
+export interface StoreWriter {
+  add(c: Collection, items: ItemInput[], o: { replace?: boolean }): Promise<number>;
+  remove(c: Collection, keys: string[]): Promise<number>;
 }
 
 /** The host name of a Host header, without port (IPv6 literals keep their brackets). */
@@ -129,7 +138,7 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   };
 
-  const ctx: RouteContext = { engine, serveOriginals: Boolean(deps.serveOriginals), backend: deps.backend ?? null, version: deps.version ?? null, demo: deps.demo ?? null, wrap, upload, requireKey };
+  const ctx: RouteContext = { engine, serveOriginals: Boolean(deps.serveOriginals), backend: deps.backend ?? null, version: deps.version ?? null, demo: deps.demo ?? null, writer: deps.writer ?? null, wrap, upload, requireKey };
   app.use('/api', readRoutes(ctx), searchRoutes(ctx), analysisRoutes(ctx), writeRoutes(ctx), openapiRoutes(deps.version));
 
   app.use('/api', (req, _res, next) => next(fail('NOT_FOUND', `no route ${req.method} ${req.originalUrl}; see the README for the API`)));

@@ -4,6 +4,7 @@ import { createApp, type AppDeps } from './app.js';
 import { SearchEngine } from './engine.js';
 import { fail, messageOf } from '../errors.js';
 import { log } from '../progress.js';
+import type { StoreMirror } from '../indexer/mirror.js';
 
 export interface ServeOptions extends Omit<AppDeps, 'engine' | 'allowedHosts'> {
   dataDir: string;
@@ -16,6 +17,8 @@ export interface ServeOptions extends Omit<AppDeps, 'engine' | 'allowedHosts'> {
   requestTimeoutMs?: number;
   /** how long an HTTP write waits for another process's write before 503 COLLECTION_BUSY (default 5 s) */
   lockTimeoutMs?: number;
+  /** a replica of a store: `dataDir` is its cache, writes go to the store (closed with the server) */
+  mirror?: StoreMirror;
 }
 
 const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
@@ -46,7 +49,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     log(`warning: serving on ${o.host}, reachable from other machines, without LATENTDEX_API_KEY: anyone who can reach it can search and read every collection (writes stay off)`);
   }
   const allowedHosts = loopback ? [...LOOPBACK_HOSTS, ...(o.host === 'localhost' ? [] : [o.host]), ...(o.allowedHosts ?? [])].map((h) => h.toLowerCase()) : o.allowedHosts?.map((h) => h.toLowerCase());
-  const app = createApp({ ...o, engine, allowedHosts });
+  const app = createApp({ ...o, engine, allowedHosts, ...(o.mirror ? { writer: o.mirror } : {}) });
   const server = await new Promise<Server>((resolve, reject) => {
     // A client that stalls mid-request (a slow upload) is cut off with 408, so buffered bodies cannot pile up;
     // the check runs every second rather than Node's default 30.
@@ -54,7 +57,8 @@ export async function serve(o: ServeOptions): Promise<Running> {
     const s = http.createServer({ requestTimeout, headersTimeout: Math.min(requestTimeout, 10_000), connectionsCheckingInterval: Math.min(1000, requestTimeout) }, app);
     s.listen(o.port, o.host, () => resolve(s));
     s.on('error', (e: NodeJS.ErrnoException) => {
-      void engine.close();
+      void o.mirror?.close().then(() => engine.close());
+      if (!o.mirror) void engine.close();
       reject(
         e.code === 'EADDRINUSE'
           ? fail('INVALID_ARGUMENT', `port ${o.port} on ${o.host} is already in use; stop the other server or pass --port`, e)
@@ -73,6 +77,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
         server.closeIdleConnections();
       });
       // A client that hung up leaves its handler running (an upload being decoded); engine.close() waits for it.
+      await o.mirror?.close();
       await engine.close();
     })());
   return { server, url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, engine, close };

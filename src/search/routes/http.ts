@@ -1,3 +1,4 @@
+import type { StoreWriter } from '../app.js';
 import type { DemoBuild } from '../demo.js';
 import type express from 'express';
 import type { NextFunction, Request, Response } from 'express';
@@ -14,6 +15,8 @@ export interface RouteContext {
   version: string | null;
   /** demo collections being built in the background */
   demo: { status(): DemoBuild[] } | null;
+  /** a replica's writes go to its store (AppDeps.writer) */
+  writer: StoreWriter | null;
   /** runs a handler as tracked engine work, errors to the error middleware */
   wrap: (h: Handler) => (req: Request, res: Response, next: NextFunction) => void;
   /** multipart upload of one image in field `image` */

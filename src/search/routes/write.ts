@@ -4,10 +4,17 @@ import { fail } from '../../errors.js';
 import { decodeQueryImage, textQueryVectors } from '../engine.js';
 import { imageItemFields, textItemBody } from '../schemas.js';
 import { parse, type RouteContext } from './http.js';
+import type { Collection, ItemInput } from '../../indexer/collection.js';
 
 /** Writing routes (API key): add or replace an item, remove one. */
 export function writeRoutes(ctx: RouteContext): express.Router {
-  const { engine, wrap, upload, requireKey } = ctx;
+  const { engine, wrap, upload, requireKey, writer } = ctx;
+  // a replica writes to its store and shows the write once the store has it; a lone server writes its collection
+  const add = async (c: Collection, items: ItemInput[], replace: boolean): Promise<number> => {
+    if (writer) return writer.add(c, items, { replace });
+    await c.add(items, { replace, quiet: true });
+    return c.count;
+  };
   const r = express.Router();
   r.post(
     '/collections/:c/items',
@@ -22,14 +29,14 @@ export function writeRoutes(ctx: RouteContext): express.Router {
         const i = c.model.manifest.input;
         if (i.type !== 'pixels') throw fail('INTERNAL', 'image collection with a text model');
         const img = await decodeQueryImage(c, req.file.buffer);
-        await c.add([{ key: f.key, label: f.label ?? null, grp: f.group ?? null, uri: `upload:${f.key}`, input: img.pixels, raw: img.pixels, thumb: img.preview ?? imagePng(img.pixels, i.width, i.height, i.channels) }], { replace, quiet: true });
-        res.status(201).json({ key: f.key, count: c.count });
+        const count = await add(c, [{ key: f.key, label: f.label ?? null, grp: f.group ?? null, uri: `upload:${f.key}`, input: img.pixels, raw: img.pixels, thumb: img.preview ?? imagePng(img.pixels, i.width, i.height, i.channels) }], replace);
+        res.status(201).json({ key: f.key, count });
         return;
       }
       const b = parse(textItemBody, req.body, 'body');
       const v = textQueryVectors(c, b.text);
-      await c.add([{ key: b.key, label: b.label ?? null, grp: b.group ?? null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], { replace, quiet: true });
-      res.status(201).json({ key: b.key, count: c.count });
+      const count = await add(c, [{ key: b.key, label: b.label ?? null, grp: b.group ?? null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], replace);
+      res.status(201).json({ key: b.key, count });
     }),
   );
 
@@ -38,8 +45,8 @@ export function writeRoutes(ctx: RouteContext): express.Router {
     requireKey,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
-      await c.remove([req.params.key!]);
-      res.json({ removed: req.params.key, count: c.count });
+      const count = writer ? await writer.remove(c, [req.params.key!]) : (await c.remove([req.params.key!]), c.count);
+      res.json({ removed: req.params.key, count });
     }),
   );
   return r;

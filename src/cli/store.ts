@@ -1,0 +1,53 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { TrainedModel } from '../encoder/model.js';
+import { fail } from '../errors.js';
+import type { NewItem } from '../indexer/catalogue.js';
+import { encodeItems, type ItemStream } from '../indexer/collection.js';
+import { LanceStore, type Head } from '../indexer/lance-store.js';
+import { parseStore } from '../indexer/store-spec.js';
+import { progress } from '../progress.js';
+import type { Ctx } from './context.js';
+
+export const STORE_FLAG_HELP = 'keep the collection in a LanceDB store shared by many servers: lancedb:DIR or lancedb:s3://BUCKET/PREFIX (endpoint, keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)';
+
+/** Connects to `--store` (one-line error for a bad URI or an endpoint that does not answer). */
+export function openStore(ctx: Ctx, value: string): Promise<LanceStore> {
+  return LanceStore.connect(parseStore(value, ctx.env.s3));
+}
+
+/** A collection of the store, or COLLECTION_NOT_FOUND saying how to build it there. */
+export async function headOf(store: LanceStore, name: string): Promise<Head> {
+  const h = await store.head(name);
+  if (!h) throw fail('COLLECTION_NOT_FOUND', `collection '${name}' is not in ${store.label}; build it there with \`latentdex build --store ${store.label.split(' ')[0]} --collection ${name} --source ...\``);
+  return h;
+}
+
+/** Runs `fn` with the model of a store's collection, read into a temporary folder removed afterwards. */
+export async function withStoreModel<T>(store: LanceStore, head: Head, fn: (model: TrainedModel) => Promise<T>): Promise<T> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'latentdex-model-'));
+  try {
+    await store.readModel(head, dir);
+    const model = await TrainedModel.load(dir);
+    try {
+      return await fn(model);
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Encodes a stream of items with a model into the rows a store keeps (all in memory: one write is all or nothing). */
+export async function encodeStream(model: TrainedModel, stream: ItemStream, rawType: Head['manifest']['rawType'], quiet: boolean): Promise<NewItem[]> {
+  const rows: NewItem[] = [];
+  const bar = progress({ title: 'encode', total: stream.total, quiet });
+  for await (const items of stream.batches()) {
+    if (items.length) rows.push(...encodeItems(model, items, rawType));
+    bar.update(rows.length);
+  }
+  bar.stop();
+  return rows;
+}

@@ -1,0 +1,599 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import type * as Lance from '@lancedb/lancedb';
+import type * as Arrow from 'apache-arrow';
+import { fail, isLatentdexError, messageOf } from '../errors.js';
+import { progress } from '../progress.js';
+import type { CollectionManifest, NewItem } from './catalogue.js';
+import type { Collection } from './collection.js';
+import { validateName } from './paths.js';
+import { storeLabel, type StoreSpec } from './store-spec.js';
+
+/** The table listing the collections of a store: one row each, the only row a write changes in place. */
+const HEADS = 'latentdex.collections';
+/** Rows written per LanceDB append (one dataset version each). */
+const WRITE_BATCH = 8192;
+/** Keys per `key IN (...)` condition. */
+const KEYS_PER_QUERY = 512;
+/** A writer's lease: another writer may take the collection over once it is this old (a writer that died). */
+const LEASE_MS = 5 * 60_000;
+/** Collections of at least this many items get an ANN index (IVF_PQ); smaller ones are scanned exactly. */
+export const ANN_MIN_ROWS = 50_000;
+
+const manifestSchema = z.object({
+  name: z.string(),
+  kind: z.enum(['image', 'text']),
+  formatVersion: z.number().int(),
+  codeDim: z.number().int().positive(),
+  space: z.enum(['l2', 'cosine']),
+  hnsw: z.object({ M: z.number().int(), efConstruction: z.number().int(), ef: z.number().int(), seed: z.number().int() }),
+  count: z.number().int().nonnegative(),
+  generation: z.number().int(),
+  rawDim: z.number().int().nonnegative(),
+  rawType: z.enum(['u8', 'f32', 'sparse']),
+  model: z.record(z.unknown()),
+  params: z.record(z.unknown()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+const headSchema = z.object({
+  name: z.string(),
+  build: z.string(),
+  seq: z.number().int(),
+  manifest: z.string(),
+  items_version: z.number().int(),
+  log_version: z.number().int(),
+  model_version: z.number().int(),
+  lease_holder: z.string(),
+  lease_until: z.number(),
+});
+type HeadRow = z.infer<typeof headSchema>;
+
+/** A collection as the store last committed it: which build, how many writes since, and the table versions. */
+export interface Head {
+  name: string;
+  /** changes when the collection is built again (a replica copies it afresh) */
+  build: string;
+  /** committed writes since the build; -1 while the first build is being written */
+  seq: number;
+  manifest: CollectionManifest;
+  itemsVersion: number;
+  logVersion: number;
+  modelVersion: number;
+}
+
+/** One committed change of a collection: a key added (or replaced) or removed, by the write numbered `seq`. */
+export interface LogEntry {
+  seq: number;
+  op: 'add' | 'remove';
+  key: string;
+}
+
+export interface AnnHit {
+  key: string;
+  label: string | null;
+  distance: number;
+}
+
+export interface AnnOptions {
+  /** only items with this label */
+  label?: string;
+  /** IVF partitions probed (default 20) */
+  nprobes?: number;
+  /** candidates re-ranked on the full codes, as a multiple of k (default 10) */
+  refineFactor?: number;
+}
+
+function headOf(r: HeadRow): Head {
+  let manifest: CollectionManifest;
+  try {
+    manifest = manifestSchema.parse(JSON.parse(r.manifest));
+  } catch (e) {
+    throw fail('CORRUPT_COLLECTION', `the store's entry of collection '${r.name}' has a manifest latentdex cannot read (${messageOf(e).slice(0, 200)}); build it again with --replace`, e);
+  }
+  return { name: r.name, build: r.build, seq: r.seq, manifest, itemsVersion: r.items_version, logVersion: r.log_version, modelVersion: r.model_version };
+}
+
+/** A string literal of LanceDB's SQL filters. */
+export function sqlString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+function keysIn(keys: readonly string[]): string {
+  return `key IN (${keys.map(sqlString).join(', ')})`;
+}
+
+function chunks<T>(xs: readonly T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}
+
+/** What went wrong in a LanceDB error, in a few words (its messages carry the object store's XML and a Rust trace). */
+function shortError(e: unknown): string {
+  const m = messageOf(e);
+  const code = /<Code>([A-Za-z]+)<\/Code>/.exec(m)?.[1];
+  if (code === 'NoSuchBucket') return 'the bucket does not exist';
+  if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'AccessDenied') return `the object store refused the credentials (${code})`;
+  if (code) return `the object store answered ${code}`;
+  if (/error sending request|connection refused|dns error|timed out/i.test(m)) return 'the endpoint does not answer';
+  const first = m.split('\n')[0]!.replace(/,? ?location: Location.*$/, '').replace(/\s+Caused by:.*$/, '');
+  return first.length > 200 ? `${first.slice(0, 200)}…` : first;
+}
+
+type LanceModule = typeof Lance;
+type ArrowModule = typeof Arrow;
+
+async function loadLance(): Promise<{ lancedb: LanceModule; arrow: ArrowModule }> {
+  // LanceDB logs warnings to stderr from Rust (a table created, a request retried); latentdex reports its own errors.
+  process.env.LANCEDB_LOG ??= 'error';
+  const [lancedb, arrow] = await Promise.all([import('@lancedb/lancedb'), import('apache-arrow')]);
+  return { lancedb, arrow };
+}
+
+/**
+ * A store of collections on LanceDB (a folder or an S3 prefix): per collection a table of items (codes, packed bits,
+ * raw vectors, previews), a change log and the model's files, and one row in `latentdex.collections` naming the
+ * table versions the last committed write left. Readers read those versions, so a write being made is never seen
+ * half done; a write holds the collection's lease (a conditional update of that row), so there is one writer at a
+ * time, and undoes what a writer that died left past the committed versions.
+ */
+export class LanceStore {
+  readonly #db: Lance.Connection;
+  readonly #lance: LanceModule;
+  readonly #arrow: ArrowModule;
+  /** who this process is when it holds a lease */
+  readonly #holder = `${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+
+  private constructor(
+    readonly spec: StoreSpec,
+    db: Lance.Connection,
+    mods: { lancedb: LanceModule; arrow: ArrowModule },
+  ) {
+    this.#db = db;
+    this.#lance = mods.lancedb;
+    this.#arrow = mods.arrow;
+  }
+
+  /** Connects and reads the list of collections once, so a wrong endpoint or bucket is an error here. */
+  static async connect(spec: StoreSpec): Promise<LanceStore> {
+    const mods = await loadLance();
+    let db: Lance.Connection;
+    try {
+      if (!spec.uri.startsWith('s3://')) await fs.mkdir(spec.uri, { recursive: true });
+      db = await mods.lancedb.connect(spec.uri, { storageOptions: spec.storageOptions, readConsistencyInterval: 0 });
+    } catch (e) {
+      throw unreachable(spec, e);
+    }
+    const store = new LanceStore(spec, db, mods);
+    await store.heads();
+    return store;
+  }
+
+  get label(): string {
+    return storeLabel(this.spec);
+  }
+
+  /** Every collection the store holds, as last committed (one being built for the first time is left out). */
+  async list(): Promise<Head[]> {
+    return (await this.headRows()).filter((r) => r.seq >= 0).map(headOf);
+  }
+
+  /** A collection as last committed; undefined when the store does not hold it. */
+  async head(name: string): Promise<Head | undefined> {
+    const r = (await this.headRows(name))[0];
+    return r && r.seq >= 0 ? headOf(r) : undefined;
+  }
+
+  /** Copies a local collection (model, items, codes, previews) into the store as its new build. */
+  async publish(c: Collection, o: { replace?: boolean; quiet?: boolean } = {}): Promise<Head> {
+    const name = c.name;
+    const lease = await this.takeLease(name, { create: true, replace: o.replace });
+    try {
+      const cd = c.manifest.codeDim;
+      const model = await this.overwrite(`${name}.model`, await modelRows(c.paths.model), this.modelSchema());
+      const items = await this.openOrCreate(`${name}.items`, this.itemSchema(cd));
+      const bar = progress({ title: 'upload', total: c.count, quiet: o.quiet });
+      let batch: NewItem[] = [];
+      let n = 0;
+      let first = true;
+      const flush = async () => {
+        await this.append(items, batch, cd, first ? 'overwrite' : 'append');
+        first = false;
+        n += batch.length;
+        batch = [];
+        bar.update(n);
+      };
+      for (const it of c.storedItems()) {
+        batch.push(it);
+        if (batch.length === WRITE_BATCH) await flush();
+      }
+      if (batch.length || first) await flush();
+      bar.stop();
+      await this.index(items, c.count, cd);
+      const log = await this.overwrite(`${name}.log`, [], this.logSchema());
+      const head: HeadRow = {
+        name,
+        build: crypto.randomUUID(),
+        seq: 0,
+        manifest: JSON.stringify(c.manifest),
+        items_version: await items.version(),
+        log_version: await log.version(),
+        model_version: await model.version(),
+        lease_holder: '',
+        lease_until: 0,
+      };
+      await this.commit(lease, head);
+      return headOf(head);
+    } catch (e) {
+      await this.releaseLease(lease);
+      throw storeFailed(this.spec, e, `copying '${name}' into`);
+    }
+  }
+
+  /**
+   * One write: removes `removeKeys` (each must be stored) and adds `rows` (a stored key is DUPLICATE_KEY unless
+   * `replace`), then commits both as the collection's next change. Waits up to `timeoutMs` for another writer.
+   */
+  async write(name: string, rows: readonly NewItem[], removeKeys: readonly string[], o: { replace?: boolean; timeoutMs?: number } = {}): Promise<{ added: number; replaced: number; removed: number; head: Head }> {
+    const lease = await this.takeLease(name, { timeoutMs: o.timeoutMs });
+    try {
+      const head = headOf(lease.row);
+      const cd = head.manifest.codeDim;
+      for (const r of rows) {
+        if (r.code.byteLength !== cd * 4) throw fail('INVALID_DIM', `item '${r.key}' has a ${r.code.byteLength / 4}-d code; collection '${name}' holds ${cd}-d codes`);
+      }
+      const items = await this.#db.openTable(`${name}.items`);
+      const log = await this.#db.openTable(`${name}.log`);
+      const stored = await this.storedKeys(items, [...rows.map((r) => r.key), ...removeKeys]);
+      const missing = removeKeys.find((k) => !stored.has(k));
+      if (missing !== undefined) throw fail('ITEM_NOT_FOUND', `key '${missing}' is not in collection '${name}'; nothing was removed`);
+      const seen = new Set<string>();
+      for (const r of rows) {
+        if (seen.has(r.key)) throw fail('DUPLICATE_KEY', `key '${r.key}' appears twice in the input; keys must be unique`);
+        seen.add(r.key);
+        if (!o.replace && stored.has(r.key)) throw fail('DUPLICATE_KEY', `key '${r.key}' is already in collection '${name}'; to keep both, add with --key-prefix (CLI) or another key; to overwrite it, pass --replace (CLI) or ?replace=true (HTTP)`);
+      }
+      const gone = [...new Set([...removeKeys, ...rows.map((r) => r.key).filter((k) => stored.has(k))])];
+      for (const part of chunks(gone, KEYS_PER_QUERY)) await items.delete(keysIn(part));
+      for (const part of chunks(rows, WRITE_BATCH)) await this.append(items, part, cd, 'append');
+      const seq = head.seq + 1;
+      const entries = [...removeKeys.map((key) => ({ seq, op: 'remove', key })), ...rows.map((r) => ({ seq, op: 'add', key: r.key }))];
+      if (entries.length) await log.add(this.#lance.makeArrowTable(entries, { schema: this.logSchema() }));
+      const removed = new Set(removeKeys).size;
+      const replaced = rows.filter((r) => stored.has(r.key)).length;
+      const manifest: CollectionManifest = { ...head.manifest, count: head.manifest.count - removed + rows.length - replaced, generation: head.manifest.generation + 1, updatedAt: new Date().toISOString() };
+      const next: HeadRow = { ...lease.row, seq, manifest: JSON.stringify(manifest), items_version: await items.version(), log_version: await log.version(), lease_holder: '', lease_until: 0 };
+      await this.commit(lease, next);
+      return { added: rows.length - replaced, replaced, removed, head: headOf(next) };
+    } catch (e) {
+      await this.releaseLease(lease);
+      throw storeFailed(this.spec, e, `writing to '${name}' in`);
+    }
+  }
+
+  /** Writes the model of a committed build into `dir` (a folder TrainedModel.load reads). */
+  async readModel(head: Head, dir: string): Promise<void> {
+    const t = await this.tableAt(`${head.name}.model`, head.modelVersion);
+    const rows = (await t.query().toArray()) as { file: string; data: Uint8Array }[];
+    for (const r of rows) {
+      const rel = path.posix.normalize(r.file);
+      if (rel.startsWith('..') || path.posix.isAbsolute(rel)) throw fail('CORRUPT_COLLECTION', `the store's model of '${head.name}' names a file outside its folder ('${r.file}'); build it again with --replace`);
+      const file = path.join(dir, ...rel.split('/'));
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(file, r.data);
+    }
+  }
+
+  /** The items of a committed build (all, or those with the given keys), in batches. */
+  async *rows(head: Head, o: { keys?: readonly string[] } = {}): AsyncGenerator<NewItem[]> {
+    const t = await this.tableAt(`${head.name}.items`, head.itemsVersion);
+    const queries = o.keys ? chunks(o.keys, KEYS_PER_QUERY).map((k) => t.query().where(keysIn(k))) : [t.query()];
+    for (const q of queries) {
+      for await (const batch of q) yield itemsOf(batch as Arrow.RecordBatch);
+    }
+  }
+
+  /** The changes committed after write `since`, up to the head, in order. */
+  async changes(head: Head, since: number): Promise<LogEntry[]> {
+    const t = await this.tableAt(`${head.name}.log`, head.logVersion);
+    const rows = (await t.query().where(`seq > ${since}`).toArray()) as { seq: number; op: string; key: string }[];
+    return rows.map((r): LogEntry => ({ seq: Number(r.seq), op: r.op === 'remove' ? 'remove' : 'add', key: r.key })).sort((a, b) => a.seq - b.seq);
+  }
+
+  /** The k nearest items of a code by the store's own index (IVF_PQ with re-ranking; an exact scan below ANN_MIN_ROWS). */
+  async search(head: Head, code: ArrayLike<number>, k: number, o: AnnOptions = {}): Promise<AnnHit[]> {
+    const t = await this.tableAt(`${head.name}.items`, head.itemsVersion);
+    return this.searchTable(t, head, code, k, o);
+  }
+
+  /** A reader of one committed build's items for many searches (bench, replicas serving beyond memory). */
+  async searcher(head: Head): Promise<(code: ArrayLike<number>, k: number, o?: AnnOptions) => Promise<AnnHit[]>> {
+    const t = await this.tableAt(`${head.name}.items`, head.itemsVersion);
+    return (code, k, o = {}) => this.searchTable(t, head, code, k, o);
+  }
+
+  private async searchTable(t: Lance.Table, head: Head, code: ArrayLike<number>, k: number, o: AnnOptions): Promise<AnnHit[]> {
+    let q = t
+      .vectorSearch(Array.from(code))
+      .distanceType(head.manifest.space === 'cosine' ? 'cosine' : 'l2')
+      .limit(k)
+      .nprobes(o.nprobes ?? 20)
+      .refineFactor(o.refineFactor ?? 10)
+      .select(['key', 'label']);
+    if (o.label !== undefined) q = q.where(`label = ${sqlString(o.label)}`);
+    const rows = (await q.toArray()) as { key: string; label: string | null; _distance: number }[];
+    return rows.map((r) => ({ key: r.key, label: r.label, distance: r._distance }));
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  private async tableAt(name: string, version: number): Promise<Lance.Table> {
+    const t = await this.#db.openTable(name);
+    await t.checkout(version);
+    return t;
+  }
+
+  private async headsTable(): Promise<Lance.Table> {
+    try {
+      return await this.#db.openTable(HEADS);
+    } catch (e) {
+      if (!/not found/i.test(messageOf(e))) throw unreachable(this.spec, e);
+      try {
+        return await this.#db.createEmptyTable(HEADS, this.headSchema(), { existOk: true });
+      } catch (e2) {
+        throw unreachable(this.spec, e2);
+      }
+    }
+  }
+
+  private async heads(): Promise<Lance.Table> {
+    return this.headsTable();
+  }
+
+  private async headRows(name?: string): Promise<HeadRow[]> {
+    const t = await this.heads();
+    try {
+      const q = name === undefined ? t.query() : t.query().where(`name = ${sqlString(name)}`);
+      const rows = (await q.toArray()) as Record<string, unknown>[];
+      return rows.map((r) => {
+        const p = headSchema.safeParse({ ...r, seq: Number(r.seq), items_version: Number(r.items_version), log_version: Number(r.log_version), model_version: Number(r.model_version), lease_until: Number(r.lease_until) });
+        if (!p.success) throw fail('CORRUPT_COLLECTION', `the store's table '${HEADS}' has a row latentdex cannot read (${p.error.issues[0]?.message}); was it written by another program?`);
+        return p.data;
+      });
+    } catch (e) {
+      if (isLatentdexError(e)) throw e;
+      throw unreachable(this.spec, e);
+    }
+  }
+
+  /**
+   * Takes a collection's lease: a conditional update of its row that succeeds only if nobody else holds a live
+   * lease and no write committed since the row was read. Undoes what a writer that died left in the tables.
+   */
+  private async takeLease(name: string, o: { create?: boolean; replace?: boolean; timeoutMs?: number }): Promise<{ row: HeadRow; until: number }> {
+    validateName(name);
+    const deadline = Date.now() + (o.timeoutMs ?? 10 * 60_000);
+    const t = await this.heads();
+    for (;;) {
+      const now = Date.now();
+      const row = (await this.headRows(name))[0];
+      if (!row && !o.create) throw fail('COLLECTION_NOT_FOUND', `collection '${name}' is not in ${this.label}; build it there with \`latentdex build --store ${this.label.split(' ')[0]} --collection ${name} --source ...\``);
+      if (row && row.seq >= 0 && o.create && !o.replace) throw fail('COLLECTION_EXISTS', `collection '${name}' already exists in ${this.label}; pass --replace to rebuild it or use \`latentdex add --store\``);
+      const held = row && row.lease_holder !== '' && row.lease_holder !== this.#holder && row.lease_until > now;
+      if (held) {
+        if (now > deadline) throw fail('COLLECTION_BUSY', `collection '${name}' in ${this.label} is being written by ${row.lease_holder}; try again when that write is done`);
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
+      const until = now + LEASE_MS;
+      const mine: HeadRow = row
+        ? { ...row, lease_holder: this.#holder, lease_until: until }
+        : { name, build: '', seq: -1, manifest: '{}', items_version: 0, log_version: 0, model_version: 0, lease_holder: this.#holder, lease_until: until };
+      const cond = row ? `target.seq = ${row.seq} AND target.lease_holder = ${sqlString(row.lease_holder)} AND target.lease_until = ${row.lease_until}` : undefined;
+      const r = await this.upsert(t, mine, cond);
+      if (r === 0) continue;
+      if (row && row.seq >= 0) await this.undoUncommitted(headOf(row));
+      return { row: mine, until };
+    }
+  }
+
+  /** Rolls a collection's tables back to the versions its head names (a writer that died may have left more). */
+  private async undoUncommitted(head: Head): Promise<void> {
+    for (const [table, v] of [
+      [`${head.name}.items`, head.itemsVersion],
+      [`${head.name}.log`, head.logVersion],
+      [`${head.name}.model`, head.modelVersion],
+    ] as const) {
+      const t = await this.#db.openTable(table);
+      if ((await t.version()) === v) continue;
+      await t.checkout(v);
+      await t.restore();
+    }
+  }
+
+  /** Commits a write: the head row moves to `next` only while this process still holds the lease. */
+  private async commit(lease: { row: HeadRow; until: number }, next: HeadRow): Promise<void> {
+    const t = await this.heads();
+    const cond = `target.lease_holder = ${sqlString(this.#holder)} AND target.lease_until = ${lease.until}`;
+    if ((await this.upsert(t, next, cond)) === 0) {
+      throw fail('COLLECTION_BUSY', `the write to '${next.name}' took longer than its lease (${LEASE_MS / 60_000} min) and another writer took over; nothing was committed, run it again`);
+    }
+  }
+
+  private async releaseLease(lease: { row: HeadRow; until: number }): Promise<void> {
+    try {
+      const t = await this.heads();
+      const cur = (await this.headRows(lease.row.name))[0];
+      if (!cur || cur.lease_holder !== this.#holder) return;
+      if (cur.seq < 0) await t.delete(`name = ${sqlString(cur.name)} AND lease_holder = ${sqlString(this.#holder)}`);
+      else await this.upsert(t, { ...cur, lease_holder: '', lease_until: 0 }, `target.lease_holder = ${sqlString(this.#holder)}`);
+    } catch {
+      // the lease runs out on its own
+    }
+  }
+
+  /** Inserts a head row, or updates it where `cond` holds of the stored one; the number of rows changed. */
+  private async upsert(t: Lance.Table, row: HeadRow, cond: string | undefined): Promise<number> {
+    const data = this.#lance.makeArrowTable([row], { schema: this.headSchema() });
+    const b = t.mergeInsert('name');
+    const r = await (cond ? b.whenMatchedUpdateAll({ where: cond }) : b).whenNotMatchedInsertAll().execute(data);
+    return r.numInsertedRows + r.numUpdatedRows;
+  }
+
+  private async storedKeys(items: Lance.Table, keys: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const part of chunks([...new Set(keys)], KEYS_PER_QUERY)) {
+      const rows = (await items.query().where(keysIn(part)).select(['key']).toArray()) as { key: string }[];
+      for (const r of rows) out.add(r.key);
+    }
+    return out;
+  }
+
+  private async openOrCreate(name: string, schema: Arrow.Schema): Promise<Lance.Table> {
+    return this.#db.createEmptyTable(name, schema, { existOk: true });
+  }
+
+  private async overwrite(name: string, rows: Record<string, unknown>[], schema: Arrow.Schema): Promise<Lance.Table> {
+    const t = await this.openOrCreate(name, schema);
+    if (rows.length) await t.add(this.#lance.makeArrowTable(rows, { schema }), { mode: 'overwrite' });
+    else if ((await t.countRows()) > 0) await t.delete('true');
+    return t;
+  }
+
+  private async append(t: Lance.Table, rows: readonly NewItem[], cd: number, mode: 'append' | 'overwrite'): Promise<void> {
+    await t.add(this.itemTable(rows, cd), { mode });
+  }
+
+  /** An ANN index on the codes once there are enough of them, and scalar indexes for key lookups and label filters. */
+  private async index(t: Lance.Table, count: number, cd: number): Promise<void> {
+    const { Index } = this.#lance;
+    if (count >= ANN_MIN_ROWS) {
+      // ~√n partitions of a few thousand codes each; sub-vectors of 2 dimensions keep PQ's error small for short codes
+      const subs = cd % 2 === 0 ? cd / 2 : cd;
+      await t.createIndex('vector', { config: Index.ivfPq({ numPartitions: Math.max(1, Math.round(Math.sqrt(count))), numSubVectors: subs }), replace: true });
+    }
+    await t.createIndex('key', { config: Index.btree(), replace: true });
+    await t.createIndex('label', { config: Index.bitmap(), replace: true });
+  }
+
+  private itemTable(rows: readonly NewItem[], cd: number): Arrow.Table {
+    const A = this.#arrow;
+    const n = rows.length;
+    const codes = new Float32Array(n * cd);
+    rows.forEach((r, i) => codes.set(new Float32Array(r.code.buffer, r.code.byteOffset, cd), i * cd));
+    const schema = this.itemSchema(cd);
+    const col = <T extends Arrow.DataType>(type: T, values: unknown[]) => A.vectorFromArray(values, type);
+    const vector = A.makeVector(
+      A.makeData({ type: schema.fields[6]!.type as Arrow.FixedSizeList<Arrow.Float32>, length: n, nullCount: 0, child: A.makeData({ type: new A.Float32(), length: n * cd, data: codes }) }),
+    );
+    return new A.Table(schema, {
+      key: col(new A.Utf8(), rows.map((r) => r.key)),
+      label: col(new A.Utf8(), rows.map((r) => r.label)),
+      uri: col(new A.Utf8(), rows.map((r) => r.uri)),
+      grp: col(new A.Utf8(), rows.map((r) => r.grp ?? null)),
+      text: col(new A.Utf8(), rows.map((r) => r.text ?? null)),
+      raw: col(new A.Binary(), rows.map((r) => new Uint8Array(r.raw.buffer, r.raw.byteOffset, r.raw.byteLength))),
+      vector,
+      thumb: col(new A.Binary(), rows.map((r) => (r.thumb ? new Uint8Array(r.thumb.buffer, r.thumb.byteOffset, r.thumb.byteLength) : null))),
+      bits: col(new A.Binary(), rows.map((r) => (r.bits ? new Uint8Array(r.bits.buffer, r.bits.byteOffset, r.bits.byteLength) : null))),
+      recon: col(new A.Float32(), rows.map((r) => r.recon ?? null)),
+    });
+  }
+
+  private itemSchema(cd: number): Arrow.Schema {
+    const A = this.#arrow;
+    return new A.Schema([
+      new A.Field('key', new A.Utf8(), false),
+      new A.Field('label', new A.Utf8(), true),
+      new A.Field('uri', new A.Utf8(), true),
+      new A.Field('grp', new A.Utf8(), true),
+      new A.Field('text', new A.Utf8(), true),
+      new A.Field('raw', new A.Binary(), false),
+      new A.Field('vector', new A.FixedSizeList(cd, new A.Field('item', new A.Float32(), true)), false),
+      new A.Field('thumb', new A.Binary(), true),
+      new A.Field('bits', new A.Binary(), true),
+      new A.Field('recon', new A.Float32(), true),
+    ]);
+  }
+
+  private logSchema(): Arrow.Schema {
+    const A = this.#arrow;
+    return new A.Schema([new A.Field('seq', new A.Float64(), false), new A.Field('op', new A.Utf8(), false), new A.Field('key', new A.Utf8(), false)]);
+  }
+
+  private modelSchema(): Arrow.Schema {
+    const A = this.#arrow;
+    return new A.Schema([new A.Field('file', new A.Utf8(), false), new A.Field('data', new A.Binary(), false)]);
+  }
+
+  private headSchema(): Arrow.Schema {
+    const A = this.#arrow;
+    return new A.Schema([
+      new A.Field('name', new A.Utf8(), false),
+      new A.Field('build', new A.Utf8(), false),
+      new A.Field('seq', new A.Float64(), false),
+      new A.Field('manifest', new A.Utf8(), false),
+      new A.Field('items_version', new A.Float64(), false),
+      new A.Field('log_version', new A.Float64(), false),
+      new A.Field('model_version', new A.Float64(), false),
+      new A.Field('lease_holder', new A.Utf8(), false),
+      new A.Field('lease_until', new A.Float64(), false),
+    ]);
+  }
+}
+
+function unreachable(spec: StoreSpec, e: unknown): Error {
+  if (isLatentdexError(e)) return e;
+  return fail('STORE_UNREACHABLE', `cannot open the store ${storeLabel(spec)}: ${shortError(e)}; check the URI, AWS_ENDPOINT_URL and the credentials`, e);
+}
+
+/** A LanceDB error met while writing, as a one-line error (what was written stays uncommitted). */
+function storeFailed(spec: StoreSpec, e: unknown, what: string): Error {
+  if (isLatentdexError(e)) return e;
+  return fail('STORE_UNREACHABLE', `${what} the store ${storeLabel(spec)} failed: ${shortError(e)}; nothing was committed, run it again`, e);
+}
+
+/** The files of a saved model folder as rows (path relative to the folder, with '/'). */
+async function modelRows(dir: string): Promise<{ file: string; data: Uint8Array }[]> {
+  const out: { file: string; data: Uint8Array }[] = [];
+  for (const e of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const abs = path.join(e.parentPath, e.name);
+    out.push({ file: path.relative(dir, abs).split(path.sep).join('/'), data: await fs.readFile(abs) });
+  }
+  return out;
+}
+
+function bytes(v: unknown): Buffer | null {
+  return v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : null;
+}
+
+/** Catalogue rows of a batch read from an items table. */
+function itemsOf(batch: Arrow.RecordBatch): NewItem[] {
+  const get = (name: string) => batch.getChild(name);
+  const [key, label, uri, grp, text, raw, vector, thumb, bits, recon] = ['key', 'label', 'uri', 'grp', 'text', 'raw', 'vector', 'thumb', 'bits', 'recon'].map(get);
+  const out: NewItem[] = [];
+  for (let i = 0; i < batch.numRows; i++) {
+    const code = (vector!.get(i) as Arrow.Vector<Arrow.Float32>).toArray() as Float32Array;
+    out.push({
+      key: key!.get(i) as string,
+      label: (label!.get(i) as string | null) ?? null,
+      uri: (uri!.get(i) as string | null) ?? null,
+      grp: (grp!.get(i) as string | null) ?? null,
+      text: (text!.get(i) as string | null) ?? null,
+      raw: bytes(raw!.get(i)) ?? Buffer.alloc(0),
+      thumb: bytes(thumb!.get(i)),
+      code: Buffer.from(code.slice().buffer),
+      bits: bytes(bits!.get(i)),
+      recon: (recon!.get(i) as number | null) ?? null,
+    });
+  }
+  return out;
+}

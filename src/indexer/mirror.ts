@@ -1,0 +1,170 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { TrainedModel } from '../encoder/model.js';
+import { fail, messageOf } from '../errors.js';
+import { log } from '../progress.js';
+import { buildFromRows } from './build.js';
+import { Collection, encodeItems, type ItemInput } from './collection.js';
+import type { Head, LanceStore } from './lance-store.js';
+
+export interface MirrorOptions {
+  /** the local copies (a data directory of their own; its collections are replaced from the store) */
+  cacheDir: string;
+  /** how often the store is asked for new writes (default 1 s): the longest a write takes to reach this replica */
+  intervalMs?: number;
+  /** collections of more items than this are not copied (searched in the store instead); default 5,000,000 */
+  hotLimit?: number;
+  /** how long a write through this replica waits for another writer (default 5 s) */
+  lockTimeoutMs?: number;
+  quiet?: boolean;
+}
+
+export const DEFAULT_SYNC_MS = 1000;
+export const DEFAULT_HOT_LIMIT = 5_000_000;
+
+/** How far a local copy has followed a collection of the store. */
+interface Followed {
+  build: string;
+  seq: number;
+  copy: Collection;
+}
+
+/**
+ * A replica's local copies of a store's collections: each is copied once (model, codes, previews) into a cache data
+ * directory the search engine serves, and then follows the store's change log, write by write. The store stays the
+ * only owner of the data: the cache can be deleted at any time and is copied again.
+ */
+export class StoreMirror {
+  readonly #followed = new Map<string, Followed>();
+  /** collections too large to copy, searched in the store (name → head) */
+  readonly #remote = new Map<string, Head>();
+  #timer: NodeJS.Timeout | undefined;
+  /** syncs run one after another */
+  #chain: Promise<void> = Promise.resolve();
+  #closed = false;
+  readonly #failing = new Set<string>();
+
+  constructor(
+    readonly store: LanceStore,
+    private readonly o: MirrorOptions,
+  ) {}
+
+  /** Copies every collection of the store, then follows them every `intervalMs`. */
+  async start(): Promise<void> {
+    await fs.mkdir(this.o.cacheDir, { recursive: true });
+    await this.sync();
+    this.#timer = setInterval(() => void this.sync(), this.o.intervalMs ?? DEFAULT_SYNC_MS);
+    this.#timer.unref();
+  }
+
+  /** Brings every local copy up to the store's last committed write (after those already queued). */
+  sync(): Promise<void> {
+    const run = this.#chain.then(() => (this.#closed ? undefined : this.syncOnce()));
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Collections beyond the hot limit: not copied, searched in the store. */
+  remote(): Head[] {
+    return [...this.#remote.values()];
+  }
+
+  /** Encodes items with the collection's model and writes them to the store, then shows them here at once. */
+  async add(c: Collection, items: ItemInput[], o: { replace?: boolean } = {}): Promise<number> {
+    const rows = encodeItems(c.model, items, c.manifest.rawType);
+    const r = await this.store.write(c.name, rows, [], { replace: o.replace, timeoutMs: this.o.lockTimeoutMs ?? 5000 });
+    await this.sync();
+    return r.head.manifest.count;
+  }
+
+  /** Removes items in the store, then here. */
+  async remove(c: Collection, keys: string[]): Promise<number> {
+    const r = await this.store.write(c.name, [], keys, { timeoutMs: this.o.lockTimeoutMs ?? 5000 });
+    await this.sync();
+    return r.head.manifest.count;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.#chain;
+    for (const f of this.#followed.values()) f.copy.close();
+    this.#followed.clear();
+  }
+
+  private async syncOnce(): Promise<void> {
+    let heads: Head[];
+    try {
+      heads = await this.store.list();
+    } catch (e) {
+      this.report('*', `the store ${this.store.label} cannot be read (${messageOf(e)}); serving the last copies`);
+      return;
+    }
+    this.#failing.delete('*');
+    for (const h of heads) {
+      try {
+        await this.follow(h);
+        this.#failing.delete(h.name);
+      } catch (e) {
+        this.report(h.name, `collection '${h.name}' could not be brought up to date from the store (${messageOf(e)}); trying again`);
+      }
+    }
+  }
+
+  /** Logs a failure once until it clears (a sync runs every second). */
+  private report(key: string, msg: string): void {
+    if (this.#failing.has(key)) return;
+    this.#failing.add(key);
+    log(msg, this.o.quiet);
+  }
+
+  private async follow(h: Head): Promise<void> {
+    if (h.manifest.count > (this.o.hotLimit ?? DEFAULT_HOT_LIMIT)) {
+      this.#remote.set(h.name, h);
+      return;
+    }
+    this.#remote.delete(h.name);
+    const f = this.#followed.get(h.name);
+    if (!f || f.build !== h.build) return this.copy(h, f);
+    if (h.seq === f.seq) return;
+    // the net effect of the writes since: the last change of each key counts
+    const last = new Map<string, 'add' | 'remove'>();
+    for (const c of await this.store.changes(h, f.seq)) last.set(c.key, c.op);
+    const added = [...last].filter(([, op]) => op === 'add').map(([k]) => k);
+    const removed = [...last].filter(([, op]) => op === 'remove').map(([k]) => k);
+    const rows = [];
+    for await (const b of this.store.rows(h, { keys: added })) rows.push(...b);
+    if (rows.length !== added.length) throw fail('CORRUPT_COLLECTION', `the store's log of '${h.name}' names ${added.length} added keys, its items table holds ${rows.length} of them`);
+    await f.copy.putRows(rows, removed);
+    f.seq = h.seq;
+  }
+
+  /** Copies a collection's build from the store, replacing the local copy of an older build. */
+  private async copy(h: Head, old: Followed | undefined): Promise<void> {
+    const modelDir = path.join(this.o.cacheDir, '.models', h.build);
+    await fs.rm(modelDir, { recursive: true, force: true });
+    await this.store.readModel(h, modelDir);
+    const model = await TrainedModel.load(modelDir);
+    try {
+      const m = h.manifest;
+      const copy = await buildFromRows(model, this.store.rows(h), {
+        dataDir: this.o.cacheDir,
+        name: h.name,
+        kind: m.kind,
+        space: m.space,
+        hnsw: m.hnsw,
+        rawDim: m.rawDim,
+        rawType: m.rawType,
+        params: m.params,
+        replace: true,
+        quiet: true,
+      });
+      old?.copy.close();
+      this.#followed.set(h.name, { build: h.build, seq: h.seq, copy });
+      log(`copied '${h.name}' from ${this.store.label}: ${copy.count} items, write ${h.seq}`, this.o.quiet);
+    } finally {
+      model.dispose();
+      await fs.rm(modelDir, { recursive: true, force: true });
+    }
+  }
+}
