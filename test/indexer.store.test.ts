@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { selectImages } from '../data/images.js';
+import { parseStore } from '../src/indexer/store-spec.js';
+import { digits, pngOf, tmpDir, writePngFolder } from './helpers.js';
+import { startS3, type LocalS3 } from './s3-server.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
+const KEY = 'store-secret';
+
+interface Run {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** Runs the CLI as its own process with the S3 variables of `env`. */
+function cli(args: string[], env: Record<string, string>, dataDir = tmpDir()): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, '--quiet', '--data-dir', dataDir, ...args], { env: { ...process.env, ...env } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+interface Replica {
+  url: string;
+  child: ChildProcess;
+}
+
+/** Starts `serve --store` in a process of its own; resolves with its address once it serves. */
+async function replica(store: string, env: Record<string, string>): Promise<Replica> {
+  const child = spawn(process.execPath, [CLI, '--quiet', '--data-dir', tmpDir(), 'serve', '--store', store, '--port', '0', '--sync-ms', '200'], {
+    env: { ...process.env, ...env, LATENTDEX_API_KEY: KEY },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = / at (http:\/\/[^\s]+?)\/?\n/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', (code) => reject(new Error(`replica exited with ${code}: ${err}`)));
+  });
+  return { url, child };
+}
+
+async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(url);
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
+/** The keys of the codes and baseline columns of an item's neighbours on one replica. */
+async function neighbours(r: Replica, key: string): Promise<{ codes: string[]; baseline: string[] }> {
+  const { status, body } = await getJson(`${r.url}/api/collections/c/items/${encodeURIComponent(key)}/neighbors?k=10&compare=true`);
+  assert.equal(status, 200, JSON.stringify(body));
+  const col = (c: unknown) => (c as { hits: { key: string }[] }).hits.map((h) => h.key);
+  return { codes: col(body.codes), baseline: col(body.baseline) };
+}
+
+async function count(r: Replica): Promise<number> {
+  const { body } = await getJson(`${r.url}/api/collections/c`);
+  return Number(body.count);
+}
+
+/** Polls `ok` until it holds; fails the test with `what` after `ms`. */
+async function until(ok: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const hasItem = (r: Replica, key: string) => async () => (await fetch(`${r.url}/api/collections/c/items/${encodeURIComponent(key)}`)).status === 200;
+
+describe('a collection in a LanceDB store on S3, served by stateless replicas', () => {
+  let s3: LocalS3;
+  let store: string;
+  const replicas: Replica[] = [];
+  const set = digits(360);
+
+  before(async () => {
+    s3 = await startS3();
+    store = `lancedb:s3://${s3.bucket}/collections`;
+    const dir = tmpDir('latentdex-png-');
+    writePngFolder(dir, selectImages(set, Array.from({ length: 300 }, (_, i) => i)), 300);
+    const built = await cli(['build', '--collection', 'c', '--source', `dir:${dir}`, '--hidden', '32', '--code-dim', '6', '--train-epochs', '1', '--store', store], s3.env);
+    assert.equal(built.code, 0, built.err);
+    assert.match(built.out, /300 items.*lancedb:s3:/);
+  });
+
+  after(async () => {
+    for (const r of replicas) r.child.kill('SIGKILL');
+    await s3?.close();
+  });
+
+  it('refuses a second build of the name without --replace, before training', async () => {
+    const r = await cli(['build', '--collection', 'c', '--source', 'mnist', '--limit', '50', '--store', store], s3.env);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /\[COLLECTION_EXISTS\]/);
+  });
+
+  it('answers a search the same on two replicas', async () => {
+    replicas.push(await replica(store, s3.env), await replica(store, s3.env));
+    const [a, b] = replicas as [Replica, Replica];
+    assert.equal(await count(a), 300);
+    assert.equal(await count(b), 300);
+    const { body } = await getJson(`${a.url}/api/collections/c/random`);
+    const key = String(body.key);
+    const na = await neighbours(a, key);
+    assert.equal(na.codes.length, 10);
+    assert.deepEqual(na, await neighbours(b, key));
+  });
+
+  it('shows an add through the CLI on both replicas, and two writers at once both land', async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const more = tmpDir('latentdex-png-');
+    writePngFolder(more, selectImages(set, Array.from({ length: 30 }, (_, i) => 300 + i)), 30);
+    // two processes write at once: the lease makes one wait for the other, and neither write is lost
+    const [x, y] = await Promise.all([
+      cli(['add', '--collection', 'c', '--source', `dir:${more}`, '--key-prefix', 'x/', '--store', store], s3.env),
+      cli(['add', '--collection', 'c', '--source', `dir:${more}`, '--key-prefix', 'y/', '--store', store], s3.env),
+    ]);
+    assert.equal(x.code, 0, x.err);
+    assert.equal(y.code, 0, y.err);
+    const added = (k: string) => `${k}/${path.posix.join('class-' + set.labels[300], set.keys[300] + '.png')}`;
+    for (const r of [a, b]) {
+      await until(hasItem(r, added('x')), 30_000, 'the first add shows on a replica');
+      await until(hasItem(r, added('y')), 30_000, 'the second add shows on a replica');
+      await until(async () => (await count(r)) === 360, 30_000, 'every added item shows');
+    }
+    assert.deepEqual(await neighbours(a, added('x')), await neighbours(b, added('x')));
+    const dup = await cli(['add', '--collection', 'c', '--source', `dir:${more}`, '--key-prefix', 'x/', '--store', store], s3.env);
+    assert.equal(dup.code, 2);
+    assert.match(dup.err, /\[DUPLICATE_KEY\]/);
+    const info = await cli(['info', '--store', store], s3.env);
+    assert.match(info.out, /^c \(image\): 360 items/m);
+  });
+
+  it('writes through one replica to the store, seen by the other; a removal too', async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const form = new FormData();
+    form.set('key', 'uploaded');
+    form.set('label', '4');
+    form.set('image', new Blob([new Uint8Array(pngOf(set.pixels.subarray(0, 784), 28, 28))], { type: 'image/png' }), 'u.png');
+    const res = await fetch(`${a.url}/api/collections/c/items`, { method: 'POST', body: form, headers: { authorization: `Bearer ${KEY}` } });
+    assert.equal(res.status, 201, await res.text());
+    assert.equal(((await getJson(`${a.url}/api/collections/c/items/uploaded`)).status), 200);
+    await until(hasItem(b, 'uploaded'), 30_000, 'the upload shows on the other replica');
+    const del = await fetch(`${b.url}/api/collections/c/items/uploaded`, { method: 'DELETE', headers: { authorization: `Bearer ${KEY}` } });
+    assert.equal(del.status, 200);
+    await until(async () => !(await hasItem(a, 'uploaded')()), 30_000, 'the removal shows on the first replica');
+  });
+
+  it('loses nothing when a replica is killed: the other answers, and a new one copies the same collection', async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const { body } = await getJson(`${b.url}/api/collections/c/random`);
+    const key = String(body.key);
+    const before = await neighbours(b, key);
+    a.child.kill('SIGKILL');
+    await once(a.child, 'exit');
+    assert.equal(await count(b), 360);
+    assert.deepEqual(await neighbours(b, key), before);
+    const c = await replica(store, s3.env);
+    replicas.push(c);
+    assert.equal(await count(c), 360);
+    assert.deepEqual(await neighbours(c, key), before);
+  });
+
+  it('gives a one-line error for a bad store URI or an endpoint that does not answer', async () => {
+    const dead = { ...s3.env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9' };
+    for (const [args, env, code] of [
+      [['info', '--store', store], dead, 'STORE_UNREACHABLE'],
+      [['serve', '--store', store, '--port', '0'], dead, 'STORE_UNREACHABLE'],
+      [['info', '--store', `lancedb:s3://no-such-bucket/x`], s3.env, 'STORE_UNREACHABLE'],
+      [['serve', '--store', 'postgres://x', '--port', '0'], s3.env, 'INVALID_ARGUMENT'],
+      [['add', '--collection', 'c', '--source', 'mnist', '--store', 'lancedb:s3://'], s3.env, 'INVALID_ARGUMENT'],
+    ] as const) {
+      const r = await cli([...args], env);
+      assert.notEqual(r.code, 0, args.join(' '));
+      const lines = r.err.trim().split('\n');
+      assert.equal(lines.length, 1, r.err);
+      assert.match(lines[0]!, new RegExp(`\\[${code}\\]$`));
+    }
+  });
+});
+
+describe('parseStore', () => {
+  const s3 = { endpoint: 'http://127.0.0.1:4568', region: undefined, accessKeyId: 'k', secretAccessKey: 's', sessionToken: undefined };
+  it('reads a folder, an S3 prefix with its endpoint, and refuses other schemes with INVALID_ARGUMENT', () => {
+    assert.equal(parseStore('lancedb:rel/dir', s3).uri, path.resolve('rel/dir'));
+    const p = parseStore('lancedb:s3://bucket-1/a/b/', s3);
+    assert.equal(p.uri, 's3://bucket-1/a/b');
+    assert.equal(p.storageOptions.aws_endpoint, s3.endpoint);
+    assert.equal(p.storageOptions.allow_http, 'true');
+    for (const bad of ['lancedb:', 'lance:x', 'lancedb:gs://b/p', 'lancedb:s3://', 'lancedb:s3://B_/x']) {
+      assert.throws(() => parseStore(bad, s3), { code: 'INVALID_ARGUMENT' }, bad);
+    }
+    assert.throws(() => parseStore('lancedb:s3://b1/x', { ...s3, endpoint: 'ftp://x' }), { code: 'INVALID_ARGUMENT' });
+  });
+});
