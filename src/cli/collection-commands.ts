@@ -9,7 +9,7 @@ import { fail } from '../errors.js';
 import { buildCollection, listCollections, modelDirOf, reserveBuild, resumableBuilds, resumableModel } from '../indexer/build.js';
 import { Collection } from '../indexer/collection.js';
 import { spoolDirOf, STORE_STAGING } from '../indexer/paths.js';
-import type { LanceStore } from '../indexer/lance-store.js';
+import { publishable, type LanceStore } from '../indexer/lance-store.js';
 import { encodeStream, headOf, openStore, STORE_FLAG_HELP, withStoreModel } from './store.js';
 import type { ImageSet, SkippedFile } from '../../data/images.js';
 import { globals, startBackend, type Ctx } from './context.js';
@@ -148,7 +148,7 @@ export function addCollectionCommands(ctx: Ctx): void {
           let where = c.paths.home;
           try {
             if (store) {
-              await store.publish(c, { replace: f.replace, quiet: g.quiet });
+              await store.publish(publishable(c), { replace: f.replace, quiet: g.quiet });
               where = store.label;
             }
           } finally {

@@ -73,6 +73,18 @@ export interface LogEntry {
   key: string;
 }
 
+/** What a store copies in as a collection's build: its manifest, its model's folder, and its items in order. */
+export interface Publishable {
+  manifest: CollectionManifest;
+  modelDir: string;
+  items(): Iterable<NewItem>;
+}
+
+/** A local collection as a store copies it. */
+export function publishable(c: Collection): Publishable {
+  return { manifest: c.manifest, modelDir: c.paths.model, items: () => c.storedItems() };
+}
+
 export interface AnnHit {
   key: string;
   label: string | null;
@@ -86,6 +98,8 @@ export interface AnnOptions {
   nprobes?: number;
   /** candidates re-ranked on the full codes, as a multiple of k (default 10) */
   refineFactor?: number;
+  /** scan every code instead of the index (exact) */
+  exact?: boolean;
 }
 
 function headOf(r: HeadRow): Head {
@@ -189,15 +203,15 @@ export class LanceStore {
     return r && r.seq >= 0 ? headOf(r) : undefined;
   }
 
-  /** Copies a local collection (model, items, codes, previews) into the store as its new build. */
-  async publish(c: Collection, o: { replace?: boolean; quiet?: boolean } = {}): Promise<Head> {
-    const name = c.name;
+  /** Copies a collection (model, items, codes, previews) into the store as its new build. */
+  async publish(c: Publishable, o: { replace?: boolean; quiet?: boolean } = {}): Promise<Head> {
+    const name = c.manifest.name;
     const lease = await this.takeLease(name, { create: true, replace: o.replace });
     try {
       const cd = c.manifest.codeDim;
-      const model = await this.overwrite(`${name}.model`, await modelRows(c.paths.model), this.modelSchema());
+      const model = await this.overwrite(`${name}.model`, await modelRows(c.modelDir), this.modelSchema());
       const items = await this.openOrCreate(`${name}.items`, this.itemSchema(cd));
-      const bar = progress({ title: 'upload', total: c.count, quiet: o.quiet });
+      const bar = progress({ title: 'upload', total: c.manifest.count, quiet: o.quiet });
       let batch: NewItem[] = [];
       let n = 0;
       let first = true;
@@ -208,13 +222,14 @@ export class LanceStore {
         batch = [];
         bar.update(n);
       };
-      for (const it of c.storedItems()) {
+      for (const it of c.items()) {
         batch.push(it);
         if (batch.length === WRITE_BATCH) await flush();
       }
       if (batch.length || first) await flush();
       bar.stop();
-      await this.index(items, c.count, cd);
+      if (n !== c.manifest.count) throw fail('INTERNAL', `collection '${name}' gave ${n} items, not the ${c.manifest.count} of its manifest`);
+      await this.index(items, n, cd);
       const log = await this.overwrite(`${name}.log`, [], this.logSchema());
       const head: HeadRow = {
         name,
@@ -326,6 +341,7 @@ export class LanceStore {
       .refineFactor(o.refineFactor ?? 10)
       .select(['key', 'label']);
     if (o.label !== undefined) q = q.where(`label = ${sqlString(o.label)}`);
+    if (o.exact) q = q.bypassVectorIndex();
     const rows = (await q.toArray()) as { key: string; label: string | null; _distance: number }[];
     return rows.map((r) => ({ key: r.key, label: r.label, distance: r._distance }));
   }
