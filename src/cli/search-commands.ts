@@ -15,7 +15,7 @@ import { floatArg, intArg } from './options.js';
 import { MAX_SHORTLIST, RERANK_DEFAULTS, rerankOptions } from '../search/rerank.js';
 import { DemoBuilds } from '../search/demo.js';
 import { serve } from '../search/serve.js';
-import { DEFAULT_SYNC_MS, StoreMirror } from '../indexer/mirror.js';
+import { DEFAULT_HOT_LIMIT, DEFAULT_SYNC_MS, StoreMirror } from '../indexer/mirror.js';
 import { openStore } from './store.js';
 import { backendName } from '../encoder/backend.js';
 
@@ -114,7 +114,8 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
     .option('--store <uri>', "serve a LanceDB store's collections as one of many stateless replicas (see `build --store`)")
     .option('--cache-dir <dir>', 'with --store: where the local copies are kept (default: a temporary folder removed at exit)')
     .option('--sync-ms <n>', "with --store: how often the store is asked for new writes, the longest a write takes to show here", intArg(50, 3_600_000), DEFAULT_SYNC_MS)
-    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean; allowedHost?: string[]; store?: string; cacheDir?: string; syncMs: number }) => {
+    .option('--hot-limit <n>', 'with --store: copy collections of at most N items (each copy holds whole rows on this disk)', intArg(1), DEFAULT_HOT_LIMIT)
+    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean; allowedHost?: string[]; store?: string; cacheDir?: string; syncMs: number; hotLimit: number }) => {
       const g = globals(ctx);
       if (f.store && f.demo) throw fail('INVALID_ARGUMENT', '--demo builds local collections; give --store or --demo, not both');
       if (!f.store && f.cacheDir) throw fail('INVALID_ARGUMENT', '--cache-dir is where a replica keeps its copies; give it with --store');
@@ -126,7 +127,7 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
       let mirror: StoreMirror | undefined;
       try {
         if (store && cacheDir) {
-          mirror = new StoreMirror(store, { cacheDir, intervalMs: f.syncMs, quiet: g.quiet, lockTimeoutMs: 5000 });
+          mirror = new StoreMirror(store, { cacheDir, intervalMs: f.syncMs, hotLimit: f.hotLimit, quiet: g.quiet, lockTimeoutMs: 5000 });
           await mirror.start();
         }
       } catch (e) {

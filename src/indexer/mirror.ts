@@ -12,7 +12,7 @@ export interface MirrorOptions {
   cacheDir: string;
   /** how often the store is asked for new writes (default 1 s): the longest a write takes to reach this replica */
   intervalMs?: number;
-  /** collections of more items than this are not copied (searched in the store instead); default 5,000,000 */
+  /** collections of more items than this are not copied (a replica's disk and memory hold whole rows); default 5,000,000 */
   hotLimit?: number;
   /** how long a write through this replica waits for another writer (default 5 s) */
   lockTimeoutMs?: number;
@@ -36,8 +36,6 @@ interface Followed {
  */
 export class StoreMirror {
   readonly #followed = new Map<string, Followed>();
-  /** collections too large to copy, searched in the store (name → head) */
-  readonly #remote = new Map<string, Head>();
   #timer: NodeJS.Timeout | undefined;
   /** syncs run one after another */
   #chain: Promise<void> = Promise.resolve();
@@ -62,11 +60,6 @@ export class StoreMirror {
     const run = this.#chain.then(() => (this.#closed ? undefined : this.syncOnce()));
     this.#chain = run.catch(() => undefined);
     return run;
-  }
-
-  /** Collections beyond the hot limit: not copied, searched in the store. */
-  remote(): Head[] {
-    return [...this.#remote.values()];
   }
 
   /** Encodes items with the collection's model and writes them to the store, then shows them here at once. */
@@ -119,11 +112,11 @@ export class StoreMirror {
   }
 
   private async follow(h: Head): Promise<void> {
-    if (h.manifest.count > (this.o.hotLimit ?? DEFAULT_HOT_LIMIT)) {
-      this.#remote.set(h.name, h);
+    const limit = this.o.hotLimit ?? DEFAULT_HOT_LIMIT;
+    if (h.manifest.count > limit && !this.#followed.has(h.name)) {
+      this.report(`${h.name}:size`, `collection '${h.name}' holds ${h.manifest.count} items, more than this replica copies (--hot-limit ${limit}); it is not served here`);
       return;
     }
-    this.#remote.delete(h.name);
     const f = this.#followed.get(h.name);
     if (!f || f.build !== h.build) return this.copy(h, f);
     if (h.seq === f.seq) return;
