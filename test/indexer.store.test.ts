@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -180,11 +181,15 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
 
   it('gives a one-line error for a bad store URI or an endpoint that does not answer', async () => {
     const dead = { ...s3.env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9' };
+    // a folder holding anything but a replica's cache is never used as one (its collections would be replaced)
+    const busy = tmpDir();
+    fs.writeFileSync(path.join(busy, 'notes.txt'), 'mine');
     for (const [args, env, code] of [
       [['info', '--store', store], dead, 'STORE_UNREACHABLE'],
       [['serve', '--store', store, '--port', '0'], dead, 'STORE_UNREACHABLE'],
       [['info', '--store', `lancedb:s3://no-such-bucket/x`], s3.env, 'STORE_UNREACHABLE'],
       [['serve', '--store', 'postgres://x', '--port', '0'], s3.env, 'INVALID_ARGUMENT'],
+      [['serve', '--store', store, '--port', '0', '--cache-dir', busy], s3.env, 'INVALID_ARGUMENT'],
       [['add', '--collection', 'c', '--source', 'mnist', '--store', 'lancedb:s3://'], s3.env, 'INVALID_ARGUMENT'],
     ] as const) {
       const r = await cli([...args], env);

@@ -20,6 +20,8 @@ export interface MirrorOptions {
 }
 
 export const DEFAULT_SYNC_MS = 1000;
+/** The file that marks a folder as a replica's cache. */
+const CACHE_MARKER = '.latentdex-replica-cache';
 export const DEFAULT_HOT_LIMIT = 5_000_000;
 
 /** How far a local copy has followed a collection of the store. */
@@ -47,9 +49,18 @@ export class StoreMirror {
     private readonly o: MirrorOptions,
   ) {}
 
-  /** Copies every collection of the store, then follows them every `intervalMs`. */
+  /**
+   * Copies every collection of the store, then follows them every `intervalMs`. The cache folder must be empty or a
+   * replica's cache already (it holds a marker file): its collections are replaced, so it is never a data directory.
+   */
   async start(): Promise<void> {
     await fs.mkdir(this.o.cacheDir, { recursive: true });
+    const marker = path.join(this.o.cacheDir, CACHE_MARKER);
+    const entries = await fs.readdir(this.o.cacheDir);
+    if (entries.length && !entries.includes(CACHE_MARKER)) {
+      throw fail('INVALID_ARGUMENT', `--cache-dir '${this.o.cacheDir}' is not empty and not a replica's cache; its collections would be replaced by the store's. Give an empty or new folder`);
+    }
+    await fs.writeFile(marker, `a cache of ${this.store.label}: latentdex serve --store copies collections here\n`);
     await this.sync();
     this.#timer = setInterval(() => void this.sync(), this.o.intervalMs ?? DEFAULT_SYNC_MS);
     this.#timer.unref();
