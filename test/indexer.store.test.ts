@@ -215,3 +215,45 @@ describe('parseStore', () => {
     assert.throws(() => parseStore('lancedb:s3://b1/x', { ...s3, endpoint: 'ftp://x' }), { code: 'INVALID_ARGUMENT' });
   });
 });
+
+describe('LanceStore#write', () => {
+  it('runs writes of one process one after another: each commits, and the log and the items agree', async () => {
+    const { buildCollection } = await import('../src/indexer/build.js');
+    const { imageItems } = await import('../src/indexer/items.js');
+    const { LanceStore, publishable } = await import('../src/indexer/lance-store.js');
+    const { smallModel } = await import('./helpers.js');
+    const set = digits(80);
+    const model = await smallModel(set, { epochs: 1 });
+    const c = await buildCollection(model, imageItems(selectImages(set, Array.from({ length: 40 }, (_, i) => i))), { dataDir: tmpDir(), name: 'w', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true });
+    const none = { endpoint: undefined, region: undefined, accessKeyId: undefined, secretAccessKey: undefined, sessionToken: undefined };
+    const store = await LanceStore.connect(parseStore(`lancedb:${tmpDir()}`, none));
+    try {
+      const head = await store.publish(publishable(c), { quiet: true });
+      const rows = [...c.storedItems()].slice(0, 3).map((r, i) => ({ ...r, key: `new-${i}` }));
+      const [k0, k1] = [c.itemRows()[0]!.key, c.itemRows()[1]!.key];
+      const results = await Promise.all([
+        store.write('w', [rows[0]!], [], { timeoutMs: 30_000 }),
+        store.write('w', [rows[1]!, rows[2]!], [k0], { timeoutMs: 30_000 }),
+        store.write('w', [], [k1], { timeoutMs: 30_000, build: head.build }),
+      ]);
+      assert.deepEqual(results.map((r) => r.head.seq).sort(), [1, 2, 3]);
+      const now = (await store.head('w'))!;
+      assert.equal(now.seq, 3);
+      assert.equal(now.manifest.count, 40 + 3 - 2);
+      const keys = new Set<string>();
+      for await (const b of store.rows(now)) for (const r of b) keys.add(r.key);
+      assert.equal(keys.size, 41);
+      for (const k of ['new-0', 'new-1', 'new-2']) assert.ok(keys.has(k), k);
+      assert.ok(!keys.has(k0) && !keys.has(k1));
+      assert.deepEqual((await store.changes(now, 0)).map((e) => e.seq), [1, 2, 2, 2, 3]);
+      await assert.rejects(store.write('w', [], [k0]), { code: 'ITEM_NOT_FOUND' });
+      await assert.rejects(store.write('w', [rows[0]!], []), { code: 'DUPLICATE_KEY' });
+      await assert.rejects(store.write('w', [], ['new-0'], { build: 'another-build' }), { code: 'COLLECTION_REPLACED' });
+      assert.equal((await store.head('w'))!.seq, 3);
+    } finally {
+      store.close();
+      c.close();
+      model.dispose();
+    }
+  });
+});

@@ -188,7 +188,7 @@ export function addCollectionCommands(ctx: Ctx): void {
             const l = await loadSource(f.source, { limit: f.limit, model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
             reportSkipped(l.set.skipped ?? []);
             const rows = await encodeStream(model, itemsOf(model, l), head.manifest.rawType, g.quiet);
-            return store.write(f.collection, rows, [], { replace: f.replace });
+            return store.write(f.collection, rows, [], { replace: f.replace, build: head.build });
           });
           process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${f.collection}' now holds ${r.head.manifest.count} in ${store.label}\n`);
         } finally {

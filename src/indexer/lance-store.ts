@@ -73,6 +73,22 @@ export interface LogEntry {
   key: string;
 }
 
+/** A collection's lease as one write of this process holds it. */
+interface Lease {
+  row: HeadRow;
+  until: number;
+  holder: string;
+}
+
+export interface WriteOptions {
+  /** replace stored items of the same keys instead of DUPLICATE_KEY */
+  replace?: boolean;
+  /** how long to wait for another writer before COLLECTION_BUSY (default 10 minutes) */
+  timeoutMs?: number;
+  /** the build the rows were encoded for: COLLECTION_REPLACED if the collection was built again since */
+  build?: string;
+}
+
 /** What a store copies in as a collection's build: its manifest, its model's folder, and its items in order. */
 export interface Publishable {
   manifest: CollectionManifest;
@@ -160,8 +176,10 @@ export class LanceStore {
   readonly #db: Lance.Connection;
   readonly #lance: LanceModule;
   readonly #arrow: ArrowModule;
-  /** who this process is when it holds a lease */
-  readonly #holder = `${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
+  /** who this process is; each lease it takes adds a token of its own, so two writes of one process exclude each other */
+  readonly #process = `${os.hostname()}:${process.pid}`;
+  /** writes of this process, one after another per collection (the lease excludes other processes) */
+  readonly #queues = new Map<string, Promise<unknown>>();
 
   private constructor(
     readonly spec: StoreSpec,
@@ -184,7 +202,7 @@ export class LanceStore {
       throw unreachable(spec, e);
     }
     const store = new LanceStore(spec, db, mods);
-    await store.heads();
+    await store.headsTable();
     return store;
   }
 
@@ -197,17 +215,32 @@ export class LanceStore {
     return (await this.headRows()).filter((r) => r.seq >= 0).map(headOf);
   }
 
+  /** Runs one write of a collection after this process's earlier ones. */
+  private queued<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.#queues.get(name) ?? Promise.resolve()).then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.#queues.set(name, tail);
+    void tail.then(() => {
+      if (this.#queues.get(name) === tail) this.#queues.delete(name);
+    });
+    return run;
+  }
+
   /** A collection as last committed; undefined when the store does not hold it. */
   async head(name: string): Promise<Head | undefined> {
-    const r = (await this.headRows(name))[0];
-    return r && r.seq >= 0 ? headOf(r) : undefined;
+    return (await this.list()).find((h) => h.name === name);
   }
 
   /** Copies a collection (model, items, codes, previews) into the store as its new build. */
   async publish(c: Publishable, o: { replace?: boolean; quiet?: boolean } = {}): Promise<Head> {
     const name = c.manifest.name;
-    const lease = await this.takeLease(name, { create: true, replace: o.replace });
+    return this.queued(name, () => this.publishLocked(c, name, o));
+  }
+
+  private async publishLocked(c: Publishable, name: string, o: { replace?: boolean; quiet?: boolean }): Promise<Head> {
+    let lease: Lease | undefined;
     try {
+      lease = await this.takeLease(name, { create: true, replace: o.replace });
       const cd = c.manifest.codeDim;
       const model = await this.overwrite(`${name}.model`, await modelRows(c.modelDir), this.modelSchema());
       const items = await this.openOrCreate(`${name}.items`, this.itemSchema(cd));
@@ -245,7 +278,7 @@ export class LanceStore {
       await this.commit(lease, head);
       return headOf(head);
     } catch (e) {
-      await this.releaseLease(lease);
+      if (lease) await this.releaseLease(lease);
       throw storeFailed(this.spec, e, `copying '${name}' into`);
     }
   }
@@ -254,10 +287,16 @@ export class LanceStore {
    * One write: removes `removeKeys` (each must be stored) and adds `rows` (a stored key is DUPLICATE_KEY unless
    * `replace`), then commits both as the collection's next change. Waits up to `timeoutMs` for another writer.
    */
-  async write(name: string, rows: readonly NewItem[], removeKeys: readonly string[], o: { replace?: boolean; timeoutMs?: number } = {}): Promise<{ added: number; replaced: number; removed: number; head: Head }> {
-    const lease = await this.takeLease(name, { timeoutMs: o.timeoutMs });
+  async write(name: string, rows: readonly NewItem[], removeKeys: readonly string[], o: WriteOptions = {}): Promise<{ added: number; replaced: number; removed: number; head: Head }> {
+    return this.queued(name, () => this.writeLocked(name, rows, removeKeys, o));
+  }
+
+  private async writeLocked(name: string, rows: readonly NewItem[], removeKeys: readonly string[], o: WriteOptions): Promise<{ added: number; replaced: number; removed: number; head: Head }> {
+    let lease: Lease | undefined;
     try {
+      lease = await this.takeLease(name, { timeoutMs: o.timeoutMs });
       const head = headOf(lease.row);
+      if (o.build !== undefined && head.build !== o.build) throw fail('COLLECTION_REPLACED', `collection '${name}' was built again while these items were encoded with its old model; run the write again`);
       const cd = head.manifest.codeDim;
       for (const r of rows) {
         if (r.code.byteLength !== cd * 4) throw fail('INVALID_DIM', `item '${r.key}' has a ${r.code.byteLength / 4}-d code; collection '${name}' holds ${cd}-d codes`);
@@ -286,7 +325,7 @@ export class LanceStore {
       await this.commit(lease, next);
       return { added: rows.length - replaced, replaced, removed, head: headOf(next) };
     } catch (e) {
-      await this.releaseLease(lease);
+      if (lease) await this.releaseLease(lease);
       throw storeFailed(this.spec, e, `writing to '${name}' in`);
     }
   }
@@ -351,9 +390,13 @@ export class LanceStore {
   }
 
   private async tableAt(name: string, version: number): Promise<Lance.Table> {
-    const t = await this.#db.openTable(name);
-    await t.checkout(version);
-    return t;
+    try {
+      const t = await this.#db.openTable(name);
+      await t.checkout(version);
+      return t;
+    } catch (e) {
+      throw fail('STORE_UNREACHABLE', `cannot read table '${name}' (version ${version}) of the store ${this.label}: ${shortError(e)}`, e);
+    }
   }
 
   private async headsTable(): Promise<Lance.Table> {
@@ -369,12 +412,8 @@ export class LanceStore {
     }
   }
 
-  private async heads(): Promise<Lance.Table> {
-    return this.headsTable();
-  }
-
   private async headRows(name?: string): Promise<HeadRow[]> {
-    const t = await this.heads();
+    const t = await this.headsTable();
     try {
       const q = name === undefined ? t.query() : t.query().where(`name = ${sqlString(name)}`);
       const rows = (await q.toArray()) as Record<string, unknown>[];
@@ -393,16 +432,19 @@ export class LanceStore {
    * Takes a collection's lease: a conditional update of its row that succeeds only if nobody else holds a live
    * lease and no write committed since the row was read. Undoes what a writer that died left in the tables.
    */
-  private async takeLease(name: string, o: { create?: boolean; replace?: boolean; timeoutMs?: number }): Promise<{ row: HeadRow; until: number }> {
+  private async takeLease(name: string, o: { create?: boolean; replace?: boolean; timeoutMs?: number }): Promise<Lease> {
     validateName(name);
+    const holder = `${this.#process}:${crypto.randomUUID().slice(0, 8)}`;
     const deadline = Date.now() + (o.timeoutMs ?? 10 * 60_000);
-    const t = await this.heads();
+    const t = await this.headsTable();
     for (;;) {
       const now = Date.now();
-      const row = (await this.headRows(name))[0];
+      // two first builds racing may both insert a row: the committed one counts, else the first
+      const found = await this.headRows(name);
+      const row = found.find((r) => r.seq >= 0) ?? found[0];
       if (!row && !o.create) throw fail('COLLECTION_NOT_FOUND', `collection '${name}' is not in ${this.label}; build it there with \`latentdex build --store ${this.label.split(' ')[0]} --collection ${name} --source ...\``);
       if (row && row.seq >= 0 && o.create && !o.replace) throw fail('COLLECTION_EXISTS', `collection '${name}' already exists in ${this.label}; pass --replace to rebuild it or use \`latentdex add --store\``);
-      const held = row && row.lease_holder !== '' && row.lease_holder !== this.#holder && row.lease_until > now;
+      const held = row && row.lease_holder !== '' && row.lease_until > now;
       if (held) {
         if (now > deadline) throw fail('COLLECTION_BUSY', `collection '${name}' in ${this.label} is being written by ${row.lease_holder}; try again when that write is done`);
         await new Promise((r) => setTimeout(r, 250));
@@ -410,13 +452,26 @@ export class LanceStore {
       }
       const until = now + LEASE_MS;
       const mine: HeadRow = row
-        ? { ...row, lease_holder: this.#holder, lease_until: until }
-        : { name, build: '', seq: -1, manifest: '{}', items_version: 0, log_version: 0, model_version: 0, lease_holder: this.#holder, lease_until: until };
+        ? { ...row, lease_holder: holder, lease_until: until }
+        : { name, build: '', seq: -1, manifest: '{}', items_version: 0, log_version: 0, model_version: 0, lease_holder: holder, lease_until: until };
       const cond = row ? `target.seq = ${row.seq} AND target.lease_holder = ${sqlString(row.lease_holder)} AND target.lease_until = ${row.lease_until}` : undefined;
-      const r = await this.upsert(t, mine, cond);
-      if (r === 0) continue;
-      if (row && row.seq >= 0) await this.undoUncommitted(headOf(row));
-      return { row: mine, until };
+      const r = await this.upsert(t, mine, cond).catch((e: unknown) => {
+        if (isConflict(e)) return 0;
+        throw e;
+      });
+      if (r === 0) {
+        // another writer took it between the read and the update: wait a little and read again
+        await new Promise((res) => setTimeout(res, 50 + Math.random() * 100));
+        continue;
+      }
+      const lease = { row: mine, until, holder };
+      try {
+        if (row && row.seq >= 0) await this.undoUncommitted(headOf(row));
+      } catch (e) {
+        await this.releaseLease(lease);
+        throw e;
+      }
+      return lease;
     }
   }
 
@@ -435,21 +490,21 @@ export class LanceStore {
   }
 
   /** Commits a write: the head row moves to `next` only while this process still holds the lease. */
-  private async commit(lease: { row: HeadRow; until: number }, next: HeadRow): Promise<void> {
-    const t = await this.heads();
-    const cond = `target.lease_holder = ${sqlString(this.#holder)} AND target.lease_until = ${lease.until}`;
+  private async commit(lease: Lease, next: HeadRow): Promise<void> {
+    const t = await this.headsTable();
+    const cond = `target.lease_holder = ${sqlString(lease.holder)} AND target.lease_until = ${lease.until}`;
     if ((await this.upsert(t, next, cond)) === 0) {
       throw fail('COLLECTION_BUSY', `the write to '${next.name}' took longer than its lease (${LEASE_MS / 60_000} min) and another writer took over; nothing was committed, run it again`);
     }
   }
 
-  private async releaseLease(lease: { row: HeadRow; until: number }): Promise<void> {
+  private async releaseLease(lease: Lease): Promise<void> {
     try {
-      const t = await this.heads();
-      const cur = (await this.headRows(lease.row.name))[0];
-      if (!cur || cur.lease_holder !== this.#holder) return;
-      if (cur.seq < 0) await t.delete(`name = ${sqlString(cur.name)} AND lease_holder = ${sqlString(this.#holder)}`);
-      else await this.upsert(t, { ...cur, lease_holder: '', lease_until: 0 }, `target.lease_holder = ${sqlString(this.#holder)}`);
+      const t = await this.headsTable();
+      const cur = (await this.headRows(lease.row.name)).find((r) => r.lease_holder === lease.holder);
+      if (!cur) return;
+      if (cur.seq < 0) await t.delete(`name = ${sqlString(cur.name)} AND lease_holder = ${sqlString(lease.holder)}`);
+      else await this.upsert(t, { ...cur, lease_holder: '', lease_until: 0 }, `target.lease_holder = ${sqlString(lease.holder)}`);
     } catch {
       // the lease runs out on its own
     }
@@ -565,6 +620,11 @@ export class LanceStore {
   }
 }
 
+/** LanceDB's answer when another writer committed first. */
+function isConflict(e: unknown): boolean {
+  return /commit conflict|retryable/i.test(messageOf(e));
+}
+
 function unreachable(spec: StoreSpec, e: unknown): Error {
   if (isLatentdexError(e)) return e;
   return fail('STORE_UNREACHABLE', `cannot open the store ${storeLabel(spec)}: ${shortError(e)}; check the URI, AWS_ENDPOINT_URL and the credentials`, e);
@@ -573,6 +633,7 @@ function unreachable(spec: StoreSpec, e: unknown): Error {
 /** A LanceDB error met while writing, as a one-line error (what was written stays uncommitted). */
 function storeFailed(spec: StoreSpec, e: unknown, what: string): Error {
   if (isLatentdexError(e)) return e;
+  if (isConflict(e)) return fail('COLLECTION_BUSY', `${what} the store ${storeLabel(spec)} met another writer's commit; nothing was committed, run it again`, e);
   return fail('STORE_UNREACHABLE', `${what} the store ${storeLabel(spec)} failed: ${shortError(e)}; nothing was committed, run it again`, e);
 }
 

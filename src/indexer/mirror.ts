@@ -76,7 +76,7 @@ export class StoreMirror {
   /** Encodes items with the collection's model and writes them to the store, then shows them here at once. */
   async add(c: Collection, items: ItemInput[], o: { replace?: boolean } = {}): Promise<number> {
     const rows = encodeItems(c.model, items, c.manifest.rawType);
-    const r = await this.store.write(c.name, rows, [], { replace: o.replace, timeoutMs: this.o.lockTimeoutMs ?? 5000 });
+    const r = await this.store.write(c.name, rows, [], { replace: o.replace, timeoutMs: this.o.lockTimeoutMs ?? 5000, build: this.#followed.get(c.name)?.build });
     await this.sync();
     return r.head.manifest.count;
   }

@@ -57,15 +57,17 @@ export async function serve(o: ServeOptions): Promise<Running> {
     const s = http.createServer({ requestTimeout, headersTimeout: Math.min(requestTimeout, 10_000), connectionsCheckingInterval: Math.min(1000, requestTimeout) }, app);
     s.listen(o.port, o.host, () => resolve(s));
     s.on('error', (e: NodeJS.ErrnoException) => {
-      void o.mirror?.close().then(() => engine.close());
-      if (!o.mirror) void engine.close();
-      reject(
+      const err =
         e.code === 'EADDRINUSE'
           ? fail('INVALID_ARGUMENT', `port ${o.port} on ${o.host} is already in use; stop the other server or pass --port`, e)
           : e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL'
             ? fail('INVALID_ARGUMENT', `cannot listen on ${o.host}:${o.port} (${e.code}); choose another --host or --port`, e)
-            : e,
-      );
+            : e;
+      // the replica's syncs end before the engine's collections close (and before the caller drops the cache)
+      void (async () => {
+        await o.mirror?.close();
+        await engine.close();
+      })().finally(() => reject(err));
     });
   });
   const a = server.address() as AddressInfo;
