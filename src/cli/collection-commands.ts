@@ -10,7 +10,7 @@ import { buildCollection, listCollections, modelDirOf, reserveBuild, resumableBu
 import { Collection } from '../indexer/collection.js';
 import { spoolDirOf, STORE_STAGING } from '../indexer/paths.js';
 import { publishable, type LanceStore } from '../indexer/lance-store.js';
-import { encodeStream, headOf, openStore, STORE_FLAG_HELP, withStoreModel } from './store.js';
+import { encodeStream, openStore, STORE_FLAG_HELP, withStoreModel } from './store.js';
 import type { ImageSet, SkippedFile } from '../../data/images.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
@@ -182,7 +182,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       if (f.store) {
         const store = await openStore(ctx, f.store);
         try {
-          const head = await headOf(store, f.collection);
+          const head = await store.requireHead(f.collection);
           await startBackend(ctx);
           const r = await withStoreModel(store, head, async (model) => {
             const l = await loadSource(f.source, { limit: f.limit, model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
@@ -247,7 +247,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       if (f.store) {
         const store = await openStore(ctx, f.store);
         try {
-          const heads = f.collection ? [await headOf(store, f.collection)] : await store.list();
+          const heads = f.collection ? [await store.requireHead(f.collection)] : await store.list();
           if (f.json) process.stdout.write(`${JSON.stringify(f.collection ? heads[0]!.manifest : heads.map((h) => h.name), null, f.collection ? 2 : 0)}\n`);
           else if (!heads.length) process.stdout.write(`no collections in ${store.label}\n`);
           else for (const h of heads) process.stdout.write(`${h.name} (${h.manifest.kind}): ${h.manifest.count} items, ${h.manifest.codeDim}-d codes, ${h.seq} writes since its build, in ${store.label}\n`);

@@ -2,7 +2,6 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { TrainedModel } from '../encoder/model.js';
-import { fail } from '../errors.js';
 import type { NewItem } from '../indexer/catalogue.js';
 import { encodeItems, type ItemStream } from '../indexer/collection.js';
 import { LanceStore, type Head } from '../indexer/lance-store.js';
@@ -15,13 +14,6 @@ export const STORE_FLAG_HELP = 'keep the collection in a LanceDB store shared by
 /** Connects to `--store` (one-line error for a bad URI or an endpoint that does not answer). */
 export function openStore(ctx: Ctx, value: string): Promise<LanceStore> {
   return LanceStore.connect(parseStore(value, ctx.env.s3));
-}
-
-/** A collection of the store, or COLLECTION_NOT_FOUND saying how to build it there. */
-export async function headOf(store: LanceStore, name: string): Promise<Head> {
-  const h = await store.head(name);
-  if (!h) throw fail('COLLECTION_NOT_FOUND', `collection '${name}' is not in ${store.label}; build it there with \`latentdex build --store ${store.label.split(' ')[0]} --collection ${name} --source ...\``);
-  return h;
 }
 
 /** Runs `fn` with the model of a store's collection, read into a temporary folder removed afterwards. */

@@ -215,6 +215,17 @@ export class LanceStore {
     return (await this.headRows()).filter((r) => r.seq >= 0).map(headOf);
   }
 
+  /** A collection as last committed, or COLLECTION_NOT_FOUND saying how to build it there. */
+  async requireHead(name: string): Promise<Head> {
+    const h = await this.head(name);
+    if (!h) throw this.notFound(name);
+    return h;
+  }
+
+  private notFound(name: string): Error {
+    return fail('COLLECTION_NOT_FOUND', `collection '${name}' is not in ${this.label}; build it there with \`latentdex build --store lancedb:${this.spec.uri} --collection ${name} --source ...\``);
+  }
+
   /** Runs one write of a collection after this process's earlier ones. */
   private queued<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const run = (this.#queues.get(name) ?? Promise.resolve()).then(fn, fn);
@@ -442,7 +453,7 @@ export class LanceStore {
       // two first builds racing may both insert a row: the committed one counts, else the first
       const found = await this.headRows(name);
       const row = found.find((r) => r.seq >= 0) ?? found[0];
-      if (!row && !o.create) throw fail('COLLECTION_NOT_FOUND', `collection '${name}' is not in ${this.label}; build it there with \`latentdex build --store ${this.label.split(' ')[0]} --collection ${name} --source ...\``);
+      if (!row && !o.create) throw this.notFound(name);
       if (row && row.seq >= 0 && o.create && !o.replace) throw fail('COLLECTION_EXISTS', `collection '${name}' already exists in ${this.label}; pass --replace to rebuild it or use \`latentdex add --store\``);
       const held = row && row.lease_holder !== '' && row.lease_until > now;
       if (held) {
