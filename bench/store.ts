@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readEnv } from '../src/config.js';
 import { backendName, initBackend } from '../src/encoder/backend.js';
 import { fitImageModel } from '../src/encoder/fit.js';
 import { selectImages } from '../data/images.js';
@@ -59,7 +60,7 @@ async function run(search: (q: Float32Array) => Promise<string[]> | string[]): P
 }
 
 const rows: (string | number)[][] = [];
-const NO_S3 = { endpoint: undefined, region: undefined, accessKeyId: undefined, secretAccessKey: undefined, sessionToken: undefined };
+const NO_S3 = readEnv({}).s3;
 
 // Fashion-MNIST 60k: the local collection, then copied into a LanceDB folder and into LanceDB on a local S3 server.
 const dataDir = tmpDir('latentdex-bench-store-');
@@ -79,7 +80,7 @@ const folderBuild = seconds(t0);
 const s3 = await startS3();
 Object.assign(process.env, s3.env);
 const s3Spec = `lancedb:s3://${s3.bucket}/bench`;
-const onS3 = await LanceStore.connect(parseStore(s3Spec, { endpoint: s3.endpoint, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', sessionToken: undefined }));
+const onS3 = await LanceStore.connect(parseStore(s3Spec, readEnv(s3.env).s3));
 t0 = performance.now();
 const s3Head = await onS3.publish(publishable(c), { quiet: true });
 const s3Build = seconds(t0);

@@ -18,6 +18,8 @@ export interface S3Env {
   accessKeyId: string | undefined;
   secretAccessKey: string | undefined;
   sessionToken: string | undefined;
+  /** LATENTDEX_STORE_SINGLE_WRITER=1: the user vouches that one writer at a time uses an object store that ignores conditional writes */
+  singleWriter: boolean;
 }
 
 export const DEFAULT_DATA_DIR = path.join('data', 'collections');
@@ -35,6 +37,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): Env {
       accessKeyId: env.AWS_ACCESS_KEY_ID || undefined,
       secretAccessKey: env.AWS_SECRET_ACCESS_KEY || undefined,
       sessionToken: env.AWS_SESSION_TOKEN || undefined,
+      singleWriter: env.LATENTDEX_STORE_SINGLE_WRITER === '1',
     },
   };
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { selectImages } from '../data/images.js';
+import { readEnv } from '../src/config.js';
 import { parseStore } from '../src/indexer/store-spec.js';
 import { digits, pngOf, tmpDir, writePngFolder } from './helpers.js';
 import { startS3, type LocalS3 } from './s3-server.js';
@@ -19,16 +20,38 @@ interface Run {
   err: string;
 }
 
-/** Runs the CLI as its own process with the S3 variables of `env`. */
-function cli(args: string[], env: Record<string, string>, dataDir = tmpDir()): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, '--quiet', '--data-dir', dataDir, ...args], { env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('exit', (code) => resolve({ code, out, err }));
+interface Running {
+  child: ChildProcess;
+  /** resolves once the process's stderr matches */
+  says(re: RegExp): Promise<void>;
+  done: Promise<Run>;
+}
+
+/** Starts the CLI as its own process with the variables of `env` (quiet unless `quiet` is false). */
+function start(args: string[], env: Record<string, string>, o: { quiet?: boolean } = {}): Running {
+  const child = spawn(process.execPath, [CLI, ...(o.quiet === false ? [] : ['--quiet']), '--data-dir', tmpDir(), ...args], { env: { ...process.env, ...env } });
+  let out = '';
+  let err = '';
+  const waiting: { re: RegExp; resolve: () => void }[] = [];
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    for (const w of waiting.filter((x) => x.re.test(err))) w.resolve();
   });
+  const done = new Promise<Run>((resolve) => child.on('exit', (code) => resolve({ code, out, err })));
+  const says = (re: RegExp) =>
+    re.test(err)
+      ? Promise.resolve()
+      : new Promise<void>((resolve, reject) => {
+          waiting.push({ re, resolve });
+          void done.then((r) => reject(new Error(`exited with ${r.code} before saying ${re}: ${r.err}`)));
+        });
+  return { child, says, done };
+}
+
+/** Runs the CLI as its own process with the S3 variables of `env`. */
+function cli(args: string[], env: Record<string, string>): Promise<Run> {
+  return start(args, env).done;
 }
 
 interface Replica {
@@ -179,17 +202,42 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     assert.deepEqual(await neighbours(c, key), before);
   });
 
+  it('keeps uploads through two replicas at once apart: each lands once, on both', async () => {
+    const [b, c] = replicas.slice(1) as [Replica, Replica];
+    const upload = (r: Replica, key: string, i: number) => {
+      const form = new FormData();
+      form.set('key', key);
+      form.set('image', new Blob([new Uint8Array(pngOf(set.pixels.subarray(i * 784, (i + 1) * 784), 28, 28))], { type: 'image/png' }), `${key}.png`);
+      return fetch(`${r.url}/api/collections/c/items`, { method: 'POST', body: form, headers: { authorization: `Bearer ${KEY}` } });
+    };
+    const keys = Array.from({ length: 6 }, (_, i) => `both-${i}`);
+    const answers = await Promise.all(keys.map((k, i) => upload(i % 2 ? b : c, k, 330 + i)));
+    assert.deepEqual(answers.map((a) => a.status), keys.map(() => 201));
+    for (const r of [b, c]) await until(async () => (await count(r)) === 366, 30_000, 'every upload shows on both replicas');
+    for (const r of [b, c]) for (const k of keys) assert.ok(await hasItem(r, k)(), k);
+    const info = await cli(['info', '--store', store, '--collection', 'c', '--json'], s3.env);
+    assert.equal(JSON.parse(info.out).count, 366);
+  });
+
   it('gives a one-line error for a bad store URI or an endpoint that does not answer', async () => {
     const dead = { ...s3.env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9' };
     // a folder holding anything but a replica's cache is never used as one (its collections would be replaced)
     const busy = tmpDir();
     fs.writeFileSync(path.join(busy, 'notes.txt'), 'mine');
+    // nor is the cache of another store, nor a file
+    const other = tmpDir();
+    fs.writeFileSync(path.join(other, '.latentdex-replica-cache'), 's3://another/store\n');
+    const file = path.join(tmpDir(), 'a-file');
+    fs.writeFileSync(file, 'x');
     for (const [args, env, code] of [
       [['info', '--store', store], dead, 'STORE_UNREACHABLE'],
       [['serve', '--store', store, '--port', '0'], dead, 'STORE_UNREACHABLE'],
       [['info', '--store', `lancedb:s3://no-such-bucket/x`], s3.env, 'STORE_UNREACHABLE'],
       [['serve', '--store', 'postgres://x', '--port', '0'], s3.env, 'INVALID_ARGUMENT'],
       [['serve', '--store', store, '--port', '0', '--cache-dir', busy], s3.env, 'INVALID_ARGUMENT'],
+      [['serve', '--store', store, '--port', '0', '--cache-dir', other], s3.env, 'INVALID_ARGUMENT'],
+      [['serve', '--store', store, '--port', '0', '--cache-dir', file], s3.env, 'INVALID_ARGUMENT'],
+      [['info', '--store', ''], s3.env, 'INVALID_ARGUMENT'],
       [['add', '--collection', 'c', '--source', 'mnist', '--store', 'lancedb:s3://'], s3.env, 'INVALID_ARGUMENT'],
     ] as const) {
       const r = await cli([...args], env);
@@ -202,7 +250,7 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
 });
 
 describe('parseStore', () => {
-  const s3 = { endpoint: 'http://127.0.0.1:4568', region: undefined, accessKeyId: 'k', secretAccessKey: 's', sessionToken: undefined };
+  const s3 = readEnv({ AWS_ENDPOINT_URL: 'http://127.0.0.1:4568', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' }).s3;
   it('reads a folder, an S3 prefix with its endpoint, and refuses other schemes with INVALID_ARGUMENT', () => {
     assert.equal(parseStore('lancedb:rel/dir', s3).uri, path.resolve('rel/dir'));
     const p = parseStore('lancedb:s3://bucket-1/a/b/', s3);
@@ -225,8 +273,7 @@ describe('LanceStore#write', () => {
     const set = digits(80);
     const model = await smallModel(set, { epochs: 1 });
     const c = await buildCollection(model, imageItems(selectImages(set, Array.from({ length: 40 }, (_, i) => i))), { dataDir: tmpDir(), name: 'w', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true });
-    const none = { endpoint: undefined, region: undefined, accessKeyId: undefined, secretAccessKey: undefined, sessionToken: undefined };
-    const store = await LanceStore.connect(parseStore(`lancedb:${tmpDir()}`, none));
+    const store = await LanceStore.connect(parseStore(`lancedb:${tmpDir()}`, readEnv({}).s3));
     try {
       const head = await store.publish(publishable(c), { quiet: true });
       const rows = [...c.storedItems()].slice(0, 3).map((r, i) => ({ ...r, key: `new-${i}` }));
@@ -254,6 +301,111 @@ describe('LanceStore#write', () => {
       store.close();
       c.close();
       model.dispose();
+    }
+  });
+});
+
+describe('LanceStore#write from two connections on S3', () => {
+  it('commits every write once when two writers race on an object store with conditional writes', async () => {
+    const { buildCollection } = await import('../src/indexer/build.js');
+    const { imageItems } = await import('../src/indexer/items.js');
+    const { LanceStore, publishable } = await import('../src/indexer/lance-store.js');
+    const { smallModel } = await import('./helpers.js');
+    const set = digits(60);
+    const model = await smallModel(set, { epochs: 1 });
+    const c = await buildCollection(model, imageItems(selectImages(set, Array.from({ length: 30 }, (_, i) => i))), { dataDir: tmpDir(), name: 'r', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true });
+    const s3 = await startS3();
+    const spec = parseStore(`lancedb:s3://${s3.bucket}/race`, readEnv(s3.env).s3);
+    // two connections are two writers: each write takes a lease of its own
+    const [one, two] = [await LanceStore.connect(spec), await LanceStore.connect(spec)];
+    try {
+      await one.publish(publishable(c), { quiet: true });
+      const row = [...c.storedItems()][0]!;
+      const writes = Array.from({ length: 16 }, (_, i) => (i % 2 ? one : two).write('r', [{ ...row, key: `race-${i}` }], [], { timeoutMs: 120_000 }));
+      const seqs = (await Promise.all(writes)).map((r) => r.head.seq).sort((x, y) => x - y);
+      assert.deepEqual(seqs, Array.from({ length: 16 }, (_, i) => i + 1));
+      const head = (await one.head('r'))!;
+      assert.deepEqual([head.seq, head.manifest.count], [16, 46]);
+      const keys: string[] = [];
+      for await (const b of one.rows(head)) for (const r of b) keys.push(r.key);
+      assert.equal(keys.length, 46);
+      assert.equal(new Set(keys).size, 46);
+      assert.equal((await one.changes(head, 0)).length, 16);
+    } finally {
+      one.close();
+      two.close();
+      await s3.close();
+      c.close();
+      model.dispose();
+    }
+  });
+});
+
+describe('writers of a LanceDB store', () => {
+  const set = digits(120);
+  const NO_S3 = {};
+
+  /** A folder store holding collection 'c' of 60 digits, and a folder of 20 more to add. */
+  async function builtStore(extra: string[] = []): Promise<{ store: string; more: string }> {
+    const store = `lancedb:${tmpDir('latentdex-lance-')}`;
+    const dir = tmpDir('latentdex-png-');
+    writePngFolder(dir, selectImages(set, Array.from({ length: 60 }, (_, i) => i)), 60);
+    const built = await cli(['build', '--collection', 'c', '--source', `dir:${dir}`, '--hidden', '32', '--code-dim', '6', '--train-epochs', '1', '--store', store, ...extra], NO_S3);
+    assert.equal(built.code, 0, built.err);
+    const more = tmpDir('latentdex-png-');
+    writePngFolder(more, selectImages(set, Array.from({ length: 20 }, (_, i) => 60 + i)), 20);
+    return { store, more };
+  }
+
+  const countIn = async (store: string) => JSON.parse((await cli(['info', '--store', store, '--collection', 'c', '--json'], NO_S3)).out).count as number;
+
+  it('a writer interrupted before its commit gives its lease up: the waiting writer goes on, and the interrupted items never show', async () => {
+    const { store, more } = await builtStore();
+    const a = start(['add', '--collection', 'c', '--source', `dir:${more}`, '--key-prefix', 'a/', '--store', store], { LATENTDEX_PAUSE_AT: 'store:before-commit' });
+    await a.says(/paused at store:before-commit/);
+    const b = start(['add', '--collection', 'c', '--source', `dir:${more}`, '--key-prefix', 'b/', '--store', store], NO_S3, { quiet: false });
+    await b.says(/is being written by .*waiting/);
+    a.child.kill('SIGINT');
+    assert.equal((await a.done).code, 130);
+    const rb = await b.done;
+    assert.equal(rb.code, 0, rb.err);
+    assert.equal(await countIn(store), 80);
+    const gone = await cli(['remove', '--collection', 'c', '--key', `a/class-${set.labels[60]}/${set.keys[60]}.png`, '--store', store], NO_S3);
+    assert.equal(gone.code, 2);
+    assert.match(gone.err, /\[ITEM_NOT_FOUND\]/);
+  });
+
+  it('rebuilds a collection with --replace and another code size, then adds to it', async () => {
+    const { store, more } = await builtStore();
+    const dir = tmpDir('latentdex-png-');
+    writePngFolder(dir, selectImages(set, Array.from({ length: 50 }, (_, i) => i)), 50);
+    const again = await cli(['build', '--collection', 'c', '--source', `dir:${dir}`, '--hidden', '32', '--code-dim', '4', '--train-epochs', '1', '--store', store, '--replace'], NO_S3);
+    assert.equal(again.code, 0, again.err);
+    const added = await cli(['add', '--collection', 'c', '--source', `dir:${more}`, '--store', store], NO_S3);
+    assert.equal(added.code, 0, added.err);
+    const info = JSON.parse((await cli(['info', '--store', store, '--collection', 'c', '--json'], NO_S3)).out) as { codeDim: number; count: number };
+    assert.deepEqual([info.codeDim, info.count], [4, 70]);
+  });
+
+  it('refuses to write to an object store that ignores conditional writes, unless one writer is vouched for', async () => {
+    const s3 = await startS3({ conditionalWrites: false });
+    try {
+      const store = `lancedb:s3://${s3.bucket}/p`;
+      const dir = tmpDir('latentdex-png-');
+      writePngFolder(dir, selectImages(set, Array.from({ length: 40 }, (_, i) => i)), 40);
+      const args = ['build', '--collection', 'c', '--source', `dir:${dir}`, '--hidden', '32', '--code-dim', '6', '--train-epochs', '1', '--store', store];
+      const refused = await cli(args, s3.env);
+      assert.equal(refused.code, 1);
+      assert.equal(refused.err.trim().split('\n').length, 1, refused.err);
+      assert.match(refused.err, /\[STORE_UNSAFE\]$/m);
+      const vouched = await cli(args, { ...s3.env, LATENTDEX_STORE_SINGLE_WRITER: '1' });
+      assert.equal(vouched.code, 0, vouched.err);
+      const info = await cli(['info', '--store', store], s3.env);
+      assert.match(info.out, /^c \(image\): 40 items/m);
+      const add = await cli(['remove', '--collection', 'c', '--key', `class-${set.labels[0]}/${set.keys[0]}.png`, '--store', store], s3.env);
+      assert.match(add.err, /\[STORE_UNSAFE\]/);
+    } finally {
+      await s3.close();
     }
   });
 });

@@ -10,7 +10,7 @@ import { buildCollection, listCollections, modelDirOf, reserveBuild, resumableBu
 import { Collection } from '../indexer/collection.js';
 import { spoolDirOf, STORE_STAGING } from '../indexer/paths.js';
 import { publishable, type LanceStore } from '../indexer/lance-store.js';
-import { encodeStream, openStore, STORE_FLAG_HELP, withStoreModel } from './store.js';
+import { encodeStream, STORE_FLAG_HELP, waitNotice, withStore, withStoreModel } from './store.js';
 import type { ImageSet, SkippedFile } from '../../data/images.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
@@ -92,13 +92,13 @@ export function addCollectionCommands(ctx: Ctx): void {
     ) => {
       const g = globals(ctx);
       // a collection for a store is built in a staging folder of the data directory (resumable), then copied in
-      const store = f.store ? await openStore(ctx, f.store) : undefined;
-      try {
-        if (store && !f.replace && (await store.head(f.collection))) throw fail('COLLECTION_EXISTS', `collection '${f.collection}' already exists in ${store.label}; pass --replace to rebuild it or use \`latentdex add --store\``);
-        await buildCommand(f, store ? { ...g, dataDir: path.join(g.dataDir, STORE_STAGING) } : g, store);
-      } finally {
-        store?.close();
-      }
+      if (f.store === undefined) return buildCommand(f, g, undefined);
+      await withStore(ctx, f.store, async (store) => {
+        // before training: a store that cannot take the build, or holds the name, is said at once
+        await store.checkWritable();
+        if (!f.replace && (await store.head(f.collection))) throw fail('COLLECTION_EXISTS', `collection '${f.collection}' already exists in ${store.label}; pass --replace to rebuild it or use \`latentdex add --store\``);
+        await buildCommand(f, { ...g, dataDir: path.join(g.dataDir, STORE_STAGING) }, store);
+      });
     },
   );
 
@@ -148,7 +148,7 @@ export function addCollectionCommands(ctx: Ctx): void {
           let where = c.paths.home;
           try {
             if (store) {
-              await store.publish(publishable(c), { replace: f.replace, quiet: g.quiet });
+              await store.publish(publishable(c), { replace: f.replace, quiet: g.quiet, onWait: waitNotice(f.collection, g.quiet) });
               where = store.label;
             }
           } finally {
@@ -179,21 +179,18 @@ export function addCollectionCommands(ctx: Ctx): void {
     .option('--store <uri>', 'add to a collection of this LanceDB store (see `build --store`); every server of the store shows the items')
     .action(async (f: { collection: string; source: string; limit?: number; groupBy?: string; replace?: boolean; keyPrefix?: string; strict?: boolean; store?: string }) => {
       const g = globals(ctx);
-      if (f.store) {
-        const store = await openStore(ctx, f.store);
-        try {
+      if (f.store !== undefined) {
+        await withStore(ctx, f.store, async (store) => {
           const head = await store.requireHead(f.collection);
           await startBackend(ctx);
           const r = await withStoreModel(store, head, async (model) => {
             const l = await loadSource(f.source, { limit: f.limit, model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
             reportSkipped(l.set.skipped ?? []);
             const rows = await encodeStream(model, itemsOf(model, l), head.manifest.rawType, g.quiet);
-            return store.write(f.collection, rows, [], { replace: f.replace, build: head.build });
+            return store.write(f.collection, rows, [], { replace: f.replace, build: head.build, onWait: waitNotice(f.collection, g.quiet) });
           });
           process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${f.collection}' now holds ${r.head.manifest.count} in ${store.label}\n`);
-        } finally {
-          store.close();
-        }
+        });
         return;
       }
       await startBackend(ctx);
@@ -216,14 +213,11 @@ export function addCollectionCommands(ctx: Ctx): void {
     .option('--store <uri>', 'remove from a collection of this LanceDB store (see `build --store`)')
     .action(async (f: { collection: string; key: string[]; store?: string }) => {
       const g = globals(ctx);
-      if (f.store) {
-        const store = await openStore(ctx, f.store);
-        try {
-          const r = await store.write(f.collection, [], f.key);
+      if (f.store !== undefined) {
+        await withStore(ctx, f.store, async (store) => {
+          const r = await store.write(f.collection, [], f.key, { onWait: waitNotice(f.collection, g.quiet) });
           process.stdout.write(`removed ${r.removed} items; '${f.collection}' now holds ${r.head.manifest.count} in ${store.label}\n`);
-        } finally {
-          store.close();
-        }
+        });
         return;
       }
       await startBackend(ctx);
@@ -244,16 +238,13 @@ export function addCollectionCommands(ctx: Ctx): void {
     .option('--store <uri>', 'the collections of this LanceDB store (see `build --store`)')
     .action(async (f: { collection?: string; json?: boolean; store?: string }) => {
       const g = globals(ctx);
-      if (f.store) {
-        const store = await openStore(ctx, f.store);
-        try {
+      if (f.store !== undefined) {
+        await withStore(ctx, f.store, async (store) => {
           const heads = f.collection ? [await store.requireHead(f.collection)] : await store.list();
           if (f.json) process.stdout.write(`${JSON.stringify(f.collection ? heads[0]!.manifest : heads.map((h) => h.name), null, f.collection ? 2 : 0)}\n`);
           else if (!heads.length) process.stdout.write(`no collections in ${store.label}\n`);
           else for (const h of heads) process.stdout.write(`${h.name} (${h.manifest.kind}): ${h.manifest.count} items, ${h.manifest.codeDim}-d codes, ${h.seq} writes since its build, in ${store.label}\n`);
-        } finally {
-          store.close();
-        }
+        });
         return;
       }
       if (!f.collection) {

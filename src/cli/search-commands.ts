@@ -117,9 +117,9 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
     .option('--hot-limit <n>', 'with --store: copy collections of at most N items (each copy holds whole rows on this disk)', intArg(1), DEFAULT_HOT_LIMIT)
     .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean; allowedHost?: string[]; store?: string; cacheDir?: string; syncMs: number; hotLimit: number }) => {
       const g = globals(ctx);
-      if (f.store && f.demo) throw fail('INVALID_ARGUMENT', '--demo builds local collections; give --store or --demo, not both');
-      if (!f.store && f.cacheDir) throw fail('INVALID_ARGUMENT', '--cache-dir is where a replica keeps its copies; give it with --store');
-      const store = f.store ? await openStore(ctx, f.store) : undefined;
+      if (f.store !== undefined && f.demo) throw fail('INVALID_ARGUMENT', '--demo builds local collections; give --store or --demo, not both');
+      if (f.store === undefined && f.cacheDir) throw fail('INVALID_ARGUMENT', '--cache-dir is where a replica keeps its copies; give it with --store');
+      const store = f.store !== undefined ? await openStore(ctx, f.store) : undefined;
       const tempCache = store && !f.cacheDir ? await fsp.mkdtemp(path.join(os.tmpdir(), 'latentdex-replica-')) : undefined;
       const cacheDir = f.cacheDir ? path.resolve(f.cacheDir) : tempCache;
       const dropCache = () => tempCache && fs.rmSync(tempCache, { recursive: true, force: true });

@@ -1,3 +1,4 @@
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +7,7 @@ import type { NewItem } from '../indexer/catalogue.js';
 import { encodeItems, type ItemStream } from '../indexer/collection.js';
 import { LanceStore, type Head } from '../indexer/lance-store.js';
 import { parseStore } from '../indexer/store-spec.js';
-import { progress } from '../progress.js';
+import { log, progress } from '../progress.js';
 import type { Ctx } from './context.js';
 
 export const STORE_FLAG_HELP = 'keep the collection in a LanceDB store shared by many servers: lancedb:DIR or lancedb:s3://BUCKET/PREFIX (endpoint, keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)';
@@ -16,9 +17,37 @@ export function openStore(ctx: Ctx, value: string): Promise<LanceStore> {
   return LanceStore.connect(parseStore(value, ctx.env.s3));
 }
 
+/**
+ * Runs one command against `--store`: connects, and gives up the leases of writes in progress when the process is
+ * interrupted (Ctrl-C, SIGTERM), so the next writer does not wait for them to run out.
+ */
+export async function withStore<T>(ctx: Ctx, value: string, fn: (store: LanceStore) => Promise<T>): Promise<T> {
+  const store = await openStore(ctx, value);
+  const interrupted = () => {
+    void store.abandon().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  try {
+    return await fn(store);
+  } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    store.close();
+  }
+}
+
+/** What a write says while another writer holds the collection. */
+export function waitNotice(collection: string, quiet: boolean): (holder: string) => void {
+  return (holder) => log(`collection '${collection}' is being written by ${holder}; waiting for that write to finish…`, quiet);
+}
+
 /** Runs `fn` with the model of a store's collection, read into a temporary folder removed afterwards. */
 export async function withStoreModel<T>(store: LanceStore, head: Head, fn: (model: TrainedModel) => Promise<T>): Promise<T> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'latentdex-model-'));
+  // an interrupted command exits without unwinding: the folder goes with the process
+  const drop = () => fsSync.rmSync(dir, { recursive: true, force: true });
+  process.once('exit', drop);
   try {
     await store.readModel(head, dir);
     const model = await TrainedModel.load(dir);
@@ -28,7 +57,8 @@ export async function withStoreModel<T>(store: LanceStore, head: Head, fn: (mode
       model.dispose();
     }
   } finally {
-    await fs.rm(dir, { recursive: true, force: true });
+    process.off('exit', drop);
+    drop();
   }
 }
 

@@ -5,10 +5,12 @@ import path from 'node:path';
 import { z } from 'zod';
 import type * as Lance from '@lancedb/lancedb';
 import type * as Arrow from 'apache-arrow';
+import { pausePoint } from '../crash.js';
 import { fail, isLatentdexError, messageOf } from '../errors.js';
 import { progress } from '../progress.js';
 import type { CollectionManifest, NewItem } from './catalogue.js';
 import type { Collection } from './collection.js';
+import { probeConditionalWrites } from './conditional-writes.js';
 import { validateName } from './paths.js';
 import { storeLabel, type StoreSpec } from './store-spec.js';
 
@@ -18,8 +20,10 @@ const HEADS = 'latentdex.collections';
 const WRITE_BATCH = 8192;
 /** Keys per `key IN (...)` condition. */
 const KEYS_PER_QUERY = 512;
-/** A writer's lease: another writer may take the collection over once it is this old (a writer that died). */
-const LEASE_MS = 5 * 60_000;
+/** A writer's lease: another writer may take the collection over once it ran out (a writer that died). */
+const LEASE_MS = 60_000;
+/** A live writer renews its lease this often, so a long write keeps it and a dead one loses it within LEASE_MS. */
+const RENEW_MS = 15_000;
 /** Collections of at least this many items get an ANN index (IVF_PQ); smaller ones are scanned exactly. */
 export const ANN_MIN_ROWS = 50_000;
 
@@ -73,11 +77,17 @@ export interface LogEntry {
   key: string;
 }
 
-/** A collection's lease as one write of this process holds it. */
+/** A collection's lease as one write of this process holds it, renewed every RENEW_MS until it commits or ends. */
 interface Lease {
+  /** the committed head row, with this lease in it */
   row: HeadRow;
   until: number;
   holder: string;
+  timer: NodeJS.Timeout | undefined;
+  /** the renewal in flight (commit and release wait for it) */
+  renewing: Promise<void>;
+  /** another writer took the collection over (a renewal found the lease gone) */
+  lost: boolean;
 }
 
 export interface WriteOptions {
@@ -87,6 +97,8 @@ export interface WriteOptions {
   timeoutMs?: number;
   /** the build the rows were encoded for: COLLECTION_REPLACED if the collection was built again since */
   build?: string;
+  /** told once when another writer holds the collection and this write waits */
+  onWait?: (holder: string) => void;
 }
 
 /** What a store copies in as a collection's build: its manifest, its model's folder, and its items in order. */
@@ -99,6 +111,14 @@ export interface Publishable {
 /** A local collection as a store copies it. */
 export function publishable(c: Collection): Publishable {
   return { manifest: c.manifest, modelDir: c.paths.model, items: () => c.storedItems() };
+}
+
+export interface PublishOptions {
+  /** rebuild a collection the store holds */
+  replace?: boolean;
+  quiet?: boolean;
+  /** told once when another writer holds the collection and this build waits */
+  onWait?: (holder: string) => void;
 }
 
 export interface AnnHit {
@@ -151,6 +171,11 @@ function shortError(e: unknown): string {
   if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'AccessDenied') return `the object store refused the credentials (${code})`;
   if (code) return `the object store answered ${code}`;
   if (/error sending request|connection refused|dns error|timed out/i.test(m)) return 'the endpoint does not answer';
+  if (/Failed to get AWS credentials/.test(m)) return 'no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)';
+  const status = /Status \{ status: (\d+)/.exec(m)?.[1];
+  if (status) return `the endpoint answered HTTP ${status} (is it an S3-compatible server?)`;
+  if (/NotADirectory/.test(m)) return 'the path is a file, not a folder';
+  if (/PermissionDenied/.test(m)) return 'permission denied';
   const first = m.split('\n')[0]!.replace(/,? ?location: Location.*$/, '').replace(/\s+Caused by:.*$/, '');
   return first.length > 200 ? `${first.slice(0, 200)}…` : first;
 }
@@ -180,6 +205,10 @@ export class LanceStore {
   readonly #process = `${os.hostname()}:${process.pid}`;
   /** writes of this process, one after another per collection (the lease excludes other processes) */
   readonly #queues = new Map<string, Promise<unknown>>();
+  /** the leases this process holds now (released by `abandon` when it is interrupted) */
+  readonly #leases = new Set<Lease>();
+  /** whether the object store keeps two writers apart, asked once before this process's first write */
+  #writable: Promise<void> | undefined;
 
   private constructor(
     readonly spec: StoreSpec,
@@ -196,13 +225,12 @@ export class LanceStore {
     const mods = await loadLance();
     let db: Lance.Connection;
     try {
-      if (!spec.uri.startsWith('s3://')) await fs.mkdir(spec.uri, { recursive: true });
       db = await mods.lancedb.connect(spec.uri, { storageOptions: spec.storageOptions, readConsistencyInterval: 0 });
     } catch (e) {
       throw unreachable(spec, e);
     }
     const store = new LanceStore(spec, db, mods);
-    await store.headsTable();
+    await store.findHeadsTable();
     return store;
   }
 
@@ -243,25 +271,25 @@ export class LanceStore {
   }
 
   /** Copies a collection (model, items, codes, previews) into the store as its new build. */
-  async publish(c: Publishable, o: { replace?: boolean; quiet?: boolean } = {}): Promise<Head> {
+  async publish(c: Publishable, o: PublishOptions = {}): Promise<Head> {
     const name = c.manifest.name;
     return this.queued(name, () => this.publishLocked(c, name, o));
   }
 
-  private async publishLocked(c: Publishable, name: string, o: { replace?: boolean; quiet?: boolean }): Promise<Head> {
+  private async publishLocked(c: Publishable, name: string, o: PublishOptions): Promise<Head> {
     let lease: Lease | undefined;
     try {
-      lease = await this.takeLease(name, { create: true, replace: o.replace });
+      lease = await this.takeLease(name, { create: true, replace: o.replace, onWait: o.onWait });
       const cd = c.manifest.codeDim;
       const model = await this.overwrite(`${name}.model`, await modelRows(c.modelDir), this.modelSchema());
-      const items = await this.openOrCreate(`${name}.items`, this.itemSchema(cd));
+      // a new version of the table, of this build's schema (a rebuild may change the code size); readers of the
+      // last committed build still read its version
+      const items = await this.#db.createEmptyTable(`${name}.items`, this.itemSchema(cd), { mode: 'overwrite' });
       const bar = progress({ title: 'upload', total: c.manifest.count, quiet: o.quiet });
       let batch: NewItem[] = [];
       let n = 0;
-      let first = true;
       const flush = async () => {
-        await this.append(items, batch, cd, first ? 'overwrite' : 'append');
-        first = false;
+        await this.append(items, batch, cd);
         n += batch.length;
         batch = [];
         bar.update(n);
@@ -270,7 +298,7 @@ export class LanceStore {
         batch.push(it);
         if (batch.length === WRITE_BATCH) await flush();
       }
-      if (batch.length || first) await flush();
+      if (batch.length) await flush();
       bar.stop();
       if (n !== c.manifest.count) throw fail('INTERNAL', `collection '${name}' gave ${n} items, not the ${c.manifest.count} of its manifest`);
       await this.index(items, n, cd);
@@ -305,7 +333,7 @@ export class LanceStore {
   private async writeLocked(name: string, rows: readonly NewItem[], removeKeys: readonly string[], o: WriteOptions): Promise<{ added: number; replaced: number; removed: number; head: Head }> {
     let lease: Lease | undefined;
     try {
-      lease = await this.takeLease(name, { timeoutMs: o.timeoutMs });
+      lease = await this.takeLease(name, { timeoutMs: o.timeoutMs, onWait: o.onWait });
       const head = headOf(lease.row);
       if (o.build !== undefined && head.build !== o.build) throw fail('COLLECTION_REPLACED', `collection '${name}' was built again while these items were encoded with its old model; run the write again`);
       const cd = head.manifest.codeDim;
@@ -325,7 +353,7 @@ export class LanceStore {
       }
       const gone = [...new Set([...removeKeys, ...rows.map((r) => r.key).filter((k) => stored.has(k))])];
       for (const part of chunks(gone, KEYS_PER_QUERY)) await items.delete(keysIn(part));
-      for (const part of chunks(rows, WRITE_BATCH)) await this.append(items, part, cd, 'append');
+      for (const part of chunks(rows, WRITE_BATCH)) await this.append(items, part, cd);
       const seq = head.seq + 1;
       const entries = [...removeKeys.map((key) => ({ seq, op: 'remove', key })), ...rows.map((r) => ({ seq, op: 'add', key: r.key }))];
       if (entries.length) await log.add(this.#lance.makeArrowTable(entries, { schema: this.logSchema() }));
@@ -333,6 +361,7 @@ export class LanceStore {
       const replaced = rows.filter((r) => stored.has(r.key)).length;
       const manifest: CollectionManifest = { ...head.manifest, count: head.manifest.count - removed + rows.length - replaced, generation: head.manifest.generation + 1, updatedAt: new Date().toISOString() };
       const next: HeadRow = { ...lease.row, seq, manifest: JSON.stringify(manifest), items_version: await items.version(), log_version: await log.version(), lease_holder: '', lease_until: 0 };
+      await pausePoint('store:before-commit');
       await this.commit(lease, next);
       return { added: rows.length - replaced, replaced, removed, head: headOf(next) };
     } catch (e) {
@@ -410,21 +439,31 @@ export class LanceStore {
     }
   }
 
-  private async headsTable(): Promise<Lance.Table> {
+  /** The table of collections; undefined while nothing was ever written to the store (reading creates nothing). */
+  private async findHeadsTable(): Promise<Lance.Table | undefined> {
     try {
       return await this.#db.openTable(HEADS);
     } catch (e) {
       if (!/not found/i.test(messageOf(e))) throw unreachable(this.spec, e);
-      try {
-        return await this.#db.createEmptyTable(HEADS, this.headSchema(), { existOk: true });
-      } catch (e2) {
-        throw unreachable(this.spec, e2);
-      }
+      return undefined;
+    }
+  }
+
+  /** The table of collections, created (with the store's folder) by the first write. */
+  private async headsTable(): Promise<Lance.Table> {
+    const found = await this.findHeadsTable();
+    if (found) return found;
+    try {
+      if (!this.spec.uri.startsWith('s3://')) await fs.mkdir(this.spec.uri, { recursive: true });
+      return await this.#db.createEmptyTable(HEADS, this.headSchema(), { existOk: true });
+    } catch (e) {
+      throw unreachable(this.spec, e);
     }
   }
 
   private async headRows(name?: string): Promise<HeadRow[]> {
-    const t = await this.headsTable();
+    const t = await this.findHeadsTable();
+    if (!t) return [];
     try {
       const q = name === undefined ? t.query() : t.query().where(`name = ${sqlString(name)}`);
       const rows = (await q.toArray()) as Record<string, unknown>[];
@@ -443,9 +482,11 @@ export class LanceStore {
    * Takes a collection's lease: a conditional update of its row that succeeds only if nobody else holds a live
    * lease and no write committed since the row was read. Undoes what a writer that died left in the tables.
    */
-  private async takeLease(name: string, o: { create?: boolean; replace?: boolean; timeoutMs?: number }): Promise<Lease> {
+  private async takeLease(name: string, o: { create?: boolean; replace?: boolean; timeoutMs?: number; onWait?: (holder: string) => void }): Promise<Lease> {
     validateName(name);
+    await this.checkWritable();
     const holder = `${this.#process}:${crypto.randomUUID().slice(0, 8)}`;
+    let told = false;
     const deadline = Date.now() + (o.timeoutMs ?? 10 * 60_000);
     const t = await this.headsTable();
     for (;;) {
@@ -457,7 +498,9 @@ export class LanceStore {
       if (row && row.seq >= 0 && o.create && !o.replace) throw fail('COLLECTION_EXISTS', `collection '${name}' already exists in ${this.label}; pass --replace to rebuild it or use \`latentdex add --store\``);
       const held = row && row.lease_holder !== '' && row.lease_until > now;
       if (held) {
-        if (now > deadline) throw fail('COLLECTION_BUSY', `collection '${name}' in ${this.label} is being written by ${row.lease_holder}; try again when that write is done`);
+        if (now > deadline) throw fail('COLLECTION_BUSY', `collection '${name}' in ${this.label} is being written by ${row.lease_holder}; try again when that write is done (a writer that died holds it at most ${LEASE_MS / 1000} s)`);
+        if (!told) o.onWait?.(row.lease_holder);
+        told = true;
         await new Promise((r) => setTimeout(r, 250));
         continue;
       }
@@ -475,7 +518,12 @@ export class LanceStore {
         await new Promise((res) => setTimeout(res, 50 + Math.random() * 100));
         continue;
       }
-      const lease = { row: mine, until, holder };
+      const lease: Lease = { row: mine, until, holder, timer: undefined, renewing: Promise.resolve(), lost: false };
+      this.#leases.add(lease);
+      lease.timer = setInterval(() => {
+        lease.renewing = lease.renewing.then(() => this.renew(lease));
+      }, RENEW_MS);
+      lease.timer.unref();
       try {
         if (row && row.seq >= 0) await this.undoUncommitted(headOf(row));
       } catch (e) {
@@ -484,6 +532,53 @@ export class LanceStore {
       }
       return lease;
     }
+  }
+
+  /** Refuses writes to an object store that ignores conditional writes (two writers' commits would overwrite each other). */
+  checkWritable(): Promise<void> {
+    this.#writable ??= probeConditionalWrites(this.spec).then(
+      (w) => {
+        if (w === 'ignored' && !this.spec.singleWriter) {
+          throw fail(
+            'STORE_UNSAFE',
+            `the object store of ${this.label} ignores conditional writes (PUT If-None-Match), so two writers could overwrite each other's commits and lose items; latentdex only reads it. Use an object store that enforces them (AWS S3, MinIO, Cloudflare R2, Ceph), or set LATENTDEX_STORE_SINGLE_WRITER=1 if only one process ever writes`,
+          );
+        }
+      },
+      (e: unknown) => {
+        this.#writable = undefined;
+        throw e;
+      },
+    );
+    return this.#writable;
+  }
+
+  /** Moves a held lease's end forward; marks it lost when another writer has taken the collection over. */
+  private async renew(lease: Lease): Promise<void> {
+    if (lease.lost) return;
+    try {
+      const until = Date.now() + LEASE_MS;
+      const next = { ...lease.row, lease_until: until };
+      if ((await this.upsertHead(next, `target.lease_holder = ${sqlString(lease.holder)} AND target.lease_until = ${lease.until}`)) === 0) lease.lost = true;
+      else {
+        lease.until = until;
+        lease.row = next;
+      }
+    } catch {
+      // the store did not answer: the next renewal tries again, and the commit checks the lease
+    }
+  }
+
+  /** Stops renewing a lease (after the renewal in flight) and forgets it. */
+  private async endLease(lease: Lease): Promise<void> {
+    clearInterval(lease.timer);
+    await lease.renewing;
+    this.#leases.delete(lease);
+  }
+
+  /** Gives up the leases this process holds (its writes stay uncommitted): for a process interrupted mid-write. */
+  async abandon(): Promise<void> {
+    await Promise.all([...this.#leases].map((l) => this.releaseLease(l)));
   }
 
   /** Rolls a collection's tables back to the versions its head names (a writer that died may have left more). */
@@ -502,22 +597,38 @@ export class LanceStore {
 
   /** Commits a write: the head row moves to `next` only while this process still holds the lease. */
   private async commit(lease: Lease, next: HeadRow): Promise<void> {
-    const t = await this.headsTable();
+    await this.endLease(lease);
     const cond = `target.lease_holder = ${sqlString(lease.holder)} AND target.lease_until = ${lease.until}`;
-    if ((await this.upsert(t, next, cond)) === 0) {
-      throw fail('COLLECTION_BUSY', `the write to '${next.name}' took longer than its lease (${LEASE_MS / 60_000} min) and another writer took over; nothing was committed, run it again`);
+    if (lease.lost || (await this.upsertHead(next, cond)) === 0) {
+      throw fail('COLLECTION_BUSY', `the write to '${next.name}' lost its lease to another writer (it could not be renewed within ${LEASE_MS / 1000} s); nothing was committed, run it again`);
     }
   }
 
   private async releaseLease(lease: Lease): Promise<void> {
     try {
-      const t = await this.headsTable();
+      await this.endLease(lease);
       const cur = (await this.headRows(lease.row.name)).find((r) => r.lease_holder === lease.holder);
       if (!cur) return;
-      if (cur.seq < 0) await t.delete(`name = ${sqlString(cur.name)} AND lease_holder = ${sqlString(lease.holder)}`);
-      else await this.upsert(t, { ...cur, lease_holder: '', lease_until: 0 }, `target.lease_holder = ${sqlString(lease.holder)}`);
+      if (cur.seq < 0) await (await this.headsTable()).delete(`name = ${sqlString(cur.name)} AND lease_holder = ${sqlString(lease.holder)}`);
+      else await this.upsertHead({ ...cur, lease_holder: '', lease_until: 0 }, `target.lease_holder = ${sqlString(lease.holder)}`);
     } catch {
       // the lease runs out on its own
+    }
+  }
+
+  /**
+   * Updates a head row where `cond` holds of the stored one, retrying when a write to another collection's row
+   * committed first (all rows share one table); the number of rows changed.
+   */
+  private async upsertHead(row: HeadRow, cond: string): Promise<number> {
+    const t = await this.headsTable();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.upsert(t, row, cond);
+      } catch (e) {
+        if (!isConflict(e) || attempt >= 20) throw e;
+        await new Promise((r) => setTimeout(r, 20 + Math.random() * 80));
+      }
     }
   }
 
@@ -549,8 +660,8 @@ export class LanceStore {
     return t;
   }
 
-  private async append(t: Lance.Table, rows: readonly NewItem[], cd: number, mode: 'append' | 'overwrite'): Promise<void> {
-    await t.add(this.itemTable(rows, cd), { mode });
+  private async append(t: Lance.Table, rows: readonly NewItem[], cd: number): Promise<void> {
+    await t.add(this.itemTable(rows, cd), { mode: 'append' });
   }
 
   /** An ANN index on the codes once there are enough of them, and scalar indexes for key lookups and label filters. */
@@ -638,7 +749,8 @@ function isConflict(e: unknown): boolean {
 
 function unreachable(spec: StoreSpec, e: unknown): Error {
   if (isLatentdexError(e)) return e;
-  return fail('STORE_UNREACHABLE', `cannot open the store ${storeLabel(spec)}: ${shortError(e)}; check the URI, AWS_ENDPOINT_URL and the credentials`, e);
+  const check = spec.uri.startsWith('s3://') ? 'check the URI, AWS_ENDPOINT_URL and the credentials' : 'check that this process may read and write the folder';
+  return fail('STORE_UNREACHABLE', `cannot open the store ${storeLabel(spec)}: ${shortError(e)}; ${check}`, e);
 }
 
 /** A LanceDB error met while writing, as a one-line error (what was written stays uncommitted). */

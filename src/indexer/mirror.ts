@@ -4,6 +4,7 @@ import { TrainedModel } from '../encoder/model.js';
 import { fail, messageOf } from '../errors.js';
 import { log } from '../progress.js';
 import { buildFromRows } from './build.js';
+import type { NewItem } from './catalogue.js';
 import { Collection, encodeItems, type ItemInput } from './collection.js';
 import type { Head, LanceStore } from './lance-store.js';
 
@@ -54,13 +55,25 @@ export class StoreMirror {
    * replica's cache already (it holds a marker file): its collections are replaced, so it is never a data directory.
    */
   async start(): Promise<void> {
-    await fs.mkdir(this.o.cacheDir, { recursive: true });
-    const marker = path.join(this.o.cacheDir, CACHE_MARKER);
-    const entries = await fs.readdir(this.o.cacheDir);
-    if (entries.length && !entries.includes(CACHE_MARKER)) {
-      throw fail('INVALID_ARGUMENT', `--cache-dir '${this.o.cacheDir}' is not empty and not a replica's cache; its collections would be replaced by the store's. Give an empty or new folder`);
+    const dir = this.o.cacheDir;
+    const marker = path.join(dir, CACHE_MARKER);
+    // the marker names the store: a cache serves one store's collections, never another's
+    const mark = `${this.store.spec.uri}\n`;
+    let entries: string[];
+    try {
+      await fs.mkdir(dir, { recursive: true });
+      entries = await fs.readdir(dir);
+    } catch (e) {
+      throw fail('INVALID_ARGUMENT', `--cache-dir '${dir}' cannot be used as a folder (${messageOf(e)}); give an empty or new folder`, e);
     }
-    await fs.writeFile(marker, `a cache of ${this.store.label}: latentdex serve --store copies collections here\n`);
+    if (entries.length && !entries.includes(CACHE_MARKER)) {
+      throw fail('INVALID_ARGUMENT', `--cache-dir '${dir}' is not empty and not a replica's cache; its collections would be replaced by the store's. Give an empty or new folder`);
+    }
+    if (entries.length) {
+      const was = await fs.readFile(marker, 'utf8').catch(() => '');
+      if (was !== mark) throw fail('INVALID_ARGUMENT', `--cache-dir '${dir}' is the cache of another store (${was.trim() || 'unknown'}), not of ${this.store.label}; give each store a cache folder of its own`);
+    }
+    await fs.writeFile(marker, mark);
     await this.sync();
     this.#timer = setInterval(() => void this.sync(), this.o.intervalMs ?? DEFAULT_SYNC_MS);
     this.#timer.unref();
@@ -136,10 +149,11 @@ export class StoreMirror {
     for (const c of await this.store.changes(h, f.seq)) last.set(c.key, c.op);
     const added = [...last].filter(([, op]) => op === 'add').map(([k]) => k);
     const removed = [...last].filter(([, op]) => op === 'remove').map(([k]) => k);
-    const rows = [];
-    for await (const b of this.store.rows(h, { keys: added })) rows.push(...b);
-    if (rows.length !== added.length) throw fail('CORRUPT_COLLECTION', `the store's log of '${h.name}' names ${added.length} added keys, its items table holds ${rows.length} of them`);
-    await f.copy.putRows(rows, removed);
+    // one row per key (the last read): a store written by two writers at once may hold a key twice
+    const rows = new Map<string, NewItem>();
+    for await (const b of this.store.rows(h, { keys: added })) for (const r of b) rows.set(r.key, r);
+    if (rows.size !== added.length) throw fail('CORRUPT_COLLECTION', `the store's log of '${h.name}' names ${added.length} added keys, its items table holds ${rows.size} of them; build the collection again with \`latentdex build --store ... --replace\``);
+    await f.copy.putRows([...rows.values()], removed);
     f.seq = h.seq;
   }
 

@@ -9,6 +9,8 @@ export interface StoreSpec {
   uri: string;
   /** object-store settings LanceDB passes to its S3 client */
   storageOptions: Record<string, string>;
+  /** write even when the object store ignores conditional writes (the user vouches for one writer at a time) */
+  singleWriter: boolean;
 }
 
 const STORE_HELP = 'use --store lancedb:DIR or --store lancedb:s3://BUCKET/PREFIX (endpoint and keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)';
@@ -26,7 +28,7 @@ export function parseStore(value: string, s3: S3Env): StoreSpec {
   if (scheme === undefined || scheme === 'file') {
     const dir = scheme === 'file' ? target.slice('file://'.length) : target;
     if (!dir) throw fail('INVALID_ARGUMENT', `store '${value}' names no folder; ${STORE_HELP}`);
-    return { kind: 'lancedb', uri: path.resolve(dir), storageOptions: {} };
+    return { kind: 'lancedb', uri: path.resolve(dir), storageOptions: {}, singleWriter: false };
   }
   if (scheme !== 's3') throw fail('INVALID_ARGUMENT', `store '${value}' is on '${scheme}://', which latentdex does not connect to; ${STORE_HELP}`);
   const u = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/[^?#]*)?$/i.exec(target);
@@ -56,7 +58,7 @@ export function parseStore(value: string, s3: S3Env): StoreSpec {
   if (s3.accessKeyId) o.aws_access_key_id = s3.accessKeyId;
   if (s3.secretAccessKey) o.aws_secret_access_key = s3.secretAccessKey;
   if (s3.sessionToken) o.aws_session_token = s3.sessionToken;
-  return { kind: 'lancedb', uri: prefix ? `s3://${u[1]}/${prefix}` : `s3://${u[1]}`, storageOptions: o };
+  return { kind: 'lancedb', uri: prefix ? `s3://${u[1]}/${prefix}` : `s3://${u[1]}`, storageOptions: o, singleWriter: s3.singleWriter };
 }
 
 /** The store as a user named it, without credentials (for messages and logs). */
