@@ -297,6 +297,20 @@ describe('LanceStore#write', () => {
       await assert.rejects(store.write('w', [rows[0]!], []), { code: 'DUPLICATE_KEY' });
       await assert.rejects(store.write('w', [], ['new-0'], { build: 'another-build' }), { code: 'COLLECTION_REPLACED' });
       assert.equal((await store.head('w'))!.seq, 3);
+      // one fragment per write until the COMPACT_EVERY-th merges them, and every item stays readable
+      const { COMPACT_EVERY } = await import('../src/indexer/lance-store.js');
+      const lancedb = await import('@lancedb/lancedb');
+      const fragments = async () => (await (await (await lancedb.connect(store.spec.uri)).openTable('w.items')).stats()).fragmentStats.numFragments;
+      for (let i = 3; i < COMPACT_EVERY - 1; i++) await store.write('w', [{ ...rows[0]!, key: `more-${i}` }], []);
+      const before = await fragments();
+      assert.ok(before >= COMPACT_EVERY - 2, `${before} fragments`);
+      await store.write('w', [{ ...rows[0]!, key: 'compacting' }], []);
+      assert.ok((await fragments()) < 3, `${await fragments()} fragments after compaction`);
+      const compacted = (await store.head('w'))!;
+      assert.equal(compacted.seq, COMPACT_EVERY);
+      let n = 0;
+      for await (const b of store.rows(compacted)) n += b.length;
+      assert.equal(n, compacted.manifest.count);
     } finally {
       store.close();
       c.close();

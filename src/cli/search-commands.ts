@@ -14,7 +14,7 @@ import { globals, startBackend, type Ctx } from './context.js';
 import { floatArg, intArg } from './options.js';
 import { MAX_SHORTLIST, RERANK_DEFAULTS, rerankOptions } from '../search/rerank.js';
 import { DemoBuilds } from '../search/demo.js';
-import { serve } from '../search/serve.js';
+import { checkListen, serve } from '../search/serve.js';
 import { DEFAULT_HOT_LIMIT, DEFAULT_SYNC_MS, StoreMirror } from '../indexer/mirror.js';
 import { openStore } from './store.js';
 import { backendName } from '../encoder/backend.js';
@@ -127,6 +127,7 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
       let mirror: StoreMirror | undefined;
       try {
         if (store && cacheDir) {
+          await checkListen(f.host, f.port);
           mirror = new StoreMirror(store, { cacheDir, intervalMs: f.syncMs, hotLimit: f.hotLimit, quiet: g.quiet, lockTimeoutMs: 5000 });
           await mirror.start();
         }

@@ -24,6 +24,10 @@ const KEYS_PER_QUERY = 512;
 const LEASE_MS = 60_000;
 /** A live writer renews its lease this often, so a long write keeps it and a dead one loses it within LEASE_MS. */
 const RENEW_MS = 15_000;
+/** Writes between compactions of a collection's tables (LanceDB suggests one every ~20 changes). */
+export const COMPACT_EVERY = 20;
+/** Old table versions stay readable this long (a replica still copying one), then compaction prunes them. */
+const KEEP_VERSIONS_MS = 60 * 60_000;
 /** Collections of at least this many items get an ANN index (IVF_PQ); smaller ones are scanned exactly. */
 export const ANN_MIN_ROWS = 50_000;
 
@@ -360,6 +364,10 @@ export class LanceStore {
       const removed = new Set(removeKeys).size;
       const replaced = rows.filter((r) => stored.has(r.key)).length;
       const manifest: CollectionManifest = { ...head.manifest, count: head.manifest.count - removed + rows.length - replaced, generation: head.manifest.generation + 1, updatedAt: new Date().toISOString() };
+      if (seq % COMPACT_EVERY === 0) {
+        await this.compact(items, head.itemsVersion);
+        await this.compact(log, head.logVersion);
+      }
       const next: HeadRow = { ...lease.row, seq, manifest: JSON.stringify(manifest), items_version: await items.version(), log_version: await log.version(), lease_holder: '', lease_until: 0 };
       await pausePoint('store:before-commit');
       await this.commit(lease, next);
@@ -579,6 +587,15 @@ export class LanceStore {
   /** Gives up the leases this process holds (its writes stay uncommitted): for a process interrupted mid-write. */
   async abandon(): Promise<void> {
     await Promise.all([...this.#leases].map((l) => this.releaseLease(l)));
+  }
+
+  /**
+   * Merges a table's small fragments (one per write), adds new rows to its indexes and prunes versions older than
+   * KEEP_VERSIONS_MS, never the committed one: a writer that dies before its commit is still undone to it.
+   */
+  private async compact(t: Lance.Table, committed: number): Promise<void> {
+    const at = (await t.listVersions()).find((v) => v.version === committed)?.timestamp.getTime() ?? 0;
+    await t.optimize({ cleanupOlderThan: new Date(Math.min(Date.now() - KEEP_VERSIONS_MS, at - 1000)) });
   }
 
   /** Rolls a collection's tables back to the versions its head names (a writer that died may have left more). */

@@ -57,12 +57,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     const s = http.createServer({ requestTimeout, headersTimeout: Math.min(requestTimeout, 10_000), connectionsCheckingInterval: Math.min(1000, requestTimeout) }, app);
     s.listen(o.port, o.host, () => resolve(s));
     s.on('error', (e: NodeJS.ErrnoException) => {
-      const err =
-        e.code === 'EADDRINUSE'
-          ? fail('INVALID_ARGUMENT', `port ${o.port} on ${o.host} is already in use; stop the other server or pass --port`, e)
-          : e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL'
-            ? fail('INVALID_ARGUMENT', `cannot listen on ${o.host}:${o.port} (${e.code}); choose another --host or --port`, e)
-            : e;
+      const err = listenError(e, o.host, o.port);
       // the replica's syncs end before the engine's collections close (and before the caller drops the cache)
       void (async () => {
         await o.mirror?.close();
@@ -83,4 +78,23 @@ export async function serve(o: ServeOptions): Promise<Running> {
       await engine.close();
     })());
   return { server, url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, engine, close };
+}
+
+/** A failure to listen on `host:port` as the error a user reads (the port in use, a host not of this machine). */
+export function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
+  return e.code === 'EADDRINUSE'
+    ? fail('INVALID_ARGUMENT', `port ${port} on ${host} is already in use; stop the other server or pass --port`, e)
+    : e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL'
+      ? fail('INVALID_ARGUMENT', `cannot listen on ${host}:${port} (${e.code}); choose another --host or --port`, e)
+      : e;
+}
+
+/** Fails now if `serve` could not listen on `host:port` (before a replica spends minutes copying its collections). */
+export async function checkListen(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const s = http.createServer();
+    s.once('error', (e: NodeJS.ErrnoException) => reject(listenError(e, host, port)));
+    s.listen(port, host, () => s.close(() => resolve()));
+  });
 }
