@@ -32,7 +32,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): Env {
     quiet: env.LATENTDEX_QUIET === '1',
     exitWithParent: /^\d+$/.test(env.LATENTDEX_EXIT_WITH_PARENT ?? '') ? Number(env.LATENTDEX_EXIT_WITH_PARENT) : undefined,
     s3: {
-      endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
+      endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || env.AWS_ENDPOINT || undefined,
       region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
       accessKeyId: env.AWS_ACCESS_KEY_ID || undefined,
       secretAccessKey: env.AWS_SECRET_ACCESS_KEY || undefined,

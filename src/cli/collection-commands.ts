@@ -96,7 +96,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       await withStore(ctx, f.store, async (store) => {
         // before training: a store that cannot take the build, or holds the name, is said at once
         await store.checkWritable();
-        if (!f.replace && (await store.head(f.collection))) throw fail('COLLECTION_EXISTS', `collection '${f.collection}' already exists in ${store.label}; pass --replace to rebuild it or use \`latentdex add --store\``);
+        if (!f.replace && (await store.head(f.collection))) throw store.exists(f.collection);
         await buildCommand(f, { ...g, dataDir: path.join(g.dataDir, STORE_STAGING) }, store);
       });
     },

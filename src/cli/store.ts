@@ -23,8 +23,8 @@ export function openStore(ctx: Ctx, value: string): Promise<LanceStore> {
  */
 export async function withStore<T>(ctx: Ctx, value: string, fn: (store: LanceStore) => Promise<T>): Promise<T> {
   const store = await openStore(ctx, value);
-  const interrupted = () => {
-    void store.abandon().finally(() => process.exit(130));
+  const interrupted = (signal: NodeJS.Signals) => {
+    void store.abandon().finally(() => process.exit(signal === 'SIGTERM' ? 143 : 130));
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);

@@ -26,7 +26,7 @@ export async function probeConditionalWrites(spec: StoreSpec): Promise<Condition
   const objectPath = `${endpoint.pathname.replace(/\/+$/, '')}/${spec.uri.slice('s3://'.length)}/.latentdex-probe-${crypto.randomUUID()}`;
   const send = async (method: 'PUT' | 'DELETE', headers: Record<string, string>): Promise<number> => {
     const signed = aws4.sign(
-      { host: endpoint.host, path: objectPath, method, service: 's3', region: o.aws_region, headers: { ...headers, 'Content-Length': '0' }, body: '' },
+      { host: endpoint.host, path: objectPath, method, service: 's3', region: o.aws_region, headers: method === 'PUT' ? { ...headers, 'Content-Length': '0' } : headers, body: '' },
       { accessKeyId: o.aws_access_key_id, secretAccessKey: o.aws_secret_access_key, sessionToken: o.aws_session_token },
     );
     const hs: Record<string, string> = {};
@@ -45,6 +45,7 @@ export async function probeConditionalWrites(spec: StoreSpec): Promise<Condition
     throw fail('STORE_UNREACHABLE', `the object store at ${o.aws_endpoint} answered HTTP ${second} to a conditional write under ${spec.uri}`);
   } catch (e) {
     if (isLatentdexError(e)) throw e;
-    throw fail('STORE_UNREACHABLE', `cannot write to the object store at ${o.aws_endpoint}: ${messageOf(e)}; check AWS_ENDPOINT_URL`, e);
+    const why = e instanceof Error && e.cause !== undefined ? `${messageOf(e)}: ${messageOf(e.cause)}` : messageOf(e);
+    throw fail('STORE_UNREACHABLE', `cannot write to the object store at ${o.aws_endpoint}: ${why}; check AWS_ENDPOINT_URL`, e);
   }
 }

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type * as Lance from '@lancedb/lancedb';
 import type * as Arrow from 'apache-arrow';
@@ -24,6 +25,10 @@ const KEYS_PER_QUERY = 512;
 const LEASE_MS = 60_000;
 /** A live writer renews its lease this often, so a long write keeps it and a dead one loses it within LEASE_MS. */
 const RENEW_MS = 15_000;
+/** A writer changes nothing once less than this is left of its lease (its renewals failed): it stops well before another can take over. */
+const LEASE_MARGIN_MS = 2 * RENEW_MS;
+/** Another process's lease counts as held this long past its end (the clocks of two machines differ). */
+const CLOCK_GRACE_MS = 10_000;
 /** Writes between compactions of a collection's tables (LanceDB suggests one every ~20 changes). */
 export const COMPACT_EVERY = 20;
 /** Old table versions stay readable this long (a replica still copying one), then compaction prunes them. */
@@ -90,7 +95,7 @@ interface Lease {
   timer: NodeJS.Timeout | undefined;
   /** the renewal in flight (commit and release wait for it) */
   renewing: Promise<void>;
-  /** another writer took the collection over (a renewal found the lease gone) */
+  /** another writer took the collection over (a renewal found the lease gone), or this process was interrupted */
   lost: boolean;
 }
 
@@ -254,6 +259,11 @@ export class LanceStore {
     return h;
   }
 
+  /** COLLECTION_EXISTS for a build of a name the store holds, saying what to do instead. */
+  exists(name: string): Error {
+    return fail('COLLECTION_EXISTS', `collection '${name}' already exists in ${this.label}; pass --replace to rebuild it or use \`latentdex add --store\``);
+  }
+
   private notFound(name: string): Error {
     return fail('COLLECTION_NOT_FOUND', `collection '${name}' is not in ${this.label}; build it there with \`latentdex build --store lancedb:${this.spec.uri} --collection ${name} --source ...\``);
   }
@@ -285,6 +295,7 @@ export class LanceStore {
     try {
       lease = await this.takeLease(name, { create: true, replace: o.replace, onWait: o.onWait });
       const cd = c.manifest.codeDim;
+      this.holding(lease);
       const model = await this.overwrite(`${name}.model`, await modelRows(c.modelDir), this.modelSchema());
       // a new version of the table, of this build's schema (a rebuild may change the code size); readers of the
       // last committed build still read its version
@@ -293,6 +304,7 @@ export class LanceStore {
       let batch: NewItem[] = [];
       let n = 0;
       const flush = async () => {
+        this.holding(lease!);
         await this.append(items, batch, cd);
         n += batch.length;
         batch = [];
@@ -305,7 +317,9 @@ export class LanceStore {
       if (batch.length) await flush();
       bar.stop();
       if (n !== c.manifest.count) throw fail('INTERNAL', `collection '${name}' gave ${n} items, not the ${c.manifest.count} of its manifest`);
+      this.holding(lease);
       await this.index(items, n, cd);
+      this.holding(lease);
       const log = await this.overwrite(`${name}.log`, [], this.logSchema());
       const head: HeadRow = {
         name,
@@ -356,16 +370,25 @@ export class LanceStore {
         if (!o.replace && stored.has(r.key)) throw fail('DUPLICATE_KEY', `key '${r.key}' is already in collection '${name}'; to keep both, add with --key-prefix (CLI) or another key; to overwrite it, pass --replace (CLI) or ?replace=true (HTTP)`);
       }
       const gone = [...new Set([...removeKeys, ...rows.map((r) => r.key).filter((k) => stored.has(k))])];
-      for (const part of chunks(gone, KEYS_PER_QUERY)) await items.delete(keysIn(part));
-      for (const part of chunks(rows, WRITE_BATCH)) await this.append(items, part, cd);
+      for (const part of chunks(gone, KEYS_PER_QUERY)) {
+        this.holding(lease);
+        await items.delete(keysIn(part));
+      }
+      for (const part of chunks(rows, WRITE_BATCH)) {
+        this.holding(lease);
+        await this.append(items, part, cd);
+      }
       const seq = head.seq + 1;
       const entries = [...removeKeys.map((key) => ({ seq, op: 'remove', key })), ...rows.map((r) => ({ seq, op: 'add', key: r.key }))];
+      this.holding(lease);
       if (entries.length) await log.add(this.#lance.makeArrowTable(entries, { schema: this.logSchema() }));
       const removed = new Set(removeKeys).size;
       const replaced = rows.filter((r) => stored.has(r.key)).length;
       const manifest: CollectionManifest = { ...head.manifest, count: head.manifest.count - removed + rows.length - replaced, generation: head.manifest.generation + 1, updatedAt: new Date().toISOString() };
       if (seq % COMPACT_EVERY === 0) {
+        this.holding(lease);
         await this.compact(items, head.itemsVersion);
+        this.holding(lease);
         await this.compact(log, head.logVersion);
       }
       const next: HeadRow = { ...lease.row, seq, manifest: JSON.stringify(manifest), items_version: await items.version(), log_version: await log.version(), lease_holder: '', lease_until: 0 };
@@ -492,24 +515,22 @@ export class LanceStore {
    */
   private async takeLease(name: string, o: { create?: boolean; replace?: boolean; timeoutMs?: number; onWait?: (holder: string) => void }): Promise<Lease> {
     validateName(name);
-    await this.checkWritable();
     const holder = `${this.#process}:${crypto.randomUUID().slice(0, 8)}`;
     let told = false;
     const deadline = Date.now() + (o.timeoutMs ?? 10 * 60_000);
-    const t = await this.headsTable();
     for (;;) {
       const now = Date.now();
       // two first builds racing may both insert a row: the committed one counts, else the first
       const found = await this.headRows(name);
       const row = found.find((r) => r.seq >= 0) ?? found[0];
       if (!row && !o.create) throw this.notFound(name);
-      if (row && row.seq >= 0 && o.create && !o.replace) throw fail('COLLECTION_EXISTS', `collection '${name}' already exists in ${this.label}; pass --replace to rebuild it or use \`latentdex add --store\``);
-      const held = row && row.lease_holder !== '' && row.lease_until > now;
+      if (row && row.seq >= 0 && o.create && !o.replace) throw this.exists(name);
+      const held = row && row.lease_holder !== '' && row.lease_until + CLOCK_GRACE_MS > now;
       if (held) {
         if (now > deadline) throw fail('COLLECTION_BUSY', `collection '${name}' in ${this.label} is being written by ${row.lease_holder}; try again when that write is done (a writer that died holds it at most ${LEASE_MS / 1000} s)`);
         if (!told) o.onWait?.(row.lease_holder);
         told = true;
-        await new Promise((r) => setTimeout(r, 250));
+        await sleep(250);
         continue;
       }
       const until = now + LEASE_MS;
@@ -517,13 +538,14 @@ export class LanceStore {
         ? { ...row, lease_holder: holder, lease_until: until }
         : { name, build: '', seq: -1, manifest: '{}', items_version: 0, log_version: 0, model_version: 0, lease_holder: holder, lease_until: until };
       const cond = row ? `target.seq = ${row.seq} AND target.lease_holder = ${sqlString(row.lease_holder)} AND target.lease_until = ${row.lease_until}` : undefined;
-      const r = await this.upsert(t, mine, cond).catch((e: unknown) => {
+      await this.checkWritable();
+      const r = await this.upsert(await this.headsTable(), mine, cond).catch((e: unknown) => {
         if (isConflict(e)) return 0;
         throw e;
       });
       if (r === 0) {
         // another writer took it between the read and the update: wait a little and read again
-        await new Promise((res) => setTimeout(res, 50 + Math.random() * 100));
+        await sleep(50 + Math.random() * 100);
         continue;
       }
       const lease: Lease = { row: mine, until, holder, timer: undefined, renewing: Promise.resolve(), lost: false };
@@ -567,7 +589,7 @@ export class LanceStore {
     try {
       const until = Date.now() + LEASE_MS;
       const next = { ...lease.row, lease_until: until };
-      if ((await this.upsertHead(next, `target.lease_holder = ${sqlString(lease.holder)} AND target.lease_until = ${lease.until}`)) === 0) lease.lost = true;
+      if ((await this.upsertHead(next, leaseCond(lease))) === 0) lease.lost = true;
       else {
         lease.until = until;
         lease.row = next;
@@ -577,16 +599,27 @@ export class LanceStore {
     }
   }
 
-  /** Stops renewing a lease (after the renewal in flight) and forgets it. */
-  private async endLease(lease: Lease): Promise<void> {
+  /** Stops renewing a lease (after the renewal in flight). */
+  private async stopRenewing(lease: Lease): Promise<void> {
     clearInterval(lease.timer);
     await lease.renewing;
-    this.#leases.delete(lease);
   }
 
-  /** Gives up the leases this process holds (its writes stay uncommitted): for a process interrupted mid-write. */
-  async abandon(): Promise<void> {
-    await Promise.all([...this.#leases].map((l) => this.releaseLease(l)));
+  /** Throws unless the write still safely holds its lease: checked before every change to a table. */
+  private holding(lease: Lease): void {
+    if (lease.lost || Date.now() > lease.until - LEASE_MARGIN_MS) {
+      throw fail('COLLECTION_BUSY', `the write to '${lease.row.name}' lost its lease (interrupted, or the store did not answer its renewals); nothing was committed, run it again`);
+    }
+  }
+
+  /**
+   * Gives up the leases this process holds, for a process interrupted mid-write: its writes change nothing more and
+   * stay uncommitted (a commit already on its way lands or not, as the store decides). Waits at most `ms`.
+   */
+  async abandon(ms = 5000): Promise<void> {
+    const leases = [...this.#leases];
+    for (const l of leases) l.lost = true;
+    await Promise.race([Promise.all(leases.map((l) => this.releaseLease(l))), sleep(ms)]);
   }
 
   /**
@@ -595,7 +628,9 @@ export class LanceStore {
    */
   private async compact(t: Lance.Table, committed: number): Promise<void> {
     const at = (await t.listVersions()).find((v) => v.version === committed)?.timestamp.getTime() ?? 0;
-    await t.optimize({ cleanupOlderThan: new Date(Math.min(Date.now() - KEEP_VERSIONS_MS, at - 1000)) });
+    // LanceDB turns the date into an age measured when pruning starts, after compacting: an hour before the committed
+    // version keeps it whatever the compaction takes
+    await t.optimize({ cleanupOlderThan: new Date(Math.min(Date.now(), at) - KEEP_VERSIONS_MS) });
   }
 
   /** Rolls a collection's tables back to the versions its head names (a writer that died may have left more). */
@@ -614,20 +649,26 @@ export class LanceStore {
 
   /** Commits a write: the head row moves to `next` only while this process still holds the lease. */
   private async commit(lease: Lease, next: HeadRow): Promise<void> {
-    await this.endLease(lease);
-    const cond = `target.lease_holder = ${sqlString(lease.holder)} AND target.lease_until = ${lease.until}`;
-    if (lease.lost || (await this.upsertHead(next, cond)) === 0) {
+    await this.stopRenewing(lease);
+    this.holding(lease);
+    if ((await this.upsertHead(next, leaseCond(lease))) === 0) {
       throw fail('COLLECTION_BUSY', `the write to '${next.name}' lost its lease to another writer (it could not be renewed within ${LEASE_MS / 1000} s); nothing was committed, run it again`);
+    }
+    this.#leases.delete(lease);
+    if (next.seq > 0 && next.seq % COMPACT_EVERY === 0) {
+      // the table of collections gains a version with every lease: pruned like the collections' tables
+      await (await this.headsTable()).optimize({ cleanupOlderThan: new Date(Date.now() - KEEP_VERSIONS_MS) }).catch(() => undefined);
     }
   }
 
   private async releaseLease(lease: Lease): Promise<void> {
     try {
-      await this.endLease(lease);
+      await this.stopRenewing(lease);
+      this.#leases.delete(lease);
       const cur = (await this.headRows(lease.row.name)).find((r) => r.lease_holder === lease.holder);
       if (!cur) return;
       if (cur.seq < 0) await (await this.headsTable()).delete(`name = ${sqlString(cur.name)} AND lease_holder = ${sqlString(lease.holder)}`);
-      else await this.upsertHead({ ...cur, lease_holder: '', lease_until: 0 }, `target.lease_holder = ${sqlString(lease.holder)}`);
+      else await this.upsertHead({ ...cur, lease_holder: '', lease_until: 0 }, leaseCond(lease));
     } catch {
       // the lease runs out on its own
     }
@@ -644,7 +685,7 @@ export class LanceStore {
         return await this.upsert(t, row, cond);
       } catch (e) {
         if (!isConflict(e) || attempt >= 20) throw e;
-        await new Promise((r) => setTimeout(r, 20 + Math.random() * 80));
+        await sleep(20 + Math.random() * 80);
       }
     }
   }
@@ -757,6 +798,11 @@ export class LanceStore {
       new A.Field('lease_until', new A.Float64(), false),
     ]);
   }
+}
+
+/** The condition on a collection's row that this lease still holds it (its holder token is unique). */
+function leaseCond(lease: Lease): string {
+  return `target.lease_holder = ${sqlString(lease.holder)}`;
 }
 
 /** LanceDB's answer when another writer committed first. */

@@ -4,7 +4,7 @@ import { TrainedModel } from '../encoder/model.js';
 import { fail, messageOf } from '../errors.js';
 import { log } from '../progress.js';
 import { buildFromRows } from './build.js';
-import type { NewItem } from './catalogue.js';
+import { writeFileAtomic } from './layout.js';
 import { Collection, encodeItems, type ItemInput } from './collection.js';
 import type { Head, LanceStore } from './lance-store.js';
 
@@ -58,7 +58,7 @@ export class StoreMirror {
     const dir = this.o.cacheDir;
     const marker = path.join(dir, CACHE_MARKER);
     // the marker names the store: a cache serves one store's collections, never another's
-    const mark = `${this.store.spec.uri}\n`;
+    const mark = `${this.store.label}\n`;
     let entries: string[];
     try {
       await fs.mkdir(dir, { recursive: true });
@@ -73,7 +73,7 @@ export class StoreMirror {
       const was = await fs.readFile(marker, 'utf8').catch(() => '');
       if (was !== mark) throw fail('INVALID_ARGUMENT', `--cache-dir '${dir}' is the cache of another store (${was.trim() || 'unknown'}), not of ${this.store.label}; give each store a cache folder of its own`);
     }
-    await fs.writeFile(marker, mark);
+    writeFileAtomic(marker, mark);
     await this.sync();
     this.#timer = setInterval(() => void this.sync(), this.o.intervalMs ?? DEFAULT_SYNC_MS);
     this.#timer.unref();
@@ -149,11 +149,12 @@ export class StoreMirror {
     for (const c of await this.store.changes(h, f.seq)) last.set(c.key, c.op);
     const added = [...last].filter(([, op]) => op === 'add').map(([k]) => k);
     const removed = [...last].filter(([, op]) => op === 'remove').map(([k]) => k);
-    // one row per key (the last read): a store written by two writers at once may hold a key twice
-    const rows = new Map<string, NewItem>();
-    for await (const b of this.store.rows(h, { keys: added })) for (const r of b) rows.set(r.key, r);
-    if (rows.size !== added.length) throw fail('CORRUPT_COLLECTION', `the store's log of '${h.name}' names ${added.length} added keys, its items table holds ${rows.size} of them; build the collection again with \`latentdex build --store ... --replace\``);
-    await f.copy.putRows([...rows.values()], removed);
+    const rows = [];
+    for await (const b of this.store.rows(h, { keys: added })) rows.push(...b);
+    if (rows.length !== added.length || new Set(rows.map((r) => r.key)).size !== rows.length) {
+      throw fail('CORRUPT_COLLECTION', `the store's log of '${h.name}' names ${added.length} added keys, its items table holds ${rows.length} rows of them; was it written where conditional writes are ignored? Build it again with \`latentdex build --store ... --replace\``);
+    }
+    await f.copy.putRows(rows, removed);
     f.seq = h.seq;
   }
 

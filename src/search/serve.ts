@@ -84,9 +84,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
 export function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
   return e.code === 'EADDRINUSE'
     ? fail('INVALID_ARGUMENT', `port ${port} on ${host} is already in use; stop the other server or pass --port`, e)
-    : e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL'
-      ? fail('INVALID_ARGUMENT', `cannot listen on ${host}:${port} (${e.code}); choose another --host or --port`, e)
-      : e;
+    : fail('INVALID_ARGUMENT', `cannot listen on ${host}:${port} (${e.code ?? e.message}); choose another --host or --port`, e);
 }
 
 /** Fails now if `serve` could not listen on `host:port` (before a replica spends minutes copying its collections). */
