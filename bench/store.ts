@@ -95,7 +95,7 @@ rows.push([
   `LanceDB IVF_PQ (${Math.round(Math.sqrt(60_000))} lists, 20 probed, refine ×10): ${fmt(lance60.qps)} q/s, recall ${fmt(recall(codes60, lance60.found, keyOf60), 3)}`,
   `local HNSW (M 16, ef 100): ${fmt(local60.qps)} q/s, recall ${fmt(recall(codes60, local60.found, keyOf60), 3)}; LanceDB exact scan (index bypassed): ${fmt(exact60.qps)} q/s, recall ${fmt(recall(codes60, exact60.found, keyOf60), 3)}`,
 ]);
-const labelled = await run(async (q) => (await lanceSearch(q, K, { label: '3' })).map((h) => h.key));
+const labelled = await run(async (q) => (await lanceSearch(q, K, { labels: ['3'] })).map((h) => h.key));
 rows.push(['60,000: 10-NN with filter label = 3, pushed down', `LanceDB: ${fmt(labelled.qps)} q/s`, `unfiltered: ${fmt(lance60.qps)} q/s`]);
 c.close();
 

@@ -60,8 +60,8 @@ interface Replica {
 }
 
 /** Starts `serve --store` in a process of its own; resolves with its address once it serves. */
-async function replica(store: string, env: Record<string, string>): Promise<Replica> {
-  const child = spawn(process.execPath, [CLI, '--quiet', '--data-dir', tmpDir(), 'serve', '--store', store, '--port', '0', '--sync-ms', '200'], {
+async function replica(store: string, env: Record<string, string>, extra: string[] = []): Promise<Replica> {
+  const child = spawn(process.execPath, [CLI, '--quiet', '--data-dir', tmpDir(), 'serve', '--store', store, '--port', '0', '--sync-ms', '200', ...extra], {
     env: { ...process.env, ...env, LATENTDEX_API_KEY: KEY },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -204,11 +204,16 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
 
   it('keeps uploads through two replicas at once apart: each lands once, on both', async () => {
     const [b, c] = replicas.slice(1) as [Replica, Replica];
-    const upload = (r: Replica, key: string, i: number) => {
-      const form = new FormData();
-      form.set('key', key);
-      form.set('image', new Blob([new Uint8Array(pngOf(set.pixels.subarray(i * 784, (i + 1) * 784), 28, 28))], { type: 'image/png' }), `${key}.png`);
-      return fetch(`${r.url}/api/collections/c/items`, { method: 'POST', body: form, headers: { authorization: `Bearer ${KEY}` } });
+    // a replica waits 5 s for the store's lease, then answers 503 COLLECTION_BUSY: a client tries again, as it should
+    const upload = async (r: Replica, key: string, i: number) => {
+      for (;;) {
+        const form = new FormData();
+        form.set('key', key);
+        form.set('image', new Blob([new Uint8Array(pngOf(set.pixels.subarray(i * 784, (i + 1) * 784), 28, 28))], { type: 'image/png' }), `${key}.png`);
+        const res = await fetch(`${r.url}/api/collections/c/items`, { method: 'POST', body: form, headers: { authorization: `Bearer ${KEY}` } });
+        if (res.status !== 503) return res;
+        assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'COLLECTION_BUSY');
+      }
     };
     const keys = Array.from({ length: 6 }, (_, i) => `both-${i}`);
     const answers = await Promise.all(keys.map((k, i) => upload(i % 2 ? b : c, k, 330 + i)));
@@ -217,6 +222,41 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     for (const r of [b, c]) for (const k of keys) assert.ok(await hasItem(r, k)(), k);
     const info = await cli(['info', '--store', store, '--collection', 'c', '--json'], s3.env);
     assert.equal(JSON.parse(info.out).count, 366);
+  });
+
+  it('serves a collection over --hot-limit through the store index: neighbours, label filter, search by code, new writes', async () => {
+    const [b] = replicas.slice(1) as [Replica];
+    const big = await replica(store, s3.env, ['--hot-limit', '100']);
+    replicas.push(big);
+    const { body } = await getJson(`${big.url}/api/collections`);
+    const listed = (body.collections as { name: string; servedFrom?: string; count: number }[]).find((c) => c.name === 'c');
+    assert.deepEqual([listed?.servedFrom, listed?.count], ['store-index', 366]);
+    // the same neighbours as a replica's local copy (below 50,000 items the store scans every code exactly)
+    const dist = async (r: Replica) => {
+      const { status, body } = await getJson(`${r.url}/api/collections/c/items/both-0/neighbors?k=10`);
+      assert.equal(status, 200, JSON.stringify(body));
+      return (body.codes as { hits: { distance: number }[] }).hits.map((h) => h.distance);
+    };
+    const [local, indexed] = [await dist(b), await dist(big)];
+    assert.equal(indexed.length, 10);
+    indexed.forEach((d, i) => assert.ok(Math.abs(d - local[i]!) <= 1e-3 * Math.max(1, local[i]!), `hit ${i}: ${d} vs ${local[i]}`));
+    const label = ((await getJson(`${b.url}/api/collections/c/items/${encodeURIComponent(`x/class-${set.labels[300]}/${set.keys[300]}.png`)}`)).body.label as string | null)!;
+    assert.ok(label, 'the items of a dir: source are labelled by their folder');
+    const filtered = await getJson(`${big.url}/api/collections/c/items/both-0/neighbors?k=5&label=${encodeURIComponent(label)}`);
+    const labels = (filtered.body.codes as { hits: { label: string }[] }).hits.map((h) => h.label);
+    assert.deepEqual(labels, Array(5).fill(label));
+    const item = await getJson(`${big.url}/api/collections/c/items/both-1`);
+    const byCode = await fetch(`${big.url}/api/collections/c/search?k=3`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: item.body.code }) });
+    const found = (await byCode.json()) as { codes: { hits: { key: string; distance: number }[] } };
+    assert.equal(found.codes.hits[0]!.key, 'both-1');
+    const refused = await fetch(`${big.url}/api/collections/c/outliers`);
+    assert.equal(refused.status, 501);
+    // a write through the CLI shows here too: the replica reads the store's newer commit
+    const more = tmpDir('latentdex-png-');
+    writePngFolder(more, selectImages(set, [340]), 1);
+    const added = await cli(['add', '--collection', 'c', '--source', `dir:${more}`, '--key-prefix', 'late/', '--store', store], s3.env);
+    assert.equal(added.code, 0, added.err);
+    await until(hasItem(big, `late/class-${set.labels[340]}/${set.keys[340]}.png`), 30_000, 'the add shows on the replica serving the store index');
   });
 
   it('gives a one-line error for a bad store URI or an endpoint that does not answer', async () => {

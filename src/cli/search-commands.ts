@@ -147,7 +147,7 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
       });
       demo?.start();
       const building = demo?.status().map((b) => b.name) ?? [];
-      process.stdout.write(`latentdex serving ${running.engine.names().join(', ') || 'no collections'}${building.length ? ` (building ${building.join(', ')})` : ''}${store ? ` from ${store.label}` : ''} at ${running.url}/\n`);
+      process.stdout.write(`latentdex serving ${[...running.engine.names(), ...(mirror?.indexedNames() ?? [])].join(', ') || 'no collections'}${building.length ? ` (building ${building.join(', ')})` : ''}${store ? ` from ${store.label}` : ''} at ${running.url}/\n`);
       await new Promise<void>((resolve) => {
         const stop = () => {
           demo?.close();

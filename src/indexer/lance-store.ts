@@ -136,9 +136,12 @@ export interface AnnHit {
   distance: number;
 }
 
+/** k-NN queries of one committed build's items. */
+export type Searcher = (code: ArrayLike<number>, k: number, o?: AnnOptions) => Promise<AnnHit[]>;
+
 export interface AnnOptions {
-  /** only items with this label */
-  label?: string;
+  /** only items with one of these labels */
+  labels?: readonly string[];
   /** IVF partitions probed (default 20) */
   nprobes?: number;
   /** candidates re-ranked on the full codes, as a multiple of k (default 10) */
@@ -437,7 +440,7 @@ export class LanceStore {
   }
 
   /** A reader of one committed build's items for many searches (bench, replicas serving beyond memory). */
-  async searcher(head: Head): Promise<(code: ArrayLike<number>, k: number, o?: AnnOptions) => Promise<AnnHit[]>> {
+  async searcher(head: Head): Promise<Searcher> {
     const t = await this.tableAt(`${head.name}.items`, head.itemsVersion);
     return (code, k, o = {}) => this.searchTable(t, head, code, k, o);
   }
@@ -450,10 +453,12 @@ export class LanceStore {
       .nprobes(o.nprobes ?? 20)
       .refineFactor(o.refineFactor ?? 10)
       .select(['key', 'label']);
-    if (o.label !== undefined) q = q.where(`label = ${sqlString(o.label)}`);
+    if (o.labels?.length) q = q.where(`label IN (${o.labels.map(sqlString).join(', ')})`);
     if (o.exact) q = q.bypassVectorIndex();
     const rows = (await q.toArray()) as { key: string; label: string | null; _distance: number }[];
-    return rows.map((r) => ({ key: r.key, label: r.label, distance: r._distance }));
+    // LanceDB's l2 is squared; latentdex reports the Euclidean distance, as its local search does
+    const l2 = head.manifest.space !== 'cosine';
+    return rows.map((r) => ({ key: r.key, label: r.label, distance: l2 ? Math.sqrt(Math.max(0, r._distance)) : r._distance }));
   }
 
   close(): void {

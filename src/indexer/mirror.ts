@@ -7,13 +7,15 @@ import { buildFromRows } from './build.js';
 import { writeFileAtomic } from './layout.js';
 import { Collection, encodeItems, type ItemInput } from './collection.js';
 import type { Head, LanceStore } from './lance-store.js';
+import { StoreIndexedCollection } from './store-indexed.js';
 
 export interface MirrorOptions {
   /** the local copies (a data directory of their own; its collections are replaced from the store) */
   cacheDir: string;
   /** how often the store is asked for new writes (default 1 s): the longest a write takes to reach this replica */
   intervalMs?: number;
-  /** collections of more items than this are not copied (a replica's disk and memory hold whole rows); default 5,000,000 */
+  /** collections of more items than this are not copied (a replica's disk and memory hold whole rows) but searched
+   * through the store's index; default 5,000,000 */
   hotLimit?: number;
   /** how long a write through this replica waits for another writer (default 5 s) */
   lockTimeoutMs?: number;
@@ -39,6 +41,8 @@ interface Followed {
  */
 export class StoreMirror {
   readonly #followed = new Map<string, Followed>();
+  /** collections over the hot limit, searched through the store's own index */
+  readonly #indexed = new Map<string, StoreIndexedCollection>();
   #timer: NodeJS.Timeout | undefined;
   /** syncs run one after another */
   #chain: Promise<void> = Promise.resolve();
@@ -107,6 +111,18 @@ export class StoreMirror {
     await this.#chain;
     for (const f of this.#followed.values()) f.copy.close();
     this.#followed.clear();
+    for (const c of this.#indexed.values()) c.close();
+    this.#indexed.clear();
+  }
+
+  /** A collection this replica serves from the store's index (over its hot limit), if `name` is one. */
+  indexed(name: string): StoreIndexedCollection | undefined {
+    return this.#indexed.get(name);
+  }
+
+  /** The collections served from the store's index. */
+  indexedNames(): string[] {
+    return [...this.#indexed.keys()];
   }
 
   private async syncOnce(): Promise<void> {
@@ -137,10 +153,7 @@ export class StoreMirror {
 
   private async follow(h: Head): Promise<void> {
     const limit = this.o.hotLimit ?? DEFAULT_HOT_LIMIT;
-    if (h.manifest.count > limit && !this.#followed.has(h.name)) {
-      this.report(`${h.name}:size`, `collection '${h.name}' holds ${h.manifest.count} items, more than this replica copies (--hot-limit ${limit}); it is not served here`);
-      return;
-    }
+    if (h.manifest.count > limit && !this.#followed.has(h.name)) return this.followIndexed(h, limit);
     const f = this.#followed.get(h.name);
     if (!f || f.build !== h.build) return this.copy(h, f);
     if (h.seq === f.seq) return;
@@ -156,6 +169,22 @@ export class StoreMirror {
     }
     await f.copy.putRows(rows, removed);
     f.seq = h.seq;
+  }
+
+  /** Serves a collection too large to copy from the store's index: opens its build, then follows its commits. */
+  private async followIndexed(h: Head, limit: number): Promise<void> {
+    const open = this.#indexed.get(h.name);
+    if (open && open.head.build === h.build) return open.follow(h);
+    const modelDir = path.join(this.o.cacheDir, '.models', `${h.build}-indexed`);
+    await fs.rm(modelDir, { recursive: true, force: true });
+    try {
+      const c = await StoreIndexedCollection.open(this.store, h, modelDir);
+      open?.close();
+      this.#indexed.set(h.name, c);
+      log(`serving '${h.name}' (${h.manifest.count} items, over --hot-limit ${limit}) from the store's index: search, neighbours and items only`, this.o.quiet);
+    } finally {
+      await fs.rm(modelDir, { recursive: true, force: true });
+    }
   }
 
   /** Copies a collection's build from the store, replacing the local copy of an older build. */

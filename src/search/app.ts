@@ -7,10 +7,12 @@ import { fail, isLatentdexError, LatentdexError, messageOf } from '../errors.js'
 import type { DemoBuild } from './demo.js';
 import type { SearchEngine } from './engine.js';
 import type { Collection, ItemInput } from '../indexer/collection.js';
+import type { StoreIndexedCollection } from '../indexer/store-indexed.js';
 import { analysisRoutes } from './routes/analysis.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { readRoutes } from './routes/read.js';
 import { searchRoutes } from './routes/search.js';
+import { storeIndexRoutes } from './routes/store-index.js';
 import { writeRoutes } from './routes/write.js';
 import type { Handler, RouteContext } from './routes/http.js';
 
@@ -34,6 +36,14 @@ export interface AppDeps {
   demo?: { status(): DemoBuild[] };
   /** where writes go when the collections are copies of a store's (`serve --store`): the store, not the copies */
   writer?: StoreWriter;
+  /** a replica's collections too large to copy (`serve --store --hot-limit`), searched through the store's index */
+  indexed?: StoreIndex;
+}
+
+/** The collections a replica serves from its store's index instead of a local copy. */
+export interface StoreIndex {
+  indexed(name: string): StoreIndexedCollection | undefined;
+  indexedNames(): string[];
 }
 
 /** Writes of a replica: made in the store, then shown by the local copy; each answers the collection's new count. */
@@ -138,8 +148,8 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   };
 
-  const ctx: RouteContext = { engine, serveOriginals: Boolean(deps.serveOriginals), backend: deps.backend ?? null, version: deps.version ?? null, demo: deps.demo ?? null, writer: deps.writer ?? null, wrap, upload, requireKey };
-  app.use('/api', readRoutes(ctx), searchRoutes(ctx), analysisRoutes(ctx), writeRoutes(ctx), openapiRoutes(deps.version));
+  const ctx: RouteContext = { engine, serveOriginals: Boolean(deps.serveOriginals), backend: deps.backend ?? null, version: deps.version ?? null, demo: deps.demo ?? null, writer: deps.writer ?? null, indexed: deps.indexed ?? null, wrap, upload, requireKey };
+  app.use('/api', storeIndexRoutes(ctx), readRoutes(ctx), searchRoutes(ctx), analysisRoutes(ctx), writeRoutes(ctx), openapiRoutes(deps.version));
 
   app.use('/api', (req, _res, next) => next(fail('NOT_FOUND', `no route ${req.method} ${req.originalUrl}; see the README for the API`)));
   if (deps.webDir) app.use(express.static(path.resolve(deps.webDir), { index: 'index.html' }));

@@ -627,7 +627,7 @@ export class SearchEngine {
 }
 
 /** Model input and sparse TF-IDF vectors of one free-text query; EMPTY_TEXT when it has no vocabulary word. */
-export function textQueryVectors(c: Collection, text: string): ReturnType<typeof textVector> {
+export function textQueryVectors(c: Pick<Collection, 'model'>, text: string): ReturnType<typeof textVector> {
   if (text.trim() === '') throw fail('EMPTY_TEXT', 'the query text is empty; type some words');
   return textVector(c.model, text);
 }
@@ -645,7 +645,7 @@ const UPLOAD: ImageOrigin = { name: 'upload', maxPixels: MAX_UPLOAD_PIXELS };
  * Decodes a query image exactly as the collection's images were prepared (size, channels, fit, background), with a
  * colour preview; INVALID_ARGUMENT for text collections.
  */
-export async function decodeQueryImage(c: Collection, image: Buffer, from: ImageOrigin = UPLOAD): Promise<DecodedImage> {
+export async function decodeQueryImage(c: Pick<Collection, 'name' | 'model'>, image: Buffer, from: ImageOrigin = UPLOAD): Promise<DecodedImage> {
   const i = c.model.manifest.input;
   if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; search it with {text}`);
   return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background }, from.name, { preview: true, maxPixels: from.maxPixels });

@@ -49,7 +49,7 @@ export async function serve(o: ServeOptions): Promise<Running> {
     log(`warning: serving on ${o.host}, reachable from other machines, without LATENTDEX_API_KEY: anyone who can reach it can search and read every collection (writes stay off)`);
   }
   const allowedHosts = loopback ? [...LOOPBACK_HOSTS, ...(o.host === 'localhost' ? [] : [o.host]), ...(o.allowedHosts ?? [])].map((h) => h.toLowerCase()) : o.allowedHosts?.map((h) => h.toLowerCase());
-  const app = createApp({ ...o, engine, allowedHosts, ...(o.mirror ? { writer: o.mirror } : {}) });
+  const app = createApp({ ...o, engine, allowedHosts, ...(o.mirror ? { writer: o.mirror, indexed: o.mirror } : {}) });
   const server = await new Promise<Server>((resolve, reject) => {
     // A client that stalls mid-request (a slow upload) is cut off with 408, so buffered bodies cannot pile up;
     // the check runs every second rather than Node's default 30.

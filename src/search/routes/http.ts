@@ -1,9 +1,10 @@
-import type { StoreWriter } from '../app.js';
+import type { StoreIndex, StoreWriter } from '../app.js';
 import type { DemoBuild } from '../demo.js';
 import type express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
 import { fail } from '../../errors.js';
+import { sniffImage } from '../../../data/decode.js';
 import type { SearchEngine } from '../engine.js';
 
 /** What every router of the app is given: the engine, the app's options, and the shared middleware. */
@@ -17,6 +18,8 @@ export interface RouteContext {
   demo: { status(): DemoBuild[] } | null;
   /** a replica's writes go to its store (AppDeps.writer) */
   writer: StoreWriter | null;
+  /** a replica's collections too large to copy, searched through the store's index (AppDeps.indexed) */
+  indexed: StoreIndex | null;
   /** runs a handler as tracked engine work, errors to the error middleware */
   wrap: (h: Handler) => (req: Request, res: Response, next: NextFunction) => void;
   /** multipart upload of one image in field `image` */
@@ -35,4 +38,9 @@ export function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, v: unknown
     throw fail('INVALID_ARGUMENT', `${what}: ${i.path.join('.') || 'value'} ${i.message.toLowerCase()}`);
   }
   return r.data;
+}
+
+/** The content type of a stored preview from its first bytes. */
+export function previewType(b: Buffer): string {
+  return sniffImage(b) === 'webp' ? 'image/webp' : 'image/png';
 }

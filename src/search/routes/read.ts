@@ -4,14 +4,10 @@ import express from 'express';
 import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
 import type { Collection } from '../../indexer/collection.js';
+import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
 import { sniffImage } from '../../../data/decode.js';
 import { projectCodes } from '../map.js';
-import type { RouteContext } from './http.js';
-
-/** The content type of a stored preview from its first bytes. */
-function previewType(b: Buffer): string {
-  return sniffImage(b) === 'webp' ? 'image/webp' : 'image/png';
-}
+import { previewType, type RouteContext } from './http.js';
 
 /** Whether `file` lies inside one of `roots` once links are resolved (a path that does not exist is not). */
 function insideRoots(file: string, roots: string[]): string | undefined {
@@ -75,6 +71,12 @@ function summary(c: Collection) {
   return { name: m.name, kind: m.kind, count: m.count, codeDim: m.codeDim, space: m.space, binaryBits: c.binaryBits ?? null, model: m.model.arch, updatedAt: m.updatedAt };
 }
 
+/** What a collection served from the store's index says of itself. */
+export function indexedSummary(c: StoreIndexedCollection) {
+  const m = c.head.manifest;
+  return { name: m.name, kind: m.kind, count: m.count, codeDim: m.codeDim, space: m.space, binaryBits: null, model: m.model.arch, updatedAt: m.updatedAt, available: true, servedFrom: 'store-index' as const };
+}
+
 /** Reading routes: health, collections, items, their previews, reconstructions and originals, the code map. */
 export function readRoutes(ctx: RouteContext): express.Router {
   const { engine, wrap } = ctx;
@@ -87,7 +89,11 @@ export function readRoutes(ctx: RouteContext): express.Router {
     '/collections',
     wrap(async (_req, res) => {
       const all = await engine.status();
-      res.json({ collections: all.map((c) => ('available' in c ? c : { ...summary(c), available: true })) });
+      const indexed = (ctx.indexed?.indexedNames() ?? []).flatMap((n) => {
+        const c = ctx.indexed?.indexed(n);
+        return c ? [indexedSummary(c)] : [];
+      });
+      res.json({ collections: [...all.map((c) => ('available' in c ? c : { ...summary(c), available: true })), ...indexed] });
     }),
   );
 

@@ -1,0 +1,120 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { fail } from '../../errors.js';
+import type { AnnHit } from '../../indexer/lance-store.js';
+import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
+import { decodeQueryImage, textQueryVectors, type Hit } from '../engine.js';
+import { codeBody, searchQuery, textBody } from '../schemas.js';
+import { parse, previewType, type RouteContext } from './http.js';
+import { indexedSummary } from './read.js';
+
+/** Query-string options a search of the store's index cannot honour (it ranks by its ANN index alone). */
+const UNSUPPORTED = ['offset', 'cursor', 'ef', 'compare', 'rerank', 'blend', 'group', 'prefix', 'max_distance', 'baseline_max_distance', 'group_by', 'per_group'] as const;
+
+/**
+ * Routes of the collections a replica serves from its store's index (more items than it copies): the collection,
+ * its items and previews, neighbours of an item, search by image, code or text, all through the store's ANN index
+ * with label filters pushed down. Other routes of such a collection answer NOT_SUPPORTED; requests for any other
+ * collection go on to the local routes.
+ */
+export function storeIndexRoutes(ctx: RouteContext): express.Router {
+  const r = express.Router();
+  const served = (req: Request) => (req.params.c === undefined ? undefined : (ctx.indexed?.indexed(req.params.c) ?? undefined));
+  /** A handler for collections of the store's index; the next routes handle the others. */
+  const when =
+    (h: (c: StoreIndexedCollection, req: Request, res: Response) => Promise<void>) =>
+    (req: Request, res: Response, next: NextFunction): void => {
+      const c = served(req);
+      if (!c) return next('route');
+      ctx.wrap((rq, rs) => h(c, rq, rs))(req, res, next);
+    };
+
+  const options = (req: Request) => {
+    const q = parse(searchQuery, req.query, 'query string');
+    const given = UNSUPPORTED.filter((o) => q[o] !== undefined && !(o === 'compare' && (q.compare === 'none' || q.compare === 'false')));
+    if (given.length) throw fail('NOT_SUPPORTED', `collection '${req.params.c}' is searched through the store's index on this replica (it holds more items than --hot-limit): ${given.join(', ')} cannot be used; pass k and label only, or serve it from a replica with a larger --hot-limit`);
+    return { k: ctx.engine.checkK(q.k), labels: q.label };
+  };
+  const previewUrl = (c: StoreIndexedCollection, key: string) => `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/preview`;
+  const answer = (c: StoreIndexedCollection, k: number, query: { key: string | null; label: string | null }, hits: AnnHit[], started: number) => {
+    const list: Hit[] = hits.map((h, i) => ({ rank: i + 1, key: h.key, label: h.label, distance: h.distance, thumbnail: previewUrl(c, h.key) }));
+    const labelled = query.label === null ? [] : list.filter((h) => h.label !== null);
+    return {
+      collection: c.name,
+      k,
+      offset: 0,
+      generation: c.head.manifest.generation,
+      next: null,
+      query,
+      servedFrom: 'store-index',
+      codes: {
+        method: 'codes (store IVF_PQ index, re-ranked)',
+        hits: list,
+        latencyMs: Math.round((performance.now() - started) * 100) / 100,
+        precision: labelled.length ? labelled.filter((h) => h.label === query.label).length / labelled.length : null,
+        more: false,
+      },
+    };
+  };
+  const codeOf = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+
+  r.get(
+    '/collections/:c',
+    when(async (c, _req, res) => {
+      res.json({ ...indexedSummary(c), manifest: c.head.manifest });
+    }),
+  );
+  r.get(
+    '/collections/:c/items/:key',
+    when(async (c, req, res) => {
+      const it = await c.item(req.params.key!);
+      res.json({ key: it.key, label: it.label, uri: null, group: it.grp, text: it.text, thumbnail: previewUrl(c, it.key), code: Array.from(codeOf(it.code)) });
+    }),
+  );
+  r.get(
+    '/collections/:c/items/:key/preview',
+    when(async (c, req, res) => {
+      const it = await c.item(req.params.key!);
+      if (!it.thumb) throw fail('NOT_FOUND', `item '${it.key}' has no preview in the store`);
+      res.type(previewType(it.thumb)).set('cache-control', 'private, max-age=60').send(it.thumb);
+    }),
+  );
+  r.get(
+    '/collections/:c/items/:key/neighbors',
+    when(async (c, req, res) => {
+      const o = options(req);
+      const started = performance.now();
+      const it = await c.item(req.params.key!);
+      const hits = await c.nearest(codeOf(it.code), o.k, { labels: o.labels, exclude: it.key });
+      res.json(answer(c, o.k, { key: it.key, label: it.label }, hits, started));
+    }),
+  );
+  r.post(
+    '/collections/:c/search',
+    (req, res, next) => (served(req) ? ctx.upload(req, res, next) : next('route')),
+    when(async (c, req, res) => {
+      const o = options(req);
+      const started = performance.now();
+      const body: unknown = req.body;
+      let code: Float32Array;
+      if (req.file) {
+        const img = await decodeQueryImage(c, req.file.buffer);
+        code = c.model.encode(img.pixels, 1);
+      } else if (body && typeof body === 'object' && 'code' in body) {
+        const v = parse(codeBody, body, 'body').code;
+        if (v.length !== c.head.manifest.codeDim) throw fail('INVALID_DIM', `code has ${v.length} numbers; collection '${c.name}' holds ${c.head.manifest.codeDim}-d codes`);
+        code = Float32Array.from(v);
+      } else if (body && typeof body === 'object' && 'text' in body) {
+        if (c.head.manifest.kind !== 'text') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds images; search it with an image or a code`);
+        code = c.model.encode(textQueryVectors(c, parse(textBody, body, 'body').text).input, 1);
+      } else throw fail('INVALID_ARGUMENT', 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
+      res.json(answer(c, o.k, { key: null, label: null }, await c.nearest(code, o.k, { labels: o.labels }), started));
+    }),
+  );
+  r.all(
+    ['/collections/:c/*', '/collections/:c'],
+    when(async (c, req) => {
+      throw fail('NOT_SUPPORTED', `${req.method} ${req.path} is not available for '${c.name}' on this replica: it holds more items than --hot-limit and is searched through the store's index (collection, items, previews, neighbours and search only); write to it with \`latentdex add|remove --store\`, or serve it from a replica with a larger --hot-limit`);
+    }),
+  );
+  return r;
+}
