@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -206,13 +207,14 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     const [b, c] = replicas.slice(1) as [Replica, Replica];
     // a replica waits 5 s for the store's lease, then answers 503 COLLECTION_BUSY: a client tries again, as it should
     const upload = async (r: Replica, key: string, i: number) => {
-      for (;;) {
+      for (let attempt = 0; ; attempt++) {
         const form = new FormData();
         form.set('key', key);
         form.set('image', new Blob([new Uint8Array(pngOf(set.pixels.subarray(i * 784, (i + 1) * 784), 28, 28))], { type: 'image/png' }), `${key}.png`);
         const res = await fetch(`${r.url}/api/collections/c/items`, { method: 'POST', body: form, headers: { authorization: `Bearer ${KEY}` } });
-        if (res.status !== 503) return res;
+        if (res.status !== 503 || attempt === 10) return res;
         assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'COLLECTION_BUSY');
+        await new Promise((ok) => setTimeout(ok, Number(res.headers.get('retry-after') ?? 1) * 1000));
       }
     };
     const keys = Array.from({ length: 6 }, (_, i) => `both-${i}`);
@@ -247,10 +249,15 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     assert.deepEqual(labels, Array(5).fill(label));
     const item = await getJson(`${big.url}/api/collections/c/items/both-1`);
     const byCode = await fetch(`${big.url}/api/collections/c/search?k=3`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: item.body.code }) });
+    assert.equal(byCode.status, 200);
     const found = (await byCode.json()) as { codes: { hits: { key: string; distance: number }[] } };
     assert.equal(found.codes.hits[0]!.key, 'both-1');
-    const refused = await fetch(`${big.url}/api/collections/c/outliers`);
-    assert.equal(refused.status, 501);
+    const refused = await getJson(`${big.url}/api/collections/c/outliers`);
+    assert.deepEqual([refused.status, (refused.body.error as { code: string }).code], [501, 'NOT_SUPPORTED']);
+    const paged = await getJson(`${big.url}/api/collections/c/items/both-0/neighbors?offset=10`);
+    assert.deepEqual([paged.status, (paged.body.error as { code: string }).code], [400, 'INVALID_ARGUMENT']);
+    const manifest = (await getJson(`${big.url}/api/collections/c`)).body.manifest as { params: { roots?: unknown } };
+    assert.ok(!JSON.stringify(manifest).includes(path.join(os.tmpdir(), 'latentdex-png-')), 'the manifest names no folder of the server');
     // a write through the CLI shows here too: the replica reads the store's newer commit
     const more = tmpDir('latentdex-png-');
     writePngFolder(more, selectImages(set, [340]), 1);

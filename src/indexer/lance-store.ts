@@ -24,7 +24,7 @@ const KEYS_PER_QUERY = 512;
 /** A writer's lease: another writer may take the collection over once it ran out (a writer that died). */
 const LEASE_MS = 60_000;
 /** A live writer renews its lease this often, so a long write keeps it and a dead one loses it within LEASE_MS. */
-const RENEW_MS = 15_000;
+const RENEW_MS = 10_000;
 /** A writer changes nothing once less than this is left of its lease (its renewals failed): it stops well before another can take over. */
 const LEASE_MARGIN_MS = 2 * RENEW_MS;
 /** Another process's lease counts as held this long past its end (the clocks of two machines differ). */
@@ -302,6 +302,7 @@ export class LanceStore {
       const model = await this.overwrite(`${name}.model`, await modelRows(c.modelDir), this.modelSchema());
       // a new version of the table, of this build's schema (a rebuild may change the code size); readers of the
       // last committed build still read its version
+      this.holding(lease);
       const items = await this.#db.createEmptyTable(`${name}.items`, this.itemSchema(cd), { mode: 'overwrite' });
       const bar = progress({ title: 'upload', total: c.manifest.count, quiet: o.quiet });
       let batch: NewItem[] = [];
@@ -320,8 +321,7 @@ export class LanceStore {
       if (batch.length) await flush();
       bar.stop();
       if (n !== c.manifest.count) throw fail('INTERNAL', `collection '${name}' gave ${n} items, not the ${c.manifest.count} of its manifest`);
-      this.holding(lease);
-      await this.index(items, n, cd);
+      await this.index(items, n, c.manifest.space, () => this.holding(lease!));
       this.holding(lease);
       const log = await this.overwrite(`${name}.log`, [], this.logSchema());
       const head: HeadRow = {
@@ -390,6 +390,9 @@ export class LanceStore {
       const manifest: CollectionManifest = { ...head.manifest, count: head.manifest.count - removed + rows.length - replaced, generation: head.manifest.generation + 1, updatedAt: new Date().toISOString() };
       if (seq % COMPACT_EVERY === 0) {
         this.holding(lease);
+        // a collection that grew past ANN_MIN_ROWS by adds gets its ANN index now
+        if (manifest.count >= ANN_MIN_ROWS && !(await items.listIndices()).some((i) => i.columns.includes('vector'))) await this.annIndex(items, manifest.count, manifest.space, () => this.holding(lease!));
+        this.holding(lease);
         await this.compact(items, head.itemsVersion);
         this.holding(lease);
         await this.compact(log, head.logVersion);
@@ -422,7 +425,17 @@ export class LanceStore {
     const t = await this.tableAt(`${head.name}.items`, head.itemsVersion);
     const queries = o.keys ? chunks(o.keys, KEYS_PER_QUERY).map((k) => t.query().where(keysIn(k))) : [t.query()];
     for (const q of queries) {
-      for await (const batch of q) yield itemsOf(batch as Arrow.RecordBatch);
+      const it = q[Symbol.asyncIterator]();
+      for (;;) {
+        let r: IteratorResult<unknown>;
+        try {
+          r = await it.next();
+        } catch (e) {
+          throw fail('STORE_UNREACHABLE', `reading '${head.name}' from the store ${this.label} failed: ${shortError(e)}`, e);
+        }
+        if (r.done) break;
+        yield itemsOf(r.value as Arrow.RecordBatch);
+      }
     }
   }
 
@@ -455,7 +468,12 @@ export class LanceStore {
       .select(['key', 'label']);
     if (o.labels?.length) q = q.where(`label IN (${o.labels.map(sqlString).join(', ')})`);
     if (o.exact) q = q.bypassVectorIndex();
-    const rows = (await q.toArray()) as { key: string; label: string | null; _distance: number }[];
+    let rows: { key: string; label: string | null; _distance: number }[];
+    try {
+      rows = (await q.toArray()) as typeof rows;
+    } catch (e) {
+      throw fail('STORE_UNREACHABLE', `searching '${head.name}' in the store ${this.label} failed: ${shortError(e)}`, e);
+    }
     // LanceDB's l2 is squared; latentdex reports the Euclidean distance, as its local search does
     const l2 = head.manifest.space !== 'cosine';
     return rows.map((r) => ({ key: r.key, label: r.label, distance: l2 ? Math.sqrt(Math.max(0, r._distance)) : r._distance }));
@@ -728,15 +746,22 @@ export class LanceStore {
   }
 
   /** An ANN index on the codes once there are enough of them, and scalar indexes for key lookups and label filters. */
-  private async index(t: Lance.Table, count: number, cd: number): Promise<void> {
+  private async index(t: Lance.Table, count: number, space: 'l2' | 'cosine', holding: () => void): Promise<void> {
     const { Index } = this.#lance;
-    if (count >= ANN_MIN_ROWS) {
-      // ~√n partitions of a few thousand codes each; sub-vectors of 2 dimensions keep PQ's error small for short codes
-      const subs = cd % 2 === 0 ? cd / 2 : cd;
-      await t.createIndex('vector', { config: Index.ivfPq({ numPartitions: Math.max(1, Math.round(Math.sqrt(count))), numSubVectors: subs }), replace: true });
-    }
+    if (count >= ANN_MIN_ROWS) await this.annIndex(t, count, space, holding);
+    holding();
     await t.createIndex('key', { config: Index.btree(), replace: true });
+    holding();
     await t.createIndex('label', { config: Index.bitmap(), replace: true });
+  }
+
+  /** The IVF_PQ index on the codes, in the collection's own distance. */
+  private async annIndex(t: Lance.Table, count: number, space: 'l2' | 'cosine', holding: () => void): Promise<void> {
+    const cd = ((await t.schema()).fields.find((f) => f.name === 'vector')?.type as Arrow.FixedSizeList | undefined)?.listSize ?? 0;
+    // ~√n partitions of a few thousand codes each; sub-vectors of 2 dimensions keep PQ's error small for short codes
+    const subs = cd % 2 === 0 ? cd / 2 : cd;
+    holding();
+    await t.createIndex('vector', { config: this.#lance.Index.ivfPq({ numPartitions: Math.max(1, Math.round(Math.sqrt(count))), numSubVectors: subs, distanceType: space }), replace: true });
   }
 
   private itemTable(rows: readonly NewItem[], cd: number): Arrow.Table {

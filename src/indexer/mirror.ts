@@ -26,6 +26,8 @@ export const DEFAULT_SYNC_MS = 1000;
 /** The file that marks a folder as a replica's cache. */
 const CACHE_MARKER = '.latentdex-replica-cache';
 export const DEFAULT_HOT_LIMIT = 5_000_000;
+/** A collection served from the store's index is closed this long after it was replaced (longer than any request). */
+const RETIRE_INDEXED_MS = 60_000;
 
 /** How far a local copy has followed a collection of the store. */
 interface Followed {
@@ -134,6 +136,7 @@ export class StoreMirror {
       return;
     }
     this.#failing.delete('*');
+    for (const name of this.indexedNames()) if (!heads.some((h) => h.name === name)) this.retireIndexed(name);
     for (const h of heads) {
       try {
         await this.follow(h);
@@ -154,6 +157,7 @@ export class StoreMirror {
   private async follow(h: Head): Promise<void> {
     const limit = this.o.hotLimit ?? DEFAULT_HOT_LIMIT;
     if (h.manifest.count > limit && !this.#followed.has(h.name)) return this.followIndexed(h, limit);
+    this.retireIndexed(h.name);
     const f = this.#followed.get(h.name);
     if (!f || f.build !== h.build) return this.copy(h, f);
     if (h.seq === f.seq) return;
@@ -179,12 +183,20 @@ export class StoreMirror {
     await fs.rm(modelDir, { recursive: true, force: true });
     try {
       const c = await StoreIndexedCollection.open(this.store, h, modelDir);
-      open?.close();
+      this.retireIndexed(h.name);
       this.#indexed.set(h.name, c);
       log(`serving '${h.name}' (${h.manifest.count} items, over --hot-limit ${limit}) from the store's index: search, neighbours and items only`, this.o.quiet);
     } finally {
       await fs.rm(modelDir, { recursive: true, force: true });
     }
+  }
+
+  /** Stops serving a collection from the store's index; its model goes once requests still using it are done. */
+  private retireIndexed(name: string): void {
+    const c = this.#indexed.get(name);
+    if (!c) return;
+    this.#indexed.delete(name);
+    setTimeout(() => c.close(), RETIRE_INDEXED_MS).unref();
   }
 
   /** Copies a collection's build from the store, replacing the local copy of an older build. */

@@ -282,7 +282,7 @@ export class SearchEngine {
   }
 
   /** The item's colour preview (the original, scaled down). */
-  thumbnailUrl(c: Collection, key: string): string {
+  thumbnailUrl(c: Pick<Collection, 'name'>, key: string): string {
     return `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/preview`;
   }
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import express from 'express';
 import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
+import type { CollectionManifest } from '../../indexer/catalogue.js';
 import type { Collection } from '../../indexer/collection.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
 import { sniffImage } from '../../../data/decode.js';
@@ -49,17 +50,18 @@ function publicPath(p: string | null, roots: string[], full: boolean): string | 
 }
 
 /** The manifest as clients may see it: source folders and skipped files' paths only when originals are served. */
-function publicManifest(c: Collection, full: boolean): Record<string, unknown> {
-  if (full) return { ...c.manifest };
-  const { roots, skipped, ...params } = c.manifest.params as { roots?: string[]; skipped?: { count: number; files: { path: string; reason: string }[] } };
+export function publicManifest(manifest: CollectionManifest, full: boolean): Record<string, unknown> {
+  if (full) return { ...manifest };
+  const { roots, skipped, ...params } = manifest.params as { roots?: string[]; source?: unknown; skipped?: { count: number; files: { path: string; reason: string }[] } };
   const r = roots ?? [];
-  const source = String(c.manifest.model.source ?? '');
+  // a source names a folder of the server: keep its last component
+  const folderless = (v: unknown) => (typeof v === 'string' && v.startsWith('dir:') ? { source: `dir:${path.basename(v.slice(4))}` } : {});
   return {
-    ...c.manifest,
-    // the training source names a folder too: keep its last component
-    model: { ...c.manifest.model, ...(source.startsWith('dir:') ? { source: `dir:${path.basename(source.slice(4))}` } : {}) },
+    ...manifest,
+    model: { ...manifest.model, ...folderless(manifest.model.source) },
     params: {
       ...params,
+      ...folderless(params.source),
       ...(roots ? { roots: r.length } : {}),
       ...(skipped ? { skipped: { count: skipped.count, files: skipped.files.map((f) => ({ path: publicPath(f.path, r, false) ?? path.basename(f.path), reason: r.reduce((t, root) => t.split(`${root}${path.sep}`).join(''), f.reason) })) } } : {}),
     },
@@ -82,7 +84,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
   const { engine, wrap } = ctx;
   const r = express.Router();
   r.get('/health', (_req, res) => {
-    res.json({ status: 'ok', backend: ctx.backend, version: ctx.version, collections: engine.names().length, originals: Boolean(ctx.serveOriginals), demo: (ctx.demo?.status() ?? []).map((b) => ({ ...b, error: b.error === null ? null : engine.publicMessage(b.error) })) });
+    res.json({ status: 'ok', backend: ctx.backend, version: ctx.version, collections: engine.names().length + (ctx.indexed?.indexedNames().length ?? 0), originals: Boolean(ctx.serveOriginals), demo: (ctx.demo?.status() ?? []).map((b) => ({ ...b, error: b.error === null ? null : engine.publicMessage(b.error) })) });
   });
 
   r.get(
@@ -101,7 +103,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
     '/collections/:c',
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
-      res.json({ ...summary(c), manifest: publicManifest(c, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
+      res.json({ ...summary(c), manifest: publicManifest(c.manifest, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
     }),
   );
 

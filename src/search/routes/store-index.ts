@@ -2,13 +2,13 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { fail } from '../../errors.js';
 import type { AnnHit } from '../../indexer/lance-store.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
-import { decodeQueryImage, textQueryVectors, type Hit } from '../engine.js';
+import { decodeQueryImage, textQueryVectors, type Hit, type SearchResponse } from '../engine.js';
 import { codeBody, searchQuery, textBody } from '../schemas.js';
 import { parse, previewType, type RouteContext } from './http.js';
-import { indexedSummary } from './read.js';
+import { indexedSummary, publicManifest } from './read.js';
 
 /** Query-string options a search of the store's index cannot honour (it ranks by its ANN index alone). */
-const UNSUPPORTED = ['offset', 'cursor', 'ef', 'compare', 'rerank', 'blend', 'group', 'prefix', 'max_distance', 'baseline_max_distance', 'group_by', 'per_group'] as const;
+const UNSUPPORTED = ['offset', 'cursor', 'ef', 'rerank', 'blend', 'group', 'prefix', 'max_distance', 'baseline_max_distance', 'group_by', 'per_group'] as const;
 
 /**
  * Routes of the collections a replica serves from its store's index (more items than it copies): the collection,
@@ -23,26 +23,26 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
   const when =
     (h: (c: StoreIndexedCollection, req: Request, res: Response) => Promise<void>) =>
     (req: Request, res: Response, next: NextFunction): void => {
-      const c = served(req);
+      const c = (res.locals.indexed as StoreIndexedCollection | undefined) ?? served(req);
       if (!c) return next('route');
       ctx.wrap((rq, rs) => h(c, rq, rs))(req, res, next);
     };
 
   const options = (req: Request) => {
     const q = parse(searchQuery, req.query, 'query string');
-    const given = UNSUPPORTED.filter((o) => q[o] !== undefined && !(o === 'compare' && (q.compare === 'none' || q.compare === 'false')));
-    if (given.length) throw fail('NOT_SUPPORTED', `collection '${req.params.c}' is searched through the store's index on this replica (it holds more items than --hot-limit): ${given.join(', ')} cannot be used; pass k and label only, or serve it from a replica with a larger --hot-limit`);
+    const given = UNSUPPORTED.filter((o) => q[o] !== undefined);
+    if (given.length) throw fail('INVALID_ARGUMENT', `collection '${req.params.c}' is searched through the store's index on this replica (it holds more items than --hot-limit): ${given.join(', ')} cannot be used; pass k and label (compare is answered without the exact baseline), or serve it from a replica with a larger --hot-limit`);
     return { k: ctx.engine.checkK(q.k), labels: q.label };
   };
-  const previewUrl = (c: StoreIndexedCollection, key: string) => `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/preview`;
-  const answer = (c: StoreIndexedCollection, k: number, query: { key: string | null; label: string | null }, hits: AnnHit[], started: number) => {
+  const previewUrl = (c: StoreIndexedCollection, key: string) => ctx.engine.thumbnailUrl(c, key);
+  /** The answer in the shape of a local search's (without the exact baseline: it would scan every item). */
+  const answer = (c: StoreIndexedCollection, generation: number, k: number, query: { key: string | null; label: string | null }, hits: AnnHit[], started: number): SearchResponse & { servedFrom: 'store-index' } => {
     const list: Hit[] = hits.map((h, i) => ({ rank: i + 1, key: h.key, label: h.label, distance: h.distance, thumbnail: previewUrl(c, h.key) }));
-    const labelled = query.label === null ? [] : list.filter((h) => h.label !== null);
     return {
       collection: c.name,
       k,
       offset: 0,
-      generation: c.head.manifest.generation,
+      generation,
       next: null,
       query,
       servedFrom: 'store-index',
@@ -50,7 +50,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
         method: 'codes (store IVF_PQ index, re-ranked)',
         hits: list,
         latencyMs: Math.round((performance.now() - started) * 100) / 100,
-        precision: labelled.length ? labelled.filter((h) => h.label === query.label).length / labelled.length : null,
+        precision: query.label === null || !list.length ? null : list.filter((h) => h.label === query.label).length / list.length,
         more: false,
       },
     };
@@ -60,7 +60,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
   r.get(
     '/collections/:c',
     when(async (c, _req, res) => {
-      res.json({ ...indexedSummary(c), manifest: c.head.manifest });
+      res.json({ ...indexedSummary(c), manifest: publicManifest(c.head.manifest, ctx.serveOriginals) });
     }),
   );
   r.get(
@@ -83,17 +83,25 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
     when(async (c, req, res) => {
       const o = options(req);
       const started = performance.now();
+      const { generation } = c.head.manifest;
       const it = await c.item(req.params.key!);
       const hits = await c.nearest(codeOf(it.code), o.k, { labels: o.labels, exclude: it.key });
-      res.json(answer(c, o.k, { key: it.key, label: it.label }, hits, started));
+      res.json(answer(c, generation, o.k, { key: it.key, label: it.label }, hits, started));
     }),
   );
   r.post(
     '/collections/:c/search',
-    (req, res, next) => (served(req) ? ctx.upload(req, res, next) : next('route')),
+    (req, res, next) => {
+      // the collection is looked up once: the upload is read here or by the local routes, never twice
+      const c = served(req);
+      if (!c) return next('route');
+      res.locals.indexed = c;
+      ctx.upload(req, res, next);
+    },
     when(async (c, req, res) => {
       const o = options(req);
       const started = performance.now();
+      const { generation } = c.head.manifest;
       const body: unknown = req.body;
       let code: Float32Array;
       if (req.file) {
@@ -107,7 +115,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
         if (c.head.manifest.kind !== 'text') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds images; search it with an image or a code`);
         code = c.model.encode(textQueryVectors(c, parse(textBody, body, 'body').text).input, 1);
       } else throw fail('INVALID_ARGUMENT', 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
-      res.json(answer(c, o.k, { key: null, label: null }, await c.nearest(code, o.k, { labels: o.labels }), started));
+      res.json(answer(c, generation, o.k, { key: null, label: null }, await c.nearest(code, o.k, { labels: o.labels }), started));
     }),
   );
   r.all(
