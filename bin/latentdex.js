@@ -1,4 +1,6 @@
 #!/usr/bin/env node
 import { main } from '../dist/src/cli.js';
 
-process.exitCode = await main(process.argv);
+const code = await main(process.argv);
+// a failed command has nothing left to do: work still pending (a store that stopped answering) must not keep it alive
+if (code !== 0) process.exit(code);

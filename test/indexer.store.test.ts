@@ -276,6 +276,10 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     fs.writeFileSync(path.join(other, '.latentdex-replica-cache'), 's3://another/store\n');
     const file = path.join(tmpDir(), 'a-file');
     fs.writeFileSync(file, 'x');
+    // nor the cache of a replica that runs
+    const shared = tmpDir();
+    replicas.push(await replica(store, s3.env, ['--cache-dir', shared]));
+    const missing = path.join(tmpDir(), 'no-store-here');
     for (const [args, env, code] of [
       [['info', '--store', store], dead, 'STORE_UNREACHABLE'],
       [['serve', '--store', store, '--port', '0'], dead, 'STORE_UNREACHABLE'],
@@ -285,6 +289,8 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
       [['serve', '--store', store, '--port', '0', '--cache-dir', other], s3.env, 'INVALID_ARGUMENT'],
       [['serve', '--store', store, '--port', '0', '--cache-dir', file], s3.env, 'INVALID_ARGUMENT'],
       [['info', '--store', ''], s3.env, 'INVALID_ARGUMENT'],
+      [['serve', '--store', store, '--port', '0', '--cache-dir', shared], s3.env, 'INVALID_ARGUMENT'],
+      [['info', '--store', `lancedb:${missing}`], s3.env, 'NOT_FOUND'],
       [['add', '--collection', 'c', '--source', 'mnist', '--store', 'lancedb:s3://'], s3.env, 'INVALID_ARGUMENT'],
     ] as const) {
       const r = await cli([...args], env);
@@ -293,6 +299,7 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
       assert.equal(lines.length, 1, r.err);
       assert.match(lines[0]!, new RegExp(`\\[${code}\\]$`));
     }
+    assert.ok(!fs.existsSync(missing), 'reading a store creates nothing');
   });
 });
 

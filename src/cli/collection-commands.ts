@@ -98,7 +98,7 @@ export function addCollectionCommands(ctx: Ctx): void {
         await store.checkWritable();
         if (!f.replace && (await store.head(f.collection))) throw store.exists(f.collection);
         await buildCommand(f, { ...g, dataDir: path.join(g.dataDir, STORE_STAGING) }, store);
-      });
+      }, { create: true });
     },
   );
 

@@ -13,16 +13,16 @@ import type { Ctx } from './context.js';
 export const STORE_FLAG_HELP = 'keep the collection in a LanceDB store shared by many servers: lancedb:DIR or lancedb:s3://BUCKET/PREFIX (endpoint, keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)';
 
 /** Connects to `--store` (one-line error for a bad URI or an endpoint that does not answer). */
-export function openStore(ctx: Ctx, value: string): Promise<LanceStore> {
-  return LanceStore.connect(parseStore(value, ctx.env.s3));
+export function openStore(ctx: Ctx, value: string, o: { create?: boolean } = {}): Promise<LanceStore> {
+  return LanceStore.connect(parseStore(value, ctx.env.s3), o);
 }
 
 /**
  * Runs one command against `--store`: connects, and gives up the leases of writes in progress when the process is
  * interrupted (Ctrl-C, SIGTERM), so the next writer does not wait for them to run out.
  */
-export async function withStore<T>(ctx: Ctx, value: string, fn: (store: LanceStore) => Promise<T>): Promise<T> {
-  const store = await openStore(ctx, value);
+export async function withStore<T>(ctx: Ctx, value: string, fn: (store: LanceStore) => Promise<T>, o: { create?: boolean } = {}): Promise<T> {
+  const store = await openStore(ctx, value, o);
   const interrupted = (signal: NodeJS.Signals) => {
     void store.abandon().finally(() => process.exit(signal === 'SIGTERM' ? 143 : 130));
   };

@@ -27,7 +27,11 @@ export class BuildLock {
    * `isHeld` probe, which holds it for an instant. Undefined when another build of that name holds it.
    */
   static tryAcquire(dataDir: string, name: string, waitMs = 2000): BuildLock | undefined {
-    const file = lockFile(dataDir, name);
+    return BuildLock.tryFile(lockFile(dataDir, name), name, waitMs);
+  }
+
+  /** The same lock on any file (a replica's cache); it goes with the process that holds it. */
+  static tryFile(file: string, name: string, waitMs = 2000): BuildLock | undefined {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const db = new Database(file, { timeout: waitMs });
     try {

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,8 @@ import { storeLabel, type StoreSpec } from './store-spec.js';
 
 /** The table listing the collections of a store: one row each, the only row a write changes in place. */
 const HEADS = 'latentdex.collections';
+/** How long connecting (listing the store's collections) may take before the store counts as unreachable. */
+const CONNECT_DEADLINE_MS = 15_000;
 /** Rows written per LanceDB append (one dataset version each). */
 const WRITE_BATCH = 8192;
 /** Keys per `key IN (...)` condition. */
@@ -182,10 +185,10 @@ function shortError(e: unknown): string {
   if (code === 'NoSuchBucket') return 'the bucket does not exist';
   if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'AccessDenied') return `the object store refused the credentials (${code})`;
   if (code) return `the object store answered ${code}`;
-  if (/error sending request|connection refused|dns error|timed out/i.test(m)) return 'the endpoint does not answer';
-  if (/Failed to get AWS credentials/.test(m)) return 'no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)';
   const status = /Status \{ status: (\d+)/.exec(m)?.[1];
   if (status) return `the endpoint answered HTTP ${status} (is it an S3-compatible server?)`;
+  if (/error sending request|connection refused|dns error|timed out|RetryError|does not answer/i.test(m)) return 'the endpoint does not answer';
+  if (/Failed to get AWS credentials/.test(m)) return 'no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)';
   if (/NotADirectory/.test(m)) return 'the path is a file, not a folder';
   if (/PermissionDenied/.test(m)) return 'permission denied';
   const first = m.split('\n')[0]!.replace(/,? ?location: Location.*$/, '').replace(/\s+Caused by:.*$/, '');
@@ -232,18 +235,41 @@ export class LanceStore {
     this.#arrow = mods.arrow;
   }
 
-  /** Connects and reads the list of collections once, so a wrong endpoint or bucket is an error here. */
-  static async connect(spec: StoreSpec): Promise<LanceStore> {
-    const mods = await loadLance();
-    let db: Lance.Connection;
-    try {
-      db = await mods.lancedb.connect(spec.uri, { storageOptions: spec.storageOptions, readConsistencyInterval: 0 });
-    } catch (e) {
-      throw unreachable(spec, e);
+  /**
+   * Connects and reads the list of collections once, so a wrong endpoint or bucket is an error here. A folder store
+   * that does not exist is NOT_FOUND unless `create` (a build): reading never creates one.
+   */
+  static async connect(spec: StoreSpec, o: { create?: boolean } = {}): Promise<LanceStore> {
+    if (!o.create && !spec.uri.startsWith('s3://') && !fsSync.existsSync(spec.uri)) {
+      throw fail('NOT_FOUND', `there is no store at ${storeLabel(spec)}: the folder does not exist; check the path, or create the store with \`latentdex build --store lancedb:${spec.uri} --collection NAME --source ...\``);
     }
-    const store = new LanceStore(spec, db, mods);
-    await store.findHeadsTable();
-    return store;
+    const mods = await loadLance();
+    // an endpoint that takes connections but never answers would keep the client retrying for minutes
+    let timer: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(unreachable(spec, new Error(`the endpoint does not answer (nothing within ${CONNECT_DEADLINE_MS / 1000} s)`))), CONNECT_DEADLINE_MS);
+    });
+    const open = async () => {
+      let db: Lance.Connection;
+      try {
+        db = await mods.lancedb.connect(spec.uri, { storageOptions: spec.storageOptions, readConsistencyInterval: 0 });
+      } catch (e) {
+        throw unreachable(spec, e);
+      }
+      const store = new LanceStore(spec, db, mods);
+      try {
+        await store.findHeadsTable();
+      } catch (e) {
+        store.close();
+        throw e;
+      }
+      return store;
+    };
+    try {
+      return await Promise.race([open(), silent]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get label(): string {
@@ -550,7 +576,7 @@ export class LanceStore {
       if (row && row.seq >= 0 && o.create && !o.replace) throw this.exists(name);
       const held = row && row.lease_holder !== '' && row.lease_until + CLOCK_GRACE_MS > now;
       if (held) {
-        if (now > deadline) throw fail('COLLECTION_BUSY', `collection '${name}' in ${this.label} is being written by ${row.lease_holder}; try again when that write is done (a writer that died holds it at most ${LEASE_MS / 1000} s)`);
+        if (now > deadline) throw fail('COLLECTION_BUSY', `collection '${name}' in ${this.label} is being written by ${row.lease_holder}; try again when that write is done (a writer that died holds it at most ${(LEASE_MS + CLOCK_GRACE_MS) / 1000} s)`);
         if (!told) o.onWait?.(row.lease_holder);
         told = true;
         await sleep(250);

@@ -4,6 +4,7 @@ import { TrainedModel } from '../encoder/model.js';
 import { fail, messageOf } from '../errors.js';
 import { log } from '../progress.js';
 import { buildFromRows } from './build.js';
+import { BuildLock } from './build-lock.js';
 import { writeFileAtomic } from './layout.js';
 import { Collection, encodeItems, type ItemInput } from './collection.js';
 import type { Head, LanceStore } from './lance-store.js';
@@ -28,6 +29,8 @@ const CACHE_MARKER = '.latentdex-replica-cache';
 export const DEFAULT_HOT_LIMIT = 5_000_000;
 /** A collection served from the store's index is closed this long after it was replaced (longer than any request). */
 const RETIRE_INDEXED_MS = 60_000;
+/** The lock file a running replica holds in its cache. */
+const REPLICA_LOCK = '.latentdex-replica.lock';
 
 /** How far a local copy has followed a collection of the store. */
 interface Followed {
@@ -49,6 +52,7 @@ export class StoreMirror {
   /** syncs run one after another */
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
+  #lock: BuildLock | undefined;
   readonly #failing = new Set<string>();
 
   constructor(
@@ -80,6 +84,9 @@ export class StoreMirror {
       if (was !== mark) throw fail('INVALID_ARGUMENT', `--cache-dir '${dir}' is the cache of another store (${was.trim() || 'unknown'}), not of ${this.store.label}; give each store a cache folder of its own`);
     }
     writeFileAtomic(marker, mark);
+    // one replica per cache: a second would replace the first one's copies under it (the lock goes with the process)
+    this.#lock = BuildLock.tryFile(path.join(dir, REPLICA_LOCK), 'replica', 0);
+    if (!this.#lock) throw fail('INVALID_ARGUMENT', `--cache-dir '${dir}' is in use by another running replica; give each replica a cache folder of its own`);
     await this.sync();
     this.#timer = setInterval(() => void this.sync(), this.o.intervalMs ?? DEFAULT_SYNC_MS);
     this.#timer.unref();
@@ -115,6 +122,7 @@ export class StoreMirror {
     this.#followed.clear();
     for (const c of this.#indexed.values()) c.close();
     this.#indexed.clear();
+    this.#lock?.release();
   }
 
   /** A collection this replica serves from the store's index (over its hot limit), if `name` is one. */

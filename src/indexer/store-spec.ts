@@ -32,12 +32,13 @@ export function parseStore(value: string, s3: S3Env): StoreSpec {
   }
   if (scheme !== 's3') throw fail('INVALID_ARGUMENT', `store '${value}' is on '${scheme}://', which latentdex does not connect to; ${STORE_HELP}`);
   const u = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/[^?#]*)?$/i.exec(target);
-  if (!u) throw fail('INVALID_ARGUMENT', `store '${value}' is not s3://BUCKET/PREFIX with a valid bucket name; ${STORE_HELP}`);
+  if (!u) throw fail('INVALID_ARGUMENT', `store '${value}' is not s3://BUCKET/PREFIX with a valid bucket name (3 to 63 letters, digits, dots and hyphens); ${STORE_HELP}`);
   const prefix = (u[2] ?? '').replace(/^\/+|\/+$/g, '');
   const o: Record<string, string> = {
     // fail within seconds when the endpoint does not answer (the defaults retry for minutes)
     connect_timeout: '3s',
-    timeout: '60s',
+    // a request (a data file of 8,192 rows: tens of MB) that takes longer is a store that stopped answering
+    timeout: '20s',
     client_max_retries: '2',
     client_retry_timeout: '10',
   };

@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { fail } from '../../errors.js';
-import type { AnnHit } from '../../indexer/lance-store.js';
+import { ANN_MIN_ROWS, type AnnHit } from '../../indexer/lance-store.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
 import { decodeQueryImage, textQueryVectors, type Hit, type SearchResponse } from '../engine.js';
 import { codeBody, searchQuery, textBody } from '../schemas.js';
@@ -47,7 +47,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
       query,
       servedFrom: 'store-index',
       codes: {
-        method: 'codes (store IVF_PQ index, re-ranked)',
+        method: c.head.manifest.count >= ANN_MIN_ROWS ? 'codes (store IVF_PQ index, re-ranked)' : 'codes (store, exact scan)',
         hits: list,
         latencyMs: Math.round((performance.now() - started) * 100) / 100,
         precision: query.label === null || !list.length ? null : list.filter((h) => h.label === query.label).length / list.length,
