@@ -252,6 +252,14 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     assert.equal(byCode.status, 200);
     const found = (await byCode.json()) as { codes: { hits: { key: string; distance: number }[] } };
     assert.equal(found.codes.hits[0]!.key, 'both-1');
+    // what the page asks when it opens a collection: a random item, the filter values, reconstructions
+    const random = await getJson(`${big.url}/api/collections/c/random`);
+    assert.equal((await getJson(`${big.url}/api/collections/c/items/${encodeURIComponent(String(random.body.key))}`)).status, 200);
+    const counts = (await getJson(`${big.url}/api/collections/c/labels`)).body as { labels: { value: string; count: number }[] };
+    const copied = (await getJson(`${b.url}/api/collections/c/labels`)).body as { labels: { value: string; count: number }[] };
+    assert.deepEqual(counts.labels, copied.labels);
+    const rec = await fetch(`${big.url}/api/collections/c/items/both-1/reconstruction.png`);
+    assert.deepEqual([rec.status, rec.headers.get('content-type')], [200, 'image/png']);
     const refused = await getJson(`${big.url}/api/collections/c/outliers`);
     assert.deepEqual([refused.status, (refused.body.error as { code: string }).code], [501, 'NOT_SUPPORTED']);
     const paged = await getJson(`${big.url}/api/collections/c/items/both-0/neighbors?offset=10`);

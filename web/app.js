@@ -311,11 +311,14 @@ async function selectCollection(name, key) {
   inspect.reset();
   drawMap();
   await loadFilterValues(name).catch((e) => showError(e.message));
-  api(`/api/collections/${encodeURIComponent(name)}/map`).then((m) => {
-    const { colours, entries } = legendOf(m);
-    state.map = { ...m, colours, legend: entries };
-    drawMap();
-  }).catch((e) => showError(e.message));
+  // a collection a replica searches through its store's index has no map of all its codes
+  if (info?.servedFrom !== 'store-index') {
+    api(`/api/collections/${encodeURIComponent(name)}/map`).then((m) => {
+      const { colours, entries } = legendOf(m);
+      state.map = { ...m, colours, legend: entries };
+      drawMap();
+    }).catch((e) => showError(e.message));
+  }
   if (key) await searchByKey(key);
   else await randomItem();
 }

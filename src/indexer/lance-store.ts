@@ -133,6 +133,11 @@ export interface PublishOptions {
   onWait?: (holder: string) => void;
 }
 
+export interface ValueCount {
+  value: string;
+  count: number;
+}
+
 export interface AnnHit {
   key: string;
   label: string | null;
@@ -463,6 +468,32 @@ export class LanceStore {
         yield itemsOf(r.value as Arrow.RecordBatch);
       }
     }
+  }
+
+  /** The key of the item at `offset` of a committed build (for a random item: a random offset). */
+  async keyAt(head: Head, offset: number): Promise<string | undefined> {
+    const t = await this.tableAt(`${head.name}.items`, head.itemsVersion);
+    const rows = (await t.query().select(['key']).offset(offset).limit(1).toArray()) as { key: string }[];
+    return rows[0]?.key;
+  }
+
+  /** How many items of a committed build carry each label and group, most frequent first. */
+  async valueCounts(head: Head): Promise<{ labels: ValueCount[]; groups: ValueCount[] }> {
+    const t = await this.tableAt(`${head.name}.items`, head.itemsVersion);
+    const labels = new Map<string, number>();
+    const groups = new Map<string, number>();
+    for await (const b of t.query().select(['label', 'grp'])) {
+      const batch = b as Arrow.RecordBatch;
+      const [l, g] = [batch.getChild('label'), batch.getChild('grp')];
+      for (let i = 0; i < batch.numRows; i++) {
+        const lv = l?.get(i) as string | null;
+        const gv = g?.get(i) as string | null;
+        if (lv !== null && lv !== undefined) labels.set(lv, (labels.get(lv) ?? 0) + 1);
+        if (gv !== null && gv !== undefined) groups.set(gv, (groups.get(gv) ?? 0) + 1);
+      }
+    }
+    const sorted = (m: Map<string, number>) => [...m].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count || a.value.localeCompare(b.value));
+    return { labels: sorted(labels), groups: sorted(groups) };
   }
 
   /** The changes committed after write `since`, up to the head, in order. */

@@ -1,7 +1,7 @@
 import { TrainedModel } from '../encoder/model.js';
 import { fail } from '../errors.js';
 import type { NewItem } from './catalogue.js';
-import type { AnnHit, Head, LanceStore, Searcher } from './lance-store.js';
+import type { AnnHit, Head, LanceStore, Searcher, ValueCount } from './lance-store.js';
 
 /**
  * A collection a replica serves from the store's own index rather than a local copy (it holds more items than the
@@ -11,6 +11,8 @@ import type { AnnHit, Head, LanceStore, Searcher } from './lance-store.js';
 export class StoreIndexedCollection {
   #head: Head;
   #search: Searcher;
+  /** label and group counts of the head they were counted at (a scan of the column) */
+  #counts: { seq: number; value: Promise<{ labels: ValueCount[]; groups: ValueCount[] }> } | undefined;
 
   private constructor(
     private readonly store: LanceStore,
@@ -54,6 +56,27 @@ export class StoreIndexedCollection {
   async nearest(code: ArrayLike<number>, k: number, o: { labels?: readonly string[]; exclude?: string } = {}): Promise<AnnHit[]> {
     const hits = await this.#search(code, o.exclude === undefined ? k : k + 1, { labels: o.labels });
     return hits.filter((h) => h.key !== o.exclude).slice(0, k);
+  }
+
+  /** A random item's key. */
+  async randomKey(): Promise<string> {
+    const head = this.#head;
+    const key = await this.store.keyAt(head, Math.floor(Math.random() * head.manifest.count));
+    if (key === undefined) throw fail('ITEM_NOT_FOUND', `collection '${this.name}' is empty`);
+    return key;
+  }
+
+  /** How many items carry each label and group (counted once per commit). */
+  valueCounts(): Promise<{ labels: ValueCount[]; groups: ValueCount[] }> {
+    const head = this.#head;
+    if (this.#counts?.seq !== head.seq) {
+      const value = this.store.valueCounts(head);
+      this.#counts = { seq: head.seq, value };
+      value.catch(() => {
+        if (this.#counts?.value === value) this.#counts = undefined;
+      });
+    }
+    return this.#counts.value;
   }
 
   /** One stored item, or ITEM_NOT_FOUND. */

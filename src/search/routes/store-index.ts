@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
 import { ANN_MIN_ROWS, type AnnHit } from '../../indexer/lance-store.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
@@ -76,6 +77,27 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
       const it = await c.item(req.params.key!);
       if (!it.thumb) throw fail('NOT_FOUND', `item '${it.key}' has no preview in the store`);
       res.type(previewType(it.thumb)).set('cache-control', 'private, max-age=60').send(it.thumb);
+    }),
+  );
+  r.get(
+    '/collections/:c/random',
+    when(async (c, _req, res) => {
+      res.json({ key: await c.randomKey() });
+    }),
+  );
+  r.get(
+    '/collections/:c/labels',
+    when(async (c, _req, res) => {
+      res.json(await c.valueCounts());
+    }),
+  );
+  r.get(
+    '/collections/:c/items/:key/reconstruction.png',
+    when(async (c, req, res) => {
+      const i = c.model.manifest.input;
+      if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; it has no image reconstructions`);
+      const it = await c.item(req.params.key!);
+      res.type('png').send(imagePng(c.model.decode(codeOf(it.code), 1), i.width, i.height, i.channels));
     }),
   );
   r.get(
