@@ -326,15 +326,21 @@ describe('parseStore', () => {
   });
 });
 
+/** A local collection `name` of the first `n` of 2n digits, with its model, to copy into a store. */
+async function smallCollection(name: string, n: number) {
+  const { buildCollection } = await import('../src/indexer/build.js');
+  const { imageItems } = await import('../src/indexer/items.js');
+  const { smallModel } = await import('./helpers.js');
+  const set = digits(2 * n);
+  const model = await smallModel(set, { epochs: 1 });
+  const c = await buildCollection(model, imageItems(selectImages(set, Array.from({ length: n }, (_, i) => i))), { dataDir: tmpDir(), name, kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true });
+  return { c, model };
+}
+
 describe('LanceStore#write', () => {
   it('runs writes of one process one after another: each commits, and the log and the items agree', async () => {
-    const { buildCollection } = await import('../src/indexer/build.js');
-    const { imageItems } = await import('../src/indexer/items.js');
     const { LanceStore, publishable } = await import('../src/indexer/lance-store.js');
-    const { smallModel } = await import('./helpers.js');
-    const set = digits(80);
-    const model = await smallModel(set, { epochs: 1 });
-    const c = await buildCollection(model, imageItems(selectImages(set, Array.from({ length: 40 }, (_, i) => i))), { dataDir: tmpDir(), name: 'w', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true });
+    const { c, model } = await smallCollection('w', 40);
     const store = await LanceStore.connect(parseStore(`lancedb:${tmpDir()}`, readEnv({}).s3));
     try {
       const head = await store.publish(publishable(c), { quiet: true });
@@ -383,13 +389,8 @@ describe('LanceStore#write', () => {
 
 describe('LanceStore#write from two connections on S3', () => {
   it('commits every write once when two writers race on an object store with conditional writes', async () => {
-    const { buildCollection } = await import('../src/indexer/build.js');
-    const { imageItems } = await import('../src/indexer/items.js');
     const { LanceStore, publishable } = await import('../src/indexer/lance-store.js');
-    const { smallModel } = await import('./helpers.js');
-    const set = digits(60);
-    const model = await smallModel(set, { epochs: 1 });
-    const c = await buildCollection(model, imageItems(selectImages(set, Array.from({ length: 30 }, (_, i) => i))), { dataDir: tmpDir(), name: 'r', kind: 'image', space: 'l2', rawDim: 784, rawType: 'u8', params: {}, quiet: true });
+    const { c, model } = await smallCollection('r', 30);
     const s3 = await startS3();
     const spec = parseStore(`lancedb:s3://${s3.bucket}/race`, readEnv(s3.env).s3);
     // two connections are two writers: each write takes a lease of its own

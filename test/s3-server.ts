@@ -16,7 +16,8 @@ const PRECONDITION_FAILED =
 /**
  * A local S3-compatible server (s3rver) on loopback with one empty bucket, its objects in a fresh folder.
  * s3rver ignores `If-None-Match: *`; like AWS S3 and MinIO, this server refuses such a PUT of an object that exists
- * (412), one create of a key at a time, unless `conditionalWrites` is false (an object store that ignores them).
+ * (412) unless `conditionalWrites` is false (an object store that ignores them), and never shows an object half
+ * written: requests for one object are served one after another.
  */
 export async function startS3(o: { bucket?: string; conditionalWrites?: boolean } = {}): Promise<LocalS3> {
   const bucket = o.bucket ?? 'latentdex';
@@ -42,20 +43,22 @@ export async function startS3(o: { bucket?: string; conditionalWrites?: boolean 
         resolve(r.statusCode === 200);
       }).on('error', reject).end();
     });
-  // creates of one key, one after another: the existence check and the PUT are one step
-  const creating = new Map<string, Promise<void>>();
+  // requests for one object, one after another: s3rver writes an object in place, so a read during its PUT would
+  // see it half written (S3 never shows that), and a conditional create's check and PUT must be one step
+  const busy = new Map<string, Promise<void>>();
   const proxy = http.createServer((req, res) => {
-    if (o.conditionalWrites === false || req.method !== 'PUT' || req.headers['if-none-match'] !== '*') return void forward(req, res);
-    const key = (req.url ?? '').split('?')[0]!;
-    const run = (creating.get(key) ?? Promise.resolve()).then(async () => {
-      if (await exists(key)) {
+    const [key, query = ''] = (req.url ?? '').split('?');
+    if (/(^|&)(list-type|uploads|delete)(=|&|$)/.test(query) || key!.split('/').filter(Boolean).length < 2) return void forward(req, res);
+    const conditional = o.conditionalWrites !== false && req.method === 'PUT' && req.headers['if-none-match'] === '*';
+    const run = (busy.get(key!) ?? Promise.resolve()).then(async () => {
+      if (conditional && (await exists(key!))) {
         req.resume();
         res.writeHead(412, { 'content-type': 'application/xml' }).end(PRECONDITION_FAILED);
       } else await forward(req, res);
     });
     const tail = run.catch(() => void res.destroy());
-    creating.set(key, tail);
-    void tail.then(() => creating.get(key) === tail && creating.delete(key));
+    busy.set(key!, tail);
+    void tail.then(() => busy.get(key!) === tail && busy.delete(key!));
   });
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
   const endpoint = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;

@@ -270,8 +270,13 @@ export class LanceStore {
       }
       return store;
     };
+    const opening = open();
     try {
-      return await Promise.race([open(), silent]);
+      return await Promise.race([opening, silent]);
+    } catch (e) {
+      // a connection that comes after the deadline is closed, not leaked
+      opening.then((s) => s.close(), () => undefined);
+      throw e;
     } finally {
       clearTimeout(timer);
     }
@@ -420,7 +425,6 @@ export class LanceStore {
       const replaced = rows.filter((r) => stored.has(r.key)).length;
       const manifest: CollectionManifest = { ...head.manifest, count: head.manifest.count - removed + rows.length - replaced, generation: head.manifest.generation + 1, updatedAt: new Date().toISOString() };
       if (seq % COMPACT_EVERY === 0) {
-        this.holding(lease);
         // a collection that grew past ANN_MIN_ROWS by adds gets its ANN index now
         if (manifest.count >= ANN_MIN_ROWS && !(await items.listIndices()).some((i) => i.columns.includes('vector'))) await this.annIndex(items, manifest.count, manifest.space, () => this.holding(lease!));
         this.holding(lease);
