@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { selectImages } from '../data/images.js';
 import { readEnv } from '../src/config.js';
 import { parseStore } from '../src/indexer/store-spec.js';
+import { fromNpy } from '../src/encoder/npy.js';
 import { digits, pngOf, tmpDir, writePngFolder } from './helpers.js';
 import { startS3, type LocalS3 } from './s3-server.js';
 
@@ -29,8 +30,8 @@ interface Running {
 }
 
 /** Starts the CLI as its own process with the variables of `env` (quiet unless `quiet` is false). */
-function start(args: string[], env: Record<string, string>, o: { quiet?: boolean } = {}): Running {
-  const child = spawn(process.execPath, [CLI, ...(o.quiet === false ? [] : ['--quiet']), '--data-dir', tmpDir(), ...args], { env: { ...process.env, ...env } });
+function start(args: string[], env: Record<string, string>, o: { quiet?: boolean; dataDir?: string } = {}): Running {
+  const child = spawn(process.execPath, [CLI, ...(o.quiet === false ? [] : ['--quiet']), '--data-dir', o.dataDir ?? tmpDir(), ...args], { env: { ...process.env, ...env } });
   let out = '';
   let err = '';
   const waiting: { re: RegExp; resolve: () => void }[] = [];
@@ -50,9 +51,9 @@ function start(args: string[], env: Record<string, string>, o: { quiet?: boolean
   return { child, says, done };
 }
 
-/** Runs the CLI as its own process with the S3 variables of `env`. */
-function cli(args: string[], env: Record<string, string>): Promise<Run> {
-  return start(args, env).done;
+/** Runs the CLI as its own process with the S3 variables of `env` (in a fresh data directory unless `dataDir`). */
+function cli(args: string[], env: Record<string, string>, dataDir?: string): Promise<Run> {
+  return start(args, env, { dataDir }).done;
 }
 
 interface Replica {
@@ -169,8 +170,9 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     const dup = await cli(['add', '--collection', 'c', '--source', `dir:${more}`, '--key-prefix', 'x/', '--store', store], s3.env);
     assert.equal(dup.code, 2);
     assert.match(dup.err, /\[DUPLICATE_KEY\]/);
-    const info = await cli(['info', '--store', store], s3.env);
-    assert.match(info.out, /^c \(image\): 360 items/m);
+    assert.equal((await cli(['info', '--store', store], s3.env)).out, 'c\n');
+    const info = await cli(['info', '--store', store, '--collection', 'c'], s3.env);
+    assert.match(info.out, /^ {2}items +360; generation \d+ \(2 writes since its build\)$/m);
   });
 
   it('writes through one replica to the store, seen by the other; a removal too', async () => {
@@ -201,6 +203,18 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     replicas.push(c);
     assert.equal(await count(c), 360);
     assert.deepEqual(await neighbours(c, key), before);
+    // b followed the writes one by one, c copied the collection after them: a cursor made on one pages on the other
+    const page = (r: Replica, cursor?: string) => getJson(`${r.url}/api/collections/c/items/${encodeURIComponent(key)}/neighbors?k=5${cursor ? `&cursor=${cursor}` : ''}`);
+    const keys = (body: Record<string, unknown>) => (body.codes as { hits: { key: string }[] }).hits.map((h) => h.key);
+    const first = await page(b);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal((await page(c)).body.generation, first.body.generation);
+    const next = String(first.body.next);
+    const onB = await page(b, next);
+    const onC = await page(c, next);
+    assert.equal(onC.status, 200, JSON.stringify(onC.body));
+    assert.equal(keys(onC.body).length, 5);
+    assert.deepEqual(keys(onC.body), keys(onB.body));
   });
 
   it('keeps uploads through two replicas at once apart: each lands once, on both', async () => {
@@ -486,12 +500,53 @@ describe('writers of a LanceDB store', () => {
       assert.match(refused.err, /\[STORE_UNSAFE\]$/m);
       const vouched = await cli(args, { ...s3.env, LATENTDEX_STORE_SINGLE_WRITER: '1' });
       assert.equal(vouched.code, 0, vouched.err);
-      const info = await cli(['info', '--store', store], s3.env);
-      assert.match(info.out, /^c \(image\): 40 items/m);
+      const info = await cli(['info', '--store', store, '--collection', 'c', '--json'], s3.env);
+      assert.equal(JSON.parse(info.out).count, 40);
       const add = await cli(['remove', '--collection', 'c', '--key', `class-${set.labels[0]}/${set.keys[0]}.png`, '--store', store], s3.env);
       assert.match(add.err, /\[STORE_UNSAFE\]/);
     } finally {
       await s3.close();
     }
+  });
+});
+
+describe('CollectionStore: a data directory and a LanceDB store behind the same commands', () => {
+  it('build, add, remove, info and export give the same items and codes in either', async () => {
+    const set = digits(90);
+    const first = tmpDir('latentdex-png-');
+    writePngFolder(first, selectImages(set, Array.from({ length: 60 }, (_, i) => i)), 60);
+    const more = tmpDir('latentdex-png-');
+    writePngFolder(more, selectImages(set, Array.from({ length: 20 }, (_, i) => 60 + i)), 20);
+    const dataDir = tmpDir();
+    const model = path.join(tmpDir(), 'model');
+    const trained = await cli(['train', '--source', `dir:${first}`, '--epochs', '1', '--hidden', '32', '--code-dim', '6', '--out', model], {}, dataDir);
+    assert.equal(trained.code, 0, trained.err);
+    const removed = `class-${set.labels[0]}/${set.keys[0]}.png`;
+    const exported: { keys: string[]; codes: number[][] }[] = [];
+    for (const where of [[], ['--store', `lancedb:${tmpDir('latentdex-lance-')}`]]) {
+      const run = async (args: string[]) => {
+        const r = await cli([...args, ...where], {}, dataDir);
+        assert.equal(r.code, 0, `${args.join(' ')} ${where.join(' ')}: ${r.err}`);
+        return r.out;
+      };
+      assert.match(await run(['build', '--collection', 'p', '--source', `dir:${first}`, '--model', model]), /built collection 'p': 60 items, 6-d codes/);
+      assert.match(await run(['add', '--collection', 'p', '--source', `dir:${more}`]), /^added 20 items; 'p' now holds 80/);
+      assert.match(await run(['remove', '--collection', 'p', '--key', removed]), /^removed 1 items; 'p' now holds 79/);
+      assert.equal(await run(['info']), 'p\n');
+      const info = JSON.parse(await run(['info', '--collection', 'p', '--json'])) as { count: number; codeDim: number };
+      assert.deepEqual([info.count, info.codeDim], [79, 6]);
+      assert.match(await run(['info', '--collection', 'p']), /^ {2}items +79/m);
+      const out = path.join(tmpDir(), 'p.npy');
+      assert.match(await run(['export', '--collection', 'p', '--out', out]), /wrote 79x6 float32 codes/);
+      const { keys } = JSON.parse(fs.readFileSync(out.replace(/\.npy$/, '.keys.json'), 'utf8')) as { keys: string[] };
+      const { data } = fromNpy(fs.readFileSync(out));
+      const byKey = new Map(keys.map((k, i) => [k, Array.from(data.subarray(i * 6, (i + 1) * 6) as Float32Array)]));
+      const sorted = [...keys].sort();
+      exported.push({ keys: sorted, codes: sorted.map((k) => byKey.get(k)!) });
+    }
+    const [local, lance] = exported as [{ keys: string[]; codes: number[][] }, { keys: string[]; codes: number[][] }];
+    assert.equal(local.keys.length, 79);
+    assert.ok(!local.keys.includes(removed));
+    assert.deepEqual(lance, local);
   });
 });

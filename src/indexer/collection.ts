@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { z } from 'zod';
 import { packBits } from '../encoder/binary.js';
 import type { Pixels, SkippedFile } from '../../data/images.js';
 import { TrainedModel } from '../encoder/model.js';
@@ -205,6 +206,13 @@ function modelSummary(model: TrainedModel): Record<string, unknown> {
   return { arch: m.architecture.arch, codeDim: m.codeDim, inputDim: m.inputDim, loss: m.loss, regularisers: m.regularisers, source: m.source, training: m.training };
 }
 
+/**
+ * The state a copy of a store's collection mirrors (kept in its params as `origin`): the store's build and
+ * generation, the same on every replica whatever local writes brought the copy there.
+ */
+const originSchema = z.object({ version: z.string().min(1).max(64), generation: z.number().int().min(0) }).strict();
+export type Origin = z.infer<typeof originSchema>;
+
 /** The net effect of a run of changes (ids are never reused, so an id added then removed is simply gone). */
 function netDelta(changes: Change[]): Delta {
   const removed = new Set<number>();
@@ -268,6 +276,15 @@ export class Collection {
   }
   get binaryBits(): number | undefined {
     return this.model.manifest.regularisers.binaryBits;
+  }
+  /**
+   * What page cursors and answers name as the state searched: the build (its creation time) and generation, or for
+   * a replica's copy of a store's collection the store's build and generation, so a cursor made by one replica pages
+   * on another that has followed the store as far.
+   */
+  get stamp(): Origin {
+    const o = originSchema.safeParse(this.manifest.params.origin);
+    return o.success ? o.data : { version: this.manifest.createdAt, generation: this.#gen };
   }
   /** elements in the graph, deleted ones whose slot is not reused yet included */
   get graphSize(): number {
@@ -741,9 +758,9 @@ export class Collection {
   /**
    * Stores rows encoded elsewhere (a copy of a collection held in a store): into a version being built they are
    * appended, into a live collection they are one write that first removes `removeKeys` and any item a row's key
-   * replaces. Keys must be unique among the rows.
+   * replaces. Keys must be unique among the rows. `origin` records the state of the store the copy reaches with it.
    */
-  async putRows(rows: readonly NewItem[], removeKeys: readonly string[] = []): Promise<void> {
+  async putRows(rows: readonly NewItem[], removeKeys: readonly string[] = [], o: { origin?: Origin } = {}): Promise<void> {
     const cd = this.manifest.codeDim;
     for (const r of rows) {
       if (r.code.byteLength !== cd * 4) throw fail('INVALID_DIM', `item '${r.key}' has a ${r.code.byteLength / 4}-d code; collection '${this.name}' holds ${cd}-d codes`);
@@ -756,6 +773,7 @@ export class Collection {
           if (id !== undefined) ids.add(id);
         }
         this.#cat.write([...ids], [...rows]);
+        if (o.origin) this.#cat.updateParams({ ...this.#cat.readManifest()!.params, origin: originSchema.parse(o.origin) });
       },
       { persist: this.#published },
     );

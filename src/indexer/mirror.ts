@@ -6,7 +6,7 @@ import { log } from '../progress.js';
 import { buildFromRows } from './build.js';
 import { BuildLock } from './build-lock.js';
 import { writeFileAtomic } from './layout.js';
-import { Collection, encodeItems, type ItemInput } from './collection.js';
+import { Collection, encodeItems, type ItemInput, type Origin } from './collection.js';
 import type { Head, LanceStore } from './lance-store.js';
 import { StoreIndexedCollection } from './store-indexed.js';
 
@@ -31,6 +31,11 @@ export const DEFAULT_HOT_LIMIT = 5_000_000;
 const RETIRE_INDEXED_MS = 60_000;
 /** The lock file a running replica holds in its cache. */
 const REPLICA_LOCK = '.latentdex-replica.lock';
+
+/** The store state a copy holds: what its cursors and answers name, alike on every replica. */
+function originOf(h: Head): Origin {
+  return { version: h.build, generation: h.manifest.generation };
+}
 
 /** How far a local copy has followed a collection of the store. */
 interface Followed {
@@ -179,7 +184,7 @@ export class StoreMirror {
     if (rows.length !== added.length || new Set(rows.map((r) => r.key)).size !== rows.length) {
       throw fail('CORRUPT_COLLECTION', `the store's log of '${h.name}' names ${added.length} added keys, its items table holds ${rows.length} rows of them; was it written where conditional writes are ignored? Build it again with \`latentdex build --store ... --replace\``);
     }
-    await f.copy.putRows(rows, removed);
+    await f.copy.putRows(rows, removed, { origin: originOf(h) });
     f.seq = h.seq;
   }
 
@@ -223,7 +228,7 @@ export class StoreMirror {
         hnsw: m.hnsw,
         rawDim: m.rawDim,
         rawType: m.rawType,
-        params: m.params,
+        params: { ...m.params, origin: originOf(h) },
         replace: true,
         quiet: true,
       });

@@ -144,7 +144,7 @@ export function findDuplicates(c: Collection, o: DuplicateOptions = {}): Duplica
       thresholds: o.threshold === undefined && o.rawThreshold === undefined ? 'default' : 'given',
       count: groups.length,
       items: groups.reduce((s, g) => s + g.ids.length, 0),
-      generation: c.generation,
+      generation: c.stamp.generation,
       groups: groups.slice(0, limit),
     };
   });

@@ -154,10 +154,6 @@ export interface PreparedQuery {
 }
 
 /** What identifies one build of a collection (a cursor of another build is stale even at the same generation). */
-function versionOf(c: Collection): string {
-  return c.manifest.createdAt;
-}
-
 /** A squared pixel L2 as hits report it: in [0, 1] pixel units whether the pixels are stored as bytes or floats. */
 function pixelDistance(c: Collection): (squared: number) => number {
   const scale = c.manifest.rawType === 'u8' ? 255 : 1;
@@ -325,9 +321,10 @@ export class SearchEngine {
     if (o.cursor !== undefined) {
       const cur = decodeCursor(o.cursor);
       if (cur.collection !== c.name) throw fail('INVALID_ARGUMENT', `this cursor pages collection '${cur.collection}', not '${c.name}'; send it with the request it came from`);
-      if (cur.version !== versionOf(c)) throw fail('STALE_CURSOR', `collection '${c.name}' was rebuilt since this cursor was made; start again from the first page`);
-      if (cur.generation !== c.generation) {
-        throw fail('STALE_CURSOR', `collection '${c.name}' changed since this cursor was made (generation ${cur.generation}, now ${c.generation}); start again from the first page`);
+      const now = c.stamp;
+      if (cur.version !== now.version) throw fail('STALE_CURSOR', `collection '${c.name}' was rebuilt since this cursor was made; start again from the first page`);
+      if (cur.generation !== now.generation) {
+        throw fail('STALE_CURSOR', `collection '${c.name}' changed since this cursor was made (generation ${cur.generation}, now ${now.generation}); start again from the first page`);
       }
       offset = cur.offset;
       cursorFingerprint = cur.options;
@@ -471,7 +468,7 @@ export class SearchEngine {
       collection: c.name,
       k: p.codes.k,
       offset: p.codes.offset,
-      generation: c.generation,
+      generation: c.stamp.generation,
       next: null,
       query: { key: q.key, label: q.label, ...(q.snippet ? { snippet: q.snippet } : {}) },
       ...(p.filter ? { filter: { ...p.filter, matched: p.allowed!.length } } : {}),
@@ -484,7 +481,7 @@ export class SearchEngine {
     }
     // a next page only where one may be asked for (offset + k ≤ MAX_DEPTH)
     const after = p.codes.offset + p.codes.k;
-    if ((codes.more || out.baseline?.more) && after + p.codes.k <= MAX_DEPTH) out.next = encodeCursor({ collection: c.name, generation: c.generation, version: versionOf(c), offset: after, options: fingerprint });
+    if ((codes.more || out.baseline?.more) && after + p.codes.k <= MAX_DEPTH) out.next = encodeCursor({ collection: c.name, generation: c.stamp.generation, version: c.stamp.version, offset: after, options: fingerprint });
     return out;
   }
 

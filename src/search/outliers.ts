@@ -120,7 +120,7 @@ export function outliers(c: Collection, o: { score?: OutlierScore; top?: number;
       if (!row) return [];
       return [{ rank: offset + r + 1, key: row.key, label: row.label, score: v[i]!, percentile: percentileOf(s.sorted[score], v[i]!), reconstruction: finite(s.values.reconstruction[i]!), neighbors: finite(s.values.neighbors[i]!), raw: finite(s.values.raw[i]!) }];
     });
-    return { collection: c.name, score, count: order.length, offset, generation: c.generation, items };
+    return { collection: c.name, score, count: order.length, offset, generation: c.stamp.generation, items };
   });
 }
 
