@@ -550,3 +550,35 @@ describe('CollectionStore: a data directory and a LanceDB store behind the same 
     assert.deepEqual(lance, local);
   });
 });
+
+describe('LanceStore#search past ANN_MIN_ROWS', () => {
+  it('finds k items of a rare label that the IVF_PQ partitions it probes hold fewer of', async () => {
+    const { LanceStore, ANN_MIN_ROWS } = await import('../src/indexer/lance-store.js');
+    const { c, model } = await smallCollection('a', 10);
+    const store = await LanceStore.connect(parseStore(`lancedb:${tmpDir()}`, readEnv({}).s3), { create: true });
+    try {
+      const n = ANN_MIN_ROWS;
+      const cd = c.manifest.codeDim;
+      // codes spread over many clusters; 12 items labelled 'rare', scattered among them
+      let seed = 7;
+      const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const rare = new Set(Array.from({ length: 12 }, (_, i) => Math.floor((i + rand()) * (n / 12))));
+      const template = [...c.storedItems()][0]!;
+      const code = (i: number) => Float32Array.from({ length: cd }, (_, d) => ((i * 7919 + d * 104729) % 97) / 9.7 + rand() * 0.1);
+      const items = function* () {
+        for (let i = 0; i < n; i++) yield { ...template, key: `k${i}`, label: rare.has(i) ? 'rare' : 'common', code: Buffer.from(code(i).buffer), bits: null };
+      };
+      const head = await store.publish({ manifest: { ...c.manifest, count: n }, modelDir: c.paths.model, items }, { quiet: true });
+      const query = code(3);
+      const exact = await store.search(head, query, 10, { labels: ['rare'], exact: true });
+      assert.equal(exact.length, 10);
+      const hits = await store.search(head, query, 10, { labels: ['rare'], nprobes: 1 });
+      assert.deepEqual(hits.map((h) => h.key), exact.map((h) => h.key));
+      assert.ok(hits.every((h) => h.label === 'rare'));
+    } finally {
+      store.close();
+      c.close();
+      model.dispose();
+    }
+  });
+});

@@ -532,6 +532,9 @@ export class LanceStore {
     let rows: { key: string; label: string | null; _distance: number }[];
     try {
       rows = (await q.toArray()) as typeof rows;
+      // the index probes the partitions nearest the query, and a rare label may have fewer than k items in them:
+      // then the items of those labels are scanned exactly (through the label index), which finds every one
+      if (o.labels?.length && !o.exact && rows.length < k) rows = (await q.bypassVectorIndex().toArray()) as typeof rows;
     } catch (e) {
       throw fail('STORE_UNREACHABLE', `searching '${head.name}' in the store ${this.label} failed: ${shortError(e)}`, e);
     }
