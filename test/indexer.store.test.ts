@@ -170,7 +170,7 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     const dup = await cli(['add', '--collection', 'c', '--source', `dir:${more}`, '--key-prefix', 'x/', '--store', store], s3.env);
     assert.equal(dup.code, 2);
     assert.match(dup.err, /\[DUPLICATE_KEY\]/);
-    assert.equal((await cli(['info', '--store', store], s3.env)).out, 'c\n');
+    assert.match((await cli(['info', '--store', store], s3.env)).out, /^c \(image\): 360 items, 6-d codes, 2 writes since its build, in lancedb:s3:/m);
     const info = await cli(['info', '--store', store, '--collection', 'c'], s3.env);
     assert.match(info.out, /^ {2}items +360; generation \d+ \(2 writes since its build\)$/m);
   });
@@ -532,7 +532,8 @@ describe('CollectionStore: a data directory and a LanceDB store behind the same 
       assert.match(await run(['build', '--collection', 'p', '--source', `dir:${first}`, '--model', model]), /built collection 'p': 60 items, 6-d codes/);
       assert.match(await run(['add', '--collection', 'p', '--source', `dir:${more}`]), /^added 20 items; 'p' now holds 80/);
       assert.match(await run(['remove', '--collection', 'p', '--key', removed]), /^removed 1 items; 'p' now holds 79/);
-      assert.equal(await run(['info']), 'p\n');
+      assert.match(await run(['info']), /^p(\n| \(image\): 79 items, 6-d codes, 2 writes since its build)/);
+      assert.equal(await run(['info', '--json']), '["p"]\n');
       const info = JSON.parse(await run(['info', '--collection', 'p', '--json'])) as { count: number; codeDim: number };
       assert.deepEqual([info.count, info.codeDim], [79, 6]);
       assert.match(await run(['info', '--collection', 'p']), /^ {2}items +79/m);

@@ -9,7 +9,7 @@ import { fail } from '../errors.js';
 import { buildCollection, modelDirOf, reserveBuild, resumableBuilds, resumableModel } from '../indexer/build.js';
 import { spoolDirOf } from '../indexer/paths.js';
 import { STORE_FLAG_HELP, waitNotice, withCollections } from './store.js';
-import type { BuildTarget, CollectionDetails } from '../indexer/collection-store.js';
+import type { BuildTarget, CollectionDetails, CollectionEntry } from '../indexer/collection-store.js';
 import type { CollectionManifest } from '../indexer/catalogue.js';
 import type { ImageSet, SkippedFile } from '../../data/images.js';
 import { globals, startBackend, type Ctx } from './context.js';
@@ -155,7 +155,7 @@ export function addCollectionCommands(ctx: Ctx): void {
         });
         reportSkipped(src.skipped);
         const { name, count, manifest } = c;
-        const where = await target.finish(c, { quiet: g.quiet, onWait: waitNotice(f.collection, g.quiet) });
+        const where = await target.finish(c, { onWait: waitNotice(f.collection, g.quiet) });
         process.stdout.write(`built collection '${name}': ${count} items, ${manifest.codeDim}-d codes${shapeNote(src.shape, src.skipped.length)}, in ${where}\n`);
       } finally {
         model?.dispose();
@@ -181,18 +181,16 @@ export function addCollectionCommands(ctx: Ctx): void {
     .action(async (f: { collection: string; source: string; limit?: number; groupBy?: string; replace?: boolean; keyPrefix?: string; strict?: boolean; store?: string }) => {
       const g = globals(ctx);
       await withCollections(ctx, f.store, async (collections) => {
-        await startBackend(ctx);
-        let skipped: readonly SkippedFile[] = [];
         const r = await collections.add(
           f.collection,
           async (model) => {
             const l = await loadSource(f.source, { limit: f.limit, model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
-            skipped = l.set.skipped ?? [];
+            // said now: a write that then fails (a duplicate key) still tells which files were left out
+            reportSkipped(l.set.skipped ?? []);
             return itemsOf(model, l);
           },
-          { replace: f.replace, quiet: g.quiet, onWait: waitNotice(f.collection, g.quiet) },
+          { replace: f.replace, onWait: waitNotice(f.collection, g.quiet) },
         );
-        reportSkipped(skipped);
         process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${f.collection}' now holds ${r.count}${f.store !== undefined ? ` in ${collections.label}` : ''}\n`);
       });
     });
@@ -206,8 +204,7 @@ export function addCollectionCommands(ctx: Ctx): void {
     .action(async (f: { collection: string; key: string[]; store?: string }) => {
       const g = globals(ctx);
       await withCollections(ctx, f.store, async (collections) => {
-        await startBackend(ctx);
-        const r = await collections.remove(f.collection, f.key, { quiet: g.quiet, onWait: waitNotice(f.collection, g.quiet) });
+        const r = await collections.remove(f.collection, f.key, { onWait: waitNotice(f.collection, g.quiet) });
         process.stdout.write(`removed ${r.removed} items; '${f.collection}' now holds ${r.count}${f.store !== undefined ? ` in ${collections.label}` : ''}\n`);
       });
     });
@@ -222,13 +219,13 @@ export function addCollectionCommands(ctx: Ctx): void {
       const g = globals(ctx);
       await withCollections(ctx, f.store, async (collections) => {
         if (!f.collection) {
-          const names = await collections.list();
-          process.stdout.write(f.json ? `${JSON.stringify(names)}\n` : names.length ? `${names.join('\n')}\n` : `no collections in ${collections.label}\n`);
+          const entries = await collections.list();
+          const line = (e: CollectionEntry) => (e.manifest ? `${e.name} (${e.manifest.kind}): ${e.manifest.count} items, ${e.manifest.codeDim}-d codes, ${e.writes ?? 0} writes since its build, in ${collections.label}` : e.name);
+          process.stdout.write(f.json ? `${JSON.stringify(entries.map((e) => e.name))}\n` : entries.length ? `${entries.map(line).join('\n')}\n` : `no collections in ${collections.label}\n`);
           const stopped = f.store === undefined ? resumableBuilds(g.dataDir) : [];
           if (!f.json && stopped.length) process.stdout.write(`stopped builds, resumed by the same build command: ${stopped.join(', ')}\n`);
           return;
         }
-        await startBackend(ctx);
         const d = await collections.describe(f.collection);
         if (f.json) {
           const disk = d.disk ? { disk: d.disk, bytesPerItem: d.manifest.count ? (d.disk.index ?? 0) / d.manifest.count : 0 } : {};
@@ -247,7 +244,6 @@ export function addCollectionCommands(ctx: Ctx): void {
     .option('--store <uri>', 'export a collection of this LanceDB store (see `build --store`)')
     .action(async (f: { collection: string; out: string; store?: string }) => {
       await withCollections(ctx, f.store, async (collections) => {
-        await startBackend(ctx);
         const c = await collections.codes(f.collection);
         await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
         await writeCodes(f.out, c.data, c.dim, c.keys, c.labels);

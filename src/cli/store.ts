@@ -3,7 +3,7 @@ import { LanceCollections } from '../indexer/lance-collections.js';
 import { LanceStore } from '../indexer/lance-store.js';
 import { parseStore } from '../indexer/store-spec.js';
 import { log } from '../progress.js';
-import { globals, type Ctx } from './context.js';
+import { globals, startBackend, type Ctx } from './context.js';
 
 export const STORE_FLAG_HELP = 'keep the collection in a LanceDB store shared by many servers: lancedb:DIR or lancedb:s3://BUCKET/PREFIX (endpoint, keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)';
 
@@ -18,8 +18,10 @@ export function openStore(ctx: Ctx, value: string, o: { create?: boolean } = {})
  * writer does not wait for them to run out.
  */
 export async function withCollections<T>(ctx: Ctx, store: string | undefined, fn: (collections: CollectionStore) => Promise<T>, o: { create?: boolean } = {}): Promise<T> {
+  const g = globals(ctx);
+  const opts = { quiet: g.quiet, ready: () => startBackend(ctx) };
   if (store === undefined) {
-    const local = new LocalCollections(globals(ctx).dataDir);
+    const local = new LocalCollections(g.dataDir, opts);
     try {
       return await fn(local);
     } finally {
@@ -32,7 +34,7 @@ export async function withCollections<T>(ctx: Ctx, store: string | undefined, fn
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
-  const collections = new LanceCollections(lance);
+  const collections = new LanceCollections(lance, opts);
   try {
     return await fn(collections);
   } finally {

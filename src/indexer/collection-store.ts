@@ -14,9 +14,22 @@ export interface WriteSummary {
 export interface StoreWriteOptions {
   /** replace stored items of the same keys instead of DUPLICATE_KEY */
   replace?: boolean;
-  quiet: boolean;
   /** told once when another writer holds the collection and this write waits (`holder` names it) */
   onWait?: (holder: string) => void;
+}
+
+export interface StoreOptions {
+  quiet: boolean;
+  /** starts the tensor backend: called before the first model is loaded, never for what needs none */
+  ready: () => Promise<void>;
+}
+
+/** A collection as a listing names it; a store that keeps manifests apart from the data says more. */
+export interface CollectionEntry {
+  name: string;
+  manifest?: CollectionManifest;
+  /** writes since the collection was built */
+  writes?: number;
 }
 
 /** A collection as `info` shows it: its manifest, where it is kept, and what only some stores know. */
@@ -49,7 +62,7 @@ export interface BuildTarget {
   /** whether a build there replaces what it finds (a staging folder) */
   replaces: boolean;
   /** Makes the built collection the store's, closes it, and says where it is kept now. */
-  finish(c: Collection, o: StoreWriteOptions): Promise<string>;
+  finish(c: Collection, o: Pick<StoreWriteOptions, 'onWait'>): Promise<string>;
 }
 
 /**
@@ -59,15 +72,15 @@ export interface BuildTarget {
 export interface CollectionStore {
   /** where, as a user is told */
   readonly label: string;
-  /** Names of the collections held. */
-  list(): Promise<string[]>;
+  /** The collections held, by name. */
+  list(): Promise<CollectionEntry[]>;
   /** NOT_FOUND for a collection the store does not hold. */
   describe(name: string): Promise<CollectionDetails>;
   /** Where a build of `name` is made; COLLECTION_EXISTS (unless `replace`) and refusals come before any training. */
   startBuild(name: string, o: { replace?: boolean; dataDir: string }): Promise<BuildTarget>;
   /** Reads items with the collection's model (given to `load`), encodes them, and stores them in one write. */
   add(name: string, load: (model: TrainedModel) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary>;
-  /** Removes items by key in one write (an unknown key is ITEM_NOT_FOUND in a store, skipped in a data directory). */
+  /** Removes items by key in one write (an unknown key is ITEM_NOT_FOUND, and nothing is removed). */
   remove(name: string, keys: readonly string[], o: StoreWriteOptions): Promise<WriteSummary>;
   codes(name: string): Promise<Codes>;
   close(): void;
@@ -75,21 +88,21 @@ export interface CollectionStore {
 
 /** The collections of a data directory on this machine. */
 export class LocalCollections implements CollectionStore {
-  constructor(private readonly dataDir: string) {}
+  constructor(
+    private readonly dataDir: string,
+    private readonly o: StoreOptions,
+  ) {}
 
   get label(): string {
     return this.dataDir;
   }
 
-  list(): Promise<string[]> {
-    return Promise.resolve(listCollections(this.dataDir));
+  list(): Promise<CollectionEntry[]> {
+    return Promise.resolve(listCollections(this.dataDir).map((name) => ({ name })));
   }
 
   describe(name: string): Promise<CollectionDetails> {
-    return this.with(name, true, (c) => {
-      const disk = c.diskSizes();
-      return { manifest: c.manifest, where: `${c.paths.home} (version ${c.paths.version})`, disk, graphSize: c.graphSize, input: c.model.manifest.input };
-    });
+    return this.with(name, (c) => ({ manifest: c.manifest, where: `${c.paths.home} (version ${c.paths.version})`, disk: c.diskSizes(), graphSize: c.graphSize, input: c.model.manifest.input }));
   }
 
   startBuild(_name: string, o: { dataDir: string }): Promise<BuildTarget> {
@@ -104,18 +117,18 @@ export class LocalCollections implements CollectionStore {
   }
 
   add(name: string, load: (model: TrainedModel) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary> {
-    return this.with(name, o.quiet, async (c) => {
-      const r = await c.addAll(await load(c.model), { replace: o.replace, quiet: o.quiet });
+    return this.with(name, async (c) => {
+      const r = await c.addAll(await load(c.model), { replace: o.replace, quiet: this.o.quiet });
       return { ...r, removed: 0, count: c.count };
     });
   }
 
-  remove(name: string, keys: readonly string[], o: StoreWriteOptions): Promise<WriteSummary> {
-    return this.with(name, o.quiet, async (c) => ({ added: 0, replaced: 0, removed: await c.remove([...keys]), count: c.count }));
+  remove(name: string, keys: readonly string[]): Promise<WriteSummary> {
+    return this.with(name, async (c) => ({ added: 0, replaced: 0, removed: await c.remove([...keys]), count: c.count }));
   }
 
   codes(name: string): Promise<Codes> {
-    return this.with(name, true, (c) => {
+    return this.with(name, (c) => {
       const { rows, data } = c.itemsWithCodes();
       return { keys: rows.map((r) => r.key), labels: rows.map((r) => r.label), dim: c.manifest.codeDim, data };
     });
@@ -123,8 +136,9 @@ export class LocalCollections implements CollectionStore {
 
   close(): void {}
 
-  private async with<T>(name: string, quiet: boolean, fn: (c: Collection) => T | Promise<T>): Promise<T> {
-    const c = await Collection.open(this.dataDir, name, { quiet });
+  private async with<T>(name: string, fn: (c: Collection) => T | Promise<T>): Promise<T> {
+    await this.o.ready();
+    const c = await Collection.open(this.dataDir, name, { quiet: this.o.quiet });
     try {
       return await fn(c);
     } finally {

@@ -283,8 +283,9 @@ export class Collection {
    * on another that has followed the store as far.
    */
   get stamp(): Origin {
-    const o = originSchema.safeParse(this.manifest.params.origin);
-    return o.success ? o.data : { version: this.manifest.createdAt, generation: this.#gen };
+    const origin = this.manifest.params.origin;
+    const o = origin === undefined ? undefined : originSchema.safeParse(origin);
+    return o?.success ? o.data : { version: this.manifest.createdAt, generation: this.#gen };
   }
   /** elements in the graph, deleted ones whose slot is not reused yet included */
   get graphSize(): number {

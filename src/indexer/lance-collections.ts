@@ -5,7 +5,8 @@ import path from 'node:path';
 import { TrainedModel } from '../encoder/model.js';
 import { progress } from '../progress.js';
 import type { NewItem } from './catalogue.js';
-import type { BuildTarget, CollectionDetails, CollectionStore, Codes, StoreWriteOptions, WriteSummary } from './collection-store.js';
+import { fail } from '../errors.js';
+import type { BuildTarget, CollectionDetails, CollectionEntry, CollectionStore, Codes, StoreOptions, StoreWriteOptions, WriteSummary } from './collection-store.js';
 import { encodeItems, type Collection, type ItemStream } from './collection.js';
 import { publishable, type Head, type LanceStore } from './lance-store.js';
 import { STORE_STAGING } from './paths.js';
@@ -15,14 +16,17 @@ import { STORE_STAGING } from './paths.js';
  * directory and copied in; adds are encoded here with the collection's model and written in one commit.
  */
 export class LanceCollections implements CollectionStore {
-  constructor(readonly store: LanceStore) {}
+  constructor(
+    readonly store: LanceStore,
+    private readonly o: StoreOptions,
+  ) {}
 
   get label(): string {
     return this.store.label;
   }
 
-  async list(): Promise<string[]> {
-    return (await this.store.list()).map((h) => h.name);
+  async list(): Promise<CollectionEntry[]> {
+    return (await this.store.list()).map((h) => ({ name: h.name, manifest: h.manifest, writes: h.seq }));
   }
 
   async describe(name: string): Promise<CollectionDetails> {
@@ -37,10 +41,10 @@ export class LanceCollections implements CollectionStore {
     return {
       dataDir: path.join(o.dataDir, STORE_STAGING),
       replaces: true,
-      finish: async (c: Collection, w: StoreWriteOptions) => {
+      finish: async (c: Collection, w: Pick<StoreWriteOptions, 'onWait'>) => {
         const home = c.paths.home;
         try {
-          await this.store.publish(publishable(c), { replace: o.replace, quiet: w.quiet, onWait: w.onWait });
+          await this.store.publish(publishable(c), { replace: o.replace, quiet: this.o.quiet, onWait: w.onWait });
         } finally {
           c.close();
         }
@@ -52,34 +56,39 @@ export class LanceCollections implements CollectionStore {
 
   async add(name: string, load: (model: TrainedModel) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary> {
     const head = await this.store.requireHead(name);
+    await this.o.ready();
     const r = await this.withModel(head, async (model) => {
-      const rows = await encodeStream(model, await load(model), head.manifest.rawType, o.quiet);
+      const rows = await encodeStream(model, await load(model), head.manifest.rawType, this.o.quiet);
       // encoded with this build's model: a rebuild meanwhile makes the write COLLECTION_REPLACED
       return this.store.write(name, rows, [], { replace: o.replace, build: head.build, onWait: o.onWait });
     });
     return { added: r.added, replaced: r.replaced, removed: 0, count: r.head.manifest.count };
   }
 
-  async remove(name: string, keys: readonly string[], o: StoreWriteOptions): Promise<WriteSummary> {
+  async remove(name: string, keys: readonly string[], o: StoreWriteOptions = {}): Promise<WriteSummary> {
     const r = await this.store.write(name, [], keys, { onWait: o.onWait });
     return { added: 0, replaced: 0, removed: r.removed, count: r.head.manifest.count };
   }
 
   async codes(name: string): Promise<Codes> {
     const head = await this.store.requireHead(name);
-    const dim = head.manifest.codeDim;
-    const data = new Float32Array(head.manifest.count * dim);
+    const { codeDim: dim, count } = head.manifest;
+    const data = new Float32Array(count * dim);
     const keys: string[] = [];
     const labels: (string | null)[] = [];
+    const corrupt = (what: string) => fail('CORRUPT_COLLECTION', `the store's collection '${name}' ${what}; build it again with \`latentdex build --store ... --replace\``);
     for await (const batch of this.store.rows(head)) {
       for (const r of batch) {
+        if (keys.length === count) throw corrupt(`holds more rows than the ${count} items of its manifest`);
+        if (r.code.byteLength !== dim * 4) throw corrupt(`holds a ${r.code.byteLength / 4}-d code for item '${r.key}', not ${dim}-d`);
         // a copy: a row's bytes need not be 4-aligned in the batch they were read from
         data.set(new Float32Array(Uint8Array.from(r.code).buffer), keys.length * dim);
         keys.push(r.key);
         labels.push(r.label);
       }
     }
-    return { keys, labels, dim, data: data.subarray(0, keys.length * dim) };
+    if (keys.length !== count) throw corrupt(`holds ${keys.length} rows, not the ${count} items of its manifest`);
+    return { keys, labels, dim, data };
   }
 
   close(): void {

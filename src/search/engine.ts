@@ -153,7 +153,6 @@ export interface PreparedQuery {
   snippet?: string;
 }
 
-/** What identifies one build of a collection (a cursor of another build is stale even at the same generation). */
 /** A squared pixel L2 as hits report it: in [0, 1] pixel units whether the pixels are stored as bytes or floats. */
 function pixelDistance(c: Collection): (squared: number) => number {
   const scale = c.manifest.rawType === 'u8' ? 255 : 1;

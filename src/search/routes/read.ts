@@ -103,7 +103,9 @@ export function readRoutes(ctx: RouteContext): express.Router {
     '/collections/:c',
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
-      res.json({ ...summary(c), manifest: publicManifest(c.manifest, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
+      // a replica's copy names the store's generation, as its answers do; where it came from is the replica's affair
+      const { origin: _, ...params } = c.manifest.params;
+      res.json({ ...summary(c), manifest: publicManifest({ ...c.manifest, generation: c.stamp.generation, params }, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
     }),
   );
 
