@@ -209,6 +209,11 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     const first = await page(b);
     assert.equal(first.status, 200, JSON.stringify(first.body));
     assert.equal((await page(c)).body.generation, first.body.generation);
+    const described = async (r: Replica) => (await getJson(`${r.url}/api/collections/c`)).body.manifest as { generation: number; createdAt: string; params: Record<string, unknown> };
+    const [mb, mc] = [await described(b), await described(c)];
+    assert.deepEqual([mc.generation, mc.createdAt], [mb.generation, mb.createdAt]);
+    assert.equal(mb.generation, first.body.generation);
+    assert.equal(mb.params.origin, undefined);
     const next = String(first.body.next);
     const onB = await page(b, next);
     const onC = await page(c, next);
@@ -517,6 +522,7 @@ describe('CollectionStore: a data directory and a LanceDB store behind the same 
     writePngFolder(first, selectImages(set, Array.from({ length: 60 }, (_, i) => i)), 60);
     const more = tmpDir('latentdex-png-');
     writePngFolder(more, selectImages(set, Array.from({ length: 20 }, (_, i) => 60 + i)), 20);
+    fs.writeFileSync(path.join(more, 'broken.png'), Buffer.alloc(40, 7));
     const dataDir = tmpDir();
     const model = path.join(tmpDir(), 'model');
     const trained = await cli(['train', '--source', `dir:${first}`, '--epochs', '1', '--hidden', '32', '--code-dim', '6', '--out', model], {}, dataDir);
@@ -534,8 +540,11 @@ describe('CollectionStore: a data directory and a LanceDB store behind the same 
       assert.match(await run(['remove', '--collection', 'p', '--key', removed]), /^removed 1 items; 'p' now holds 79/);
       assert.match(await run(['info']), /^p(\n| \(image\): 79 items, 6-d codes, 2 writes since its build)/);
       assert.equal(await run(['info', '--json']), '["p"]\n');
-      const info = JSON.parse(await run(['info', '--collection', 'p', '--json'])) as { count: number; codeDim: number };
+      const info = JSON.parse(await run(['info', '--collection', 'p', '--json'])) as { count: number; codeDim: number; params: { roots: string[]; skipped: { count: number; files: { path: string }[] } } };
       assert.deepEqual([info.count, info.codeDim], [79, 6]);
+      // the add's folder (where originals may be served from) and its skipped file are recorded in either store
+      assert.deepEqual(info.params.roots, [path.resolve(first), path.resolve(more)]);
+      assert.deepEqual(info.params.skipped.files.map((f) => f.path), [path.join(path.resolve(more), 'broken.png')]);
       assert.match(await run(['info', '--collection', 'p']), /^ {2}items +79/m);
       const out = path.join(tmpDir(), 'p.npy');
       assert.match(await run(['export', '--collection', 'p', '--out', out]), /wrote 79x6 float32 codes/);
@@ -580,6 +589,40 @@ describe('LanceStore#search past ANN_MIN_ROWS', () => {
       store.close();
       c.close();
       model.dispose();
+    }
+  });
+});
+
+describe('sweepTempCaches', () => {
+  it('removes the temporary caches of killed replicas, never one in use or one just made', async () => {
+    const { sweepTempCaches, TEMP_CACHE_PREFIX } = await import('../src/indexer/mirror.js');
+    const { BuildLock } = await import('../src/indexer/build-lock.js');
+    const parent = tmpDir();
+    const make = (name: string, o: { old: boolean; lock: 'none' | 'free' | 'held' }) => {
+      const dir = path.join(parent, `${TEMP_CACHE_PREFIX}${name}`);
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'copy'), 'x');
+      let held: { release(): void } | undefined;
+      if (o.lock !== 'none') {
+        held = BuildLock.tryFile(path.join(dir, '.latentdex-replica.lock'), 'replica', 0)!;
+        if (o.lock === 'free') held.release();
+      }
+      const t = new Date(Date.now() - (o.old ? 3_600_000 : 0));
+      if (o.old) fs.utimesSync(dir, t, t);
+      return { dir, held };
+    };
+    const killed = make('killed', { old: true, lock: 'free' });
+    const running = make('running', { old: true, lock: 'held' });
+    const starting = make('starting', { old: false, lock: 'free' });
+    const unlocked = make('unlocked', { old: true, lock: 'none' });
+    const other = path.join(parent, 'someone-else');
+    fs.mkdirSync(other);
+    try {
+      assert.equal(sweepTempCaches(parent), 1);
+      assert.ok(!fs.existsSync(killed.dir));
+      for (const d of [running.dir, starting.dir, unlocked.dir, other]) assert.ok(fs.existsSync(d), d);
+    } finally {
+      running.held?.release();
     }
   });
 });

@@ -246,8 +246,8 @@ export function addCollectionCommands(ctx: Ctx): void {
       await withCollections(ctx, f.store, async (collections) => {
         const c = await collections.codes(f.collection);
         await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
-        await writeCodes(f.out, c.data, c.dim, c.keys, c.labels);
-        process.stdout.write(`wrote ${c.keys.length}x${c.dim} float32 codes to ${f.out}\n`);
+        const file = await writeCodes(f.out, c.data, c.dim, c.keys, c.labels);
+        process.stdout.write(`wrote ${c.keys.length}x${c.dim} float32 codes to ${file} (labels and keys beside it)\n`);
       });
     });
 }

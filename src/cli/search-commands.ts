@@ -15,7 +15,8 @@ import { floatArg, intArg } from './options.js';
 import { MAX_SHORTLIST, RERANK_DEFAULTS, rerankOptions } from '../search/rerank.js';
 import { DemoBuilds } from '../search/demo.js';
 import { checkListen, serve } from '../search/serve.js';
-import { DEFAULT_HOT_LIMIT, DEFAULT_SYNC_MS, StoreMirror } from '../indexer/mirror.js';
+import { DEFAULT_HOT_LIMIT, DEFAULT_SYNC_MS, StoreMirror, sweepTempCaches, TEMP_CACHE_PREFIX } from '../indexer/mirror.js';
+import { log } from '../progress.js';
 import { openStore } from './store.js';
 import { backendName } from '../encoder/backend.js';
 
@@ -120,7 +121,11 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
       if (f.store !== undefined && f.demo) throw fail('INVALID_ARGUMENT', '--demo builds local collections; give --store or --demo, not both');
       if (f.store === undefined && f.cacheDir) throw fail('INVALID_ARGUMENT', '--cache-dir is where a replica keeps its copies; give it with --store');
       const store = f.store !== undefined ? await openStore(ctx, f.store) : undefined;
-      const tempCache = store && !f.cacheDir ? await fsp.mkdtemp(path.join(os.tmpdir(), 'latentdex-replica-')) : undefined;
+      if (store && !f.cacheDir) {
+        const swept = sweepTempCaches(os.tmpdir());
+        if (swept) log(`removed ${swept} temporary caches left by replicas that were killed`, g.quiet);
+      }
+      const tempCache = store && !f.cacheDir ? await fsp.mkdtemp(path.join(os.tmpdir(), TEMP_CACHE_PREFIX)) : undefined;
       const cacheDir = f.cacheDir ? path.resolve(f.cacheDir) : tempCache;
       const dropCache = () => tempCache && fs.rmSync(tempCache, { recursive: true, force: true });
       await startBackend(ctx);

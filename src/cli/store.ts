@@ -30,7 +30,13 @@ export async function withCollections<T>(ctx: Ctx, store: string | undefined, fn
   }
   const lance = await openStore(ctx, store, o);
   const interrupted = (signal: NodeJS.Signals) => {
-    void lance.abandon().finally(() => process.exit(signal === 'SIGTERM' ? 143 : 130));
+    void lance
+      .abandon()
+      .then((n) => {
+        // said even with --quiet: whether the write landed decides whether to run it again
+        process.stderr.write(n ? `interrupted: the write in progress was given up; unless its commit was already under way nothing of it is stored (see \`latentdex info --store\`)\n` : `interrupted: no write was in progress; a write this command finished is stored (see \`latentdex info --store\`)\n`);
+      })
+      .finally(() => process.exit(signal === 'SIGTERM' ? 143 : 130));
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);

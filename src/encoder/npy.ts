@@ -54,9 +54,9 @@ export async function writeFileAtomic(file: string, data: Buffer | string): Prom
 /**
  * Writes codes as FILE.npy (float32 n × d), FILE.labels.npy (int32; -1 where unknown) and FILE.keys.json.
  * Labels that are all integers are kept as such; otherwise they are numbered in sorted order and the names
- * are listed in keys.json.
+ * are listed in keys.json. Returns the path of the .npy written.
  */
-export async function writeCodes(file: string, codes: Float32Array, dim: number, keys: string[], labels: (string | null)[]): Promise<void> {
+export async function writeCodes(file: string, codes: Float32Array, dim: number, keys: string[], labels: (string | null)[]): Promise<string> {
   const n = keys.length;
   const allInt = labels.every((l) => l === null || /^-?\d+$/.test(l));
   const names = allInt ? [] : [...new Set(labels.filter((l): l is string => l !== null))].sort();
@@ -66,4 +66,5 @@ export async function writeCodes(file: string, codes: Float32Array, dim: number,
   await writeFileAtomic(`${base}.npy`, toNpy(codes, [n, dim]));
   await writeFileAtomic(`${base}.labels.npy`, toNpy(ids, [n]));
   await writeFileAtomic(`${base}.keys.json`, JSON.stringify(names.length ? { keys, labelNames: names } : { keys }));
+  return `${base}.npy`;
 }

@@ -207,11 +207,31 @@ function modelSummary(model: TrainedModel): Record<string, unknown> {
 }
 
 /**
- * The state a copy of a store's collection mirrors (kept in its params as `origin`): the store's build and
- * generation, the same on every replica whatever local writes brought the copy there.
+ * The state a copy of a store's collection mirrors (kept in its params as `origin`): the store's build, generation
+ * and times, the same on every replica whatever local writes brought the copy there.
  */
-const originSchema = z.object({ version: z.string().min(1).max(64), generation: z.number().int().min(0) }).strict();
+const originSchema = z.object({ version: z.string().min(1).max(64), generation: z.number().int().min(0), createdAt: z.string(), updatedAt: z.string() }).strict();
 export type Origin = z.infer<typeof originSchema>;
+
+/** What names one state of a collection in cursors and answers. */
+export interface Stamp {
+  version: string;
+  generation: number;
+}
+
+/**
+ * A manifest's params after an add: the source's folders added, and its skipped files merged into the list (a file
+ * listed again replaces its old entry; a file `indexed` now leaves the list).
+ */
+export function ingestParams(params: Record<string, unknown>, stream: Pick<ItemStream, 'roots' | 'skipped'>, indexed: ReadonlySet<string>): Record<string, unknown> {
+  const roots = new Set([...((params.roots as string[] | undefined) ?? []), ...(stream.roots ?? [])]);
+  const before = (params.skipped as { count: number; files: SkippedFile[] } | undefined) ?? { count: 0, files: [] };
+  const fresh = stream.skipped ?? [];
+  const again = new Set(fresh.map((f) => f.path));
+  const kept = before.files.filter((f) => !indexed.has(f.path) && !again.has(f.path));
+  const files = [...kept, ...fresh].slice(0, MAX_SKIPPED_LISTED);
+  return { ...params, roots: [...roots], skipped: { count: before.count - (before.files.length - kept.length) + fresh.length, files } };
+}
 
 /** The net effect of a run of changes (ids are never reused, so an id added then removed is simply gone). */
 function netDelta(changes: Change[]): Delta {
@@ -282,10 +302,15 @@ export class Collection {
    * a replica's copy of a store's collection the store's build and generation, so a cursor made by one replica pages
    * on another that has followed the store as far.
    */
-  get stamp(): Origin {
+  get stamp(): Stamp {
+    const o = this.origin;
+    return o ? { version: o.version, generation: o.generation } : { version: this.manifest.createdAt, generation: this.#gen };
+  }
+  /** For a replica's copy of a store's collection, the store's state it holds. */
+  get origin(): Origin | undefined {
     const origin = this.manifest.params.origin;
     const o = origin === undefined ? undefined : originSchema.safeParse(origin);
-    return o?.success ? o.data : { version: this.manifest.createdAt, generation: this.#gen };
+    return o?.success ? o.data : undefined;
   }
   /** elements in the graph, deleted ones whose slot is not reused yet included */
   get graphSize(): number {
@@ -697,7 +722,7 @@ export class Collection {
       let replaced = 0;
       let i = 0;
       // Files listed as skipped by an earlier build or add that are indexed now (fixed, or read differently).
-      const listed = new Set(this.skippedParams().files.map((f) => f.path));
+      const listed = new Set(((this.#cat.readManifest()!.params.skipped as { files: SkippedFile[] } | undefined)?.files ?? []).map((f) => f.path));
       const indexed = new Set<string>();
       for (const items of batches) {
         const removeIds: number[] = [];
@@ -713,7 +738,7 @@ export class Collection {
         added += items.length - removeIds.length;
         replaced += removeIds.length;
       }
-      if (stream.skipped?.length || stream.roots?.length || indexed.size) this.#cat.updateParams(this.ingestParams(stream, indexed));
+      if (stream.skipped?.length || stream.roots?.length || indexed.size) this.#cat.updateParams(ingestParams(this.#cat.readManifest()!.params, stream, indexed));
       return { added, replaced };
     });
   }
@@ -751,7 +776,7 @@ export class Collection {
     }
     bar.stop();
     if (n !== stream.total) throw fail('INTERNAL', `the source gave ${n} items, not the ${stream.total} it announced`);
-    if (stream.skipped?.length || stream.roots?.length) await this.write(() => this.#cat.updateParams(this.ingestParams(stream, new Set())), { persist: false });
+    if (stream.skipped?.length || stream.roots?.length) await this.write(() => this.#cat.updateParams(ingestParams(this.#cat.readManifest()!.params, stream, new Set())), { persist: false });
     this.persist();
     return { added: n - from };
   }
@@ -759,9 +784,10 @@ export class Collection {
   /**
    * Stores rows encoded elsewhere (a copy of a collection held in a store): into a version being built they are
    * appended, into a live collection they are one write that first removes `removeKeys` and any item a row's key
-   * replaces. Keys must be unique among the rows. `origin` records the state of the store the copy reaches with it.
+   * replaces. Keys must be unique among the rows. `params` replace the manifest's (a copy's follow its store's, with
+   * the `origin` it reaches).
    */
-  async putRows(rows: readonly NewItem[], removeKeys: readonly string[] = [], o: { origin?: Origin } = {}): Promise<void> {
+  async putRows(rows: readonly NewItem[], removeKeys: readonly string[] = [], o: { params?: Record<string, unknown> } = {}): Promise<void> {
     const cd = this.manifest.codeDim;
     for (const r of rows) {
       if (r.code.byteLength !== cd * 4) throw fail('INVALID_DIM', `item '${r.key}' has a ${r.code.byteLength / 4}-d code; collection '${this.name}' holds ${cd}-d codes`);
@@ -774,7 +800,7 @@ export class Collection {
           if (id !== undefined) ids.add(id);
         }
         this.#cat.write([...ids], [...rows]);
-        if (o.origin) this.#cat.updateParams({ ...this.#cat.readManifest()!.params, origin: originSchema.parse(o.origin) });
+        if (o.params) this.#cat.updateParams({ ...o.params, ...(o.params.origin !== undefined ? { origin: originSchema.parse(o.params.origin) } : {}) });
       },
       { persist: this.#published },
     );
@@ -806,25 +832,6 @@ export class Collection {
       const bad = rawMismatch(it.raw, this.manifest);
       if (bad) throw fail('INVALID_DIM', `item '${it.key}' has ${bad}`);
     }
-  }
-
-  private skippedParams(): { count: number; files: SkippedFile[] } {
-    return (this.#cat.readManifest()!.params.skipped as { count: number; files: SkippedFile[] } | undefined) ?? { count: 0, files: [] };
-  }
-
-  /**
-   * The manifest's params with a source's folders added, and its skipped files merged into the list: a file listed
-   * again replaces its old entry, and a file that is indexed now leaves the list.
-   */
-  private ingestParams(stream: ItemStream, indexed: ReadonlySet<string>): Record<string, unknown> {
-    const p = this.#cat.readManifest()!.params;
-    const roots = new Set([...((p.roots as string[] | undefined) ?? []), ...(stream.roots ?? [])]);
-    const before = this.skippedParams();
-    const fresh = stream.skipped ?? [];
-    const again = new Set(fresh.map((f) => f.path));
-    const kept = before.files.filter((f) => !indexed.has(f.path) && !again.has(f.path));
-    const files = [...kept, ...fresh].slice(0, MAX_SKIPPED_LISTED);
-    return { ...p, roots: [...roots], skipped: { count: before.count - (before.files.length - kept.length) + fresh.length, files } };
   }
 
   /** Removes items by key (one write); an unknown key fails before any change. */

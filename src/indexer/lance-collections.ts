@@ -7,7 +7,7 @@ import { progress } from '../progress.js';
 import type { NewItem } from './catalogue.js';
 import { fail } from '../errors.js';
 import type { BuildTarget, CollectionDetails, CollectionEntry, CollectionStore, Codes, StoreOptions, StoreWriteOptions, WriteSummary } from './collection-store.js';
-import { encodeItems, type Collection, type ItemStream } from './collection.js';
+import { encodeItems, ingestParams, type Collection, type ItemStream } from './collection.js';
 import { publishable, type Head, type LanceStore } from './lance-store.js';
 import { STORE_STAGING } from './paths.js';
 
@@ -58,9 +58,12 @@ export class LanceCollections implements CollectionStore {
     const head = await this.store.requireHead(name);
     await this.o.ready();
     const r = await this.withModel(head, async (model) => {
-      const rows = await encodeStream(model, await load(model), head.manifest.rawType, this.o.quiet);
-      // encoded with this build's model: a rebuild meanwhile makes the write COLLECTION_REPLACED
-      return this.store.write(name, rows, [], { replace: o.replace, build: head.build, onWait: o.onWait });
+      const stream = await load(model);
+      const rows = await encodeStream(model, stream, head.manifest.rawType, this.o.quiet);
+      const indexed = new Set(rows.flatMap((row) => (row.uri === null ? [] : [row.uri])));
+      // encoded with this build's model: a rebuild meanwhile makes the write COLLECTION_REPLACED; the source's
+      // folders (where originals may be served from) and skipped files join the manifest, as a local add records them
+      return this.store.write(name, rows, [], { replace: o.replace, build: head.build, onWait: o.onWait, params: (p) => ingestParams(p, stream, indexed) });
     });
     return { added: r.added, replaced: r.replaced, removed: 0, count: r.head.manifest.count };
   }

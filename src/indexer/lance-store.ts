@@ -111,6 +111,8 @@ export interface WriteOptions {
   build?: string;
   /** told once when another writer holds the collection and this write waits */
   onWait?: (holder: string) => void;
+  /** the manifest's params after this write, from those of the last commit (an add's folders and skipped files) */
+  params?: (params: Record<string, unknown>) => Record<string, unknown>;
 }
 
 /** What a store copies in as a collection's build: its manifest, its model's folder, and its items in order. */
@@ -423,7 +425,7 @@ export class LanceStore {
       if (entries.length) await log.add(this.#lance.makeArrowTable(entries, { schema: this.logSchema() }));
       const removed = new Set(removeKeys).size;
       const replaced = rows.filter((r) => stored.has(r.key)).length;
-      const manifest: CollectionManifest = { ...head.manifest, count: head.manifest.count - removed + rows.length - replaced, generation: head.manifest.generation + 1, updatedAt: new Date().toISOString() };
+      const manifest: CollectionManifest = { ...head.manifest, params: o.params ? o.params(head.manifest.params) : head.manifest.params, count: head.manifest.count - removed + rows.length - replaced, generation: head.manifest.generation + 1, updatedAt: new Date().toISOString() };
       if (seq % COMPACT_EVERY === 0) {
         // a collection that grew past ANN_MIN_ROWS by adds gets its ANN index now
         if (manifest.count >= ANN_MIN_ROWS && !(await items.listIndices()).some((i) => i.columns.includes('vector'))) await this.annIndex(items, manifest.count, manifest.space, () => this.holding(lease!));
@@ -701,12 +703,14 @@ export class LanceStore {
 
   /**
    * Gives up the leases this process holds, for a process interrupted mid-write: its writes change nothing more and
-   * stay uncommitted (a commit already on its way lands or not, as the store decides). Waits at most `ms`.
+   * stay uncommitted (a commit already on its way lands or not, as the store decides). Waits at most `ms`; returns
+   * how many writes were given up.
    */
-  async abandon(ms = 5000): Promise<void> {
+  async abandon(ms = 5000): Promise<number> {
     const leases = [...this.#leases];
     for (const l of leases) l.lost = true;
     await Promise.race([Promise.all(leases.map((l) => this.releaseLease(l))), sleep(ms)]);
+    return leases.length;
   }
 
   /**

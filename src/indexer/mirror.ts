@@ -1,3 +1,4 @@
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { TrainedModel } from '../encoder/model.js';
@@ -32,9 +33,45 @@ const RETIRE_INDEXED_MS = 60_000;
 /** The lock file a running replica holds in its cache. */
 const REPLICA_LOCK = '.latentdex-replica.lock';
 
-/** The store state a copy holds: what its cursors and answers name, alike on every replica. */
-function originOf(h: Head): Origin {
-  return { version: h.build, generation: h.manifest.generation };
+/** A copy's params: the store's, with the store state the copy holds (what its cursors and answers name, alike on every replica). */
+function paramsOf(h: Head): Record<string, unknown> {
+  const origin: Origin = { version: h.build, generation: h.manifest.generation, createdAt: h.manifest.createdAt, updatedAt: h.manifest.updatedAt };
+  return { ...h.manifest.params, origin };
+}
+
+/** The prefix of the temporary caches `serve --store` makes when it is given no --cache-dir. */
+export const TEMP_CACHE_PREFIX = 'latentdex-replica-';
+/** A temporary cache younger than this is never swept: its replica may be starting. */
+const SWEEP_AFTER_MS = 10 * 60_000;
+
+/**
+ * Removes the temporary caches of replicas that were killed outright (SIGKILL, power loss) and could not remove their
+ * own: those whose replica lock no process holds, older than SWEEP_AFTER_MS. Returns how many were removed.
+ */
+export function sweepTempCaches(parent: string): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = fsSync.readdirSync(parent).filter((n) => n.startsWith(TEMP_CACHE_PREFIX));
+  } catch {
+    return 0;
+  }
+  for (const n of names) {
+    const dir = path.join(parent, n);
+    try {
+      const st = fsSync.statSync(dir);
+      const lockFile = path.join(dir, REPLICA_LOCK);
+      if (!st.isDirectory() || Date.now() - st.mtimeMs < SWEEP_AFTER_MS || !fsSync.existsSync(lockFile)) continue;
+      const lock = BuildLock.tryFile(lockFile, 'replica', 0);
+      if (!lock) continue;
+      lock.release();
+      fsSync.rmSync(dir, { recursive: true, force: true });
+      removed++;
+    } catch {
+      // another process's folder it cannot read or remove: left alone
+    }
+  }
+  return removed;
 }
 
 /** How far a local copy has followed a collection of the store. */
@@ -184,7 +221,7 @@ export class StoreMirror {
     if (rows.length !== added.length || new Set(rows.map((r) => r.key)).size !== rows.length) {
       throw fail('CORRUPT_COLLECTION', `the store's log of '${h.name}' names ${added.length} added keys, its items table holds ${rows.length} rows of them; was it written where conditional writes are ignored? Build it again with \`latentdex build --store ... --replace\``);
     }
-    await f.copy.putRows(rows, removed, { origin: originOf(h) });
+    await f.copy.putRows(rows, removed, { params: paramsOf(h) });
     f.seq = h.seq;
   }
 
@@ -228,7 +265,7 @@ export class StoreMirror {
         hnsw: m.hnsw,
         rawDim: m.rawDim,
         rawType: m.rawType,
-        params: { ...m.params, origin: originOf(h) },
+        params: paramsOf(h),
         replace: true,
         quiet: true,
       });

@@ -103,9 +103,11 @@ export function readRoutes(ctx: RouteContext): express.Router {
     '/collections/:c',
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
-      // a replica's copy names the store's generation, as its answers do; where it came from is the replica's affair
+      // a replica's copy says what the store says (generation, times), as its answers do, alike on every replica
       const { origin: _, ...params } = c.manifest.params;
-      res.json({ ...summary(c), manifest: publicManifest({ ...c.manifest, generation: c.stamp.generation, params }, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
+      const o = c.origin;
+      const store = o ? { generation: o.generation, createdAt: o.createdAt, updatedAt: o.updatedAt } : {};
+      res.json({ ...summary(c), ...(o ? { updatedAt: o.updatedAt } : {}), manifest: publicManifest({ ...c.manifest, params, ...store }, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
     }),
   );
 
