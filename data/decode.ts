@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { fail, messageOf } from '../src/errors.js';
+import { resampleArea } from './resample.js';
 
 /** How a non-square image becomes the model's square: crop to fill (cover), letterbox (contain) or stretch (fill). */
 export const FITS = ['cover', 'contain', 'fill'] as const;
@@ -14,7 +15,13 @@ export interface DecodeTarget {
   fit?: Fit;
   /** alpha is composited on this colour; default black (as models saved before the option existed) */
   background?: string;
+  /** how the pixels are resampled: 'area' in JavaScript from the decoded preview-sized image (new models), or
+   * libvips' lanczos3 in a second pipeline (the default: models saved before the option existed) */
+  resample?: Resample;
 }
+
+export const RESAMPLES = ['lanczos3', 'area'] as const;
+export type Resample = (typeof RESAMPLES)[number];
 
 /**
  * Largest image accepted, in pixels (width × height), before any decoding: it stops decompression bombs while a
@@ -98,26 +105,35 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     const side = Math.max(PREVIEW_SIDE, 2 * Math.max(target.width, target.height));
     const mid = await input().resize(side, side, { fit: 'inside', withoutEnlargement: true }).toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     const fromMid = () => sharp(mid.data, { raw: { width: mid.info.width, height: mid.info.height, channels: 4 } });
-    // Flatten first: alpha composited on the stated background, so transparent pixels never become noise.
-    let px = fromMid().flatten({ background: bg }).resize(target.width, target.height, { fit, position: 'centre', background: bg });
-    px = target.channels === 1 ? px.toColourspace('b-w') : px.toColourspace('srgb');
-    const pixelsP = px.raw().toBuffer({ resolveWithObject: true });
     const previewP = o.preview
       ? fromMid().flatten({ background: '#ffffff' }).resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside', withoutEnlargement: false }).webp({ quality: 70, effort: 0 }).toBuffer()
       : undefined;
-    const [{ data, info }, preview] = await Promise.all([pixelsP, previewP]);
-    const pixels = new Uint8Array(target.width * target.height * target.channels);
-    const c = info.channels;
-    if (c === target.channels) pixels.set(data.subarray(0, pixels.length));
-    else {
-      for (let p = 0; p < target.width * target.height; p++) {
-        for (let k = 0; k < target.channels; k++) pixels[p * target.channels + k] = data[p * c + Math.min(k, c - 1)]!;
-      }
-    }
+    const pixels =
+      target.resample === 'area'
+        ? resampleArea({ data: mid.data, width: mid.info.width, height: mid.info.height }, { width: target.width, height: target.height, channels: target.channels, fit, background: bg })
+        : await lanczosPixels(fromMid(), target, fit, bg);
+    const preview = await previewP;
     return { pixels, ...(preview ? { preview } : {}), original: { width: w, height: h, format } };
   } catch (e) {
     throw tooLarge(e, name, limit) ?? fail('INVALID_IMAGE', `${name}: image could not be decoded (${messageOf(e)}); the file may be truncated`, e);
   }
+}
+
+/** The model's pixels by a second libvips pipeline (lanczos3): how models saved before `resample` existed decode. */
+async function lanczosPixels(mid: sharp.Sharp, target: DecodeTarget, fit: Fit, bg: string): Promise<Uint8Array> {
+  // Flatten first: alpha composited on the stated background, so transparent pixels never become noise.
+  let px = mid.flatten({ background: bg }).resize(target.width, target.height, { fit, position: 'centre', background: bg });
+  px = target.channels === 1 ? px.toColourspace('b-w') : px.toColourspace('srgb');
+  const { data, info } = await px.raw().toBuffer({ resolveWithObject: true });
+  const pixels = new Uint8Array(target.width * target.height * target.channels);
+  const c = info.channels;
+  if (c === target.channels) pixels.set(data.subarray(0, pixels.length));
+  else {
+    for (let p = 0; p < target.width * target.height; p++) {
+      for (let k = 0; k < target.channels; k++) pixels[p * target.channels + k] = data[p * c + Math.min(k, c - 1)]!;
+    }
+  }
+  return pixels;
 }
 
 /**

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fail, messageOf, messageWithout } from '../src/errors.js';
 import { log, progress } from '../src/progress.js';
 import { walkFiles } from './walk.js';
-import { decodeImage, isColourImage, type DecodedImage, type DecodeTarget, type Fit } from './decode.js';
+import { decodeImage, isColourImage, type DecodedImage, type DecodeTarget, type Fit, type Resample } from './decode.js';
 import type { ImageRows, ImageSet, SkippedFile } from './images.js';
 import { BlobSpool } from './spool.js';
 
@@ -20,7 +20,7 @@ export interface ShapeRequest {
 }
 
 /** The shape of a new model fed from a folder: 32 px, colour when the folder holds colour, aspect kept, white behind alpha. */
-export const DIR_DEFAULTS = { size: 32, fit: 'contain' as Fit, background: '#ffffff' };
+export const DIR_DEFAULTS = { size: 32, fit: 'contain' as Fit, background: '#ffffff', resample: 'area' as Resample };
 
 export interface DirOptions {
   /** the exact target (a model's input); otherwise `shape` with DIR_DEFAULTS */
@@ -89,7 +89,7 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
   const s = o.shape ?? {};
   const channels = o.target?.channels ?? (s.channels === 1 || s.channels === 3 ? s.channels : await channelsOf(files));
   const size = s.size ?? DIR_DEFAULTS.size;
-  const target: DecodeTarget = o.target ?? { width: size, height: size, channels, fit: s.fit ?? DIR_DEFAULTS.fit, background: s.background ?? DIR_DEFAULTS.background };
+  const target: DecodeTarget = o.target ?? { width: size, height: size, channels, fit: s.fit ?? DIR_DEFAULTS.fit, background: s.background ?? DIR_DEFAULTS.background, resample: DIR_DEFAULTS.resample };
   const n = files.length;
   const put = sinkOf(n, target.width * target.height * target.channels);
   const ok = new Uint8Array(n);

@@ -1,4 +1,4 @@
-import type { Fit } from './decode.js';
+import type { Fit, Resample } from './decode.js';
 
 /** A file of a source that could not be used, and why. */
 export interface SkippedFile {
@@ -23,6 +23,8 @@ export interface ImageSet {
   /** how images of another aspect ratio were made square, and the colour alpha was composited on (dir: sources) */
   fit?: Fit;
   background?: string;
+  /** how the pixels were resampled (see DecodeTarget) */
+  resample?: Resample;
   keys: string[];
   /** label per item as text (digit, class folder name), null when unknown */
   labels: (string | null)[];

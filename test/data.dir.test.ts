@@ -181,7 +181,7 @@ describe('image shape through the CLI, the manifest and the API', () => {
 
   it('stores size, channels and fit in the model manifest, and info lists the skipped files', async () => {
     const c = await Collection.open(dataDir, 'mine', { quiet: true });
-    assert.deepEqual(c.model.manifest.input, { type: 'pixels', width: 24, height: 24, channels: 3, scale: '0-1', fit: 'cover', background: '#ffffff' });
+    assert.deepEqual(c.model.manifest.input, { type: 'pixels', width: 24, height: 24, channels: 3, scale: '0-1', fit: 'cover', background: '#ffffff', resample: 'area' });
     c.close();
     const info = cli(['info', '--collection', 'mine'], dataDir);
     assert.match(info.stdout, /24x24, colour, fit cover/);

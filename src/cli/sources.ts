@@ -21,7 +21,7 @@ export type Loaded = { kind: 'image'; set: ImageSet } | { kind: 'text'; set: Tex
 /** The exact decoding a model's images went through: size, channels, fit and background. */
 export function imageTargetOf(model: TrainedModel | undefined): DecodeTarget | undefined {
   const i = model?.manifest.input;
-  return i?.type === 'pixels' ? { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background } : undefined;
+  return i?.type === 'pixels' ? { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background, resample: i.resample } : undefined;
 }
 
 export interface LoadFlags {

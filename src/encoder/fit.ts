@@ -76,6 +76,7 @@ export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): P
       scale: '0-1',
       ...(set.fit ? { fit: set.fit } : {}),
       ...(set.background ? { background: set.background } : {}),
+      ...(set.resample ? { resample: set.resample } : {}),
     },
     inputDim: dim,
     codeDim: arch.codeDim,

@@ -57,6 +57,8 @@ export const modelManifestSchema = z.object({
       fit: z.enum(['cover', 'contain', 'fill']).optional(),
       /** the colour alpha is composited on (absent: black) */
       background: z.string().regex(/^#[0-9a-fA-F]{6}$/).optional(),
+      /** how the pixels were resampled (absent: libvips lanczos3, as before the option existed) */
+      resample: z.enum(['lanczos3', 'area']).optional(),
     }),
     z.object({ type: z.literal('bow'), vocabSize: z.number().int(), weighting: z.enum(WEIGHTINGS) }),
   ]),

@@ -647,5 +647,5 @@ const UPLOAD: ImageOrigin = { name: 'upload', maxPixels: MAX_UPLOAD_PIXELS };
 export async function decodeQueryImage(c: Pick<Collection, 'name' | 'model'>, image: Buffer, from: ImageOrigin = UPLOAD): Promise<DecodedImage> {
   const i = c.model.manifest.input;
   if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; search it with {text}`);
-  return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background }, from.name, { preview: true, maxPixels: from.maxPixels });
+  return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background, resample: i.resample }, from.name, { preview: true, maxPixels: from.maxPixels });
 }
