@@ -108,11 +108,12 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     const previewP = o.preview
       ? fromMid().flatten({ background: '#ffffff' }).resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside', withoutEnlargement: false }).webp({ quality: 70, effort: 0 }).toBuffer()
       : undefined;
-    const pixels =
+    const pixelsP =
       target.resample === 'area'
-        ? resampleArea({ data: mid.data, width: mid.info.width, height: mid.info.height }, { width: target.width, height: target.height, channels: target.channels, fit, background: bg })
-        : await lanczosPixels(fromMid(), target, fit, bg);
-    const preview = await previewP;
+        ? Promise.resolve().then(() => resampleArea({ data: mid.data, width: mid.info.width, height: mid.info.height }, { width: target.width, height: target.height, channels: target.channels, fit, background: bg }))
+        : lanczosPixels(fromMid(), target, fit, bg);
+    // both awaited together: a failure of either is this file's error, never an unhandled rejection
+    const [pixels, preview] = await Promise.all([pixelsP, previewP]);
     return { pixels, ...(preview ? { preview } : {}), original: { width: w, height: h, format } };
   } catch (e) {
     throw tooLarge(e, name, limit) ?? fail('INVALID_IMAGE', `${name}: image could not be decoded (${messageOf(e)}); the file may be truncated`, e);

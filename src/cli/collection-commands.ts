@@ -54,7 +54,7 @@ function imageLines(m: CollectionManifest, input: CollectionDetails['input']): s
   const skipped = (m.params.skipped as { count: number; files: { path: string; reason: string }[] } | undefined) ?? { count: 0, files: [] };
   const roots = (m.params.roots as string[] | undefined) ?? [];
   return [
-    ...(input?.type === 'pixels' ? [`  images         ${input.width}x${input.height}, ${input.channels === 3 ? 'colour' : 'grey'}, fit ${input.fit ?? 'fill'}, alpha on ${input.background ?? '#000000'}`] : []),
+    ...(input?.type === 'pixels' ? [`  images         ${input.width}x${input.height}, ${input.channels === 3 ? 'colour' : 'grey'}, fit ${input.fit ?? 'fill'}, alpha on ${input.background ?? '#000000'}, resampled by ${input.resample ?? 'lanczos3'}`] : []),
     `  sources        ${roots.join(', ') || String(m.params.source ?? '-')}`,
     `  skipped files  ${skipped.count}${skipped.files.length ? ':' : ''}`,
     ...skipped.files.map((f) => `    ${f.path}: ${f.reason}`),

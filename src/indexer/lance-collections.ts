@@ -63,7 +63,8 @@ export class LanceCollections implements CollectionStore {
       const indexed = new Set(rows.flatMap((row) => (row.uri === null ? [] : [row.uri])));
       // encoded with this build's model: a rebuild meanwhile makes the write COLLECTION_REPLACED; the source's
       // folders (where originals may be served from) and skipped files join the manifest, as a local add records them
-      return this.store.write(name, rows, [], { replace: o.replace, build: head.build, onWait: o.onWait, params: (p) => ingestParams(p, stream, indexed) });
+      const record = Boolean(stream.skipped?.length || stream.roots?.length || indexed.size);
+      return this.store.write(name, rows, [], { replace: o.replace, build: head.build, onWait: o.onWait, ...(record ? { params: (p: Record<string, unknown>) => ingestParams(p, stream, indexed) } : {}) });
     });
     return { added: r.added, replaced: r.replaced, removed: 0, count: r.head.manifest.count };
   }

@@ -64,8 +64,14 @@ export function sweepTempCaches(parent: string): number {
       if (!st.isDirectory() || Date.now() - st.mtimeMs < SWEEP_AFTER_MS || !fsSync.existsSync(lockFile)) continue;
       const lock = BuildLock.tryFile(lockFile, 'replica', 0);
       if (!lock) continue;
-      lock.release();
-      fsSync.rmSync(dir, { recursive: true, force: true });
+      // moved aside while the lock is held: a replica starting on this folder now finds it gone, never half removed
+      const doomed = `${dir}.removing-${process.pid}`;
+      try {
+        fsSync.renameSync(dir, doomed);
+      } finally {
+        lock.release();
+      }
+      fsSync.rmSync(doomed, { recursive: true, force: true });
       removed++;
     } catch {
       // another process's folder it cannot read or remove: left alone

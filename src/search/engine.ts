@@ -321,7 +321,7 @@ export class SearchEngine {
       const cur = decodeCursor(o.cursor);
       if (cur.collection !== c.name) throw fail('INVALID_ARGUMENT', `this cursor pages collection '${cur.collection}', not '${c.name}'; send it with the request it came from`);
       const now = c.stamp;
-      if (cur.version !== now.version) throw fail('STALE_CURSOR', `collection '${c.name}' was rebuilt since this cursor was made; start again from the first page`);
+      if (cur.version !== now.version) throw fail('STALE_CURSOR', `collection '${c.name}' was rebuilt since this cursor was made (or, on a replica, this server has not copied the new build yet); start again from the first page`);
       if (cur.generation > now.generation) {
         throw fail('STALE_CURSOR', `this server has not caught up yet with the collection '${c.name}' this cursor was made of (generation ${cur.generation}, here ${now.generation}); retry in a moment, or start again from the first page`);
       }

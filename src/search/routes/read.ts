@@ -70,7 +70,8 @@ export function publicManifest(manifest: CollectionManifest, full: boolean): Rec
 
 function summary(c: Collection) {
   const m = c.manifest;
-  return { name: m.name, kind: m.kind, count: m.count, codeDim: m.codeDim, space: m.space, binaryBits: c.binaryBits ?? null, model: m.model.arch, updatedAt: m.updatedAt };
+  // a replica's copy says when the store's collection changed, alike on every replica
+  return { name: m.name, kind: m.kind, count: m.count, codeDim: m.codeDim, space: m.space, binaryBits: c.binaryBits ?? null, model: m.model.arch, updatedAt: c.origin?.updatedAt ?? m.updatedAt };
 }
 
 /** What a collection served from the store's index says of itself. */
@@ -107,7 +108,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
       const { origin: _, ...params } = c.manifest.params;
       const o = c.origin;
       const store = o ? { generation: o.generation, createdAt: o.createdAt, updatedAt: o.updatedAt } : {};
-      res.json({ ...summary(c), ...(o ? { updatedAt: o.updatedAt } : {}), manifest: publicManifest({ ...c.manifest, params, ...store }, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
+      res.json({ ...summary(c), manifest: publicManifest({ ...c.manifest, params, ...store }, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
     }),
   );
 
