@@ -20,8 +20,8 @@ export interface DecodeTarget {
   resample?: Resample;
 }
 
-export const RESAMPLES = ['lanczos3', 'area'] as const;
-export type Resample = (typeof RESAMPLES)[number];
+/** The model manifest's schema lists the same two (src/encoder/manifest.ts). */
+export type Resample = 'lanczos3' | 'area';
 
 /**
  * Largest image accepted, in pixels (width × height), before any decoding: it stops decompression bombs while a
