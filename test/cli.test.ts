@@ -156,6 +156,9 @@ describe('latentdex CLI', () => {
       [['build', '--collection', 'd', '--source', 'mnist', '--model', model], /COLLECTION_EXISTS/],
       // refused before the source is read or a model trains (no progress line of either)
       [['build', '--collection', 'd', '--source', 'mnist'], /COLLECTION_EXISTS/],
+      // options of a store's replica, given without a store, are refused rather than ignored
+      [['serve', '--port', '0', '--sync-ms', '100'], /--sync-ms.*INVALID_ARGUMENT/],
+      [['serve', '--port', '0', '--hot-limit', '10'], /--hot-limit.*INVALID_ARGUMENT/],
     ];
     for (const [args, re] of cases) {
       const r = run(args, dataDir);

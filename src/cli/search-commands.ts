@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Command } from 'commander';
 import { count, loadSource, queriesOf, vectorsOf, type Loaded } from './sources.js';
 import { TrainedModel } from '../encoder/model.js';
 import { fail } from '../errors.js';
@@ -116,8 +117,11 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
     .option('--cache-dir <dir>', 'with --store: where the local copies are kept (default: a temporary folder removed at exit)')
     .option('--sync-ms <n>', "with --store: how often the store is asked for new writes, the longest a write takes to show here", intArg(50, 3_600_000), DEFAULT_SYNC_MS)
     .option('--hot-limit <n>', 'with --store: copy collections of at most N items (each copy holds whole rows on this disk)', intArg(1), DEFAULT_HOT_LIMIT)
-    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean; allowedHost?: string[]; store?: string; cacheDir?: string; syncMs: number; hotLimit: number }) => {
+    .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean; allowedHost?: string[]; store?: string; cacheDir?: string; syncMs: number; hotLimit: number }, cmd: Command) => {
       const g = globals(ctx);
+      for (const o of ['syncMs', 'hotLimit'] as const) {
+        if (f.store === undefined && cmd.getOptionValueSource(o) === 'cli') throw fail('INVALID_ARGUMENT', `--${o === 'syncMs' ? 'sync-ms' : 'hot-limit'} sets how a replica follows a store; give it with --store`);
+      }
       if (f.store !== undefined && f.demo) throw fail('INVALID_ARGUMENT', '--demo builds local collections; give --store or --demo, not both');
       if (f.store === undefined && f.cacheDir) throw fail('INVALID_ARGUMENT', '--cache-dir is where a replica keeps its copies; give it with --store');
       const store = f.store !== undefined ? await openStore(ctx, f.store) : undefined;
