@@ -122,9 +122,6 @@ describe('uploads from stalling clients', () => {
     }
     assert.equal(fourth.status, 429, fourth.text);
     assert.match(fourth.text, /retry-after: 1/i);
-    // A client that sends a large body whole before reading reads the 429 too (not a reset connection: EPIPE).
-    const big = await raw(`POST /api/collections/d/search HTTP/1.1\nHost: 127.0.0.1\nContent-Type: image/png\nContent-Length: 5000000`, Buffer.alloc(5_000_000, 7), p);
-    assert.equal(big.status, 429, big.text);
     assert.equal((await fetch(`${running.url}/api/collections/d`)).status, 200);
     const texts = await Promise.all(stalled.map((x) => x.closed));
     for (const t of texts) assert.match(t, /^HTTP\/1\.1 408/);

@@ -19,7 +19,7 @@ import { createApp } from '../src/search/app.js';
 import { findDuplicates } from '../src/search/duplicates.js';
 import { SearchEngine } from '../src/search/engine.js';
 import { auroc } from '../src/search/outlier-eval.js';
-import { itemScores, OUTLIER_SCORES, outliers } from '../src/search/outliers.js';
+import { itemScores, OUTLIER_SCORES, outliers, percentileOf } from '../src/search/outliers.js';
 import { backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
@@ -60,6 +60,15 @@ describe('outlier scores', () => {
       for (let i = 1; i < top.length; i++) assert.ok(top[i - 1]!.score >= top[i]!.score);
       assert.ok(top[0]!.percentile > 0.98);
     }
+  });
+
+  it('combines the three scores as the mean of their percentiles among the items', async () => {
+    const s = itemScores(await engine.collection('d'));
+    const parts = ['reconstruction', 'neighbors', 'raw'] as const;
+    s.values.combined.forEach((v, i) => {
+      const want = parts.reduce((t, m) => t + percentileOf(s.sorted[m], s.values[m][i]!), 0) / 3;
+      assert.ok(Math.abs(v - want) < 1e-6, `item ${i}: ${v} vs ${want}`);
+    });
   });
 
   it('stores each item’s reconstruction error at build and add, and keeps it through reopen, remove and replace', async () => {
@@ -104,6 +113,10 @@ describe('outlier scores', () => {
     await reopened.add(oddItems());
     assert.equal(outliers(reopened, { score: 'reconstruction', top: 10 }).count, ODD.length);
     assert.equal(outliers(reopened, { score: 'combined', top: 100 }).count, 40 + ODD.length);
+    // an unscored item's combined score is the mean of the two percentiles it has
+    const s = itemScores(reopened);
+    const half = (m: 'neighbors' | 'raw') => percentileOf(s.sorted[m], s.values[m][0]!) / 2;
+    assert.ok(Math.abs(s.values.combined[0]! - (half('neighbors') + half('raw'))) < 1e-6);
     reopened.close();
   });
 

@@ -115,9 +115,10 @@ function render(r, query) {
   nv.hidden = !r.novelty;
   if (r.novelty) {
     const p = r.novelty.percentile;
+    const pct = (v) => (v == null ? 'n/a' : `${(v * 100).toFixed(0)}%`);
     nv.textContent = p == null
       ? 'How unusual the query is cannot be told: the collection has no scored items.'
-      : `How unusual for this collection: more unusual than ${(p * 100).toFixed(1)}% of its items (${r.novelty.score} score; reconstruction error above ${((r.novelty.reconstruction.percentile ?? 0) * 100).toFixed(0)}%, distance to its 5th nearest item above ${((r.novelty.neighbors.percentile ?? 0) * 100).toFixed(0)}%).`;
+      : `How unusual for this collection: more unusual than ${(p * 100).toFixed(1)}% of its items (${r.novelty.score} score; reconstruction error above ${pct(r.novelty.reconstruction.percentile)}, code distance to its 5th nearest item above ${pct(r.novelty.neighbors.percentile)}, ${state.kind === 'text' ? 'TF-IDF' : 'pixel'} distance above ${pct(r.novelty.raw.percentile)}).`;
   }
   drawMap();
   const hits = Math.max(r.codes.hits.length, r.baseline?.hits.length ?? 0);

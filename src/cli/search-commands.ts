@@ -119,11 +119,11 @@ export function addServeCommand(ctx: Ctx, webDir: string, version: string): void
     .option('--hot-limit <n>', 'with --store: copy collections of at most N items (each copy holds whole rows on this disk)', intArg(1), DEFAULT_HOT_LIMIT)
     .action(async (f: { port: number; host: string; demo?: boolean; maxUploadMb: number; serveOriginals?: boolean; allowedHost?: string[]; store?: string; cacheDir?: string; syncMs: number; hotLimit: number }, cmd: Command) => {
       const g = globals(ctx);
-      for (const o of ['syncMs', 'hotLimit'] as const) {
-        if (f.store === undefined && cmd.getOptionValueSource(o) === 'cli') throw fail('INVALID_ARGUMENT', `--${o === 'syncMs' ? 'sync-ms' : 'hot-limit'} sets how a replica follows a store; give it with --store`);
-      }
       if (f.store !== undefined && f.demo) throw fail('INVALID_ARGUMENT', '--demo builds local collections; give --store or --demo, not both');
-      if (f.store === undefined && f.cacheDir) throw fail('INVALID_ARGUMENT', '--cache-dir is where a replica keeps its copies; give it with --store');
+      // a replica's options given without a store are refused, not ignored
+      for (const o of cmd.options.filter((x) => ['cacheDir', 'syncMs', 'hotLimit'].includes(x.attributeName()))) {
+        if (f.store === undefined && cmd.getOptionValueSource(o.attributeName()) === 'cli') throw fail('INVALID_ARGUMENT', `${o.long} sets how a replica of a store works; give it with --store`);
+      }
       const store = f.store !== undefined ? await openStore(ctx, f.store) : undefined;
       if (store && !f.cacheDir) {
         const swept = sweepTempCaches(os.tmpdir());

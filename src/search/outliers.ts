@@ -10,13 +10,13 @@ import { codeDistance, NEIGHBOR_RANK, neighborTable, rawById, rawDistance, TABLE
  * - `neighbors`: distance in code space to the item's NEIGHBOR_RANK-th nearest other item (sparse surroundings);
  * - `raw`: the same in the baseline's space (pixels, TF-IDF), among the item's TABLE_K code neighbours re-ranked;
  * - `combined`: the mean of the three as percentiles among the collection's items. One-class Fashion-MNIST, all ten
- *   classes (docs/benchmarks.md): mean AUROC 0.931, against 0.929 for `reconstruction` and `neighbors` alone and 0.925
- *   for the best single score (`raw`); the two-score mean was the default before that ten-class run.
+ *   classes (docs/benchmarks.md): mean AUROC 0.931, against 0.929 for the mean of the `reconstruction` and `neighbors`
+ *   percentiles (the default before that ten-class run) and 0.925 for the best single score (`raw`).
  */
 export const OUTLIER_SCORES = ['combined', 'reconstruction', 'neighbors', 'raw'] as const;
 export type OutlierScore = (typeof OUTLIER_SCORES)[number];
 
-/** See docs/benchmarks.md (bench:outliers) for how the three compare; `combined` ranks best on average. */
+/** See docs/benchmarks.md (bench:outliers-oneclass) for how the scores compare; `combined` ranks best on average. */
 export const DEFAULT_SCORE: OutlierScore = 'combined';
 
 /** Every item's three scores, in id order, with each score sorted for percentiles. */
@@ -42,7 +42,7 @@ export function percentileOf(sorted: Float32Array, v: number): number {
 }
 
 /** The combined score from the parts' percentiles (those that have one: an unscored item has no reconstruction error). */
-function combine(...p: number[]): number {
+export function combine(...p: number[]): number {
   const known = p.filter((v) => !Number.isNaN(v));
   return known.length === 0 ? Number.NaN : known.reduce((a, b) => a + b, 0) / known.length;
 }
