@@ -7,6 +7,7 @@ import { backendName, initBackend } from '../src/encoder/backend.js';
 import { fitTextModel, textVectors, type TextModelOptions } from '../src/encoder/text.js';
 import { compareModels, formatCompareTable } from '../src/search/compare.js';
 import { RERANK_DEFAULTS } from '../src/search/rerank.js';
+import { VECTORIZER_DEFAULTS } from '../src/encoder/vectorizer.js';
 import { environment, publish, table } from './report.js';
 
 // Text retrieval on two open sets — Brown's 200-word chunks and Brown cut into short pieces — every document a
@@ -53,5 +54,5 @@ const rr = RERANK_DEFAULTS.text;
 publish(
   'text',
   'Documents: Brown corpus, long and short (`npm run bench:text`)',
-  `Every document is a query against all the others; neighbours from its own source text are skipped; P@10 by category. Models 2000-500-250-125-32 (binary: 64 bits), at most ${quick ? 1 : 60} epochs at batch 32, early stopping on 10% held out; labels never used in training. Code rows are exact search in code space (cosine; Hamming for binary codes); the two-stage rows shortlist the top ${rr.shortlist} by code and re-rank by ${1 - rr.blend} × TF-IDF cosine distance + ${rr.blend} × code cosine distance (the API's default for texts). TF-IDF and LSA rows use latentdex's sparse TF-IDF over the full vocabulary of the documents.\n\n${sections.join('\n\n')}\n\n${environment(backendName())}`,
+  `Every document is a query against all the others; neighbours from its own source text are skipped; P@10 by category. Models ${VECTORIZER_DEFAULTS.size}-500-250-125-32 over the ${VECTORIZER_DEFAULTS.size.toLocaleString('en-US')} words in most documents (binary: 64 bits), at most ${quick ? 1 : 60} epochs at batch 32, early stopping on 10% held out; labels never used in training. Code rows are exact search in code space (cosine; Hamming for binary codes); the two-stage rows shortlist the top ${rr.shortlist} by code and re-rank by ${1 - rr.blend} × TF-IDF cosine distance + ${rr.blend} × code cosine distance (the API's default for texts). TF-IDF and LSA rows use latentdex's sparse TF-IDF over the full vocabulary of the documents.\n\n${sections.join('\n\n')}\n\n${environment(backendName())}`,
 );

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ImageModelOptions } from '../encoder/fit.js';
 import type { Regularisers } from '../encoder/manifest.js';
-import { WEIGHTINGS, type Weighting } from '../encoder/vectorizer.js';
+import { VECTORIZER_DEFAULTS, WEIGHTINGS, type Weighting } from '../encoder/vectorizer.js';
 import { FITS, type Fit } from '../../data/decode.js';
 import { DIR_DEFAULTS, type ShapeRequest } from '../../data/dir.js';
 
@@ -87,7 +87,7 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .addOption(new Option('--binarize <how>', 'binary codes: median (float code cut at each unit\'s median over the training items, the default) or noise (sigmoid code trained with noise injected, the paper\'s way)').choices(['noise', 'median']))
     .addOption(new Option('--weighting <w>', 'text input the encoder sees (default log-tfidf)').choices([...WEIGHTINGS]))
     .addOption(new Option('--text-output <out>', 'text decoder: softmax over word proportions with cross-entropy (default) or sigmoid reproducing the input with BCE').choices(['softmax', 'sigmoid']))
-    .option('--vocab-size <n>', 'text vocabulary: the N words in most documents', intArg(10, 100000))
+    .option('--vocab-size <n>', `text vocabulary: the N words in most documents (default ${VECTORIZER_DEFAULTS.size.toLocaleString('en-US')})`, intArg(10, 100000))
     .option('--stem', 'Porter-stem words in the text vocabulary')
     .option('--threads <n>', 'training threads, each batch split over them (default: 2 on the wasm backend, on a machine of 2+ cores, for runs of 50,000 samples or more with batches of 128+ (dense) or 32+ (conv))', intArg(1, 64));
 }

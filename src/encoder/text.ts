@@ -10,7 +10,7 @@ import { TRAIN_DEFAULTS, trainAutoencoder, trainingRecord, type TrainOptions } f
 import type { SparseVector } from './sparse.js';
 import { BASELINE_VOCABULARY, buildVocabulary, Vectorizer, vocabularySchema, VECTORIZER_DEFAULTS, type VectorizerOptions, type Weighting } from './vectorizer.js';
 
-/** Document autoencoder 2000-500-250-125-code (Hinton & Salakhutdinov 2006) over bag-of-words vectors. */
+/** Document autoencoder V-500-250-125-code (Hinton & Salakhutdinov 2006) over bag-of-words vectors of V words (default 5,000). */
 export const TEXT_DEFAULTS = {
   hidden: [500, 250, 125],
   codeDim: 32,

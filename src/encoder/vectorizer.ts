@@ -32,7 +32,11 @@ export interface VectorizerOptions {
   minDf: number;
 }
 
-export const VECTORIZER_DEFAULTS: VectorizerOptions = { size: 2000, stem: false, minDf: 2 };
+/**
+ * 5,000 words: on Brown's short pieces (20–60 words) the codes gained +0.009 P@10 over 2,000 words (two-stage +0.011),
+ * words that carry a short text's topic are rarer; on 200-word chunks the two measured the same (bench:text).
+ */
+export const VECTORIZER_DEFAULTS: VectorizerOptions = { size: 5000, stem: false, minDf: 2 };
 
 /**
  * The exact baseline's vocabulary: every word of the training documents (as scikit-learn's TfidfVectorizer keeps
