@@ -12,7 +12,7 @@ import { imageCollectionSettings, imageItemStream } from '../src/indexer/items.j
 import type { Collection } from '../src/indexer/collection.js';
 import { auroc, knnDistances, pcaErrors, precisionAtTop } from '../src/search/outlier-eval.js';
 import { NEIGHBOR_RANK } from '../src/search/neighbors.js';
-import { combine, itemScores, noveltyScores, OUTLIER_SCORES, percentileOf } from '../src/search/outliers.js';
+import { combine, itemScores, noveltyScores, OUTLIER_SCORES } from '../src/search/outliers.js';
 import { DUPLICATE_FACTOR, findDuplicates } from '../src/search/duplicates.js';
 import { emojiFolder } from './emoji.js';
 import { fashion } from './fashion.js';
@@ -94,8 +94,7 @@ async function contamination(set: ImageSet, name: string, epochs?: number): Prom
       add(p, m, precisionAtTop(v, anomaly, odd));
     };
     for (const m of OUTLIER_SCORES) score(`latentdex ${m}`, s.values[m]);
-    const pct = (m: 'reconstruction' | 'neighbors') => s.values[m].map((v) => percentileOf(s.sorted[m], v));
-    score(WITHOUT_RAW, withoutRaw(pct('reconstruction'), pct('neighbors')));
+    score(WITHOUT_RAW, withoutRaw(s.percentiles.reconstruction, s.percentiles.neighbors));
     // catalogue ids follow the set's order (one build, nothing removed): row i of the scores is item i of `sub`
     score(PCA_ROW, pcaErrors(px, px, dim, 32));
     score(KNN_ROW, knnDistances(px, px, dim, NEIGHBOR_RANK, true));
@@ -198,7 +197,7 @@ if (protocols.has('oneclass')) {
 }
 if (protocols.has('contamination')) {
   const c = await contamination(await fashion('train'), 'fashion', contaminationEpochs);
-  report('contamination', 'a contaminated Fashion-MNIST collection', `Nine classes of Fashion-MNIST train whole, the tenth cut to 1% (${c.n[0]} items), one collection each; AUROC of the tenth class among the collection's own items; precision of the top N (N = the anomalies). At most ${contaminationEpochs} epochs.${covered} ${SCORES_NOTE}\n\n${resultTable(c.auroc, c.precision)}`);
+  report('contamination', 'a contaminated Fashion-MNIST collection', `Nine classes of Fashion-MNIST train whole, the tenth cut to 1% (${c.n[0]!.toLocaleString('en-US')} items), one collection each; AUROC of the tenth class among the collection's own items; precision of the top N (N = the anomalies). At most ${contaminationEpochs} epochs.${covered} ${SCORES_NOTE}\n\n${resultTable(c.auroc, c.precision)}`);
 }
 if (protocols.has('digits')) {
   const c = await contamination(loadMnist('train'), 'digits');

@@ -12,7 +12,7 @@ import { digits, tmpDir, writePngFolder } from './helpers.js';
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
 
 function run(args: string[], dataDir: string) {
-  const r = spawnSync(process.execPath, [CLI, '--data-dir', dataDir, ...args], { encoding: 'utf8', env: { ...process.env, LATENTDEX_QUIET: '' } });
+  const r = spawnSync(process.execPath, [CLI, '--data-dir', dataDir, ...args], { encoding: 'utf8', env: { ...process.env, LATENTDEX_QUIET: '' }, timeout: 300_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -159,6 +159,7 @@ describe('latentdex CLI', () => {
       // options of a store's replica, given without a store, are refused rather than ignored
       [['serve', '--port', '0', '--sync-ms', '100'], /--sync-ms.*INVALID_ARGUMENT/],
       [['serve', '--port', '0', '--hot-limit', '10'], /--hot-limit.*INVALID_ARGUMENT/],
+      [['serve', '--port', '0', '--cache-dir', path.join(work, 'cache')], /--cache-dir.*INVALID_ARGUMENT/],
     ];
     for (const [args, re] of cases) {
       const r = run(args, dataDir);

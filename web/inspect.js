@@ -6,7 +6,7 @@
 export function setupInspect(page) {
   const { api, el, $ } = page;
   const base = () => `/api/collections/${encodeURIComponent(page.collection())}`;
-  const pct = (p) => (p == null ? '?' : `${(p * 100).toFixed(1)}%`);
+  const pct = (p) => (p == null ? 'n/a' : `${(p * 100).toFixed(1)}%`);
   const num = (v) => (v == null ? '–' : v < 0.01 ? v.toExponential(2) : v.toFixed(3));
 
   function itemButton(it, extra, pictures) {
@@ -28,7 +28,7 @@ export function setupInspect(page) {
       $('inspect-stats').textContent = `The ${r.items.length} most unusual of ${r.count} items by the ${r.score} score${page.kind() === 'text' ? '' : ' (each item, then its reconstruction from the code)'}.`;
       $('inspect-view').replaceChildren(el('ol', { class: 'outliers' }, ...r.items.map((it) => el('li', {}, itemButton(
         it,
-        `#${it.rank} · score ${num(it.score)} · above ${pct(it.percentile)} · rec. ${num(it.reconstruction)}`,
+        `#${it.rank} · score ${num(it.score)} · above ${pct(it.percentile)} · rec. ${num(it.reconstruction)} · code dist. ${num(it.neighbors)} · ${page.kind() === 'text' ? 'TF-IDF' : 'pixel'} dist. ${num(it.raw)}`,
         () => [img(it.thumbnail, `item ${it.key}`), it.reconstructionImage ? img(it.reconstructionImage, `reconstruction of ${it.key}`) : null],
       )))));
       page.done(`${r.items.length} outliers of ${page.collection()}.`);

@@ -50,7 +50,7 @@ export function addAnalysisCommands(ctx: Ctx): void {
         const lines = [
           `${list.count} items of '${c.name}' ranked by ${list.score} score (higher = more unusual)${f.out ? `; picture: ${f.out}` : ''}`,
           '',
-          '| rank | key | label | score | percentile | reconstruction error | code distance to 5th neighbour | exact distance to 5th neighbour |',
+          '| rank | key | label | score | percentile | reconstruction error | code distance to 5th neighbour | pixel/TF-IDF distance to 5th code neighbour |',
           '|---:|---|---|---:|---:|---:|---:|---:|',
           ...list.items.map((it) => `| ${it.rank} | ${it.key} | ${it.label ?? ''} | ${it.score.toFixed(4)} | ${(it.percentile * 100).toFixed(1)} | ${fixed(it.reconstruction)} | ${fixed(it.neighbors)} | ${fixed(it.raw)} |`),
           '',

@@ -104,7 +104,9 @@ export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Prom
   const skip = new Set(empty);
   const keep = set.texts.map((_, i) => i).filter((i) => !skip.has(i));
   const d = vec.dim;
+  // n × V floats each (the input and the target): copied only when empty documents must be left out
   const rows = (m: Float32Array) => {
+    if (keep.length === set.texts.length) return m;
     const out = new Float32Array(keep.length * d);
     keep.forEach((i, j) => out.set(m.subarray(i * d, (i + 1) * d), j * d));
     return out;

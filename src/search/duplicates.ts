@@ -5,7 +5,7 @@ import { NEIGHBOR_RANK, neighborTable, rawById, rawDistance, TABLE_K } from './n
  * The default thresholds are this share of the collection's typical neighbour distance: the median over its items
  * of the distance to the NEIGHBOR_RANK-th nearest other item, in code space and, to confirm, between the raw
  * vectors of the same pairs. The 5th neighbour, not the 1st, so that a collection full of copies does not shrink its
- * own threshold. Measured (bench:outliers-duplicates): re-encoded and resized copies of emoji sit within 0.17 of it, while
+ * own threshold. Measured (docs/benchmarks.md, 'Outliers: near-duplicates', `npm run bench:outliers`): re-encoded and resized copies of emoji sit within 0.17 of it, while
  * fewer than 1% of 3,000 distinct digits have a nearest neighbour within 0.2 in both spaces.
  */
 export const DUPLICATE_FACTOR = 0.2;

@@ -94,7 +94,7 @@ export interface OutlierEvalReport {
 
 /**
  * Scores a collection's own items against a labelled anomaly set (items whose label is one of `anomalyLabels`):
- * the three latentdex scores, PCA reconstruction error at the code size and the pixel k-NN distance, all on the
+ * the latentdex scores (the three and their combination), PCA reconstruction error at the code size and the pixel k-NN distance, all on the
  * same items. Labels are read here, to score, and nowhere else.
  */
 export function evaluateOutliers(c: Collection, anomalyLabels: string[]): OutlierEvalReport {

@@ -19,11 +19,15 @@ export type OutlierScore = (typeof OUTLIER_SCORES)[number];
 /** See docs/benchmarks.md (bench:outliers-oneclass) for how the scores compare; `combined` ranks best on average. */
 export const DEFAULT_SCORE: OutlierScore = 'combined';
 
-/** Every item's three scores, in id order, with each score sorted for percentiles. */
+type PartScore = Exclude<OutlierScore, 'combined'>;
+
+/** Every item's scores, in id order, with each score sorted for percentiles and each part's percentile per item. */
 export interface ItemScores {
   ids: Int32Array;
   values: Record<OutlierScore, Float32Array>;
   sorted: Record<OutlierScore, Float32Array>;
+  /** each part's percentile among the collection's items, the inputs of `combined` */
+  percentiles: Record<PartScore, Float32Array>;
 }
 
 /** Share of the finite values of a sorted array below `v` (NaN sorts last in a Float32Array). */
@@ -74,10 +78,10 @@ export function itemScores(c: Collection): ItemScores {
     const dist = rawDistance(c);
     const raw = Float32Array.from({ length: n }, (_, i) => rawKth(rawOf(table.ids[i]!)!, table.neighbors.subarray(i * TABLE_K, (i + 1) * TABLE_K), rawOf, dist));
     const sorted = { reconstruction: reconstruction.slice().sort(), neighbors: neighbors.slice().sort(), raw: raw.slice().sort() };
-    const combined = Float32Array.from({ length: n }, (_, i) =>
-      combine(percentileOf(sorted.reconstruction, reconstruction[i]!), percentileOf(sorted.neighbors, neighbors[i]!), percentileOf(sorted.raw, raw[i]!)),
-    );
-    return { ids: table.ids, values: { reconstruction, neighbors, raw, combined }, sorted: { ...sorted, combined: combined.slice().sort() } };
+    const pct = (k: PartScore, v: Float32Array) => v.map((x) => percentileOf(sorted[k], x));
+    const percentiles = { reconstruction: pct('reconstruction', reconstruction), neighbors: pct('neighbors', neighbors), raw: pct('raw', raw) };
+    const combined = Float32Array.from({ length: n }, (_, i) => combine(percentiles.reconstruction[i]!, percentiles.neighbors[i]!, percentiles.raw[i]!));
+    return { ids: table.ids, values: { reconstruction, neighbors, raw, combined }, sorted: { ...sorted, combined: combined.slice().sort() }, percentiles };
   });
 }
 
