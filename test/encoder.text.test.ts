@@ -116,10 +116,10 @@ describe('text model', () => {
     again.dispose();
   });
 
-  it('streams texts in batches that hold the items one batch gives, documents without vocabulary left out of both', async () => {
+  it('streams texts in batches that hold the items one batch gives, documents without vocabulary left out of both (strict: an error naming the first)', async () => {
     const docs = { ...small, keys: [...small.keys, 'empty-1', 'empty-2'], texts: [...small.texts, 'the of and to', '1999 2000'], labels: [...small.labels, null, null], uris: [...small.uris, '', ''], groups: [...small.groups, null, null] };
     const whole = textItems(model, docs);
-    const stream = textItemStream(model, docs, 7);
+    const stream = textItemStream(model, docs, { batch: 7 });
     assert.equal(stream.total, 400);
     assert.deepEqual(stream.keys, small.keys);
     assert.deepEqual(stream.skipped!.map((f) => f.path), ['empty-1', 'empty-2']);
@@ -132,6 +132,7 @@ describe('text model', () => {
       assert.deepEqual(it.raw, whole[i + 14]!.raw);
     });
     assert.throws(() => textItemStream(model, selectTexts(docs, [400, 401])), { code: 'EMPTY_TEXT' });
+    assert.throws(() => textItemStream(model, docs, { strict: true }), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.startsWith('empty-1:'));
   });
 
   it('ranks a chunk first when queried with its own text, in codes and in the TF-IDF baseline', async () => {

@@ -3,6 +3,7 @@ import { Option } from 'commander';
 import { gridPng } from '../encoder/png.js';
 import { writeFileAtomic } from '../encoder/npy.js';
 import { fail, messageOf } from '../errors.js';
+import { MAX_INPUT_PIXELS } from '../../data/decode.js';
 import { Collection } from '../indexer/collection.js';
 import { denoiseImage } from '../search/denoise.js';
 import { DUPLICATE_FACTOR, findDuplicates } from '../search/duplicates.js';
@@ -94,7 +95,8 @@ export function addAnalysisCommands(ctx: Ctx): void {
         const bytes = await fs.readFile(f.in).catch((e: unknown) => {
           throw fail('BAD_FILE', `cannot read '${f.in}' (${messageOf(e)})`, e);
         });
-        const out = await denoiseImage(c, bytes);
+        // a local file, as `search --image` reads one: the file's name in errors, the limit of files on disk
+        const out = await denoiseImage(c, bytes, { name: f.in, maxPixels: MAX_INPUT_PIXELS });
         await writeFileAtomic(f.out, out.png);
         process.stdout.write(`wrote ${f.out} (${out.width}x${out.height})${out.denoising ? '' : `; note: '${c.name}' was not trained with --denoise, so its model reconstructs rather than removes noise`}\n`);
       }),

@@ -48,15 +48,14 @@ function shapeNote(shape: Pick<ImageSet, 'width' | 'height' | 'channels'> | null
   return ` from ${shape.width}x${shape.height} ${shape.channels === 3 ? 'colour' : 'grey'} images${skipped ? `, ${skipped} files skipped` : ''}`;
 }
 
-/** `info` lines on how images are decoded and which source files were skipped. */
-function imageLines(m: CollectionManifest, input: CollectionDetails['input']): string[] {
-  if (m.kind !== 'image') return [];
+/** `info` lines on how images are decoded and which source files or records were skipped. */
+function sourceLines(m: CollectionManifest, input: CollectionDetails['input']): string[] {
   const skipped = (m.params.skipped as { count: number; files: { path: string; reason: string }[] } | undefined) ?? { count: 0, files: [] };
   const roots = (m.params.roots as string[] | undefined) ?? [];
   return [
-    ...(input?.type === 'pixels' ? [`  images         ${input.width}x${input.height}, ${input.channels === 3 ? 'colour' : 'grey'}, fit ${input.fit ?? 'fill'}, alpha on ${input.background ?? '#000000'}, resampled by ${input.resample ?? 'lanczos3'}`] : []),
+    ...(m.kind === 'image' && input?.type === 'pixels' ? [`  images         ${input.width}x${input.height}, ${input.channels === 3 ? 'colour' : 'grey'}, fit ${input.fit ?? 'fill'}, alpha on ${input.background ?? '#000000'}, resampled by ${input.resample ?? 'lanczos3'}`] : []),
     `  sources        ${roots.join(', ') || String(m.params.source ?? '-')}`,
-    `  skipped files  ${skipped.count}${skipped.files.length ? ':' : ''}`,
+    `  skipped        ${skipped.count}${skipped.files.length ? ':' : ''}`,
     ...skipped.files.map((f) => `    ${f.path}: ${f.reason}`),
     ...(skipped.count > skipped.files.length ? [`    … and ${skipped.count - skipped.files.length} more`] : []),
   ];
@@ -74,7 +73,7 @@ function detailLines(d: CollectionDetails): string[] {
     `  hnsw           M ${m.hnsw.M}, efConstruction ${m.hnsw.efConstruction}, ef ${m.hnsw.ef}`,
     `  model          ${String(m.model.arch)} from ${String(m.model.source)}, ${t.epochs} epochs, held-out loss ${Number(t.heldOutLoss).toFixed(3)}, ${Number(t.samplesPerSec).toFixed(0)} samples/s`,
     `  raw vectors    ${m.rawDim} x ${m.rawType}`,
-    ...imageLines(m, d.input),
+    ...sourceLines(m, d.input),
     ...(d.disk ? [`  on disk        index ${fmtBytes(d.disk.index ?? 0)}, catalogue ${fmtBytes(d.disk.catalogue ?? 0)}, model ${fmtBytes(d.disk.model ?? 0)}`] : []),
     `  created        ${m.createdAt}, updated ${m.updatedAt}`,
   ];
@@ -134,7 +133,9 @@ export function addCollectionCommands(ctx: Ctx): void {
       const train = () => fitModel(src.train(), { ...f, epochs: f.trainEpochs }, g.quiet);
       try {
         model ??= await train();
-        const c = await buildCollection(model, src.items(model), {
+        // the stream's list holds the source's skipped files and the texts the model cannot encode
+        let items = src.items(model);
+        const c = await buildCollection(model, items, {
           ...src.settings(model),
           dataDir: g.dataDir,
           name: f.collection,
@@ -148,15 +149,17 @@ export function addCollectionCommands(ctx: Ctx): void {
             ? {
                 retrain: async () => {
                   fresh = await train();
-                  return { model: fresh, items: src.items(fresh), settings: src.settings(fresh) };
+                  items = src.items(fresh);
+                  return { model: fresh, items, settings: src.settings(fresh) };
                 },
               }
             : {}),
         });
-        reportSkipped(src.skipped);
+        const skipped = items.skipped ?? src.skipped;
+        reportSkipped(skipped);
         const { name, count, manifest } = c;
         const where = await target.finish(c, { onWait: waitNotice(f.collection, g.quiet) });
-        process.stdout.write(`built collection '${name}': ${count} items, ${manifest.codeDim}-d codes${shapeNote(src.shape, src.skipped.length)}, in ${where}\n`);
+        process.stdout.write(`built collection '${name}': ${count} items, ${manifest.codeDim}-d codes${shapeNote(src.shape, skipped.length)}, in ${where}\n`);
       } finally {
         model?.dispose();
         fresh?.dispose();
@@ -185,9 +188,10 @@ export function addCollectionCommands(ctx: Ctx): void {
           f.collection,
           async (model) => {
             const l = await loadSource(f.source, { limit: f.limit, model, strict: f.strict, quiet: g.quiet, previews: true, groupBy: f.groupBy, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
+            const items = itemsOf(model, l, { strict: f.strict });
             // said now: a write that then fails (a duplicate key) still tells which files were left out
-            reportSkipped(l.set.skipped ?? []);
-            return itemsOf(model, l);
+            reportSkipped(items.skipped ?? l.set.skipped ?? []);
+            return items;
           },
           { replace: f.replace, onWait: waitNotice(f.collection, g.quiet) },
         );

@@ -88,8 +88,8 @@ export async function fitModel(l: Loaded, f: ModelFlags, quiet: boolean): Promis
 }
 
 /** The items of a loaded source in batches (texts vectorized a batch at a time). */
-export function itemsOf(model: TrainedModel, l: Loaded): ItemStream {
-  return l.kind === 'image' ? imageItemStream(l.set) : textItemStream(model, l.set);
+export function itemsOf(model: TrainedModel, l: Loaded, o: { strict?: boolean } = {}): ItemStream {
+  return l.kind === 'image' ? imageItemStream(l.set) : textItemStream(model, l.set, o);
 }
 
 /** The collection settings for a model and source: images in L2 over pixels, texts in cosine over TF-IDF. */
@@ -161,7 +161,7 @@ export async function openBuildSource(spec: string, o: LoadFlags & { trainLimit?
   if (!opened) {
     const l = await loadSource(spec, o);
     const image = l.kind === 'image' ? l.set : null;
-    return { train: () => subset(l, trainLimit), items: (m) => itemsOf(m, l), settings: (m) => collectionSettings(m, l), skipped: l.set.skipped ?? [], shape: image, close: () => undefined };
+    return { train: () => subset(l, trainLimit), items: (m) => itemsOf(m, l, { strict: o.strict }), settings: (m) => collectionSettings(m, l), skipped: l.set.skipped ?? [], shape: image, close: () => undefined };
   }
   const { rows: source, limited } = opened;
   try {

@@ -5,7 +5,6 @@ import { selectTexts, type TextSet } from '../../data/texts.js';
 import type { TrainedModel } from '../encoder/model.js';
 import { baselineVectorizerOf, textVectors, vectorizerOf, weightingOf } from '../encoder/text.js';
 import { fail } from '../errors.js';
-import { log } from '../progress.js';
 
 /** Items per batch when a source streams into a collection. */
 export const ITEM_BATCH = 1024;
@@ -49,7 +48,8 @@ function textBatch(model: TrainedModel, set: TextSet): ItemInput[] {
  * snippet. Documents without a word of the model's vocabulary are found first (a batch at a time) and left out, so
  * memory holds one batch of vectors, never a dense matrix of every document.
  */
-export function textItemStream(model: TrainedModel, set: TextSet, batch = ITEM_BATCH): ItemStream {
+export function textItemStream(model: TrainedModel, set: TextSet, o: { batch?: number; strict?: boolean } = {}): ItemStream {
+  const batch = o.batch ?? ITEM_BATCH;
   const n = set.texts.length;
   const kept: number[] = [];
   const empty: number[] = [];
@@ -60,11 +60,9 @@ export function textItemStream(model: TrainedModel, set: TextSet, batch = ITEM_B
     chunk.forEach((_, j) => (skip.has(j) ? empty : kept).push(s + j));
   }
   if (kept.length === 0) throw fail('EMPTY_TEXT', `no document of ${set.source} has a word of the model's vocabulary`);
-  if (empty.length) {
-    const keys = empty.slice(0, 10).map((i) => set.keys[i]);
-    log(`skipped ${empty.length} document(s) with no word of the model's vocabulary (only stop words, numbers or unseen words): ${keys.join(', ')}${empty.length > 10 ? ', …' : ''}`, false);
-  }
-  const unusable = empty.map((i) => ({ path: set.uris[i] || set.keys[i]!, reason: "no word of the model's vocabulary (only stop words, numbers or unseen words)" }));
+  const reason = "no word of the model's vocabulary (only stop words, numbers or unseen words)";
+  const unusable = empty.map((i) => ({ path: set.uris[i] || set.keys[i]!, reason }));
+  if (o.strict && unusable[0]) throw fail('BAD_FILE', `${unusable[0].path}: ${reason} (without --strict it would be skipped)`);
   return {
     total: kept.length,
     keys: kept.map((i) => set.keys[i]!),
@@ -78,7 +76,7 @@ export function textItemStream(model: TrainedModel, set: TextSet, batch = ITEM_B
 
 /** Every text item at once (for small sets; builds stream them with textItemStream). */
 export function textItems(model: TrainedModel, set: TextSet): ItemInput[] {
-  const stream = textItemStream(model, set, Math.max(1, set.texts.length));
+  const stream = textItemStream(model, set, { batch: Math.max(1, set.texts.length) });
   return [...(stream.batches() as Iterable<ItemInput[]>)].flat();
 }
 
