@@ -51,6 +51,14 @@ export function combine(...p: number[]): number {
   return known.length === 0 ? Number.NaN : known.reduce((a, b) => a + b, 0) / known.length;
 }
 
+/** Each part's percentile among the collection's items (`sorted`) and the `combined` score made from them. */
+function combinedOf(sorted: Record<PartScore, Float32Array>, v: Record<PartScore, Float32Array>): { percentiles: Record<PartScore, Float32Array>; combined: Float32Array } {
+  const pct = (k: PartScore) => v[k].map((x) => percentileOf(sorted[k], x));
+  const percentiles = { reconstruction: pct('reconstruction'), neighbors: pct('neighbors'), raw: pct('raw') };
+  const combined = Float32Array.from({ length: v.raw.length }, (_, i) => combine(percentiles.reconstruction[i]!, percentiles.neighbors[i]!, percentiles.raw[i]!));
+  return { percentiles, combined };
+}
+
 /** Raw distance from `q` to the NEIGHBOR_RANK-th nearest of some items (its code neighbours). */
 function rawKth(q: RawVector, neighbors: ArrayLike<number>, raw: (id: number) => RawVector | undefined, dist: (a: RawVector, b: RawVector) => number): number {
   const d: number[] = [];
@@ -78,9 +86,7 @@ export function itemScores(c: Collection): ItemScores {
     const dist = rawDistance(c);
     const raw = Float32Array.from({ length: n }, (_, i) => rawKth(rawOf(table.ids[i]!)!, table.neighbors.subarray(i * TABLE_K, (i + 1) * TABLE_K), rawOf, dist));
     const sorted = { reconstruction: reconstruction.slice().sort(), neighbors: neighbors.slice().sort(), raw: raw.slice().sort() };
-    const pct = (k: PartScore, v: Float32Array) => v.map((x) => percentileOf(sorted[k], x));
-    const percentiles = { reconstruction: pct('reconstruction', reconstruction), neighbors: pct('neighbors', neighbors), raw: pct('raw', raw) };
-    const combined = Float32Array.from({ length: n }, (_, i) => combine(percentiles.reconstruction[i]!, percentiles.neighbors[i]!, percentiles.raw[i]!));
+    const { percentiles, combined } = combinedOf(sorted, { reconstruction, neighbors, raw });
     return { ids: table.ids, values: { reconstruction, neighbors, raw, combined }, sorted: { ...sorted, combined: combined.slice().sort() }, percentiles };
   });
 }
@@ -157,10 +163,8 @@ export function noveltyScores(c: Collection, input: Pixels, raws: readonly RawVe
     neighbors[i] = kth ? toCode(kth.distance) : Number.NaN;
     raw[i] = rawKth(raws[i]!, hits.map((h) => h.id), rawOf, dist);
   }
-  const pct = (k: OutlierScore, v: Float32Array) => v.map((x) => percentileOf(s.sorted[k], x));
-  const percentiles = { reconstruction: pct('reconstruction', reconstruction), neighbors: pct('neighbors', neighbors), raw: pct('raw', raw) };
-  const combined = Float32Array.from({ length: n }, (_, i) => combine(percentiles.reconstruction[i]!, percentiles.neighbors[i]!, percentiles.raw[i]!));
-  return { values: { reconstruction, neighbors, raw, combined }, percentiles: { ...percentiles, combined: pct('combined', combined) } };
+  const { percentiles, combined } = combinedOf(s.sorted, { reconstruction, neighbors, raw });
+  return { values: { reconstruction, neighbors, raw, combined }, percentiles: { ...percentiles, combined: combined.map((x) => percentileOf(s.sorted.combined, x)) } };
 }
 
 /**
