@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fail, messageOf, messageWithout } from '../src/errors.js';
-import { log, progress } from '../src/progress.js';
+import { counted, log, progress } from '../src/progress.js';
 import { walkFiles } from './walk.js';
 import { decodeImage, isColourImage, type DecodedImage, type DecodeTarget, type Fit, type Resample } from './decode.js';
 import type { ImageRows, ImageSet, SkippedFile } from './images.js';
@@ -142,9 +142,9 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
   const skipped: SkippedFile[] = [...unreadable, ...[...reasons.entries()].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ path: path.resolve(files[i]!), reason }))];
   if (kept.length === 0) {
     spool?.close();
-    throw fail('BAD_SOURCE', `folder '${root}' holds no usable image: ${skipped.length} files could not be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.reason})`);
+    throw fail('BAD_SOURCE', `folder '${root}' holds no usable image: ${counted(skipped.length, 'file')} could not be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.reason})`);
   }
-  if (skipped.length) log(`skipped ${skipped.length} of ${n} files in '${root}' that could not be used (listed at the end and in \`latentdex info\`)`, o.quiet);
+  if (skipped.length) log(`skipped ${skipped.length} of ${counted(n, 'file')} in '${root}' that could not be used (listed at the end and in \`latentdex info\`)`, o.quiet);
   return { root, target, files, kept, skipped, ...(spool ? { previews: spool } : {}) };
 }
 

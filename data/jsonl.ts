@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { fail, messageOf } from '../src/errors.js';
-import { log } from '../src/progress.js';
+import { counted, log } from '../src/progress.js';
 import { decodeText, type TextSet } from './texts.js';
 
 const scalar = z.union([z.string(), z.number()]).nullable().optional();
@@ -69,6 +69,6 @@ export async function loadJsonl(file: string, o: { groupBy?: string; strict?: bo
   const first = set.skipped![0];
   if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no usable record${first ? ` (${set.skipped!.length} skipped; first: line ${first.path.slice(first.path.lastIndexOf('#') + 1)}: ${first.reason})` : ''}`);
   if (o.groupBy !== undefined && groupsSeen === 0) throw fail('BAD_SOURCE', `no record of '${file}' has a "${groupField}" field; --group-by names the field that holds each record's source document`);
-  if (first) log(`skipped ${set.skipped!.length} records of '${file}' that could not be used (first: line ${first.path.slice(first.path.lastIndexOf('#') + 1)}: ${first.reason})`, o.quiet);
+  if (first) log(`skipped ${counted(set.skipped!.length, 'record')} of '${file}' that could not be used (first: line ${first.path.slice(first.path.lastIndexOf('#') + 1)}: ${first.reason})`, o.quiet);
   return set;
 }

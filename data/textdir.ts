@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fail, messageOf, messageWithout } from '../src/errors.js';
-import { log } from '../src/progress.js';
+import { counted, log } from '../src/progress.js';
 import { walkFiles } from './walk.js';
 import { decodeText, type TextSet } from './texts.js';
 
@@ -40,6 +40,6 @@ export async function loadTextDir(root: string, o: { strict?: boolean; quiet?: b
   }
   if (set.keys.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no usable .txt file (first: ${set.skipped![0]?.path}: ${set.skipped![0]?.reason})`);
   const first = set.skipped![0];
-  if (first) log(`skipped ${set.skipped!.length} files in '${root}' that could not be used (first: ${first.path}: ${first.reason})`, o.quiet);
+  if (first) log(`skipped ${counted(set.skipped!.length, 'file')} in '${root}' that could not be used (first: ${first.path}: ${first.reason})`, o.quiet);
   return set;
 }

@@ -86,3 +86,8 @@ export function progress(opts: ProgressOptions): Progress {
 export function log(msg: string, quiet = false): void {
   if (!quiet) process.stderr.write(`${msg}\n`);
 }
+
+/** "1 file", "3 files": a count with its noun for messages (`many` for irregular plurals). */
+export function counted(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

@@ -145,6 +145,8 @@ describe('text model', () => {
       assert.equal(r.baseline!.hits[0]!.key, small.keys[i]);
       assert.ok(r.baseline!.hits[0]!.distance < 1e-5);
       assert.ok(r.codes.hits[0]!.snippet!.length > 0);
+      // a text item has no preview: no hit points at one
+      assert.ok([...r.codes.hits, ...r.baseline!.hits].every((h) => h.thumbnail === undefined));
     }
     await assert.rejects(engine.byText('b', 'the of and to', { k: 5 }), { code: 'EMPTY_TEXT' });
     await assert.rejects(engine.byText('b', '   ', { k: 5 }), { code: 'EMPTY_TEXT' });

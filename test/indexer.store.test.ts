@@ -537,7 +537,7 @@ describe('CollectionStore: a data directory and a LanceDB store behind the same 
       };
       assert.match(await run(['build', '--collection', 'p', '--source', `dir:${first}`, '--model', model]), /built collection 'p': 60 items, 6-d codes/);
       assert.match(await run(['add', '--collection', 'p', '--source', `dir:${more}`]), /^added 20 items; 'p' now holds 80/);
-      assert.match(await run(['remove', '--collection', 'p', '--key', removed]), /^removed 1 items; 'p' now holds 79/);
+      assert.match(await run(['remove', '--collection', 'p', '--key', removed]), /^removed 1 item; 'p' now holds 79/);
       assert.match(await run(['info']), /^p(\n| \(image\): 79 items, 6-d codes, 2 writes since its build)/);
       assert.equal(await run(['info', '--json']), '["p"]\n');
       const info = JSON.parse(await run(['info', '--collection', 'p', '--json'])) as { count: number; codeDim: number; params: { roots: string[]; skipped: { count: number; files: { path: string }[] } } };

@@ -46,6 +46,8 @@ after(async () => {
   await engine.close();
 });
 
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
 describe('malformed requests', () => {
   const host = 'Host: 127.0.0.1';
   const search = 'POST /api/collections/d/search HTTP/1.1';
@@ -73,6 +75,9 @@ describe('malformed requests', () => {
       const body = JSON.stringify({ code: [1e308, 0, 0, 0, 0, 0, 0, 0] });
       return raw(`${search}\n${host}\nContent-Type: application/json\nContent-Length: ${body.length}`, body);
     }, 400],
+    ['an image sent as the raw body instead of a multipart upload', () => raw(`${search}\n${host}\nContent-Type: image/png\nContent-Length: 8`, PNG_SIGNATURE), 415],
+    ['an image to denoise sent as the raw body', () => raw(`POST /api/collections/d/denoise HTTP/1.1\n${host}\nContent-Type: image/png\nContent-Length: 8`, PNG_SIGNATURE), 415],
+    ['an empty JSON object', () => raw(`${search}\n${host}\nContent-Type: application/json\nContent-Length: 2`, '{}'), 400],
     ['a Host the server does not answer to (DNS rebinding)', () => raw(`GET /api/collections HTTP/1.1\nHost: attacker.example:${port}\nConnection: close`), 421],
   ];
   for (const [what, send, status] of cases) {

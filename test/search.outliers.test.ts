@@ -16,7 +16,7 @@ import { buildCollection } from '../src/indexer/build.js';
 import { Collection, type ItemInput } from '../src/indexer/collection.js';
 import { imageItems, textCollectionSettings, textItems } from '../src/indexer/items.js';
 import { createApp } from '../src/search/app.js';
-import { findDuplicates } from '../src/search/duplicates.js';
+import { DUPLICATE_LIMIT, findDuplicates } from '../src/search/duplicates.js';
 import { SearchEngine } from '../src/search/engine.js';
 import { auroc } from '../src/search/outlier-eval.js';
 import { itemScores, OUTLIER_SCORES, outliers, percentileOf } from '../src/search/outliers.js';
@@ -191,7 +191,7 @@ describe('near-duplicates', () => {
     const c = await buildCollection(model, [...items, ...added], { dataDir: dir, name: 'dups', ...settings });
     const keysOf = (g: { ids: number[] }) => g.ids.map((id) => c.rowOf(id)!.key).sort();
     const d = findDuplicates(c);
-    assert.equal(d.thresholds, 'default');
+    assert.deepEqual(d.thresholds, { code: 'default', raw: 'default' });
     const groups = d.groups.map(keysOf);
     assert.ok(groups.some((g) => g.join() === [base.keys[3]!, 'copy-of-3', 'copy2-of-3'].sort().join()), JSON.stringify(groups));
     assert.ok(groups.some((g) => g.join() === [base.keys[40]!, 'copy-of-40'].sort().join()));
@@ -202,6 +202,22 @@ describe('near-duplicates', () => {
     const strict = findDuplicates(c, { threshold: 0, rawThreshold: 0 });
     assert.deepEqual(strict.groups.map(keysOf), [[base.keys[3]!, 'copy-of-3', 'copy2-of-3'].sort(), [base.keys[40]!, 'copy-of-40'].sort()]);
     assert.ok(strict.groups.every((g) => g.exact));
+    assert.deepEqual(strict.thresholds, { code: 'given', raw: 'given' });
+    // each threshold says where it came from
+    const mixed = findDuplicates(c, { threshold: 0 });
+    assert.deepEqual(mixed.thresholds, { code: 'given', raw: 'default' });
+    assert.equal(mixed.rawThreshold, d.rawThreshold);
+    c.close();
+  });
+
+  it('says so when a collection is too small for default thresholds, and still groups its exact copies', async () => {
+    const base = selectImages(set, [0, 1, 2]);
+    const px = Uint8Array.from(base.pixels.subarray(784, 2 * 784));
+    const c = await buildCollection(model, [...imageItems(base), { key: 'copy-of-1', label: null, uri: null, input: px, raw: px, thumb: null }], { dataDir: tmpDir(), name: 'tiny', ...settings });
+    const d = findDuplicates(c);
+    assert.deepEqual(d.thresholds, { code: 'exact copies only', raw: 'exact copies only' });
+    assert.equal(d.threshold, 0);
+    assert.deepEqual(d.groups.map((g) => g.ids.map((id) => c.rowOf(id)!.key).sort()), [[base.keys[1]!, 'copy-of-1'].sort()]);
     c.close();
   });
 
@@ -210,7 +226,7 @@ describe('near-duplicates', () => {
     assert.equal(typeof r.body.threshold, 'number');
     assert.ok(Array.isArray(r.body.groups));
     for (const g of r.body.groups) assert.ok(g.items.every((it: { thumbnail: string }) => it.thumbnail.startsWith('/api/')));
-    for (const q of ['threshold=-1', 'threshold=abc', 'limit=0', 'raw_threshold=']) {
+    for (const q of ['threshold=-1', 'threshold=abc', 'limit=0', `limit=${DUPLICATE_LIMIT.max + 1}`, 'raw_threshold=']) {
       assert.equal((await request(app).get(`/api/collections/d/duplicates?${q}`).expect(400)).body.error.code, 'INVALID_ARGUMENT', q);
     }
   });
@@ -247,7 +263,7 @@ describe('POST /denoise', () => {
 describe('latentdex outliers / duplicates / denoise / eval-outliers', () => {
   const run = (args: string[]) => spawnSync(process.execPath, [CLI, '--quiet', '--data-dir', dataDir, ...args], { encoding: 'utf8' });
 
-  it('prints the outliers, draws them, lists duplicates, denoises a file and evaluates against labels', () => {
+  it('prints the outliers, draws them, lists duplicates, a query\'s novelty, denoises a file and evaluates against labels', async () => {
     const work = tmpDir();
     const o = run(['outliers', '--collection', 'd', '--top', '3', '--json', '--out', path.join(work, 'o.png')]);
     assert.equal(o.status, 0, o.stderr);
@@ -256,10 +272,19 @@ describe('latentdex outliers / duplicates / denoise / eval-outliers', () => {
     const d = run(['duplicates', '--collection', 'd', '--json']);
     assert.equal(d.status, 0, d.stderr);
     assert.equal(typeof (JSON.parse(d.stdout) as { threshold: number }).threshold, 'number');
+    assert.match(run(['duplicates', '--collection', 'd']).stdout, /\(default thresholds\)/);
     fs.writeFileSync(path.join(work, 'in.png'), pngOf(set.pixels.subarray(0, 784), 28, 28));
     const n = run(['denoise', '--collection', 'd', '--in', path.join(work, 'in.png'), '--out', path.join(work, 'out.png')]);
     assert.equal(n.status, 0, n.stderr);
     assert.equal(PNG.sync.read(fs.readFileSync(path.join(work, 'out.png'))).width, 28);
+    // a query's novelty: the same from the CLI as from the API, and printed under the hits
+    fs.writeFileSync(path.join(work, 'odd.png'), pngOf(inverted(100), 28, 28));
+    const s = run(['search', '--collection', 'd', '--image', path.join(work, 'odd.png'), '--json']);
+    assert.equal(s.status, 0, s.stderr);
+    const api = await request(app).post('/api/collections/d/search').attach('image', pngOf(inverted(100), 28, 28), 'odd.png').expect(200);
+    assert.deepEqual((JSON.parse(s.stdout) as { novelty: unknown }).novelty, api.body.novelty);
+    const st = run(['search', '--collection', 'd', '--image', path.join(work, 'odd.png')]);
+    assert.match(st.stdout, /^novelty: more unusual than \d+\.\d% of the collection's items by the combined score/m);
     const e = run(['eval-outliers', '--collection', 'd', '--anomaly', '7', '--json']);
     assert.equal(e.status, 0, e.stderr);
     const rows = (JSON.parse(e.stdout) as { rows: { method: string; auroc: number }[] }).rows;

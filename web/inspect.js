@@ -40,9 +40,12 @@ export function setupInspect(page) {
       const asked = page.collection();
       const r = await api(`${base()}/duplicates?limit=50`);
       if (asked !== page.collection()) return;
+      const within = r.thresholds?.code === 'exact copies only'
+        ? 'exact copies only (too few items for default thresholds)'
+        : `within code distance ${num(r.threshold)} and raw distance ${num(r.rawThreshold)}`;
       $('inspect-stats').textContent = r.count === 0
-        ? `No near-duplicates within code distance ${num(r.threshold)} and raw distance ${num(r.rawThreshold)}.`
-        : `${r.count} groups (${r.items} items) within code distance ${num(r.threshold)} and raw distance ${num(r.rawThreshold)}${r.count > r.groups.length ? `; the ${r.groups.length} largest shown` : ''}.`;
+        ? `No near-duplicates: ${within}.`
+        : `${r.count} groups (${r.items} items), ${within}${r.count > r.groups.length ? `; the ${r.groups.length} largest shown` : ''}.`;
       $('inspect-view').replaceChildren(...r.groups.map((g) => el('div', { class: 'dup-group' },
         el('span', { class: 'meta' }, g.exact ? 'exact copies' : `near, ≤ ${num(g.maxDistance)}`),
         ...g.items.map((it) => itemButton(it, null, () => [img(it.thumbnail, `item ${it.key}`)])))));

@@ -6,11 +6,12 @@ import { fail, messageOf } from '../errors.js';
 import { MAX_INPUT_PIXELS } from '../../data/decode.js';
 import { Collection } from '../indexer/collection.js';
 import { denoiseImage } from '../search/denoise.js';
-import { DUPLICATE_FACTOR, findDuplicates } from '../search/duplicates.js';
+import { DUPLICATE_FACTOR, DUPLICATE_LIMIT, findDuplicates, type ThresholdSource } from '../search/duplicates.js';
 import { evaluateOutliers, formatOutlierEval } from '../search/outlier-eval.js';
 import { DEFAULT_SCORE, outliers, OUTLIER_SCORES, type OutlierScore } from '../search/outliers.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { floatArg, intArg } from './options.js';
+import { counted } from '../progress.js';
 
 /** Opens a collection for one command and closes it after. */
 async function withCollection<T>(ctx: Ctx, name: string, fn: (c: Collection) => Promise<T> | T): Promise<T> {
@@ -49,7 +50,7 @@ export function addAnalysisCommands(ctx: Ctx): void {
         }
         if (f.json) return void process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
         const lines = [
-          `${list.count} items of '${c.name}' ranked by ${list.score} score (higher = more unusual)${f.out ? `; picture: ${f.out}` : ''}`,
+          `${counted(list.count, 'item')} of '${c.name}' ranked by ${list.score} score (higher = more unusual)${f.out ? `; picture: ${f.out}` : ''}`,
           '',
           '| rank | key | label | score | percentile | reconstruction error | code distance to 5th neighbour | pixel/TF-IDF distance to 5th code neighbour |',
           '|---:|---|---|---:|---:|---:|---:|---:|',
@@ -66,7 +67,7 @@ export function addAnalysisCommands(ctx: Ctx): void {
     .requiredOption('--collection <name>', 'collection name')
     .option('--threshold <d>', `largest code distance of a pair (default: ${DUPLICATE_FACTOR} × the median distance of an item to its 5th neighbour)`, floatArg(0))
     .option('--raw-threshold <d>', `largest pixel (or TF-IDF cosine) distance of a pair (default: ${DUPLICATE_FACTOR} × the median)`, floatArg(0))
-    .option('--limit <n>', 'groups listed, largest first', intArg(1, 100000), 100)
+    .option('--limit <n>', 'groups listed, largest first', intArg(1, DUPLICATE_LIMIT.max), DUPLICATE_LIMIT.default)
     .option('--json', 'print JSON')
     .action((f: { collection: string; threshold?: number; rawThreshold?: number; limit: number; json?: boolean }) =>
       withCollection(ctx, f.collection, (c) => {
@@ -76,7 +77,7 @@ export function addAnalysisCommands(ctx: Ctx): void {
         if (f.json) return void process.stdout.write(`${JSON.stringify({ ...d, groups }, null, 2)}\n`);
         process.stdout.write(
           [
-            `${d.count} groups (${d.items} items) in '${c.name}' within code distance ${d.threshold.toFixed(4)} and raw distance ${d.rawThreshold.toFixed(4)} (${d.thresholds} thresholds)`,
+            `${counted(d.count, 'group')} (${counted(d.items, 'item')}) in '${c.name}' within code distance ${d.threshold.toFixed(4)} and raw distance ${d.rawThreshold.toFixed(4)} (${thresholdsText(d.thresholds)})`,
             ...groups.map((g) => `${g.exact ? 'exact copies' : `near (≤ ${g.maxDistance.toFixed(4)})`}: ${g.keys.join('  ')}`),
             '',
           ].join('\n'),
@@ -114,4 +115,9 @@ export function addAnalysisCommands(ctx: Ctx): void {
         process.stdout.write(f.json ? `${JSON.stringify(r, null, 2)}\n` : formatOutlierEval(r));
       }),
     );
+}
+
+/** How the two duplicate thresholds were chosen, in a few words. */
+function thresholdsText(t: { code: ThresholdSource; raw: ThresholdSource }): string {
+  return t.code === t.raw ? `${t.code === 'exact copies only' ? 'too few items for default thresholds: exact copies only' : `${t.code} thresholds`}` : `code threshold ${t.code}, raw threshold ${t.raw}`;
 }

@@ -14,6 +14,7 @@ import type { CollectionManifest } from '../indexer/catalogue.js';
 import type { ImageSet, SkippedFile } from '../../data/images.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
+import { counted } from '../progress.js';
 
 export interface ModelRef {
   model?: string;
@@ -40,12 +41,12 @@ export function imageTarget(model: TrainedModel): DecodeTarget {
 function reportSkipped(skipped: readonly SkippedFile[]): void {
   if (skipped.length === 0) return;
   const lines = skipped.map((s) => `  ${s.path}: ${s.reason}`);
-  process.stderr.write(`skipped ${skipped.length} files or records that could not be used (--strict makes a bad file or record an error):\n${lines.join('\n')}\n`);
+  process.stderr.write(`skipped ${counted(skipped.length, 'file or record', 'files or records')} that could not be used (--strict makes a bad file or record an error):\n${lines.join('\n')}\n`);
 }
 
 function shapeNote(shape: Pick<ImageSet, 'width' | 'height' | 'channels'> | null, skipped: number): string {
   if (!shape) return '';
-  return ` from ${shape.width}x${shape.height} ${shape.channels === 3 ? 'colour' : 'grey'} images${skipped ? `, ${skipped} files skipped` : ''}`;
+  return ` from ${shape.width}x${shape.height} ${shape.channels === 3 ? 'colour' : 'grey'} images${skipped ? `, ${counted(skipped, 'file')} skipped` : ''}`;
 }
 
 /** `info` lines on how images are decoded and which source files or records were skipped. */
@@ -159,7 +160,7 @@ export function addCollectionCommands(ctx: Ctx): void {
         reportSkipped(skipped);
         const { name, count, manifest } = c;
         const where = await target.finish(c, { onWait: waitNotice(f.collection, g.quiet) });
-        process.stdout.write(`built collection '${name}': ${count} items, ${manifest.codeDim}-d codes${shapeNote(src.shape, skipped.length)}, in ${where}\n`);
+        process.stdout.write(`built collection '${name}': ${counted(count, 'item')}, ${manifest.codeDim}-d codes${shapeNote(src.shape, skipped.length)}, in ${where}\n`);
       } finally {
         model?.dispose();
         fresh?.dispose();
@@ -195,7 +196,7 @@ export function addCollectionCommands(ctx: Ctx): void {
           },
           { replace: f.replace, onWait: waitNotice(f.collection, g.quiet) },
         );
-        process.stdout.write(`added ${r.added} items${r.replaced ? `, replaced ${r.replaced}` : ''}; '${f.collection}' now holds ${r.count}${f.store !== undefined ? ` in ${collections.label}` : ''}\n`);
+        process.stdout.write(`added ${counted(r.added, 'item')}${r.replaced ? `, replaced ${r.replaced}` : ''}; '${f.collection}' now holds ${r.count}${f.store !== undefined ? ` in ${collections.label}` : ''}\n`);
       });
     });
 
@@ -209,7 +210,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       const g = globals(ctx);
       await withCollections(ctx, f.store, async (collections) => {
         const r = await collections.remove(f.collection, f.key, { onWait: waitNotice(f.collection, g.quiet) });
-        process.stdout.write(`removed ${r.removed} items; '${f.collection}' now holds ${r.count}${f.store !== undefined ? ` in ${collections.label}` : ''}\n`);
+        process.stdout.write(`removed ${counted(r.removed, 'item')}; '${f.collection}' now holds ${r.count}${f.store !== undefined ? ` in ${collections.label}` : ''}\n`);
       });
     });
 
@@ -224,7 +225,7 @@ export function addCollectionCommands(ctx: Ctx): void {
       await withCollections(ctx, f.store, async (collections) => {
         if (!f.collection) {
           const entries = await collections.list();
-          const line = (e: CollectionEntry) => (e.manifest ? `${e.name} (${e.manifest.kind}): ${e.manifest.count} items, ${e.manifest.codeDim}-d codes, ${e.writes ?? 0} writes since its build, in ${collections.label}` : e.name);
+          const line = (e: CollectionEntry) => (e.manifest ? `${e.name} (${e.manifest.kind}): ${counted(e.manifest.count, 'item')}, ${e.manifest.codeDim}-d codes, ${counted(e.writes ?? 0, 'write')} since its build, in ${collections.label}` : e.name);
           process.stdout.write(f.json ? `${JSON.stringify(entries.map((e) => e.name))}\n` : entries.length ? `${entries.map(line).join('\n')}\n` : `no collections in ${collections.label}\n`);
           const stopped = f.store === undefined ? resumableBuilds(g.dataDir) : [];
           if (!f.json && stopped.length) process.stdout.write(`stopped builds, resumed by the same build command: ${stopped.join(', ')}\n`);

@@ -3,9 +3,11 @@ import { Option } from 'commander';
 import { fail } from '../errors.js';
 import { MAX_INPUT_PIXELS } from '../../data/decode.js';
 import { MAX_SHORTLIST } from '../search/rerank.js';
-import { MAX_BATCH, MAX_DEPTH, SearchEngine, type HitList, type SearchOptions, type SearchResponse } from '../search/engine.js';
+import { decodeQueryImage, MAX_BATCH, MAX_DEPTH, SearchEngine, textQueryVectors, type HitList, type SearchOptions, type SearchResponse } from '../search/engine.js';
+import { queryNovelty, type Novelty } from '../search/outliers.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { floatArg, intArg } from './options.js';
+import { counted } from '../progress.js';
 
 interface SearchFlags {
   collection: string;
@@ -40,7 +42,7 @@ function codeArg(v: string): number[] {
 /** One answer as text: the codes' hits, and the baseline's beside them. */
 export function formatAnswer(r: SearchResponse): string {
   const q = r.query.key !== null ? `item '${r.query.key}'${r.query.label !== null ? ` (label ${r.query.label})` : ''}` : r.query.snippet !== undefined ? `"${r.query.snippet.slice(0, 60)}"` : 'query';
-  const filter = r.filter ? `, filter ${JSON.stringify({ ...r.filter, matched: undefined })} → ${r.filter.matched} items` : '';
+  const filter = r.filter ? `, filter ${JSON.stringify({ ...r.filter, matched: undefined })} → ${counted(r.filter.matched, 'item')}` : '';
   const shown = Math.max(r.codes.hits.length, r.baseline?.hits.length ?? 0);
   const lines = [`${q} in '${r.collection}'${shown ? `, hits ${r.offset + 1}–${r.offset + shown}` : ''}${filter}`];
   const col = (l: HitList | undefined, i: number) => {
@@ -54,6 +56,13 @@ export function formatAnswer(r: SearchResponse): string {
   if (n === 0) lines.push('      (no hits)');
   if (r.next) lines.push(`next page: the same command with --cursor ${r.next}`);
   return lines.join('\n');
+}
+
+/** A query's novelty in one line: its combined percentile and each score's. */
+export function formatNovelty(n: Novelty | null): string {
+  if (n === null) return "novelty: not yet known (the collection's item scores are being computed; ask again shortly)";
+  const pct = (p: number | null) => (p === null ? 'n/a' : `${(p * 100).toFixed(1)}%`);
+  return `novelty: more unusual than ${pct(n.percentile)} of the collection's items by the ${n.score} score (reconstruction ${pct(n.reconstruction.percentile)}, code neighbours ${pct(n.neighbors.percentile)}, raw distance ${pct(n.raw.percentile)})`;
 }
 
 export function addQueryCommand(ctx: Ctx): void {
@@ -103,18 +112,29 @@ export function addQueryCommand(ctx: Ctx): void {
       };
       try {
         let answers: SearchResponse[];
+        // how unusual an image or a text from outside is for the collection (as the API answers it)
+        let nov: Novelty | null | undefined;
         if (f.key && f.key.length > 1) answers = await engine.batch(f.collection, f.key.map((key) => ({ key })), o);
         else if (f.key) answers = [await engine.byKey(f.collection, f.key[0]!, o)];
         else if (f.image !== undefined) {
           const bytes = await fs.readFile(f.image).catch((e: unknown) => {
             throw fail('BAD_FILE', `cannot read image '${f.image}': ${(e as Error).message}`, e);
           });
+          const c = await engine.collection(f.collection);
           // a local file may be as large as a collection's own images, and is named by its path
-          answers = [await engine.byImage(f.collection, bytes, o, { name: f.image, maxPixels: MAX_INPUT_PIXELS })];
-        } else if (f.text !== undefined) answers = [await engine.byText(f.collection, f.text, o)];
+          const px = (await decodeQueryImage(c, bytes, { name: f.image, maxPixels: MAX_INPUT_PIXELS })).pixels;
+          answers = [engine.byPixels(c, px, o)];
+          nov = queryNovelty(c, px, px);
+        } else if (f.text !== undefined) {
+          answers = [await engine.byText(f.collection, f.text, o)];
+          const c = await engine.collection(f.collection);
+          const v = textQueryVectors(c, f.text);
+          nov = queryNovelty(c, v.input, v.raw);
+        }
         else answers = [await engine.byCode(f.collection, codeArg(f.code!), o)];
-        if (f.json) process.stdout.write(`${JSON.stringify(answers.length === 1 && !(f.key && f.key.length > 1) ? answers[0] : { collection: f.collection, results: answers }, null, 2)}\n`);
-        else process.stdout.write(`${answers.map(formatAnswer).join('\n\n')}\n`);
+        const one = answers.length === 1 && !(f.key && f.key.length > 1);
+        if (f.json) process.stdout.write(`${JSON.stringify(one ? { ...answers[0], ...(nov !== undefined ? { novelty: nov } : {}) } : { collection: f.collection, results: answers }, null, 2)}\n`);
+        else process.stdout.write(`${answers.map(formatAnswer).join('\n\n')}\n${nov !== undefined ? `${formatNovelty(nov)}\n` : ''}`);
       } finally {
         await engine.close();
       }

@@ -155,6 +155,11 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
   let seen = 0;
   let step = 0;
   const t0 = performance.now();
+  // the held-out loss is measured after each epoch: the bar says which epoch it belongs to, and the best so far
+  const heldText = () => {
+    const last = history.at(-1);
+    return last ? `${last.heldOutLoss.toFixed(3)} after epoch ${last.epoch} (best ${best.toFixed(3)}, epoch ${bestEpoch})` : '-';
+  };
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const perm = shuffled(nTrain, rand);
@@ -165,7 +170,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
         const seed = o.seed * 100003 + step++;
         lossSum += (await stepLoss(Array.from(idx, (i) => trainIdx[i]!), seed)) * idx.length;
         seen += idx.length;
-        bar.update(seen, { epoch: `${epoch}/${o.epochs}`, loss: (lossSum / Math.max(1, (s + 1) * bs)).toFixed(3), held: Number.isFinite(best) ? best.toFixed(3) : '-' });
+        bar.update(seen, { epoch: `${epoch}/${o.epochs}`, loss: (lossSum / Math.max(1, (s + 1) * bs)).toFixed(3), held: heldText() });
       }
       const secs = (performance.now() - te) / 1000;
       trainSeconds += secs;
@@ -182,7 +187,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
         bestWeights?.forEach((t) => t.dispose());
         bestWeights = vars.map((v) => v.clone());
       } else if (epoch - bestEpoch >= o.patience) {
-        bar.update(o.epochs * nTrain, { epoch: `${epoch}/${o.epochs} (early stop)`, loss: trainLoss.toFixed(3), held: best.toFixed(3) });
+        bar.update(o.epochs * nTrain, { epoch: `${epoch}/${o.epochs} (early stop)`, loss: trainLoss.toFixed(3), held: heldText() });
         break;
       }
     }

@@ -10,6 +10,16 @@ import { NEIGHBOR_RANK, neighborTable, rawById, rawDistance, TABLE_K } from './n
  */
 export const DUPLICATE_FACTOR = 0.2;
 
+/** Groups listed by default, and at most, by the CLI and the API alike (largest first). */
+export const DUPLICATE_LIMIT = { default: 100, max: 10_000 } as const;
+
+/**
+ * Where a threshold came from: the caller, the collection's distances, or neither (a collection with no 5th
+ * neighbour has no typical distance: only exact copies group).
+ */
+export const THRESHOLD_SOURCES = ['given', 'default', 'exact copies only'] as const;
+export type ThresholdSource = (typeof THRESHOLD_SOURCES)[number];
+
 /** Items whose nearest-neighbour distances the default thresholds are estimated from (evenly spaced). */
 const SAMPLE = 2000;
 
@@ -34,8 +44,8 @@ export interface DuplicateGroup {
 export interface DuplicateReport {
   threshold: number;
   rawThreshold: number;
-  /** how the thresholds were chosen */
-  thresholds: 'given' | 'default';
+  /** where each threshold came from */
+  thresholds: { code: ThresholdSource; raw: ThresholdSource };
   /** groups found (the list may be cut at `limit`) */
   count: number;
   /** items in some group */
@@ -85,6 +95,7 @@ export function findDuplicates(c: Collection, o: DuplicateOptions = {}): Duplica
     const rawDist = rawDistance(c);
     let threshold = o.threshold;
     let rawThreshold = o.rawThreshold;
+    const thresholds: DuplicateReport['thresholds'] = { code: threshold === undefined ? 'default' : 'given', raw: rawThreshold === undefined ? 'default' : 'given' };
     if (threshold === undefined || rawThreshold === undefined) {
       const step = Math.max(1, Math.floor(n / SAMPLE));
       const codeNN: number[] = [];
@@ -96,8 +107,15 @@ export function findDuplicates(c: Collection, o: DuplicateOptions = {}): Duplica
         if (rawThreshold === undefined) rawNN.push(rawDist(raw(r), raw(rowOf.get(j)!)));
       }
       // too few items for a 5th neighbour: exact copies only
-      threshold ??= DUPLICATE_FACTOR * median(codeNN) || 0;
-      rawThreshold ??= DUPLICATE_FACTOR * median(rawNN) || 0;
+      const fallback = (v: number) => (Number.isFinite(v) ? v : 0);
+      if (threshold === undefined) {
+        threshold = fallback(DUPLICATE_FACTOR * median(codeNN));
+        if (codeNN.length === 0) thresholds.code = 'exact copies only';
+      }
+      if (rawThreshold === undefined) {
+        rawThreshold = fallback(DUPLICATE_FACTOR * median(rawNN));
+        if (rawNN.length === 0) thresholds.raw = 'exact copies only';
+      }
     }
     const uf = new UnionFind(n);
     const joined = new Float32Array(n);
@@ -141,7 +159,7 @@ export function findDuplicates(c: Collection, o: DuplicateOptions = {}): Duplica
     return {
       threshold,
       rawThreshold,
-      thresholds: o.threshold === undefined && o.rawThreshold === undefined ? 'default' : 'given',
+      thresholds,
       count: groups.length,
       items: groups.reduce((s, g) => s + g.ids.length, 0),
       generation: c.stamp.generation,

@@ -22,7 +22,8 @@ export interface Hit {
   key: string;
   label: string | null;
   distance: number;
-  thumbnail: string;
+  /** the preview's URL (image collections) */
+  thumbnail?: string;
   snippet?: string;
   /** the hit's group when the query groups hits (group_by) */
   group?: string | null;
@@ -276,13 +277,13 @@ export class SearchEngine {
     return kk;
   }
 
-  /** The item's colour preview (the original, scaled down). */
-  thumbnailUrl(c: Pick<Collection, 'name'>, key: string): string {
-    return `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/preview`;
+  /** The item's colour preview (the original, scaled down); text items have none (they carry a snippet). */
+  thumbnailUrl(c: { name: string; kind: 'image' | 'text' }, key: string): string | undefined {
+    return c.kind === 'image' ? `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/preview` : undefined;
   }
 
   private hit(c: Collection, row: ItemRow, rank: number, distance: number, groupBy?: GroupField): Hit {
-    const h: Hit = { rank, key: row.key, label: row.label, distance, thumbnail: this.thumbnailUrl(c, row.key) };
+    const h: Hit = { rank, key: row.key, label: row.label, distance, ...thumbnailOf(this.thumbnailUrl(c, row.key)) };
     if (row.text !== null) h.snippet = snippetOf(row.text);
     if (groupBy) h.group = groupOf(row, groupBy);
     return h;
@@ -648,4 +649,9 @@ export async function decodeQueryImage(c: Pick<Collection, 'name' | 'model'>, im
   const i = c.model.manifest.input;
   if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; search it with {text}`);
   return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background, resample: i.resample }, from.name, { preview: true, maxPixels: from.maxPixels });
+}
+
+/** `{ thumbnail }` when there is one, nothing otherwise (an answer carries no undefined field). */
+export function thumbnailOf(url: string | undefined): { thumbnail?: string } {
+  return url === undefined ? {} : { thumbnail: url };
 }

@@ -179,6 +179,14 @@ export function noveltyReady(c: Collection): boolean {
   return c.count <= NOVELTY_INLINE_ITEMS || c.hasCurrent(SCORES);
 }
 
+/**
+ * How unusual a query (its model input and raw vector) is for the collection, on one state of it; null while a large
+ * collection's item scores are still being computed (see noveltyReady).
+ */
+export function queryNovelty(c: Collection, input: Pixels, raw: RawVector): Novelty | null {
+  return c.consistent(() => (noveltyReady(c) ? novelty(c, input, raw, c.model.encode(input, 1)) : null));
+}
+
 /** The novelty of one query given by its model input, raw vector and code. */
 export function novelty(c: Collection, input: Pixels, raw: RawVector, code: Float32Array): Novelty {
   const { values, percentiles } = noveltyScores(c, input, [raw], code);

@@ -1,17 +1,17 @@
 import express from 'express';
 import { fail } from '../../errors.js';
 import type { Collection } from '../../indexer/collection.js';
-import type { SearchEngine } from '../engine.js';
+import { thumbnailOf, type SearchEngine } from '../engine.js';
 import { denoiseImage } from '../denoise.js';
-import { findDuplicates } from '../duplicates.js';
+import { DUPLICATE_LIMIT, findDuplicates } from '../duplicates.js';
 import { outliers } from '../outliers.js';
 import { duplicatesQuery, outliersQuery } from '../schemas.js';
-import { parse, type RouteContext } from './http.js';
+import { parse, unreadableBody, type RouteContext } from './http.js';
 
 /** How an item is shown in an analysis answer: key, label, and its picture (or the start of its text). */
-function shown(engine: SearchEngine, c: Collection, key: string): { key: string; label: string | null; thumbnail: string; reconstructionImage?: string; snippet?: string } {
+function shown(engine: SearchEngine, c: Collection, key: string): { key: string; label: string | null; thumbnail?: string; reconstructionImage?: string; snippet?: string } {
   const row = c.item(key);
-  const base = { key: row.key, label: row.label, thumbnail: engine.thumbnailUrl(c, row.key) };
+  const base = { key: row.key, label: row.label, ...thumbnailOf(engine.thumbnailUrl(c, row.key)) };
   if (c.kind === 'text') return { ...base, snippet: (row.text ?? '').slice(0, 240) };
   return { ...base, reconstructionImage: `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(row.key)}/reconstruction.png` };
 }
@@ -40,7 +40,7 @@ export function analysisRoutes(ctx: RouteContext): express.Router {
       const q = parse(duplicatesQuery, req.query, 'query string');
       const c = await engine.collection(req.params.c!);
       const answer = c.consistent(() => {
-        const d = findDuplicates(c, { threshold: q.threshold, rawThreshold: q.raw_threshold, limit: q.limit ?? 100 });
+        const d = findDuplicates(c, { threshold: q.threshold, rawThreshold: q.raw_threshold, limit: q.limit ?? DUPLICATE_LIMIT.default });
         const groups = d.groups.map((g) => ({
           exact: g.exact,
           maxDistance: g.maxDistance,
@@ -61,7 +61,7 @@ export function analysisRoutes(ctx: RouteContext): express.Router {
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       if (c.kind !== 'image') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; denoise takes an image collection`);
-      if (!req.file) throw fail('INVALID_ARGUMENT', 'send the image to denoise as multipart field `image`');
+      if (!req.file) throw unreadableBody(req, 'send the image to denoise as multipart field `image`', ['multipart/form-data']);
       const out = await denoiseImage(c, req.file.buffer);
       res.type('png').set('x-latentdex-denoising-model', String(out.denoising)).send(out.png);
     }),

@@ -2,6 +2,7 @@ import express from 'express';
 import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { batchBody, codeBody, duplicatesQuery, imageItemFields, outliersQuery, schemas, searchQuery, searchResponse, textBody, textItemBody } from '../schemas.js';
+import { THRESHOLD_SOURCES } from '../duplicates.js';
 
 const json = <T extends z.ZodTypeAny>(schema: T) => ({ content: { 'application/json': { schema } } });
 const errors = {
@@ -75,7 +76,7 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
     path: '/api/collections/{c}/duplicates',
     summary: 'groups of near-duplicate items (graph neighbours within code and raw thresholds); exact copies always group',
     request: { params: collection, query: duplicatesQuery },
-    ok: { description: 'groups, largest first', ...json(z.object({ threshold: z.number(), rawThreshold: z.number(), thresholds: z.enum(['given', 'default']), count: z.number(), items: z.number(), groups: z.array(z.object({ exact: z.boolean(), maxDistance: z.number(), items: z.array(z.record(z.unknown())) })) })) },
+    ok: { description: 'groups, largest first', ...json(z.object({ threshold: z.number(), rawThreshold: z.number(), thresholds: z.object({ code: z.enum(THRESHOLD_SOURCES), raw: z.enum(THRESHOLD_SOURCES) }), count: z.number(), items: z.number(), groups: z.array(z.object({ exact: z.boolean(), maxDistance: z.number(), items: z.array(z.record(z.unknown())) })) })) },
   });
   route({
     method: 'post',

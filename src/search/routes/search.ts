@@ -4,9 +4,9 @@ import { fail } from '../../errors.js';
 import type { Collection } from '../../indexer/collection.js';
 import type { DecodedImage } from '../../../data/decode.js';
 import { decodeQueryImage, textQueryVectors, type SearchResponse } from '../engine.js';
-import { novelty, noveltyReady } from '../outliers.js';
+import { queryNovelty } from '../outliers.js';
 import { batchBody, codeBody, searchOptionsOf, searchQuery, textBody } from '../schemas.js';
-import { parse, type RouteContext } from './http.js';
+import { parse, unreadableBody, type RouteContext } from './http.js';
 
 /** Search routes: neighbours of an item; search by image, code or text; batches of queries. */
 export function searchRoutes(ctx: RouteContext): express.Router {
@@ -41,8 +41,7 @@ export function searchRoutes(ctx: RouteContext): express.Router {
         const c = await engine.collection(name);
         const img = await decodeQueryImage(c, req.file.buffer);
         const answer = engine.byPixels(c, img.pixels, o);
-        const nov = c.consistent(() => (noveltyReady(c) ? novelty(c, img.pixels, img.pixels, c.model.encode(img.pixels, 1)) : null));
-        res.json({ ...withPictures(c, answer, img), novelty: nov });
+        res.json({ ...withPictures(c, answer, img), novelty: queryNovelty(c, img.pixels, img.pixels) });
         return;
       }
       const body: unknown = req.body;
@@ -55,11 +54,11 @@ export function searchRoutes(ctx: RouteContext): express.Router {
         const answer = await engine.byText(name, text, o);
         const c = await engine.collection(name);
         const v = textQueryVectors(c, text);
-        res.json({ ...answer, novelty: c.consistent(() => (noveltyReady(c) ? novelty(c, v.input, v.raw, c.model.encode(v.input, 1)) : null)) });
+        res.json({ ...answer, novelty: queryNovelty(c, v.input, v.raw) });
         return;
       }
       await engine.collection(name);
-      throw fail('INVALID_ARGUMENT', 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
+      throw unreadableBody(req, 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
     }),
   );
 
