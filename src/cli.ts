@@ -17,6 +17,7 @@ import { exitWithParent } from './cli/parent-watch.js';
 import { addAnalysisCommands } from './cli/analysis-commands.js';
 import { fileURLToPath } from 'node:url';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './cli/options.js';
+import { counted } from './progress.js';
 
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -49,7 +50,7 @@ export function buildProgram(env: Env): Command {
     await model.save(f.out);
     const t = model.manifest.training;
     process.stdout.write(
-      `model saved to ${f.out}: ${model.manifest.architecture.arch} ${model.inputDim}->${model.codeDim}, ${t.epochs} epochs, held-out loss ${t.heldOutLoss.toFixed(3)}, ${t.samplesPerSec.toFixed(0)} samples/s (${t.backend})\n`,
+      `model saved to ${f.out}: ${model.manifest.architecture.arch} ${model.inputDim}->${model.codeDim}, ${counted(t.epochs, 'epoch')}, held-out loss ${t.heldOutLoss.toFixed(3)}, ${t.samplesPerSec.toFixed(0)} samples/s (${t.backend})\n`,
     );
   });
 

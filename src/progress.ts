@@ -69,11 +69,12 @@ export function progress(opts: ProgressOptions): Progress {
   return {
     update(done, payload = {}) {
       lastDone = done;
-      lastPayload = payload;
+      // fields not given keep their last value, as cli-progress keeps them on a terminal
+      lastPayload = { ...lastPayload, ...payload };
       const now = performance.now();
       if (now - last > 2000) {
         last = now;
-        line(done, payload);
+        line(done, lastPayload);
       }
     },
     stop() {

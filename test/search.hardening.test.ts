@@ -77,6 +77,8 @@ describe('malformed requests', () => {
     }, 400],
     ['an image sent as the raw body instead of a multipart upload', () => raw(`${search}\n${host}\nContent-Type: image/png\nContent-Length: 8`, PNG_SIGNATURE), 415],
     ['an image to denoise sent as the raw body', () => raw(`POST /api/collections/d/denoise HTTP/1.1\n${host}\nContent-Type: image/png\nContent-Length: 8`, PNG_SIGNATURE), 415],
+    ['a batch sent as plain text', () => raw(`POST /api/collections/d/search/batch HTTP/1.1\n${host}\nContent-Type: text/plain\nContent-Length: 8`, 'keys=1,2'), 415],
+    ['an item sent as a raw image body', () => raw(`POST /api/collections/d/items HTTP/1.1\n${host}\nAuthorization: Bearer k\nContent-Type: image/png\nContent-Length: 8`, PNG_SIGNATURE), 415],
     ['an empty JSON object', () => raw(`${search}\n${host}\nContent-Type: application/json\nContent-Length: 2`, '{}'), 400],
     ['a Host the server does not answer to (DNS rebinding)', () => raw(`GET /api/collections HTTP/1.1\nHost: attacker.example:${port}\nConnection: close`), 421],
   ];

@@ -279,12 +279,19 @@ describe('latentdex outliers / duplicates / denoise / eval-outliers', () => {
     assert.equal(PNG.sync.read(fs.readFileSync(path.join(work, 'out.png'))).width, 28);
     // a query's novelty: the same from the CLI as from the API, and printed under the hits
     fs.writeFileSync(path.join(work, 'odd.png'), pngOf(inverted(100), 28, 28));
-    const s = run(['search', '--collection', 'd', '--image', path.join(work, 'odd.png'), '--json']);
+    const s = run(['search', '--collection', 'd', '--image', path.join(work, 'odd.png'), '--novelty', '--json']);
     assert.equal(s.status, 0, s.stderr);
     const api = await request(app).post('/api/collections/d/search').attach('image', pngOf(inverted(100), 28, 28), 'odd.png').expect(200);
     assert.deepEqual((JSON.parse(s.stdout) as { novelty: unknown }).novelty, api.body.novelty);
-    const st = run(['search', '--collection', 'd', '--image', path.join(work, 'odd.png')]);
-    assert.match(st.stdout, /^novelty: more unusual than \d+\.\d% of the collection's items by the combined score/m);
+    assert.match(run(['search', '--collection', 'd', '--image', path.join(work, 'odd.png'), '--novelty']).stdout, /^novelty: more unusual than \d+\.\d% of the collection's items by the combined score/m);
+    // without --novelty a search does not score the collection
+    assert.equal((JSON.parse(run(['search', '--collection', 'd', '--image', path.join(work, 'odd.png'), '--json']).stdout) as { novelty?: unknown }).novelty, undefined);
+    const text = loadBrownPieces(2).texts[0]!; // the first text of the 'texts' collection built above
+    const t = run(['search', '--collection', 'texts', '--text', text, '--novelty', '--json']);
+    assert.equal(t.status, 0, t.stderr);
+    const apiText = await request(app).post('/api/collections/texts/search').send({ text }).expect(200);
+    assert.deepEqual((JSON.parse(t.stdout) as { novelty: unknown }).novelty, apiText.body.novelty);
+    assert.match(run(['search', '--collection', 'd', '--key', set.keys[0]!, '--novelty']).stderr, /INVALID_ARGUMENT/);
     const e = run(['eval-outliers', '--collection', 'd', '--anomaly', '7', '--json']);
     assert.equal(e.status, 0, e.stderr);
     const rows = (JSON.parse(e.stdout) as { rows: { method: string; auroc: number }[] }).rows;

@@ -47,6 +47,11 @@ function searchParams() {
   return p;
 }
 
+/** "1 item", "3 items": a count with its noun. */
+function counted(n, one, many = `${one}s`) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 function el(tag, attrs = {}, ...children) {
   const n = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -112,7 +117,8 @@ function render(r, query) {
     cap.append(' · ', el('a', { href, target: '_blank', rel: 'noopener' }, 'original file'));
   }
   const nv = $('novelty');
-  nv.hidden = !r.novelty;
+  nv.hidden = r.novelty === undefined;
+  if (r.novelty === null) nv.textContent = 'How unusual the query is: not computed for a collection this large until its items are scored (“Show the most unusual items” below scores them).';
   if (r.novelty) {
     const p = r.novelty.percentile;
     const pct = (v) => (v == null ? 'n/a' : `${(v * 100).toFixed(0)}%`);
@@ -126,7 +132,7 @@ function render(r, query) {
   $('prev').disabled = r.offset === 0;
   $('next').disabled = !r.next;
   $('page-info').textContent = hits ? `hits ${r.offset + 1}–${r.offset + hits}` : 'no hits on this page';
-  const filtered = r.filter ? ` (filter: ${r.filter.matched} matching items)` : '';
+  const filtered = r.filter ? ` (filter: ${counted(r.filter.matched, 'matching item')})` : '';
   setStatus(`${r.codes.hits.length} neighbours from ${r.collection}${filtered}.`);
 }
 
@@ -434,7 +440,7 @@ window.addEventListener('drop', (e) => {
   }
 });
 const inspect = setupInspect({
-  api, el, $, sharpenSmall, run, searchByKey: (key) => { state.offset = 0; return searchByKey(key); },
+  api, el, $, counted, sharpenSmall, run, searchByKey: (key) => { state.offset = 0; return searchByKey(key); },
   collection: () => state.collection, kind: () => state.kind, done: (msg) => setStatus(msg),
 });
 init();

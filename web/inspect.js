@@ -1,6 +1,6 @@
 // "Look into the collection": outliers with their reconstructions, near-duplicate groups, denoising by the model.
 /**
- * Wires the section's controls. `page` gives what the page owns: api(), el(), the current collection and kind,
+ * Wires the section's controls. `page` gives what the page owns: api(), el(), counted(), the current collection and kind,
  * run() (status and errors), searchByKey() and the image onload that keeps small images blocky.
  */
 export function setupInspect(page) {
@@ -25,13 +25,13 @@ export function setupInspect(page) {
       const asked = page.collection();
       const r = await api(`${base()}/outliers?score=${encodeURIComponent(score)}&top=24`);
       if (asked !== page.collection()) return; // another collection was chosen meanwhile
-      $('inspect-stats').textContent = `The ${r.items.length} most unusual of ${r.count} items by the ${r.score} score${page.kind() === 'text' ? '' : ' (each item, then its reconstruction from the code)'}.`;
+      $('inspect-stats').textContent = `The ${r.items.length} most unusual of ${page.counted(r.count, 'item')} by the ${r.score} score${page.kind() === 'text' ? '' : ' (each item, then its reconstruction from the code)'}.`;
       $('inspect-view').replaceChildren(el('ol', { class: 'outliers' }, ...r.items.map((it) => el('li', {}, itemButton(
         it,
         `#${it.rank} · score ${num(it.score)} · above ${pct(it.percentile)} · rec. ${num(it.reconstruction)} · code dist. ${num(it.neighbors)} · ${page.kind() === 'text' ? 'TF-IDF' : 'pixel'} dist. ${num(it.raw)}`,
         () => [img(it.thumbnail, `item ${it.key}`), it.reconstructionImage ? img(it.reconstructionImage, `reconstruction of ${it.key}`) : null],
       )))));
-      page.done(`${r.items.length} outliers of ${page.collection()}.`);
+      page.done(`${page.counted(r.items.length, 'outlier')} of ${page.collection()}.`);
     });
   }
 
@@ -40,16 +40,16 @@ export function setupInspect(page) {
       const asked = page.collection();
       const r = await api(`${base()}/duplicates?limit=50`);
       if (asked !== page.collection()) return;
-      const within = r.thresholds?.code === 'exact copies only'
+      const within = r.thresholds?.code === 'exact copies only' || r.thresholds?.raw === 'exact copies only'
         ? 'exact copies only (too few items for default thresholds)'
         : `within code distance ${num(r.threshold)} and raw distance ${num(r.rawThreshold)}`;
       $('inspect-stats').textContent = r.count === 0
-        ? `No near-duplicates: ${within}.`
-        : `${r.count} groups (${r.items} items), ${within}${r.count > r.groups.length ? `; the ${r.groups.length} largest shown` : ''}.`;
+        ? `No near-duplicates ${within.startsWith('exact') ? `(${within})` : within}.`
+        : `${page.counted(r.count, 'group')} (${page.counted(r.items, 'item')}), ${within}${r.count > r.groups.length ? `; the ${r.groups.length} largest shown` : ''}.`;
       $('inspect-view').replaceChildren(...r.groups.map((g) => el('div', { class: 'dup-group' },
         el('span', { class: 'meta' }, g.exact ? 'exact copies' : `near, ≤ ${num(g.maxDistance)}`),
         ...g.items.map((it) => itemButton(it, null, () => [img(it.thumbnail, `item ${it.key}`)])))));
-      page.done(`${r.count} duplicate groups in ${page.collection()}.`);
+      page.done(`${page.counted(r.count, 'duplicate group')} in ${page.collection()}.`);
     });
   }
 

@@ -119,5 +119,7 @@ export function addAnalysisCommands(ctx: Ctx): void {
 
 /** How the two duplicate thresholds were chosen, in a few words. */
 function thresholdsText(t: { code: ThresholdSource; raw: ThresholdSource }): string {
-  return t.code === t.raw ? `${t.code === 'exact copies only' ? 'too few items for default thresholds: exact copies only' : `${t.code} thresholds`}` : `code threshold ${t.code}, raw threshold ${t.raw}`;
+  if (t.code === t.raw) return t.code === 'exact copies only' ? 'too few items for default thresholds: exact copies only' : `${t.code} thresholds`;
+  const one = (s: ThresholdSource) => (s === 'exact copies only' ? '0, too few items for a default' : s);
+  return `code threshold ${one(t.code)}, raw threshold ${one(t.raw)}`;
 }

@@ -69,10 +69,10 @@ function detailLines(d: CollectionDetails): string[] {
   const bits = (m.model.regularisers as { binaryBits?: number } | undefined)?.binaryBits;
   return [
     `collection ${m.name} (${m.kind}) in ${d.where}`,
-    `  items          ${m.count}${d.graphSize !== undefined ? ` (graph elements ${d.graphSize}, ${d.graphSize - m.count} deleted slots, freed by compaction)` : ''}; generation ${m.generation}${d.writes !== undefined ? ` (${d.writes} writes since its build)` : ''}`,
+    `  items          ${m.count}${d.graphSize !== undefined ? ` (graph elements ${d.graphSize}, ${counted(d.graphSize - m.count, 'deleted slot')}, freed by compaction)` : ''}; generation ${m.generation}${d.writes !== undefined ? ` (${counted(d.writes, 'write')} since its build)` : ''}`,
     `  codes          ${m.codeDim}-d, space ${m.space}${bits ? `, binary ${bits} bits` : ''}`,
     `  hnsw           M ${m.hnsw.M}, efConstruction ${m.hnsw.efConstruction}, ef ${m.hnsw.ef}`,
-    `  model          ${String(m.model.arch)} from ${String(m.model.source)}, ${t.epochs} epochs, held-out loss ${Number(t.heldOutLoss).toFixed(3)}, ${Number(t.samplesPerSec).toFixed(0)} samples/s`,
+    `  model          ${String(m.model.arch)} from ${String(m.model.source)}, ${counted(Number(t.epochs), 'epoch')}, held-out loss ${Number(t.heldOutLoss).toFixed(3)}, ${Number(t.samplesPerSec).toFixed(0)} samples/s`,
     `  raw vectors    ${m.rawDim} x ${m.rawType}`,
     ...sourceLines(m, d.input),
     ...(d.disk ? [`  on disk        index ${fmtBytes(d.disk.index ?? 0)}, catalogue ${fmtBytes(d.disk.catalogue ?? 0)}, model ${fmtBytes(d.disk.model ?? 0)}`] : []),

@@ -3,8 +3,8 @@ import { Option } from 'commander';
 import { fail } from '../errors.js';
 import { MAX_INPUT_PIXELS } from '../../data/decode.js';
 import { MAX_SHORTLIST } from '../search/rerank.js';
-import { decodeQueryImage, MAX_BATCH, MAX_DEPTH, SearchEngine, textQueryVectors, type HitList, type SearchOptions, type SearchResponse } from '../search/engine.js';
-import { queryNovelty, type Novelty } from '../search/outliers.js';
+import { MAX_BATCH, MAX_DEPTH, SearchEngine, type HitList, type SearchOptions, type SearchResponse } from '../search/engine.js';
+import type { Novelty } from '../search/outliers.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { floatArg, intArg } from './options.js';
 import { counted } from '../progress.js';
@@ -29,6 +29,7 @@ interface SearchFlags {
   ef?: number;
   rerank?: number;
   blend?: number;
+  novelty?: boolean;
   json?: boolean;
 }
 
@@ -55,12 +56,14 @@ export function formatAnswer(r: SearchResponse): string {
   for (let i = 0; i < n; i++) lines.push(`${String(r.offset + i + 1).padStart(4)}  ${col(r.codes, i).padEnd(width)}${r.baseline ? `  ${col(r.baseline, i)}` : ''}`);
   if (n === 0) lines.push('      (no hits)');
   if (r.next) lines.push(`next page: the same command with --cursor ${r.next}`);
+  if (r.novelty !== undefined) lines.push(formatNovelty(r.novelty));
   return lines.join('\n');
 }
 
 /** A query's novelty in one line: its combined percentile and each score's. */
-export function formatNovelty(n: Novelty | null): string {
-  if (n === null) return "novelty: not yet known (the collection's item scores are being computed; ask again shortly)";
+function formatNovelty(n: Novelty | null): string {
+  if (n === null) return 'novelty: not computed';
+  if (n.percentile === null) return 'novelty: cannot be told (the collection has no scored items)';
   const pct = (p: number | null) => (p === null ? 'n/a' : `${(p * 100).toFixed(1)}%`);
   return `novelty: more unusual than ${pct(n.percentile)} of the collection's items by the ${n.score} score (reconstruction ${pct(n.reconstruction.percentile)}, code neighbours ${pct(n.neighbors.percentile)}, raw distance ${pct(n.raw.percentile)})`;
 }
@@ -88,10 +91,14 @@ export function addQueryCommand(ctx: Ctx): void {
     .option('--ef <n>', 'HNSW search breadth', intArg(1, 4096))
     .option('--rerank <n>', 'two-stage search: rows the codes shortlist for the exact re-ranking (0: codes alone)', intArg(0, MAX_SHORTLIST))
     .option('--blend <w>', 'texts: weight of the code distance in the re-ranking', floatArg(0, 1))
+    .option('--novelty', 'also how unusual the --image or --text is for the collection (scores every item first: about one graph search per item)')
     .option('--json', 'print the API’s JSON answer')
     .action(async (f: SearchFlags) => {
       const given = [f.key, f.image, f.text, f.code].filter((v) => v !== undefined).length;
       if (given !== 1) throw fail('INVALID_ARGUMENT', 'give exactly one query: --key KEY..., --image FILE, --text TEXT or --code V1,V2,...');
+      if (f.novelty && f.image === undefined && f.text === undefined) throw fail('INVALID_ARGUMENT', '--novelty goes with --image or --text (an item of the collection has its own scores: `latentdex outliers`)');
+      // the collection's items are scored for it: about one graph search per item, once per process
+      const novelty = f.novelty ? 'compute' : undefined;
       if (f.key && f.key.length > MAX_BATCH) throw fail('INVALID_ARGUMENT', `at most ${MAX_BATCH} keys per search, got ${f.key.length}`);
       await startBackend(ctx);
       const g = globals(ctx);
@@ -112,29 +119,18 @@ export function addQueryCommand(ctx: Ctx): void {
       };
       try {
         let answers: SearchResponse[];
-        // how unusual an image or a text from outside is for the collection (as the API answers it)
-        let nov: Novelty | null | undefined;
         if (f.key && f.key.length > 1) answers = await engine.batch(f.collection, f.key.map((key) => ({ key })), o);
         else if (f.key) answers = [await engine.byKey(f.collection, f.key[0]!, o)];
         else if (f.image !== undefined) {
           const bytes = await fs.readFile(f.image).catch((e: unknown) => {
             throw fail('BAD_FILE', `cannot read image '${f.image}': ${(e as Error).message}`, e);
           });
-          const c = await engine.collection(f.collection);
           // a local file may be as large as a collection's own images, and is named by its path
-          const px = (await decodeQueryImage(c, bytes, { name: f.image, maxPixels: MAX_INPUT_PIXELS })).pixels;
-          answers = [engine.byPixels(c, px, o)];
-          nov = queryNovelty(c, px, px);
-        } else if (f.text !== undefined) {
-          answers = [await engine.byText(f.collection, f.text, o)];
-          const c = await engine.collection(f.collection);
-          const v = textQueryVectors(c, f.text);
-          nov = queryNovelty(c, v.input, v.raw);
-        }
+          answers = [await engine.byImage(f.collection, bytes, o, { name: f.image, maxPixels: MAX_INPUT_PIXELS }, novelty)];
+        } else if (f.text !== undefined) answers = [await engine.byText(f.collection, f.text, o, novelty)];
         else answers = [await engine.byCode(f.collection, codeArg(f.code!), o)];
-        const one = answers.length === 1 && !(f.key && f.key.length > 1);
-        if (f.json) process.stdout.write(`${JSON.stringify(one ? { ...answers[0], ...(nov !== undefined ? { novelty: nov } : {}) } : { collection: f.collection, results: answers }, null, 2)}\n`);
-        else process.stdout.write(`${answers.map(formatAnswer).join('\n\n')}\n${nov !== undefined ? `${formatNovelty(nov)}\n` : ''}`);
+        if (f.json) process.stdout.write(`${JSON.stringify(answers.length === 1 && !(f.key && f.key.length > 1) ? answers[0] : { collection: f.collection, results: answers }, null, 2)}\n`);
+        else process.stdout.write(`${answers.map(formatAnswer).join('\n\n')}\n`);
       } finally {
         await engine.close();
       }

@@ -1,6 +1,6 @@
 import { imageDim, toFloats, type ImageSet, type Pixels } from '../../data/images.js';
 import { fail } from '../errors.js';
-import { log } from '../progress.js';
+import { counted, log } from '../progress.js';
 import { backendName } from './backend.js';
 import { CONV_DEFAULTS, CONV_TRAINING } from './conv.js';
 import { DENSE_DEFAULTS, type DenseConfig } from './dense.js';
@@ -60,7 +60,7 @@ export async function fitImageModel(set: ImageSet, o: ImageModelOptions = {}): P
   log(`training ${arch.arch} autoencoder (code ${arch.codeDim}${regularisers.binaryBits ? ' binary' : ''}) on ${set.keys.length} items of ${set.source}, backend ${backendName()}`, opts.quiet);
   const report = await trainAutoencoder(parts, set.pixels, set.keys.length, dim, { ...opts, loss, regularisers, arch });
   log(
-    `trained ${report.epochs} epochs in ${report.seconds.toFixed(1)}s (${report.samplesPerSec.toFixed(0)} samples/s); best held-out loss ${report.heldOutLoss.toFixed(3)} at epoch ${report.bestEpoch}`,
+    `trained ${counted(report.epochs, 'epoch')} in ${report.seconds.toFixed(1)}s (${report.samplesPerSec.toFixed(0)} samples/s); best held-out loss ${report.heldOutLoss.toFixed(3)} at epoch ${report.bestEpoch}`,
     opts.quiet,
   );
   const manifest: ModelManifest = {

@@ -1,6 +1,6 @@
 import type { TextSet } from '../../data/texts.js';
 import { fail } from '../errors.js';
-import { log } from '../progress.js';
+import { counted, log } from '../progress.js';
 import { backendName } from './backend.js';
 import type { DenseConfig } from './dense.js';
 import type { ModelManifest, Regularisers } from './manifest.js';
@@ -121,7 +121,7 @@ export async function fitTextModel(set: TextSet, o: TextModelOptions = {}): Prom
   const parts = buildParts(arch, opts.seed);
   log(`training text autoencoder ${d}-${arch.hidden.join('-')}-${arch.codeDim} (${weighting} in, ${output} out, ${loss}) on ${keep.length} documents of ${set.source}, backend ${backendName()}`, opts.quiet);
   const report = await trainAutoencoder(parts, x, keep.length, d, { ...opts, loss, regularisers, arch, ...(target ? { target } : {}) });
-  log(`trained ${report.epochs} epochs in ${report.seconds.toFixed(1)}s (${report.samplesPerSec.toFixed(0)} samples/s); best held-out loss ${report.heldOutLoss.toFixed(4)} at epoch ${report.bestEpoch}`, opts.quiet);
+  log(`trained ${counted(report.epochs, 'epoch')} in ${report.seconds.toFixed(1)}s (${report.samplesPerSec.toFixed(0)} samples/s); best held-out loss ${report.heldOutLoss.toFixed(4)} at epoch ${report.bestEpoch}`, opts.quiet);
   const manifest: ModelManifest = {
     format: 'latentdex-model',
     version: 1,

@@ -158,7 +158,8 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
   // the held-out loss is measured after each epoch: the bar says which epoch it belongs to, and the best so far
   const heldText = () => {
     const last = history.at(-1);
-    return last ? `${last.heldOutLoss.toFixed(3)} after epoch ${last.epoch} (best ${best.toFixed(3)}, epoch ${bestEpoch})` : '-';
+    if (!last) return '-';
+    return `${last.heldOutLoss.toFixed(3)}@e${last.epoch}${bestEpoch > 0 && bestEpoch !== last.epoch ? ` (best ${best.toFixed(3)}@e${bestEpoch})` : ''}`;
   };
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
@@ -190,6 +191,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
         bar.update(o.epochs * nTrain, { epoch: `${epoch}/${o.epochs} (early stop)`, loss: trainLoss.toFixed(3), held: heldText() });
         break;
       }
+      bar.update(seen, { held: heldText() });
     }
   } finally {
     bar.stop();

@@ -137,6 +137,12 @@ export function createApp(deps: AppDeps): express.Express {
     res.on('finish', release);
     next();
   });
+  // Every body the API reads is JSON or a multipart upload: anything else (an image sent raw) is refused unread.
+  app.use((req, _res, next) => {
+    const type = req.headers['content-type'];
+    if (type === undefined || req.is(['application/json', 'multipart/form-data']) !== false) return next();
+    next(fail('UNSUPPORTED_MEDIA', `a body of type '${type.split(';')[0]}' is not read here; send JSON, or an image as a multipart/form-data upload in field \`image\``));
+  });
   app.use(express.json({ limit: '1mb' }));
 
   const requireKey: express.RequestHandler = (req, _res, next) => {

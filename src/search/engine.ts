@@ -16,6 +16,7 @@ import type { SparseVector } from '../encoder/sparse.js';
 import { decodeCursor, encodeCursor, optionsFingerprint, pageFingerprint } from './cursor.js';
 import { collectionTwoStage, rerankOptions, twoStageName } from './rerank.js';
 import { readRanking, groupOf, type GroupField, type RankingPlan } from './ranking.js';
+import { queryNovelty, type Novelty } from './outliers.js';
 
 export interface Hit {
   rank: number;
@@ -70,7 +71,16 @@ export interface SearchResponse {
   baseline?: HitList;
   /** |codes ∩ baseline| / k */
   overlap?: number;
+  /** how unusual a query from outside is (searches by image or text asked for it); null: not computed (see NoveltyMode) */
+  novelty?: Novelty | null;
 }
+
+/**
+ * Whether a search by image or text also says how unusual the query is: 'if-ready' when that costs no more than
+ * the search (collections up to NOVELTY_INLINE_ITEMS, or whose item scores exist; otherwise null), 'compute' even
+ * when the collection's items must be scored first (about one graph search per item).
+ */
+export type NoveltyMode = 'if-ready' | 'compute';
 
 export interface SearchOptions {
   /** hits per page (with maxDistance: the most hits returned, default MAX_DEPTH) */
@@ -277,13 +287,13 @@ export class SearchEngine {
     return kk;
   }
 
-  /** The item's colour preview (the original, scaled down); text items have none (they carry a snippet). */
-  thumbnailUrl(c: { name: string; kind: 'image' | 'text' }, key: string): string | undefined {
-    return c.kind === 'image' ? `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/preview` : undefined;
+  /** `{ thumbnail }`: the URL of an image item's colour preview (the original, scaled down); text items have none. */
+  thumbnail(c: { name: string; kind: 'image' | 'text' }, key: string): { thumbnail?: string } {
+    return c.kind === 'image' ? { thumbnail: `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(key)}/preview` } : {};
   }
 
   private hit(c: Collection, row: ItemRow, rank: number, distance: number, groupBy?: GroupField): Hit {
-    const h: Hit = { rank, key: row.key, label: row.label, distance, ...thumbnailOf(this.thumbnailUrl(c, row.key)) };
+    const h: Hit = { rank, key: row.key, label: row.label, distance, ...this.thumbnail(c, row.key) };
     if (row.text !== null) h.snippet = snippetOf(row.text);
     if (groupBy) h.group = groupOf(row, groupBy);
     return h;
@@ -500,10 +510,18 @@ export class SearchEngine {
     return { code: Float32Array.from(code), raw: null, id: null, key: null, label: null };
   }
 
-  private textQuery(c: Collection, text: string): PreparedQuery {
+  private textQuery(c: Collection, text: string): PreparedQuery & { raw: RawVector; input: Pixels } {
     if (c.kind !== 'text') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds images; search it with an image or a key`);
     const v = textQueryVectors(c, text);
-    return { code: c.model.encode(v.input, 1), raw: v.raw, id: null, key: null, label: null, snippet: snippetOf(text) };
+    return { code: c.model.encode(v.input, 1), raw: v.raw, id: null, key: null, label: null, snippet: snippetOf(text), input: v.input };
+  }
+
+  /** The answer to a query from outside and, when asked, its novelty: both on one state of the collection. */
+  private runWithNovelty(c: Collection, q: PreparedQuery & { raw: RawVector }, input: Pixels, o: SearchOptions, mode?: NoveltyMode): SearchResponse {
+    return c.consistent(() => {
+      const answer = this.runNow(c, q, o, this.plan(c, o));
+      return mode ? { ...answer, novelty: queryNovelty(c, input, q.raw, q.code, { compute: mode === 'compute' }) } : answer;
+    });
   }
 
   async byKey(name: string, key: string, o: SearchOptions): Promise<SearchResponse> {
@@ -512,14 +530,14 @@ export class SearchEngine {
   }
 
   /** Searches by an image file's bytes; `from` names it in errors and bounds its size (default: an HTTP upload's). */
-  async byImage(name: string, image: Buffer, o: SearchOptions, from?: ImageOrigin): Promise<SearchResponse> {
+  async byImage(name: string, image: Buffer, o: SearchOptions, from?: ImageOrigin, novelty?: NoveltyMode): Promise<SearchResponse> {
     const c = await this.collection(name);
-    return this.byPixels(c, (await decodeQueryImage(c, image, from)).pixels, o);
+    return this.byPixels(c, (await decodeQueryImage(c, image, from)).pixels, o, novelty);
   }
 
   /** Searches by an image already decoded to the collection's input size (see decodeQueryImage). */
-  byPixels(c: Collection, px: Uint8Array, o: SearchOptions): SearchResponse {
-    return this.run(c, { code: c.model.encode(px, 1), raw: px, id: null, key: null, label: null }, o);
+  byPixels(c: Collection, px: Uint8Array, o: SearchOptions, novelty?: NoveltyMode): SearchResponse {
+    return this.runWithNovelty(c, { code: c.model.encode(px, 1), raw: px, id: null, key: null, label: null }, px, o, novelty);
   }
 
   async byCode(name: string, code: number[], o: SearchOptions): Promise<SearchResponse> {
@@ -527,9 +545,10 @@ export class SearchEngine {
     return this.run(c, this.codeQuery(c, code), { ...o, compare: false });
   }
 
-  async byText(name: string, text: string, o: SearchOptions): Promise<SearchResponse> {
+  async byText(name: string, text: string, o: SearchOptions, novelty?: NoveltyMode): Promise<SearchResponse> {
     const c = await this.collection(name);
-    return this.run(c, this.textQuery(c, text), o);
+    const { input, ...q } = this.textQuery(c, text);
+    return this.runWithNovelty(c, q, input, o, novelty);
   }
 
   /**
@@ -651,7 +670,3 @@ export async function decodeQueryImage(c: Pick<Collection, 'name' | 'model'>, im
   return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background, resample: i.resample }, from.name, { preview: true, maxPixels: from.maxPixels });
 }
 
-/** `{ thumbnail }` when there is one, nothing otherwise (an answer carries no undefined field). */
-export function thumbnailOf(url: string | undefined): { thumbnail?: string } {
-  return url === undefined ? {} : { thumbnail: url };
-}

@@ -1,6 +1,6 @@
 import { toFloats, type Pixels } from '../../data/images.js';
 import type { SparseVector } from '../encoder/sparse.js';
-import { progress } from '../progress.js';
+import { counted, progress } from '../progress.js';
 import type { Collection, RawVectors } from '../indexer/collection.js';
 import { exactScan, graphScan, hammingScan, projectionScan, sortedIndex, sparseProjectionScan, sparseScan, type Retriever } from '../indexer/retrieval.js';
 import { collectionTwoStage, rerankOptions, twoStageName, type RerankRequest } from './rerank.js';
@@ -150,7 +150,7 @@ function f(x: number | null, digits = 3): string {
 /** The report as one markdown table. */
 export function formatEvalTable(r: EvalReport): string {
   const lines = [
-    `Collection \`${r.collection}\` (${r.kind}, ${r.items} items), ${r.queries} queries (${r.labelledQueries} labelled), k = ${r.k}`,
+    `Collection \`${r.collection}\` (${r.kind}, ${counted(r.items, 'item')}), ${counted(r.queries, 'query', 'queries')} (${r.labelledQueries} labelled), k = ${r.k}`,
     '',
     `| method | P@${r.k} | mAP@${r.k} | recall@${r.k} vs exact codes | queries/s | bytes/item |`,
     '|---|---:|---:|---:|---:|---:|',

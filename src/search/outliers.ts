@@ -169,8 +169,8 @@ export function noveltyScores(c: Collection, input: Pixels, raws: readonly RawVe
 
 /**
  * Collections up to this many items score their items for a query's novelty at once (about one graph search per
- * item, once per generation); larger ones report novelty once their scores exist (an outliers or duplicates request,
- * or `warm`), so that a search after a write never waits for the whole collection.
+ * item, once per generation); larger ones report novelty once their scores exist (after an outliers request on the
+ * same generation), so that a search after a write never waits for the whole collection.
  */
 export const NOVELTY_INLINE_ITEMS = 20_000;
 
@@ -180,11 +180,11 @@ export function noveltyReady(c: Collection): boolean {
 }
 
 /**
- * How unusual a query (its model input and raw vector) is for the collection, on one state of it; null while a large
- * collection's item scores are still being computed (see noveltyReady).
+ * How unusual a query (its model input, raw vector and code) is for the collection, on one state of it; null when
+ * the collection is too large to score its items for it (see noveltyReady) unless `compute` asks for that.
  */
-export function queryNovelty(c: Collection, input: Pixels, raw: RawVector): Novelty | null {
-  return c.consistent(() => (noveltyReady(c) ? novelty(c, input, raw, c.model.encode(input, 1)) : null));
+export function queryNovelty(c: Collection, input: Pixels, raw: RawVector, code: Float32Array, o: { compute?: boolean } = {}): Novelty | null {
+  return c.consistent(() => (o.compute || noveltyReady(c) ? novelty(c, input, raw, code) : null));
 }
 
 /** The novelty of one query given by its model input, raw vector and code. */

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { MAX_FILTER_VALUES } from '../indexer/filter.js';
 import { MAX_SHORTLIST } from './rerank.js';
 import { MAX_BATCH, MAX_DEPTH, type SearchOptions } from './engine.js';
-import { DUPLICATE_LIMIT } from './duplicates.js';
+import { DUPLICATE_FACTOR, DUPLICATE_LIMIT } from './duplicates.js';
 import { DEFAULT_SCORE, OUTLIER_SCORES } from './outliers.js';
 
 // `.openapi()` names schemas in the generated description (/api/openapi.json).
@@ -150,8 +150,8 @@ export const outliersQuery = z
 /** GET /duplicates: thresholds (default: from the collection's distances) and how many groups. */
 export const duplicatesQuery = z
   .object({
-    threshold: num({ min: 0, max: 1e6 }).optional().openapi({ description: 'largest code distance of a pair (default: 0.2 × the median distance of an item to its 5th nearest neighbour)' }),
-    raw_threshold: num({ min: 0, max: 1e6 }).optional().openapi({ description: 'largest raw distance of a pair, pixels in [0, 1] units or 1 − cosine of TF-IDF (default: 0.2 × the median, as for codes)' }),
+    threshold: num({ min: 0, max: 1e6 }).optional().openapi({ description: `largest code distance of a pair (default: ${DUPLICATE_FACTOR} × the median distance of an item to its 5th nearest neighbour)` }),
+    raw_threshold: num({ min: 0, max: 1e6 }).optional().openapi({ description: `largest raw distance of a pair, pixels in [0, 1] units or 1 − cosine of TF-IDF (default: ${DUPLICATE_FACTOR} × the median, as for codes)` }),
     limit: num({ int: true, min: 1, max: DUPLICATE_LIMIT.max }).optional().openapi({ description: `groups returned, largest first (default ${DUPLICATE_LIMIT.default})` }),
   })
   .strict()

@@ -1,17 +1,17 @@
 import express from 'express';
 import { fail } from '../../errors.js';
 import type { Collection } from '../../indexer/collection.js';
-import { thumbnailOf, type SearchEngine } from '../engine.js';
+import type { SearchEngine } from '../engine.js';
 import { denoiseImage } from '../denoise.js';
 import { DUPLICATE_LIMIT, findDuplicates } from '../duplicates.js';
 import { outliers } from '../outliers.js';
 import { duplicatesQuery, outliersQuery } from '../schemas.js';
-import { parse, unreadableBody, type RouteContext } from './http.js';
+import { parse, type RouteContext } from './http.js';
 
 /** How an item is shown in an analysis answer: key, label, and its picture (or the start of its text). */
 function shown(engine: SearchEngine, c: Collection, key: string): { key: string; label: string | null; thumbnail?: string; reconstructionImage?: string; snippet?: string } {
   const row = c.item(key);
-  const base = { key: row.key, label: row.label, ...thumbnailOf(engine.thumbnailUrl(c, row.key)) };
+  const base = { key: row.key, label: row.label, ...engine.thumbnail(c, row.key) };
   if (c.kind === 'text') return { ...base, snippet: (row.text ?? '').slice(0, 240) };
   return { ...base, reconstructionImage: `/api/collections/${encodeURIComponent(c.name)}/items/${encodeURIComponent(row.key)}/reconstruction.png` };
 }
@@ -61,7 +61,7 @@ export function analysisRoutes(ctx: RouteContext): express.Router {
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       if (c.kind !== 'image') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; denoise takes an image collection`);
-      if (!req.file) throw unreadableBody(req, 'send the image to denoise as multipart field `image`', ['multipart/form-data']);
+      if (!req.file) throw fail('INVALID_ARGUMENT', 'send the image to denoise as multipart field `image`');
       const out = await denoiseImage(c, req.file.buffer);
       res.type('png').set('x-latentdex-denoising-model', String(out.denoising)).send(out.png);
     }),

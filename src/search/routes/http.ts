@@ -3,7 +3,7 @@ import type { DemoBuild } from '../demo.js';
 import type express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
-import { fail, type LatentdexError } from '../../errors.js';
+import { fail } from '../../errors.js';
 import { sniffImage } from '../../../data/decode.js';
 import type { SearchEngine } from '../engine.js';
 
@@ -45,15 +45,3 @@ export function previewType(b: Buffer): string {
   return sniffImage(b) === 'webp' ? 'image/webp' : 'image/png';
 }
 
-/** How the search routes take a query: an upload, or JSON. */
-export const QUERY_BODIES = ['multipart/form-data', 'application/json'] as const;
-
-/**
- * The refusal of a request whose body does not hold what the route reads (`what` says what to send): 415
- * UNSUPPORTED_MEDIA when the body is of a type the route never reads (a raw `image/png` body, say), otherwise 400.
- */
-export function unreadableBody(req: Request, what: string, accepted: readonly string[] = QUERY_BODIES): LatentdexError {
-  const type = req.headers['content-type'];
-  if (type && req.is([...accepted]) === false) return fail('UNSUPPORTED_MEDIA', `${what}; a body of type '${type.split(';')[0]}' is not read here`);
-  return fail('INVALID_ARGUMENT', what);
-}

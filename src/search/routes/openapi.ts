@@ -9,6 +9,9 @@ const errors = {
   400: { description: 'bad input (code INVALID_ARGUMENT, K_OUT_OF_RANGE, INVALID_DIM, EMPTY_TEXT, …)', ...json(schemas.error) },
   404: { description: 'no such collection or item', ...json(schemas.error) },
   409: { description: 'STALE_CURSOR and other conflicts', ...json(schemas.error) },
+  413: { description: 'a body over the limit (PAYLOAD_TOO_LARGE)', ...json(schemas.error) },
+  415: { description: 'an image format latentdex does not read, or a body that is neither JSON nor multipart (UNSUPPORTED_IMAGE, UNSUPPORTED_MEDIA)', ...json(schemas.error) },
+  429: { description: 'too many bodies in flight (TOO_MANY_REQUESTS); retry after the Retry-After seconds', ...json(schemas.error) },
 };
 const collection = z.object({ c: z.string().openapi({ description: 'collection name' }) });
 const item = collection.extend({ key: z.string().openapi({ description: 'item key' }) });

@@ -8,7 +8,6 @@ import type { Collection } from '../../indexer/collection.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
 import { sniffImage } from '../../../data/decode.js';
 import { projectCodes } from '../map.js';
-import { thumbnailOf } from '../engine.js';
 import { previewType, type RouteContext } from './http.js';
 
 /** Whether `file` lies inside one of `roots` once links are resolved (a path that does not exist is not). */
@@ -134,7 +133,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       const row = c.item(req.params.key!);
-      res.json({ key: row.key, label: row.label, uri: publicPath(row.uri, c.sourceRoots, Boolean(ctx.serveOriginals)), group: row.grp, text: row.text, ...thumbnailOf(engine.thumbnailUrl(c, row.key)), code: Array.from(c.codeOf(row.id)) });
+      res.json({ key: row.key, label: row.label, uri: publicPath(row.uri, c.sourceRoots, Boolean(ctx.serveOriginals)), group: row.grp, text: row.text, ...engine.thumbnail(c, row.key), code: Array.from(c.codeOf(row.id)) });
     }),
   );
 

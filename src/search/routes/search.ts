@@ -3,10 +3,9 @@ import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
 import type { Collection } from '../../indexer/collection.js';
 import type { DecodedImage } from '../../../data/decode.js';
-import { decodeQueryImage, textQueryVectors, type SearchResponse } from '../engine.js';
-import { queryNovelty } from '../outliers.js';
+import { decodeQueryImage, type SearchResponse } from '../engine.js';
 import { batchBody, codeBody, searchOptionsOf, searchQuery, textBody } from '../schemas.js';
-import { parse, unreadableBody, type RouteContext } from './http.js';
+import { parse, type RouteContext } from './http.js';
 
 /** Search routes: neighbours of an item; search by image, code or text; batches of queries. */
 export function searchRoutes(ctx: RouteContext): express.Router {
@@ -40,8 +39,7 @@ export function searchRoutes(ctx: RouteContext): express.Router {
       if (req.file) {
         const c = await engine.collection(name);
         const img = await decodeQueryImage(c, req.file.buffer);
-        const answer = engine.byPixels(c, img.pixels, o);
-        res.json({ ...withPictures(c, answer, img), novelty: queryNovelty(c, img.pixels, img.pixels) });
+        res.json(withPictures(c, engine.byPixels(c, img.pixels, o, 'if-ready'), img));
         return;
       }
       const body: unknown = req.body;
@@ -50,15 +48,11 @@ export function searchRoutes(ctx: RouteContext): express.Router {
         return;
       }
       if (body && typeof body === 'object' && 'text' in body) {
-        const text = parse(textBody, body, 'body').text;
-        const answer = await engine.byText(name, text, o);
-        const c = await engine.collection(name);
-        const v = textQueryVectors(c, text);
-        res.json({ ...answer, novelty: queryNovelty(c, v.input, v.raw) });
+        res.json(await engine.byText(name, parse(textBody, body, 'body').text, o, 'if-ready'));
         return;
       }
       await engine.collection(name);
-      throw unreadableBody(req, 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
+      throw fail('INVALID_ARGUMENT', 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
     }),
   );
 

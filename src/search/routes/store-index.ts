@@ -3,9 +3,9 @@ import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
 import { ANN_MIN_ROWS, type AnnHit } from '../../indexer/lance-store.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
-import { decodeQueryImage, textQueryVectors, thumbnailOf, type Hit, type SearchResponse } from '../engine.js';
+import { decodeQueryImage, textQueryVectors, type Hit, type SearchResponse } from '../engine.js';
 import { codeBody, searchQuery, textBody } from '../schemas.js';
-import { parse, unreadableBody, previewType, type RouteContext } from './http.js';
+import { parse, previewType, type RouteContext } from './http.js';
 import { indexedSummary, publicManifest } from './read.js';
 
 /** Query-string options a search of the store's index cannot honour (it ranks by its ANN index alone). */
@@ -35,7 +35,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
     if (given.length) throw fail('INVALID_ARGUMENT', `collection '${req.params.c}' is searched through the store's index on this replica (it holds more items than --hot-limit): ${given.join(', ')} cannot be used; pass k and label (compare is answered without the exact baseline), or serve it from a replica with a larger --hot-limit`);
     return { k: ctx.engine.checkK(q.k), labels: q.label };
   };
-  const previewUrl = (c: StoreIndexedCollection, key: string) => thumbnailOf(ctx.engine.thumbnailUrl({ name: c.name, kind: c.head.manifest.kind }, key));
+  const previewUrl = (c: StoreIndexedCollection, key: string) => ctx.engine.thumbnail({ name: c.name, kind: c.head.manifest.kind }, key);
   /** The answer in the shape of a local search's (without the exact baseline: it would scan every item). */
   const answer = (c: StoreIndexedCollection, generation: number, k: number, query: { key: string | null; label: string | null }, hits: AnnHit[], started: number): SearchResponse & { servedFrom: 'store-index' } => {
     const list: Hit[] = hits.map((h, i) => ({ rank: i + 1, key: h.key, label: h.label, distance: h.distance, ...previewUrl(c, h.key) }));
@@ -136,7 +136,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
       } else if (body && typeof body === 'object' && 'text' in body) {
         if (c.head.manifest.kind !== 'text') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds images; search it with an image or a code`);
         code = c.model.encode(textQueryVectors(c, parse(textBody, body, 'body').text).input, 1);
-      } else throw unreadableBody(req, 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
+      } else throw fail('INVALID_ARGUMENT', 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
       res.json(answer(c, generation, o.k, { key: null, label: null }, await c.nearest(code, o.k, { labels: o.labels }), started));
     }),
   );

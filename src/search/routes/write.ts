@@ -3,7 +3,7 @@ import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
 import { decodeQueryImage, textQueryVectors } from '../engine.js';
 import { imageItemFields, textItemBody } from '../schemas.js';
-import { parse, unreadableBody, type RouteContext } from './http.js';
+import { parse, type RouteContext } from './http.js';
 import type { Collection, ItemInput } from '../../indexer/collection.js';
 
 /** Writing routes (API key): add or replace an item, remove one. */
@@ -24,7 +24,7 @@ export function writeRoutes(ctx: RouteContext): express.Router {
       const c = await engine.collection(req.params.c!);
       const replace = req.query.replace === 'true';
       if (c.kind === 'image') {
-        if (!req.file) throw unreadableBody(req, 'send the image as multipart field `image` with a `key` field', ['multipart/form-data']);
+        if (!req.file) throw fail('INVALID_ARGUMENT', 'send the image as multipart field `image` with a `key` field');
         const f = parse(imageItemFields, req.body, 'fields');
         const i = c.model.manifest.input;
         if (i.type !== 'pixels') throw fail('INTERNAL', 'image collection with a text model');
