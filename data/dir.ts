@@ -145,7 +145,7 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
     spool?.close();
     throw fail('BAD_SOURCE', `folder '${root}' holds no usable image: ${counted(skipped.length, 'file')} could not be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.reason})`);
   }
-  if (skipped.length) log(`skipped ${skipped.length} of ${counted(n, 'file')} in '${root}' that could not be used (listed at the end and in \`latentdex info\`)`, o.quiet);
+  if (skipped.length) log(`skipped ${skipped.length} of ${counted(n + unreadable.length, 'file')} in '${root}' that could not be used (first: ${skipped[0]!.path}: ${skipped[0]!.reason})`, o.quiet);
   return { root, target, files, kept, skipped, ...(spool ? { previews: spool } : {}) };
 }
 

@@ -20,10 +20,10 @@ const RESERVED = new Set(['key', 'text', 'label']);
 /**
  * `jsonl:FILE`: one JSON record `{key?, text, label?, group?}` per line; blank lines are passed over, records that
  * cannot be used skipped and listed (`strict`: the first one is an error). `groupBy` names
- * the field that says which source document a record comes from (default `group`; a record without it is its own
+ * the field that says which source document a record comes from (default `group`; a record without it has no
  * group): evaluation never counts a neighbour of the query's own group.
  */
-export async function loadJsonl(file: string, o: { groupBy?: string; strict?: boolean; quiet?: boolean } = {}): Promise<TextSet> {
+export async function loadJsonl(file: string, o: { groupBy?: string; groupOptional?: boolean; strict?: boolean; quiet?: boolean } = {}): Promise<TextSet> {
   const groupField = o.groupBy ?? 'group';
   if (RESERVED.has(groupField)) throw fail('INVALID_ARGUMENT', `--group-by '${groupField}' names a record's own ${groupField}; name the field that holds its source document`);
   let groupsSeen = 0;
@@ -34,7 +34,7 @@ export async function loadJsonl(file: string, o: { groupBy?: string; strict?: bo
     throw fail('BAD_SOURCE', `cannot read '${file}': ${messageOf(e)}`, e);
   }
   const lines = decodeText(buf, file).split('\n');
-  const set: TextSet = { kind: 'text', source: `jsonl:${file}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [] };
+  const set: TextSet = { kind: 'text', source: `jsonl:${file}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [], ...(o.groupBy !== undefined ? { groupField: o.groupBy } : {}) };
   const seen = new Set<string>();
   // records are named FILE#LINE, skipped or not, so that a line fixed and added again leaves the skipped list
   const where = path.resolve(file);
@@ -63,12 +63,12 @@ export async function loadJsonl(file: string, o: { groupBy?: string; strict?: bo
     set.keys.push(key);
     set.texts.push(r.data.text);
     set.labels.push(r.data.label === undefined || r.data.label === null ? null : String(r.data.label));
-    set.groups.push(g.data === undefined || g.data === null ? key : String(g.data));
+    set.groups.push(g.data === undefined || g.data === null ? null : String(g.data));
     set.uris.push(`${where}#${i + 1}`);
   });
   const first = set.skipped![0];
   if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no usable record${first ? ` (${set.skipped!.length} skipped; first: line ${first.path.slice(first.path.lastIndexOf('#') + 1)}: ${first.reason})` : ''}`);
-  if (o.groupBy !== undefined && groupsSeen === 0) throw fail('BAD_SOURCE', `no record of '${file}' has a "${groupField}" field; --group-by names the field that holds each record's source document`);
+  if (o.groupBy !== undefined && groupsSeen === 0 && !o.groupOptional) throw fail('BAD_SOURCE', `no record of '${file}' has a "${groupField}" field; --group-by names the field that holds each record's source document`);
   if (first) log(`skipped ${counted(set.skipped!.length, 'record')} of '${file}' that could not be used (first: line ${first.path.slice(first.path.lastIndexOf('#') + 1)}: ${first.reason})`, o.quiet);
   return set;
 }

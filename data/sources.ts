@@ -25,6 +25,8 @@ export interface LoadOptions {
   quiet?: boolean;
   /** jsonl: sources: the field naming each record's source document (its group) */
   groupBy?: string;
+  /** groupBy is the field a collection was built with (an add): records without it are no error */
+  groupOptional?: boolean;
 }
 
 export const IMAGE_SOURCE_HELP = 'mnist | mnist:train | mnist:test | idx:IMAGES[,LABELS] | dir:PATH';
@@ -67,7 +69,7 @@ export async function loadImageSource(spec: string, opts: LoadOptions = {}): Pro
       // A folder is read at the limit directly: files not wanted are never decoded.
       return loadDir(rest, { target: opts.target, shape: opts.shape, limit: opts.limit, strict: opts.strict, quiet: opts.quiet, previews: opts.previews ?? false, spoolDir: opts.spoolDir });
     default:
-      throw fail('BAD_SOURCE', `unknown image source '${spec}'; use ${IMAGE_SOURCE_HELP}`);
+      throw fail('BAD_SOURCE', `unknown source '${spec}'; use ${SOURCE_HELP}${/[/\\.]/.test(scheme) ? ` (a folder of images: dir:${spec}; a file of JSON lines: jsonl:${spec})` : ''}`);
   }
   checkImageShape(spec, set, opts);
   const idx = limitIndices(set.keys.length, opts.limit);
@@ -82,13 +84,13 @@ export function isTextSpec(spec: string): boolean {
 }
 
 /** Reads a text source spec: `brown`, `text:DIR`, `jsonl:FILE`. */
-export async function loadTextSource(spec: string, opts: Pick<LoadOptions, 'limit' | 'groupBy' | 'strict' | 'quiet'> = {}): Promise<TextSet> {
+export async function loadTextSource(spec: string, opts: Pick<LoadOptions, 'limit' | 'groupBy' | 'groupOptional' | 'strict' | 'quiet'> = {}): Promise<TextSet> {
   if (opts.groupBy !== undefined && !spec.startsWith('jsonl:')) throw fail('INVALID_ARGUMENT', `--group-by reads a field of jsonl: records; '${spec}' has its own groups (brown: the source text)`);
   let set: TextSet;
   if (spec === 'brown') set = loadBrown();
   else if (spec === 'brown:short') set = loadBrownPieces();
   else if (spec.startsWith('text:')) set = await loadTextDir(spec.slice(5), { strict: opts.strict, quiet: opts.quiet });
-  else if (spec.startsWith('jsonl:')) set = await loadJsonl(spec.slice(6), { groupBy: opts.groupBy, strict: opts.strict, quiet: opts.quiet });
+  else if (spec.startsWith('jsonl:')) set = await loadJsonl(spec.slice(6), { groupBy: opts.groupBy, groupOptional: opts.groupOptional, strict: opts.strict, quiet: opts.quiet });
   else throw fail('BAD_SOURCE', `unknown text source '${spec}'; use ${TEXT_SOURCE_HELP}`);
   const idx = limitIndices(set.keys.length, opts.limit);
   return idx ? selectTexts(set, idx) : set;

@@ -36,7 +36,8 @@ export async function loadTextDir(root: string, o: { strict?: boolean; quiet?: b
     const parent = path.dirname(rel);
     set.labels.push(parent === '.' ? null : parent);
     set.uris.push(path.resolve(f));
-    set.groups.push(rel);
+    // one file, one document: no source document above it (a group per key would list every file as a source)
+    set.groups.push(null);
   }
   if (set.keys.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no usable .txt file (first: ${set.skipped![0]?.path}: ${set.skipped![0]?.reason})`);
   const first = set.skipped![0];

@@ -12,6 +12,8 @@ export interface TextSet {
   texts: string[];
   /** records or files of the source that could not be used (`jsonl:` lines as FILE:LINE) */
   skipped?: SkippedFile[];
+  /** `jsonl:` read with --group-by: the field that named the groups (kept in the collection for its adds) */
+  groupField?: string;
 }
 
 export function selectTexts(s: TextSet, idx: readonly number[]): TextSet {

@@ -99,7 +99,7 @@ export function buildProgram(env: Env): Command {
         3,
       );
       await writeFileAtomic(f.out, png);
-      process.stdout.write(`reconstruction error ${err.toFixed(3)} per image (squared error summed over ${d} pixels, mean over ${n} images); grid: ${f.out}\n`);
+      process.stdout.write(`reconstruction error ${err.toFixed(3)} per image (squared error summed over ${d} values, mean over ${n} images); grid: ${f.out}\n`);
     });
 
   addCollectionCommands(ctx);

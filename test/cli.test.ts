@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { loadBrownPieces } from '../data/brown.js';
 import { fromNpy } from '../src/encoder/npy.js';
 import { BuildLock } from '../src/indexer/build-lock.js';
+import { SearchEngine } from '../src/search/engine.js';
 import { digits, tmpDir, writePngFolder } from './helpers.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
@@ -112,7 +113,7 @@ describe('latentdex CLI', () => {
     assert.match(bad.err, /binarize/);
   });
 
-  it('evaluates a JSONL text collection by source document: codes, two-stage, full-vocabulary TF-IDF and LSA rows', () => {
+  it('evaluates a JSONL text collection by source document: codes, two-stage, full-vocabulary TF-IDF and LSA rows', async () => {
     // Short pieces of Brown as a user's JSONL file: the source text in a field of its own.
     const set = loadBrownPieces(2);
     const file = path.join(work, 'short.jsonl');
@@ -123,6 +124,18 @@ describe('latentdex CLI', () => {
     const build = (name: string, extra: string[]) => run(['build', '--collection', name, '--source', `jsonl:${file}`, '--train-epochs', '1', '--hidden', '32', '--code-dim', '8', '--vocab-size', '300', ...extra], dataDir);
     const built = build('short', ['--group-by', 'source']);
     assert.equal(built.code, 0, built.err);
+    // an add reads the field the build named; a record without it has no group (not its own key)
+    const more = path.join(work, 'more.jsonl');
+    fs.writeFileSync(more, `${JSON.stringify({ key: 'new-1', text: set.texts[picked[0]!], source: 'x-source' })}\n${JSON.stringify({ key: 'new-2', text: set.texts[picked[1]!] })}\n`);
+    const added = run(['add', '--collection', 'short', '--source', `jsonl:${more}`], dataDir);
+    assert.equal(added.code, 0, added.err);
+    assert.match(added.out, /added 2 items/, added.err);
+    const engine = new SearchEngine({ dataDir, quiet: true });
+    const short = await engine.collection('short');
+    assert.equal(short.item('new-1').grp, 'x-source');
+    assert.equal(short.item('new-2').grp, null);
+    await engine.close();
+    assert.equal(run(['remove', '--collection', 'short', '--key', 'new-1', 'new-2'], dataDir).code, 0);
     const r = run(['eval', '--collection', 'short', '--queries', `jsonl:${file}`, '--group-by', 'source', '--json'], dataDir);
     assert.equal(r.code, 0, r.err);
     const report = JSON.parse(r.out) as { rows: { method: string; precision: number }[]; labelledQueries: number };

@@ -150,6 +150,8 @@ describe('text model', () => {
     }
     await assert.rejects(engine.byText('b', 'the of and to', { k: 5 }), { code: 'EMPTY_TEXT' });
     await assert.rejects(engine.byText('b', '   ', { k: 5 }), { code: 'EMPTY_TEXT' });
+    // a code of zeros has no cosine direction
+    await assert.rejects(engine.byCode('b', Array(model.codeDim).fill(0), { k: 5 }), { code: 'INVALID_ARGUMENT' });
     const byKey = await engine.byKey('b', small.keys[10]!, { k: 5, compare: true });
     assert.ok(byKey.codes.hits.every((h) => h.key !== small.keys[10]));
     // Texts are searched in two stages by default (codes shortlist, TF-IDF re-ranks); rerank=0 is codes alone.

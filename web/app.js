@@ -121,7 +121,7 @@ function render(r, query) {
   if (r.novelty === null) nv.textContent = 'How unusual the query is: not computed for a collection this large until its items are scored (“Show the most unusual items” below scores them).';
   if (r.novelty) {
     const p = r.novelty.percentile;
-    const pct = (v) => (v == null ? 'n/a' : `${(v * 100).toFixed(0)}%`);
+    const pct = (v) => (v == null ? 'n/a' : `${(v * 100).toFixed(1)}%`);
     nv.textContent = p == null
       ? 'How unusual the query is cannot be told: the collection has no scored items.'
       : `How unusual for this collection: more unusual than ${(p * 100).toFixed(1)}% of its items (${r.novelty.score} score; reconstruction error above ${pct(r.novelty.reconstruction.percentile)}, code distance to its 5th nearest item above ${pct(r.novelty.neighbors.percentile)}, ${state.kind === 'text' ? 'TF-IDF' : 'pixel'} distance above ${pct(r.novelty.raw.percentile)}).`;

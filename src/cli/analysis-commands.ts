@@ -1,4 +1,6 @@
 import fs from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
 import { Option } from 'commander';
 import { gridPng } from '../encoder/png.js';
 import { writeFileAtomic } from '../encoder/npy.js';
@@ -90,15 +92,19 @@ export function addAnalysisCommands(ctx: Ctx): void {
     .description("an image as the collection's model reconstructs it (a model trained with --denoise removes noise)")
     .requiredOption('--collection <name>', 'image collection whose model to use')
     .requiredOption('--in <file>', 'image to denoise')
-    .requiredOption('--out <file>', 'PNG to write')
+    .requiredOption('--out <file>', 'image to write: .png, .jpg or .webp')
     .action((f: { collection: string; in: string; out: string }) =>
       withCollection(ctx, f.collection, async (c) => {
         const bytes = await fs.readFile(f.in).catch((e: unknown) => {
           throw fail('BAD_FILE', `cannot read '${f.in}' (${messageOf(e)})`, e);
         });
         // a local file, as `search --image` reads one: the file's name in errors, the limit of files on disk
+        const ext = path.extname(f.out).toLowerCase();
+        const format = ({ '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp' } as const)[ext];
+        if (!format) throw fail('INVALID_ARGUMENT', `--out '${f.out}': write .png, .jpg or .webp`);
         const out = await denoiseImage(c, bytes, { name: f.in, maxPixels: MAX_INPUT_PIXELS });
-        await writeFileAtomic(f.out, out.png);
+        // the file's format is its extension's (the model's PNG re-encoded when another is asked for)
+        await writeFileAtomic(f.out, format === 'png' ? out.png : await sharp(out.png).flatten({ background: '#ffffff' }).toFormat(format).toBuffer());
         process.stdout.write(`wrote ${f.out} (${out.width}x${out.height})${out.denoising ? '' : `; note: '${c.name}' was not trained with --denoise, so its model reconstructs rather than removes noise`}\n`);
       }),
     );

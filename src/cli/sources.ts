@@ -35,6 +35,8 @@ export interface LoadFlags {
   quiet?: boolean;
   /** jsonl: the field naming each record's source document */
   groupBy?: string;
+  /** groupBy is the one the collection was built with (an add): records without it are no error */
+  groupOptional?: boolean;
   /** where a folder's pixels and previews are spooled while it is read (default the system's temporary folder) */
   spoolDir?: string;
   /** put before every key (a second folder whose file names repeat the first's) */
@@ -68,7 +70,7 @@ function checkFlags(spec: string, o: LoadFlags): boolean {
 export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loaded> {
   const text = checkFlags(spec, o);
   if (text) {
-    const set = await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy, strict: o.strict, quiet: o.quiet });
+    const set = await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy, groupOptional: o.groupOptional, strict: o.strict, quiet: o.quiet });
     return { kind: 'text', set: { ...set, keys: prefixed(set.keys, o.keyPrefix) } };
   }
   const set = await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews, spoolDir: o.spoolDir });

@@ -1,4 +1,6 @@
 import fs from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fail, messageOf } from '../errors.js';
 
 type NpyArray = Float32Array | Int32Array | Uint8Array;
@@ -47,7 +49,9 @@ export async function writeFileAtomic(file: string, data: Buffer | string): Prom
     await fs.rename(tmp, file);
   } catch (e) {
     await fs.rm(tmp, { force: true });
-    throw fail('BAD_FILE', `cannot write '${file}' (${messageOf(e)}); check that its folder exists and is writable`, e);
+    const folder = path.dirname(path.resolve(file));
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(folder);
+    throw fail('BAD_FILE', missing ? `cannot write '${file}': folder '${folder}' does not exist; make it or write elsewhere` : `cannot write '${file}' (${messageOf(e)}); check that its folder is writable`, e);
   }
 }
 

@@ -79,7 +79,8 @@ export interface CollectionStore {
   /** Where a build of `name` is made; COLLECTION_EXISTS (unless `replace`) and refusals come before any training. */
   startBuild(name: string, o: { replace?: boolean; dataDir: string }): Promise<BuildTarget>;
   /** Reads items with the collection's model (given to `load`), encodes them, and stores them in one write. */
-  add(name: string, load: (model: TrainedModel) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary>;
+  /** `load` reads the items with the collection's model and manifest params (the build's --group-by, say) */
+  add(name: string, load: (model: TrainedModel, params: Readonly<Record<string, unknown>>) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary>;
   /** Removes items by key in one write (an unknown key is ITEM_NOT_FOUND, and nothing is removed). */
   remove(name: string, keys: readonly string[], o: StoreWriteOptions): Promise<WriteSummary>;
   codes(name: string): Promise<Codes>;
@@ -116,9 +117,9 @@ export class LocalCollections implements CollectionStore {
     });
   }
 
-  add(name: string, load: (model: TrainedModel) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary> {
+  add(name: string, load: (model: TrainedModel, params: Readonly<Record<string, unknown>>) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary> {
     return this.with(name, async (c) => {
-      const r = await c.addAll(await load(c.model), { replace: o.replace, quiet: this.o.quiet });
+      const r = await c.addAll(await load(c.model, c.manifest.params), { replace: o.replace, quiet: this.o.quiet });
       return { ...r, removed: 0, count: c.count };
     });
   }

@@ -87,5 +87,5 @@ export function imageCollectionSettings(model: TrainedModel, set: Pick<ImageSet,
 
 /** Settings of a text collection: cosine over codes, the exact baseline over sparse TF-IDF of the model's full vocabulary. */
 export function textCollectionSettings(model: TrainedModel, set: TextSet): Omit<CreateOptions, 'name' | 'hnsw'> {
-  return { kind: 'text', space: 'cosine', rawDim: baselineVectorizerOf(model).dim, rawType: 'sparse', params: { source: set.source, weighting: weightingOf(model) } };
+  return { kind: 'text', space: 'cosine', rawDim: baselineVectorizerOf(model).dim, rawType: 'sparse', params: { source: set.source, weighting: weightingOf(model), ...(set.groupField !== undefined ? { groupBy: set.groupField } : {}) } };
 }

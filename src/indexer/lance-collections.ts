@@ -54,11 +54,11 @@ export class LanceCollections implements CollectionStore {
     };
   }
 
-  async add(name: string, load: (model: TrainedModel) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary> {
+  async add(name: string, load: (model: TrainedModel, params: Readonly<Record<string, unknown>>) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary> {
     const head = await this.store.requireHead(name);
     await this.o.ready();
     const r = await this.withModel(head, async (model) => {
-      const stream = await load(model);
+      const stream = await load(model, head.manifest.params);
       const rows = await encodeStream(model, stream, head.manifest.rawType, this.o.quiet);
       const indexed = new Set(rows.flatMap((row) => (row.uri === null ? [] : [row.uri])));
       // encoded with this build's model: a rebuild meanwhile makes the write COLLECTION_REPLACED; the source's

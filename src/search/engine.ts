@@ -507,6 +507,7 @@ export class SearchEngine {
   private codeQuery(c: Collection, code: number[]): PreparedQuery {
     if (code.length !== c.manifest.codeDim) throw fail('INVALID_DIM', `code has ${code.length} values; collection '${c.name}' takes ${c.manifest.codeDim}`);
     if (code.some((v) => !Number.isFinite(Math.fround(v)))) throw fail('INVALID_ARGUMENT', 'code values must be finite float32 numbers (|v| < 3.4e38)');
+    if (c.manifest.space === 'cosine' && code.every((v) => v === 0)) throw fail('INVALID_ARGUMENT', `a code of zeros has no direction, and collection '${c.name}' compares codes by cosine; send a code with a non-zero value`);
     return { code: Float32Array.from(code), raw: null, id: null, key: null, label: null };
   }
 
