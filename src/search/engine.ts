@@ -670,4 +670,3 @@ export async function decodeQueryImage(c: Pick<Collection, 'name' | 'model'>, im
   if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; search it with {text}`);
   return decodeImage(image, { width: i.width, height: i.height, channels: i.channels, fit: i.fit, background: i.background, resample: i.resample }, from.name, { preview: true, maxPixels: from.maxPixels });
 }
-
