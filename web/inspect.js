@@ -40,11 +40,10 @@ export function setupInspect(page) {
       const asked = page.collection();
       const r = await api(`${base()}/duplicates?limit=50`);
       if (asked !== page.collection()) return;
-      const within = r.thresholds?.code === 'exact copies only' || r.thresholds?.raw === 'exact copies only'
-        ? 'exact copies only (too few items for default thresholds)'
-        : `within code distance ${num(r.threshold)} and raw distance ${num(r.rawThreshold)}`;
+      const copiesOnly = r.thresholds?.code === 'exact copies only' || r.thresholds?.raw === 'exact copies only';
+      const within = copiesOnly ? 'exact copies only (too few items for default thresholds)' : `within code distance ${num(r.threshold)} and raw distance ${num(r.rawThreshold)}`;
       $('inspect-stats').textContent = r.count === 0
-        ? `No near-duplicates ${within.startsWith('exact') ? `(${within})` : within}.`
+        ? `No near-duplicates ${copiesOnly ? `(${within})` : within}.`
         : `${page.counted(r.count, 'group')} (${page.counted(r.items, 'item')}), ${within}${r.count > r.groups.length ? `; the ${r.groups.length} largest shown` : ''}.`;
       $('inspect-view').replaceChildren(...r.groups.map((g) => el('div', { class: 'dup-group' },
         el('span', { class: 'meta' }, g.exact ? 'exact copies' : `near, ≤ ${num(g.maxDistance)}`),

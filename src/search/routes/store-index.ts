@@ -35,10 +35,10 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
     if (given.length) throw fail('INVALID_ARGUMENT', `collection '${req.params.c}' is searched through the store's index on this replica (it holds more items than --hot-limit): ${given.join(', ')} cannot be used; pass k and label (compare is answered without the exact baseline), or serve it from a replica with a larger --hot-limit`);
     return { k: ctx.engine.checkK(q.k), labels: q.label };
   };
-  const previewUrl = (c: StoreIndexedCollection, key: string) => ctx.engine.thumbnail({ name: c.name, kind: c.head.manifest.kind }, key);
+  const thumbnailOf = (c: StoreIndexedCollection, key: string) => ctx.engine.thumbnail({ name: c.name, kind: c.head.manifest.kind }, key);
   /** The answer in the shape of a local search's (without the exact baseline: it would scan every item). */
   const answer = (c: StoreIndexedCollection, generation: number, k: number, query: { key: string | null; label: string | null }, hits: AnnHit[], started: number): SearchResponse & { servedFrom: 'store-index' } => {
-    const list: Hit[] = hits.map((h, i) => ({ rank: i + 1, key: h.key, label: h.label, distance: h.distance, ...previewUrl(c, h.key) }));
+    const list: Hit[] = hits.map((h, i) => ({ rank: i + 1, key: h.key, label: h.label, distance: h.distance, ...thumbnailOf(c, h.key) }));
     return {
       collection: c.name,
       k,
@@ -68,7 +68,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
     '/collections/:c/items/:key',
     when(async (c, req, res) => {
       const it = await c.item(req.params.key!);
-      res.json({ key: it.key, label: it.label, uri: null, group: it.grp, text: it.text, ...previewUrl(c, it.key), code: Array.from(codeOf(it.code)) });
+      res.json({ key: it.key, label: it.label, uri: null, group: it.grp, text: it.text, ...thumbnailOf(c, it.key), code: Array.from(codeOf(it.code)) });
     }),
   );
   r.get(
