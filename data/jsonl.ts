@@ -36,12 +36,14 @@ export async function loadJsonl(file: string, o: { groupBy?: string; groupOption
   const lines = decodeText(buf, file).split('\n');
   const set: TextSet = { kind: 'text', source: `jsonl:${file}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [], ...(o.groupBy !== undefined ? { groupField: o.groupBy } : {}) };
   const seen = new Set<string>();
-  // records are named FILE#LINE, skipped or not, so that a line fixed and added again leaves the skipped list
+  // records are named FILE:LINE, skipped or not (in messages too), so that a line fixed and added again leaves the
+  // skipped list
   const where = path.resolve(file);
+  const at = (i: number) => `${where}:${i + 1}`;
   // A record that cannot be used is skipped and listed (as dir: skips files), or with `strict` stops the read.
   const skip = (i: number, reason: string, cause?: unknown) => {
-    if (o.strict) throw fail('BAD_FILE', `${file}:${i + 1}: ${reason} (without --strict it would be skipped)`, cause);
-    set.skipped!.push({ path: `${where}#${i + 1}`, reason });
+    if (o.strict) throw fail('BAD_FILE', `${at(i)}: ${reason} (without --strict it would be skipped)`, cause);
+    set.skipped!.push({ path: at(i), reason });
   };
   lines.forEach((line, i) => {
     if (line.trim() === '') return;
@@ -64,11 +66,11 @@ export async function loadJsonl(file: string, o: { groupBy?: string; groupOption
     set.texts.push(r.data.text);
     set.labels.push(r.data.label === undefined || r.data.label === null ? null : String(r.data.label));
     set.groups.push(g.data === undefined || g.data === null ? null : String(g.data));
-    set.uris.push(`${where}#${i + 1}`);
+    set.uris.push(at(i));
   });
   const first = set.skipped![0];
-  if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no usable record${first ? ` (${set.skipped!.length} skipped; first: line ${first.path.slice(first.path.lastIndexOf('#') + 1)}: ${first.reason})` : ''}`);
+  if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no usable record${first ? ` (${set.skipped!.length} skipped; first: ${first.path}: ${first.reason})` : ''}`);
   if (o.groupBy !== undefined && groupsSeen === 0 && !o.groupOptional) throw fail('BAD_SOURCE', `no record of '${file}' has a "${groupField}" field; --group-by names the field that holds each record's source document`);
-  if (first) log(`skipped ${counted(set.skipped!.length, 'record')} of '${file}' that could not be used (first: line ${first.path.slice(first.path.lastIndexOf('#') + 1)}: ${first.reason})`, o.quiet);
+  if (first) log(`skipped ${counted(set.skipped!.length, 'record')} of '${file}' that could not be used (first: ${first.path}: ${first.reason})`, o.quiet);
   return set;
 }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import fs from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
 import { loadImageSource, IMAGE_SOURCE_HELP, SOURCE_HELP } from '../data/sources.js';
-import { count, fitModel, loadSource, vectorsOf } from './cli/sources.js';
+import { count, encodable, fitModel, loadSource, vectorsOf } from './cli/sources.js';
 import { imageDim } from '../data/images.js';
 import { readEnv, type Env } from './config.js';
 import { reconError } from './encoder/fit.js';
@@ -30,7 +30,8 @@ export function buildProgram(env: Env): Command {
     .option('--backend <name>', 'tfjs backend: tensorflow (tfjs-node), wasm or cpu (default: best available)')
     .option('-q, --quiet', 'no progress output')
     .option('--data-dir <dir>', `collections folder (default: $LATENTDEX_DATA or ${env.dataDir})`)
-    .showHelpAfterError()
+    // one line after a usage error, not the whole help
+    .showHelpAfterError('(add --help for the options)')
     .exitOverride();
   const ctx: Ctx = { env, program };
 
@@ -65,11 +66,13 @@ export function buildProgram(env: Env): Command {
     .action(async (f: ModelRef & { source: string; out: string; limit?: number }) => {
       await startBackend(ctx);
       const model = await resolveModel(ctx, f);
-      const l = await loadSource(f.source, { limit: f.limit, model, quiet: globals(ctx).quiet });
+      // a text without a word of the vocabulary has no code (a zero vector would encode to an arbitrary one)
+      const { loaded: l, left } = encodable(model, await loadSource(f.source, { limit: f.limit, model, quiet: globals(ctx).quiet }));
       const codes = model.encode(vectorsOf(model, l).input, count(l));
       await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
       await writeCodes(f.out, codes, model.codeDim, l.set.keys, l.set.labels);
-      process.stdout.write(`wrote ${count(l)}x${model.codeDim} float32 codes to ${f.out}\n`);
+      const skipped = left.length ? `; left out ${counted(left.length, 'document')} without a word of the model's vocabulary (first: ${left[0]})` : '';
+      process.stdout.write(`wrote ${count(l)}x${model.codeDim} float32 codes to ${f.out}${skipped}\n`);
     });
 
   program

@@ -130,6 +130,13 @@ describe('latentdex CLI', () => {
     const added = run(['add', '--collection', 'short', '--source', `jsonl:${more}`], dataDir);
     assert.equal(added.code, 0, added.err);
     assert.match(added.out, /added 2 items/, added.err);
+    // encode leaves out a text without a word of the vocabulary, as build does, and says so
+    const odd = path.join(work, 'odd.jsonl');
+    fs.writeFileSync(odd, `${JSON.stringify({ key: 'zzz', text: 'qqqq zzzz 1999' })}\n${line(picked[0]!)}\n`);
+    const enc = run(['encode', '--collection', 'short', '--source', `jsonl:${odd}`, '--out', path.join(work, 'odd.npy')], dataDir);
+    assert.equal(enc.code, 0, enc.err);
+    assert.match(enc.out, /wrote 1x8 .*left out 1 document .*\(first: zzz\)/);
+    assert.deepEqual((JSON.parse(fs.readFileSync(path.join(work, 'odd.keys.json'), 'utf8')) as { keys: string[] }).keys, [set.keys[picked[0]!]]);
     const engine = new SearchEngine({ dataDir, quiet: true });
     const short = await engine.collection('short');
     assert.equal(short.item('new-1').grp, 'x-source');

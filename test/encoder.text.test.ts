@@ -135,6 +135,22 @@ describe('text model', () => {
     assert.throws(() => textItemStream(model, docs, { strict: true }), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.startsWith('empty-1:'));
   });
 
+  it('lists the records the reader skipped and those without vocabulary together, in line order', () => {
+    const docs = {
+      ...small,
+      keys: [...small.keys, 'e1', 'e2'],
+      texts: [...small.texts, 'the of and to', '1999 2000'],
+      labels: [...small.labels, null, null],
+      uris: [...small.uris, 'f.jsonl:2', 'f.jsonl:9'],
+      groups: [...small.groups, null, null],
+      skipped: [
+        { path: 'f.jsonl:3', reason: 'malformed JSON' },
+        { path: 'f.jsonl:10', reason: 'empty text' },
+      ],
+    };
+    assert.deepEqual(textItemStream(model, docs).skipped!.map((f) => f.path), ['f.jsonl:2', 'f.jsonl:3', 'f.jsonl:9', 'f.jsonl:10']);
+  });
+
   it('ranks a chunk first when queried with its own text, in codes and in the TF-IDF baseline', async () => {
     const dataDir = tmpDir();
     (await buildCollection(model, textItems(model, small), { dataDir, name: 'b', ...textCollectionSettings(model, small), quiet: true })).close();

@@ -79,8 +79,8 @@ describe('GET routes', () => {
     assert.ok(r.body.codes.hits[0].thumbnail.endsWith('/preview'));
   });
 
-  it('rejects k out of range and an unknown parameter with 400', async () => {
-    for (const q of ['k=0', 'k=101', 'k=abc', 'compare=words', 'kk=3']) {
+  it('rejects k out of range, an unknown parameter and the baseline of the other kind (tfidf on images) with 400', async () => {
+    for (const q of ['k=0', 'k=101', 'k=abc', 'compare=words', 'compare=tfidf', 'kk=3']) {
       const r = await request(app).get(`/api/collections/digits/items/${set.keys[1]}/neighbors?${q}`).expect(400);
       assert.ok(['K_OUT_OF_RANGE', 'INVALID_ARGUMENT'].includes(r.body.error.code), q);
     }
@@ -89,6 +89,14 @@ describe('GET routes', () => {
   it('unknown API routes are JSON 404s', async () => {
     const r = await request(app).get('/api/nothing').expect(404);
     assert.equal(r.body.error.code, 'NOT_FOUND');
+  });
+
+  it('a route asked with a method it does not serve is a 405 that lists the methods it does', async () => {
+    const get = await request(app).get('/api/collections/digits/search').expect(405).expect('allow', 'POST');
+    assert.equal(get.body.error.code, 'METHOD_NOT_ALLOWED');
+    await request(app).put(`/api/collections/digits/items/${set.keys[3]}`).expect(405).expect('allow', 'DELETE, GET, HEAD');
+    await request(app).delete('/api/collections/digits').expect(405).expect('allow', 'GET, HEAD');
+    await request(app).get('/api/collections/digits/items').expect(405).expect('allow', 'POST');
   });
 });
 
@@ -152,6 +160,12 @@ describe('write routes', () => {
     assert.equal(s.body.codes.hits[0].key, 'up-1');
     const dup = await request(app).post('/api/collections/digits/items').set(auth).field('key', 'up-1').attach('image', png(261), 'a.png').expect(409);
     assert.equal(dup.body.error.code, 'DUPLICATE_KEY');
+    // replace=true answers 200 when it replaced an item, 201 when the key was new
+    const rep = await request(app).post('/api/collections/digits/items?replace=true').set(auth).field('key', 'up-1').attach('image', png(261), 'a.png').expect(200);
+    assert.deepEqual(rep.body, { key: 'up-1', count: 251, replaced: true });
+    const fresh = await request(app).post('/api/collections/digits/items?replace=true').set(auth).field('key', 'up-2').attach('image', png(262), 'a.png').expect(201);
+    assert.deepEqual(fresh.body, { key: 'up-2', count: 252, replaced: false });
+    await request(app).delete('/api/collections/digits/items/up-2').set(auth).expect(200);
     await request(app).delete('/api/collections/digits/items/up-1').set(auth).expect(200);
     await request(app).get('/api/collections/digits/items/up-1').expect(404);
     await request(app).delete('/api/collections/digits/items/up-1').set(auth).expect(404);

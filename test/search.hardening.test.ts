@@ -80,6 +80,11 @@ describe('malformed requests', () => {
     ['a batch sent as plain text', () => raw(`POST /api/collections/d/search/batch HTTP/1.1\n${host}\nContent-Type: text/plain\nContent-Length: 8`, 'keys=1,2'), 415],
     ['an item sent as a raw image body', () => raw(`POST /api/collections/d/items HTTP/1.1\n${host}\nAuthorization: Bearer k\nContent-Type: image/png\nContent-Length: 8`, PNG_SIGNATURE), 415],
     ['an empty JSON object', () => raw(`${search}\n${host}\nContent-Type: application/json\nContent-Length: 2`, '{}'), 400],
+    ['a JSON null', () => raw(`${search}\n${host}\nContent-Type: application/json\nContent-Length: 4`, 'null'), 400],
+    ['a code and a text together', () => {
+      const body = JSON.stringify({ code: Array(8).fill(0.5), text: 'both' });
+      return raw(`${search}\n${host}\nContent-Type: application/json\nContent-Length: ${body.length}`, body);
+    }, 400],
     ['a Host the server does not answer to (DNS rebinding)', () => raw(`GET /api/collections HTTP/1.1\nHost: attacker.example:${port}\nConnection: close`), 421],
   ];
   for (const [what, send, status] of cases) {

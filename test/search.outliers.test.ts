@@ -253,6 +253,10 @@ describe('POST /denoise', () => {
     tm.dispose();
     const t = await request(app).post('/api/collections/texts/denoise').attach('image', pngOf(set.pixels.subarray(0, 784), 28, 28), 'a.png').expect(400);
     assert.equal(t.body.error.code, 'INVALID_ARGUMENT');
+    // a text item has neither image: both answer 404 alike
+    for (const p of ['thumbnail.png', 'reconstruction.png']) {
+      assert.equal((await request(app).get(`/api/collections/texts/items/${small.keys[0]}/${p}`).expect(404)).body.error.code, 'NOT_FOUND');
+    }
     // a text query's novelty is reported too
     const q = await request(app).post('/api/collections/texts/search').send({ text: small.texts[0] }).expect(200);
     assert.equal(typeof q.body.novelty.percentile, 'number');

@@ -93,6 +93,11 @@ describe('web page', () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
     assert.equal(overflow, false, 'no horizontal scrolling at 375 px');
     await page.screenshot({ path: path.join(OUT, 'page-375.png'), fullPage: true });
+    // a k over the server's most from the address shows that most, not an error
+    await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=500`);
+    await columnsFilled(100);
+    assert.equal(await page.inputValue('#k'), '100');
+    assert.equal(await page.isVisible('#error'), false);
   });
 
   it('filters both columns by the chosen labels and pages through them', async () => {

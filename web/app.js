@@ -376,13 +376,15 @@ async function pollDemo() {
 
 async function init() {
   const params = new URLSearchParams(location.search);
-  state.k = Number(params.get('k')) || 10;
-  if (![...$('k').options].some((o) => o.value === String(state.k))) $('k').append(el('option', {}, String(state.k)));
-  $('k').value = String(state.k);
   setStatus('Loading collections…', true);
   enableControls(false);
   try {
     const [{ collections: all }, health] = await Promise.all([api('/api/collections'), api('/api/health')]);
+    // a k from the address is kept within what the server answers (?k=500 shows its most, not an error)
+    const asked = Math.floor(Number(params.get('k')));
+    state.k = asked >= 1 ? Math.min(asked, health.maxK ?? 100) : 10;
+    if (![...$('k').options].some((o) => o.value === String(state.k))) $('k').append(el('option', {}, String(state.k)));
+    $('k').value = String(state.k);
     // Collections that cannot be opened are listed by the server with why; the page names them and skips them.
     const collections = all.filter((c) => c.available !== false);
     const down = all.filter((c) => c.available === false);

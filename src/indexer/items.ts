@@ -43,6 +43,9 @@ function textBatch(model: TrainedModel, set: TextSet): ItemInput[] {
   return set.keys.map((key, i) => ({ key, label: set.labels[i] ?? null, uri: set.uris[i] ?? null, grp: set.groups[i] ?? null, text: set.texts[i]!, input: input.subarray(i * d, (i + 1) * d), raw: raw[i]!, thumb: null }));
 }
 
+/** `a.jsonl:9` before `a.jsonl:10`. */
+const SOURCE_ORDER = new Intl.Collator('en', { numeric: true });
+
 /**
  * Text items in batches: model input per the model's weighting, raw = sparse TF-IDF for the exact baseline, the text as
  * snippet. Documents without a word of the model's vocabulary are found first (a batch at a time) and left out, so
@@ -69,8 +72,8 @@ export function textItemStream(model: TrainedModel, set: TextSet, o: { batch?: n
     *batches(from = 0) {
       for (let s = from; s < kept.length; s += batch) yield textBatch(model, selectTexts(set, kept.slice(s, s + batch)));
     },
-    // recorded in the manifest, so that `info` lists them all
-    skipped: [...(set.skipped ?? []), ...unusable],
+    // recorded in the manifest, so that `info` lists them all, in the source's order (file, then line)
+    skipped: [...(set.skipped ?? []), ...unusable].sort((a, b) => SOURCE_ORDER.compare(a.path, b.path)),
   };
 }
 

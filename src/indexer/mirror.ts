@@ -148,11 +148,11 @@ export class StoreMirror {
   }
 
   /** Encodes items with the collection's model and writes them to the store, then shows them here at once. */
-  async add(c: Collection, items: ItemInput[], o: { replace?: boolean } = {}): Promise<number> {
+  async add(c: Collection, items: ItemInput[], o: { replace?: boolean } = {}): Promise<{ count: number; replaced: number }> {
     const rows = encodeItems(c.model, items, c.manifest.rawType);
     const r = await this.store.write(c.name, rows, [], { replace: o.replace, timeoutMs: this.o.lockTimeoutMs ?? 5000, build: this.#followed.get(c.name)?.build });
     await this.sync();
-    return r.head.manifest.count;
+    return { count: r.head.manifest.count, replaced: r.replaced };
   }
 
   /** Removes items in the store, then here. */

@@ -14,7 +14,7 @@ import { readRoutes } from './routes/read.js';
 import { searchRoutes } from './routes/search.js';
 import { storeIndexRoutes } from './routes/store-index.js';
 import { writeRoutes } from './routes/write.js';
-import type { Handler, RouteContext } from './routes/http.js';
+import { methodsServed, type Handler, type RouteContext } from './routes/http.js';
 
 export interface AppDeps {
   engine: SearchEngine;
@@ -48,7 +48,8 @@ export interface StoreIndex {
 
 /** Writes of a replica: made in the store, then shown by the local copy; each answers the collection's new count. */
 export interface StoreWriter {
-  add(c: Collection, items: ItemInput[], o: { replace?: boolean }): Promise<number>;
+  /** the new count, and how many of the items replaced one of the same key */
+  add(c: Collection, items: ItemInput[], o: { replace?: boolean }): Promise<{ count: number; replaced: number }>;
   remove(c: Collection, keys: string[]): Promise<number>;
 }
 
@@ -81,6 +82,19 @@ function isAbort(err: unknown, req: Request): boolean {
   return e?.type === 'request.aborted' || e?.code === 'ECONNRESET' || e?.code === 'ECONNABORTED' || e?.message === 'Request aborted';
 }
 
+
+/** Why body-parser refused a JSON body: not JSON at all, or JSON that is not an object (`null`, `3`, `"x"`). */
+function jsonBodyProblem(body: unknown): string {
+  const invalid = 'request body is not valid JSON';
+  if (typeof body !== 'string') return invalid;
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    return invalid;
+  }
+  return `request body must be a JSON object, got ${v === null ? 'null' : typeof v}`;
+}
 
 /** Builds the express app (routes, validation, one error middleware); the caller decides whether to listen. */
 export function createApp(deps: AppDeps): express.Express {
@@ -155,9 +169,16 @@ export function createApp(deps: AppDeps): express.Express {
   };
 
   const ctx: RouteContext = { engine, serveOriginals: Boolean(deps.serveOriginals), backend: deps.backend ?? null, version: deps.version ?? null, demo: deps.demo ?? null, writer: deps.writer ?? null, indexed: deps.indexed ?? null, wrap, upload, requireKey };
-  app.use('/api', storeIndexRoutes(ctx), readRoutes(ctx), searchRoutes(ctx), analysisRoutes(ctx), writeRoutes(ctx), openapiRoutes(deps.version));
+  const routers = [storeIndexRoutes(ctx), readRoutes(ctx), searchRoutes(ctx), analysisRoutes(ctx), writeRoutes(ctx), openapiRoutes(deps.version)];
+  app.use('/api', ...routers);
 
-  app.use('/api', (req, _res, next) => next(fail('NOT_FOUND', `no route ${req.method} ${req.originalUrl}; see the README for the API`)));
+  const served = methodsServed(routers);
+  app.use('/api', (req, res, next) => {
+    const allow = served(req.path);
+    if (allow.length === 0) return next(fail('NOT_FOUND', `no route ${req.method} ${req.originalUrl}; see the README for the API`));
+    res.set('allow', allow.join(', '));
+    next(fail('METHOD_NOT_ALLOWED', `${req.method} is not served on ${req.baseUrl}${req.path}; use ${allow.filter((m) => m !== 'HEAD').join(' or ')}`));
+  });
   if (deps.webDir) app.use(express.static(path.resolve(deps.webDir), { index: 'index.html' }));
 
   // The one error middleware: LatentdexError codes → statuses; a 4xx an upstream library set is honoured; a client
@@ -169,7 +190,7 @@ export function createApp(deps: AppDeps): express.Express {
     else if (typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.too.large') {
       e = fail('PAYLOAD_TOO_LARGE', 'request body is over the 1 MB limit');
     } else if (typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.parse.failed') {
-      e = fail('INVALID_ARGUMENT', 'request body is not valid JSON');
+      e = fail('INVALID_ARGUMENT', jsonBodyProblem((err as { body?: unknown }).body));
     } else if (isAbort(err, req)) {
       return;
     } else if (upstream !== undefined) {

@@ -90,7 +90,8 @@ export interface SearchOptions {
   /** continues from a previous answer's `next` (instead of offset) */
   cursor?: string;
   ef?: number;
-  compare?: boolean;
+  /** also the exact baseline; naming it ('pixel', 'tfidf') checks that it is this collection's */
+  compare?: boolean | 'pixel' | 'tfidf';
   /** two-stage search: rows the codes shortlist for the exact re-ranking (0: codes alone; default per kind) */
   rerank?: number;
   /** weight of the code distance in the re-ranking (texts) */
@@ -310,6 +311,10 @@ export class SearchEngine {
     const threshold = o.maxDistance !== undefined || o.baselineMaxDistance !== undefined;
     for (const [name, v] of [['max_distance', o.maxDistance], ['baseline_max_distance', o.baselineMaxDistance]] as const) {
       if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw fail('INVALID_ARGUMENT', `${name} must be a number ≥ 0, got ${v}`);
+    }
+    const baseline = c.kind === 'image' ? 'pixel' : 'tfidf';
+    if (typeof o.compare === 'string' && o.compare !== baseline) {
+      throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds ${c.kind === 'image' ? 'images' : 'texts'}: its exact baseline is ${baseline}, not ${o.compare}; use compare=${baseline} (or compare=true)`);
     }
     if (o.baselineMaxDistance !== undefined && !o.compare) throw fail('INVALID_ARGUMENT', 'baseline_max_distance bounds the baseline column: add compare');
     const kOf = (bounded: boolean) => {

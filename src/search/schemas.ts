@@ -60,7 +60,7 @@ export function searchOptionsOf(q: SearchQuery): SearchOptions {
     ef: q.ef,
     rerank: q.rerank,
     blend: q.blend,
-    compare: q.compare !== undefined && q.compare !== 'none' && q.compare !== 'false',
+    compare: q.compare === 'pixel' || q.compare === 'tfidf' ? q.compare : q.compare === 'true',
     // empty parts are dropped by the engine (normaliseFilter)
     filter: { labels: q.label, groups: q.group, prefix: q.prefix },
     maxDistance: q.max_distance,

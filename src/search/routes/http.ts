@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import { fail } from '../../errors.js';
 import { sniffImage } from '../../../data/decode.js';
 import type { SearchEngine } from '../engine.js';
+import { codeBody, textBody } from '../schemas.js';
 
 /** What every router of the app is given: the engine, the app's options, and the shared middleware. */
 export interface RouteContext {
@@ -30,18 +31,59 @@ export interface RouteContext {
 
 export type Handler = (req: Request, res: Response) => Promise<void> | void;
 
+/** A zod issue in words: `query parameter 'k': number must be …`, `body: unknown field 'txt'`. */
+function issueText(i: z.ZodIssue, what: 'query string' | 'body' | 'fields'): string {
+  const noun = what === 'query string' ? 'query parameter' : what === 'body' ? 'body field' : 'field';
+  if (i.code === 'unrecognized_keys') return `unknown ${noun}${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `'${k}'`).join(', ')}; see /api/openapi.json`;
+  const message = i.message.charAt(0).toLowerCase() + i.message.slice(1);
+  return i.path.length ? `${noun} '${i.path.join('.')}': ${message}` : `${what}: ${message}`;
+}
+
 /** Validates a value from the client with a zod schema; INVALID_ARGUMENT naming the first problem. */
-export function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, v: unknown, what: string): T {
+export function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, v: unknown, what: 'query string' | 'body' | 'fields'): T {
   const r = schema.safeParse(v);
-  if (!r.success) {
-    const i = r.error.issues[0]!;
-    throw fail('INVALID_ARGUMENT', `${what}: ${i.path.join('.') || 'value'} ${i.message.toLowerCase()}`);
-  }
+  if (!r.success) throw fail('INVALID_ARGUMENT', issueText(r.error.issues[0]!, what));
   return r.data;
 }
+
+/** The JSON body of a search: a code or a text (one of the two), or undefined when it has neither. */
+export function searchBody(body: unknown): { code: number[] } | { text: string } | undefined {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const has = (f: string) => Object.hasOwn(body, f);
+  if (has('code') && has('text')) throw fail('INVALID_ARGUMENT', 'send {"code": [...]} or {"text": "..."}, not both');
+  if (has('code')) return parse(codeBody, body, 'body');
+  if (has('text')) return parse(textBody, body, 'body');
+  return undefined;
+}
+
+/** What a search request must carry, said when it carries none of it. */
+export const SEARCH_BODY_HELP = 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}';
 
 /** The content type of a stored preview from its first bytes. */
 export function previewType(b: Buffer): string {
   return sniffImage(b) === 'webp' ? 'image/webp' : 'image/png';
 }
 
+
+/** The part of an express router's route layer this module reads (express 4 keeps it in `router.stack`). */
+interface RouteLayer {
+  regexp: RegExp;
+  route?: { methods: Record<string, boolean> };
+}
+
+/**
+ * The methods the routers serve on a path (uppercase, HEAD beside GET), to answer 405 with `Allow` when a path is
+ * served but not for the method asked, instead of a 404 that says the route does not exist.
+ */
+export function methodsServed(routers: express.Router[]): (path: string) => string[] {
+  const layers = routers.flatMap((r) => (r.stack as RouteLayer[]).filter((l) => l.route !== undefined));
+  return (path) => {
+    const methods = new Set<string>();
+    for (const l of layers) {
+      if (!l.regexp.test(path)) continue;
+      for (const [m, on] of Object.entries(l.route!.methods)) if (on && m !== '_all') methods.add(m.toUpperCase());
+    }
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort();
+  };
+}

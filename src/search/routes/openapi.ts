@@ -20,9 +20,9 @@ const image = z.object({ image: z.string().openapi({ format: 'binary', descripti
 /** The OpenAPI 3 description of the HTTP API, generated from the zod schemas the routes validate with. */
 export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV3['generateDocument']> {
   const r = new OpenAPIRegistry();
-  const route = (c: Omit<RouteConfig, 'responses'> & { ok: RouteConfig['responses'][string] }) => {
-    const { ok, ...rest } = c;
-    r.registerPath({ ...rest, responses: { 200: ok, ...errors } });
+  const route = (c: Omit<RouteConfig, 'responses'> & { ok: RouteConfig['responses'][string]; created?: RouteConfig['responses'][string] }) => {
+    const { ok, created, ...rest } = c;
+    r.registerPath({ ...rest, responses: { ...(created ? { 201: created } : {}), 200: ok, ...errors } });
   };
   const collectionList = z.object({ collections: z.array(z.record(z.unknown())) });
   const hits = { description: 'hits of the codes (and of the exact baseline with compare)', ...json(searchResponse) };
@@ -65,7 +65,8 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
       query: z.object({ replace: z.enum(['true', 'false']).optional() }),
       body: { content: { 'multipart/form-data': { schema: image.merge(imageItemFields) }, 'application/json': { schema: textItemBody } } },
     },
-    ok: { description: 'added', ...json(z.object({ key: z.string(), count: z.number() })) },
+    created: { description: 'added: the key and the collection\'s new count', ...json(z.object({ key: z.string(), count: z.number(), replaced: z.literal(false) })) },
+    ok: { description: 'replaced (replace=true and the key was there)', ...json(z.object({ key: z.string(), count: z.number(), replaced: z.literal(true) })) },
   });
   route({
     method: 'get',

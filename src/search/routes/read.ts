@@ -85,7 +85,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
   const { engine, wrap } = ctx;
   const r = express.Router();
   r.get('/health', (_req, res) => {
-    res.json({ status: 'ok', backend: ctx.backend, version: ctx.version, collections: engine.names().length + (ctx.indexed?.indexedNames().length ?? 0), originals: Boolean(ctx.serveOriginals), demo: (ctx.demo?.status() ?? []).map((b) => ({ ...b, error: b.error === null ? null : engine.publicMessage(b.error) })) });
+    res.json({ status: 'ok', backend: ctx.backend, version: ctx.version, maxK: engine.maxK, collections: engine.names().length + (ctx.indexed?.indexedNames().length ?? 0), originals: Boolean(ctx.serveOriginals), demo: (ctx.demo?.status() ?? []).map((b) => ({ ...b, error: b.error === null ? null : engine.publicMessage(b.error) })) });
   });
 
   r.get(
@@ -195,7 +195,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       const i = c.model.manifest.input;
-      if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; it has no image reconstructions`);
+      if (i.type !== 'pixels') throw fail('NOT_FOUND', `collection '${c.name}' holds text; its items have no image reconstruction`);
       const row = c.item(req.params.key!);
       const rec = c.model.decode(c.codeOf(row.id), 1);
       res.type('png').send(imagePng(rec, i.width, i.height, i.channels));

@@ -4,8 +4,8 @@ import { fail } from '../../errors.js';
 import type { Collection } from '../../indexer/collection.js';
 import type { DecodedImage } from '../../../data/decode.js';
 import { decodeQueryImage, type SearchResponse } from '../engine.js';
-import { batchBody, codeBody, searchOptionsOf, searchQuery, textBody } from '../schemas.js';
-import { parse, type RouteContext } from './http.js';
+import { batchBody, searchOptionsOf, searchQuery } from '../schemas.js';
+import { parse, SEARCH_BODY_HELP, searchBody, type RouteContext } from './http.js';
 
 /** Search routes: neighbours of an item; search by image, code or text; batches of queries. */
 export function searchRoutes(ctx: RouteContext): express.Router {
@@ -42,17 +42,17 @@ export function searchRoutes(ctx: RouteContext): express.Router {
         res.json(withPictures(c, engine.byPixels(c, img.pixels, o, 'if-ready'), img));
         return;
       }
-      const body: unknown = req.body;
-      if (body && typeof body === 'object' && 'code' in body) {
-        res.json(await engine.byCode(name, parse(codeBody, body, 'body').code, o));
+      const body = searchBody(req.body);
+      if (body && 'code' in body) {
+        res.json(await engine.byCode(name, body.code, o));
         return;
       }
-      if (body && typeof body === 'object' && 'text' in body) {
-        res.json(await engine.byText(name, parse(textBody, body, 'body').text, o, 'if-ready'));
+      if (body) {
+        res.json(await engine.byText(name, body.text, o, 'if-ready'));
         return;
       }
       await engine.collection(name);
-      throw fail('INVALID_ARGUMENT', 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
+      throw fail('INVALID_ARGUMENT', SEARCH_BODY_HELP);
     }),
   );
 

@@ -4,8 +4,8 @@ import { fail } from '../../errors.js';
 import { ANN_MIN_ROWS, type AnnHit } from '../../indexer/lance-store.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
 import { decodeQueryImage, textQueryVectors, type Hit, type SearchResponse } from '../engine.js';
-import { codeBody, searchQuery, textBody } from '../schemas.js';
-import { parse, previewType, type RouteContext } from './http.js';
+import { searchQuery } from '../schemas.js';
+import { parse, previewType, SEARCH_BODY_HELP, searchBody, type RouteContext } from './http.js';
 import { indexedSummary, publicManifest } from './read.js';
 
 /** Query-string options a search of the store's index cannot honour (it ranks by its ANN index alone). */
@@ -95,7 +95,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
     '/collections/:c/items/:key/reconstruction.png',
     when(async (c, req, res) => {
       const i = c.model.manifest.input;
-      if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; it has no image reconstructions`);
+      if (i.type !== 'pixels') throw fail('NOT_FOUND', `collection '${c.name}' holds text; its items have no image reconstruction`);
       const it = await c.item(req.params.key!);
       res.type('png').send(imagePng(c.model.decode(codeOf(it.code), 1), i.width, i.height, i.channels));
     }),
@@ -124,19 +124,19 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
       const o = options(req);
       const started = performance.now();
       const { generation } = c.head.manifest;
-      const body: unknown = req.body;
+      const body = req.file ? undefined : searchBody(req.body);
       let code: Float32Array;
       if (req.file) {
         const img = await decodeQueryImage(c, req.file.buffer);
         code = c.model.encode(img.pixels, 1);
-      } else if (body && typeof body === 'object' && 'code' in body) {
-        const v = parse(codeBody, body, 'body').code;
+      } else if (body && 'code' in body) {
+        const v = body.code;
         if (v.length !== c.head.manifest.codeDim) throw fail('INVALID_DIM', `code has ${v.length} numbers; collection '${c.name}' holds ${c.head.manifest.codeDim}-d codes`);
         code = Float32Array.from(v);
-      } else if (body && typeof body === 'object' && 'text' in body) {
+      } else if (body) {
         if (c.head.manifest.kind !== 'text') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds images; search it with an image or a code`);
-        code = c.model.encode(textQueryVectors(c, parse(textBody, body, 'body').text).input, 1);
-      } else throw fail('INVALID_ARGUMENT', 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}');
+        code = c.model.encode(textQueryVectors(c, body.text).input, 1);
+      } else throw fail('INVALID_ARGUMENT', SEARCH_BODY_HELP);
       res.json(answer(c, generation, o.k, { key: null, label: null }, await c.nearest(code, o.k, { labels: o.labels }), started));
     }),
   );

@@ -10,11 +10,13 @@ import type { Collection, ItemInput } from '../../indexer/collection.js';
 export function writeRoutes(ctx: RouteContext): express.Router {
   const { engine, wrap, upload, requireKey, writer } = ctx;
   // a replica writes to its store and shows the write once the store has it; a lone server writes its collection
-  const add = async (c: Collection, items: ItemInput[], replace: boolean): Promise<number> => {
+  const add = async (c: Collection, items: ItemInput[], replace: boolean): Promise<{ count: number; replaced: number }> => {
     if (writer) return writer.add(c, items, { replace });
-    await c.add(items, { replace, quiet: true });
-    return c.count;
+    const { replaced } = await c.add(items, { replace, quiet: true });
+    return { count: c.count, replaced };
   };
+  // 201 for a new item, 200 when replace=true replaced one
+  const answer = (res: express.Response, key: string, r: { count: number; replaced: number }) => res.status(r.replaced ? 200 : 201).json({ key, count: r.count, replaced: r.replaced > 0 });
   const r = express.Router();
   r.post(
     '/collections/:c/items',
@@ -29,14 +31,12 @@ export function writeRoutes(ctx: RouteContext): express.Router {
         const i = c.model.manifest.input;
         if (i.type !== 'pixels') throw fail('INTERNAL', 'image collection with a text model');
         const img = await decodeQueryImage(c, req.file.buffer);
-        const count = await add(c, [{ key: f.key, label: f.label ?? null, grp: f.group ?? null, uri: `upload:${f.key}`, input: img.pixels, raw: img.pixels, thumb: img.preview ?? imagePng(img.pixels, i.width, i.height, i.channels) }], replace);
-        res.status(201).json({ key: f.key, count });
+        answer(res, f.key, await add(c, [{ key: f.key, label: f.label ?? null, grp: f.group ?? null, uri: `upload:${f.key}`, input: img.pixels, raw: img.pixels, thumb: img.preview ?? imagePng(img.pixels, i.width, i.height, i.channels) }], replace));
         return;
       }
       const b = parse(textItemBody, req.body, 'body');
       const v = textQueryVectors(c, b.text);
-      const count = await add(c, [{ key: b.key, label: b.label ?? null, grp: b.group ?? null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], replace);
-      res.status(201).json({ key: b.key, count });
+      answer(res, b.key, await add(c, [{ key: b.key, label: b.label ?? null, grp: b.group ?? null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], replace));
     }),
   );
 
