@@ -36,10 +36,10 @@ export async function loadJsonl(file: string, o: { groupBy?: string; groupOption
   const lines = decodeText(buf, file).split('\n');
   const set: TextSet = { kind: 'text', source: `jsonl:${file}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [], ...(o.groupBy !== undefined ? { groupField: o.groupBy } : {}) };
   const seen = new Set<string>();
-  // records are named FILE:LINE, skipped or not (in messages too), so that a line fixed and added again leaves the
-  // skipped list
+  // records are named FILE#LINE, skipped or not, in messages too (as idx: and brown: items are), so that a line fixed
+  // and added again leaves the skipped list of collections built before as well
   const where = path.resolve(file);
-  const at = (i: number) => `${where}:${i + 1}`;
+  const at = (i: number) => `${where}#${i + 1}`;
   // A record that cannot be used is skipped and listed (as dir: skips files), or with `strict` stops the read.
   const skip = (i: number, reason: string, cause?: unknown) => {
     if (o.strict) throw fail('BAD_FILE', `${at(i)}: ${reason} (without --strict it would be skipped)`, cause);

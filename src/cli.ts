@@ -10,7 +10,7 @@ import { gridPng } from './encoder/png.js';
 import { writeCodes, writeFileAtomic } from './encoder/npy.js';
 import { isLatentdexError } from './errors.js';
 import { type Ctx, globals, startBackend } from './cli/context.js';
-import { addCollectionCommands, imageTarget as targetOf, resolveModel, type ModelRef } from './cli/collection-commands.js';
+import { addCollectionCommands, imageTarget as targetOf, reportSkipped, resolveModel, type ModelRef } from './cli/collection-commands.js';
 import { addMapCommand, addSearchCommands, addServeCommand } from './cli/search-commands.js';
 import { addQueryCommand } from './cli/query-command.js';
 import { exitWithParent } from './cli/parent-watch.js';
@@ -31,7 +31,7 @@ export function buildProgram(env: Env): Command {
     .option('-q, --quiet', 'no progress output')
     .option('--data-dir <dir>', `collections folder (default: $LATENTDEX_DATA or ${env.dataDir})`)
     // one line after a usage error, not the whole help
-    .showHelpAfterError('(add --help for the options)')
+    .showHelpAfterError('(run with --help for the options)')
     .exitOverride();
   const ctx: Ctx = { env, program };
 
@@ -67,12 +67,12 @@ export function buildProgram(env: Env): Command {
       await startBackend(ctx);
       const model = await resolveModel(ctx, f);
       // a text without a word of the vocabulary has no code (a zero vector would encode to an arbitrary one)
-      const { loaded: l, left } = encodable(model, await loadSource(f.source, { limit: f.limit, model, quiet: globals(ctx).quiet }));
+      const { loaded: l, skipped } = encodable(model, await loadSource(f.source, { limit: f.limit, model, quiet: globals(ctx).quiet }));
       const codes = model.encode(vectorsOf(model, l).input, count(l));
       await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
       await writeCodes(f.out, codes, model.codeDim, l.set.keys, l.set.labels);
-      const skipped = left.length ? `; left out ${counted(left.length, 'document')} without a word of the model's vocabulary (first: ${left[0]})` : '';
-      process.stdout.write(`wrote ${count(l)}x${model.codeDim} float32 codes to ${f.out}${skipped}\n`);
+      reportSkipped(skipped);
+      process.stdout.write(`wrote ${count(l)}x${model.codeDim} float32 codes to ${f.out}\n`);
     });
 
   program

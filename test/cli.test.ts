@@ -135,7 +135,8 @@ describe('latentdex CLI', () => {
     fs.writeFileSync(odd, `${JSON.stringify({ key: 'zzz', text: 'qqqq zzzz 1999' })}\n${line(picked[0]!)}\n`);
     const enc = run(['encode', '--collection', 'short', '--source', `jsonl:${odd}`, '--out', path.join(work, 'odd.npy')], dataDir);
     assert.equal(enc.code, 0, enc.err);
-    assert.match(enc.out, /wrote 1x8 .*left out 1 document .*\(first: zzz\)/);
+    assert.match(enc.out, /wrote 1x8 float32 codes/);
+    assert.match(enc.err, /odd\.jsonl#1: no word of the model's vocabulary/);
     assert.deepEqual((JSON.parse(fs.readFileSync(path.join(work, 'odd.keys.json'), 'utf8')) as { keys: string[] }).keys, [set.keys[picked[0]!]]);
     const engine = new SearchEngine({ dataDir, quiet: true });
     const short = await engine.collection('short');
@@ -188,6 +189,11 @@ describe('latentdex CLI', () => {
       assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
       assert.doesNotMatch(r.err, /items\/s|samples\/s/, 'no work before the refusal');
     }
+    // a usage error is followed by a one-line hint, not the whole help
+    const usage = run(['search', '--collection', 'd', '--k', '0'], dataDir);
+    assert.equal(usage.code, 2);
+    assert.equal(usage.err.trim().split('\n').length, 2, usage.err);
+    assert.doesNotMatch(usage.err, /Usage:/);
   });
 
   it('refuses a build of a name another process is building, before any work, and builds it once that ends', () => {

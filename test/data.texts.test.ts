@@ -62,9 +62,9 @@ describe('text: and jsonl: sources', () => {
     const t = await loadTextSource(`jsonl:${f}`);
     assert.deepEqual(t.keys, ['line-1', 'k']);
     assert.deepEqual(t.texts, ['ok', 'one']);
-    assert.deepEqual(t.skipped!.map((x) => x.path), [2, 3, 4, 5, 6, 8, 9].map((n) => `${f}:${n}`));
-    assert.match(t.skipped!.find((x) => x.path.endsWith(':8'))!.reason, /duplicate key 'k'/);
-    await assert.rejects(loadTextSource(`jsonl:${f}`, { strict: true }), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.includes(':2:'));
+    assert.deepEqual(t.skipped!.map((x) => x.path), [2, 3, 4, 5, 6, 8, 9].map((n) => `${f}#${n}`));
+    assert.match(t.skipped!.find((x) => x.path.endsWith('#8'))!.reason, /duplicate key 'k'/);
+    await assert.rejects(loadTextSource(`jsonl:${f}`, { strict: true }), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && e.message.includes('#2:'));
     fs.writeFileSync(f, '{"text": ""}\n');
     await assert.rejects(loadTextSource(`jsonl:${f}`), (e: Error & { code?: string }) => e.code === 'BAD_SOURCE' && e.message.includes('empty text'));
   });

@@ -141,14 +141,14 @@ describe('text model', () => {
       keys: [...small.keys, 'e1', 'e2'],
       texts: [...small.texts, 'the of and to', '1999 2000'],
       labels: [...small.labels, null, null],
-      uris: [...small.uris, 'f.jsonl:2', 'f.jsonl:9'],
+      uris: [...small.uris, 'f.jsonl#2', 'f.jsonl#9'],
       groups: [...small.groups, null, null],
       skipped: [
-        { path: 'f.jsonl:3', reason: 'malformed JSON' },
-        { path: 'f.jsonl:10', reason: 'empty text' },
+        { path: 'f.jsonl#3', reason: 'malformed JSON' },
+        { path: 'f.jsonl#10', reason: 'empty text' },
       ],
     };
-    assert.deepEqual(textItemStream(model, docs).skipped!.map((f) => f.path), ['f.jsonl:2', 'f.jsonl:3', 'f.jsonl:9', 'f.jsonl:10']);
+    assert.deepEqual(textItemStream(model, docs).skipped!.map((f) => f.path), ['f.jsonl#2', 'f.jsonl#3', 'f.jsonl#9', 'f.jsonl#10']);
   });
 
   it('ranks a chunk first when queried with its own text, in codes and in the TF-IDF baseline', async () => {

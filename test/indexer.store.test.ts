@@ -183,6 +183,10 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     form.set('image', new Blob([new Uint8Array(pngOf(set.pixels.subarray(0, 784), 28, 28))], { type: 'image/png' }), 'u.png');
     const res = await fetch(`${a.url}/api/collections/c/items`, { method: 'POST', body: form, headers: { authorization: `Bearer ${KEY}` } });
     assert.equal(res.status, 201, await res.text());
+    // replace=true through a replica says it replaced the item (200), as a lone server does
+    const again = await fetch(`${a.url}/api/collections/c/items?replace=true`, { method: 'POST', body: form, headers: { authorization: `Bearer ${KEY}` } });
+    assert.equal(again.status, 200);
+    assert.equal(((await again.json()) as { replaced: boolean }).replaced, true);
     assert.equal(((await getJson(`${a.url}/api/collections/c/items/uploaded`)).status), 200);
     await until(hasItem(b, 'uploaded'), 30_000, 'the upload shows on the other replica');
     const del = await fetch(`${b.url}/api/collections/c/items/uploaded`, { method: 'DELETE', headers: { authorization: `Bearer ${KEY}` } });
@@ -281,6 +285,12 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
     assert.deepEqual([rec.status, rec.headers.get('content-type')], [200, 'image/png']);
     const refused = await getJson(`${big.url}/api/collections/c/outliers`);
     assert.deepEqual([refused.status, (refused.body.error as { code: string }).code], [501, 'NOT_SUPPORTED']);
+    // a method the path is not served with is a 405 here too, not "not available on this replica"
+    const wrong = await getJson(`${big.url}/api/collections/c/search`);
+    assert.deepEqual([wrong.status, (wrong.body.error as { code: string }).code], [405, 'METHOD_NOT_ALLOWED']);
+    // a baseline of the other kind is refused as on a local collection
+    const tfidf = await fetch(`${big.url}/api/collections/c/search?compare=tfidf`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: item.body.code }) });
+    assert.equal(tfidf.status, 400);
     const paged = await getJson(`${big.url}/api/collections/c/items/both-0/neighbors?offset=10`);
     assert.deepEqual([paged.status, (paged.body.error as { code: string }).code], [400, 'INVALID_ARGUMENT']);
     const manifest = (await getJson(`${big.url}/api/collections/c`)).body.manifest as { params: { roots?: unknown } };

@@ -84,6 +84,10 @@ describe('GET routes', () => {
       const r = await request(app).get(`/api/collections/digits/items/${set.keys[1]}/neighbors?${q}`).expect(400);
       assert.ok(['K_OUT_OF_RANGE', 'INVALID_ARGUMENT'].includes(r.body.error.code), q);
     }
+    // a search by code has no baseline column, yet a baseline of the other kind is refused there too
+    const byCode = await request(app).post('/api/collections/digits/search?compare=tfidf').send({ code: Array(8).fill(0.5) }).expect(400);
+    assert.equal(byCode.body.error.code, 'INVALID_ARGUMENT');
+    await request(app).post('/api/collections/digits/search?compare=pixel').send({ code: Array(8).fill(0.5) }).expect(200);
   });
 
   it('unknown API routes are JSON 404s', async () => {
@@ -97,6 +101,8 @@ describe('GET routes', () => {
     await request(app).put(`/api/collections/digits/items/${set.keys[3]}`).expect(405).expect('allow', 'DELETE, GET, HEAD');
     await request(app).delete('/api/collections/digits').expect(405).expect('allow', 'GET, HEAD');
     await request(app).get('/api/collections/digits/items').expect(405).expect('allow', 'POST');
+    // OPTIONS lists the methods of every router that serves the path
+    await request(app).options(`/api/collections/digits/items/${set.keys[3]}`).expect(204).expect('allow', 'DELETE, GET, HEAD, OPTIONS');
   });
 });
 

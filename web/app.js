@@ -381,8 +381,10 @@ async function init() {
   try {
     const [{ collections: all }, health] = await Promise.all([api('/api/collections'), api('/api/health')]);
     // a k from the address is kept within what the server answers (?k=500 shows its most, not an error)
+    const maxK = health.maxK;
     const asked = Math.floor(Number(params.get('k')));
-    state.k = asked >= 1 ? Math.min(asked, health.maxK ?? 100) : 10;
+    state.k = asked >= 1 ? Math.min(asked, maxK) : 10;
+    for (const o of [...$('k').options]) if (Number(o.value) > maxK) o.remove();
     if (![...$('k').options].some((o) => o.value === String(state.k))) $('k').append(el('option', {}, String(state.k)));
     $('k').value = String(state.k);
     // Collections that cannot be opened are listed by the server with why; the page names them and skips them.

@@ -38,7 +38,7 @@ export function imageTarget(model: TrainedModel): DecodeTarget {
 }
 
 /** Prints the files a source skipped, with their reasons (stderr: stdout keeps the one-line result). */
-function reportSkipped(skipped: readonly SkippedFile[]): void {
+export function reportSkipped(skipped: readonly SkippedFile[]): void {
   if (skipped.length === 0) return;
   const lines = skipped.map((s) => `  ${s.path}: ${s.reason}`);
   process.stderr.write(`skipped ${counted(skipped.length, 'file or record', 'files or records')} that could not be used (--strict makes a bad file or record an error):\n${lines.join('\n')}\n`);

@@ -5,10 +5,10 @@ import { checkImageShape, isTextSpec, loadImageSource, loadTextSource } from '..
 import type { TextSet } from '../../data/texts.js';
 import { fitImageModel } from '../encoder/fit.js';
 import type { TrainedModel } from '../encoder/model.js';
-import { fitTextModel, textVectors, vectorizerOf } from '../encoder/text.js';
+import { fitTextModel, textVectors } from '../encoder/text.js';
 import { fail } from '../errors.js';
-import type { CreateOptions, ItemStream, RawVectors } from '../indexer/collection.js';
-import { imageCollectionSettings, imageItems, imageItemStream, ITEM_BATCH, textCollectionSettings, textItemStream } from '../indexer/items.js';
+import { inSourceOrder, type CreateOptions, type ItemStream, type RawVectors } from '../indexer/collection.js';
+import { imageCollectionSettings, imageItems, imageItemStream, ITEM_BATCH, splitByVocabulary, textCollectionSettings, textItemStream } from '../indexer/items.js';
 import { openIdxImages } from '../../data/idx.js';
 import { openDirImages, spread } from '../../data/dir.js';
 import { selectImages } from '../../data/images.js';
@@ -107,16 +107,13 @@ export function vectorsOf(model: TrainedModel, l: Loaded): { input: Pixels; raw:
 }
 
 /**
- * What `encode` can encode: a text source without the documents that hold no word of the model's vocabulary (their
- * keys returned, as a build skips them); images as they are.
+ * What `encode` can encode: a text source without the documents that hold no word of the model's vocabulary (listed
+ * as a build lists them); images as they are.
  */
-export function encodable(model: TrainedModel, l: Loaded): { loaded: Loaded; left: string[] } {
-  if (l.kind === 'image') return { loaded: l, left: [] };
-  const empty = new Set(vectorizerOf(model).emptyOf(l.set.texts));
-  if (empty.size === 0) return { loaded: l, left: [] };
-  if (empty.size === count(l)) throw fail('EMPTY_TEXT', `no document of ${l.set.source} has a word of the model's vocabulary`);
-  const keep = l.set.keys.flatMap((_, i) => (empty.has(i) ? [] : [i]));
-  return { loaded: { kind: 'text', set: selectTexts(l.set, keep) }, left: [...empty].map((i) => l.set.keys[i]!) };
+export function encodable(model: TrainedModel, l: Loaded): { loaded: Loaded; skipped: SkippedFile[] } {
+  if (l.kind === 'image') return { loaded: l, skipped: l.set.skipped ?? [] };
+  const { kept, unusable } = splitByVocabulary(model, l.set);
+  return { loaded: unusable.length ? { kind: 'text', set: selectTexts(l.set, kept) } : l, skipped: inSourceOrder([...(l.set.skipped ?? []), ...unusable]) };
 }
 
 export function queriesOf(model: TrainedModel, l: Loaded): QuerySet {

@@ -219,9 +219,15 @@ export interface Stamp {
   generation: number;
 }
 
+/** `a.jsonl#9` before `a.jsonl#10`: skipped files and records listed in their source's order. */
+export function inSourceOrder(files: readonly SkippedFile[]): SkippedFile[] {
+  const order = new Intl.Collator('en', { numeric: true });
+  return [...files].sort((a, b) => order.compare(a.path, b.path));
+}
+
 /**
- * A manifest's params after an add: the source's folders added, and its skipped files merged into the list (a file
- * listed again replaces its old entry; a file `indexed` now leaves the list).
+ * A manifest's params after an add: the source's folders added, and its skipped files merged into the list in source
+ * order (a file listed again replaces its old entry; a file `indexed` now leaves the list).
  */
 export function ingestParams(params: Record<string, unknown>, stream: Pick<ItemStream, 'roots' | 'skipped'>, indexed: ReadonlySet<string>): Record<string, unknown> {
   const roots = new Set([...((params.roots as string[] | undefined) ?? []), ...(stream.roots ?? [])]);
@@ -229,7 +235,7 @@ export function ingestParams(params: Record<string, unknown>, stream: Pick<ItemS
   const fresh = stream.skipped ?? [];
   const again = new Set(fresh.map((f) => f.path));
   const kept = before.files.filter((f) => !indexed.has(f.path) && !again.has(f.path));
-  const files = [...kept, ...fresh].slice(0, MAX_SKIPPED_LISTED);
+  const files = inSourceOrder([...kept, ...fresh]).slice(0, MAX_SKIPPED_LISTED);
   return { ...params, roots: [...roots], skipped: { count: before.count - (before.files.length - kept.length) + fresh.length, files } };
 }
 

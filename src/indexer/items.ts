@@ -1,6 +1,6 @@
-import { imageDim, type ImageSet } from '../../data/images.js';
+import { imageDim, type ImageSet, type SkippedFile } from '../../data/images.js';
 import { imagePng } from '../encoder/png.js';
-import type { CreateOptions, ItemInput, ItemStream } from './collection.js';
+import { inSourceOrder, type CreateOptions, type ItemInput, type ItemStream } from './collection.js';
 import { selectTexts, type TextSet } from '../../data/texts.js';
 import type { TrainedModel } from '../encoder/model.js';
 import { baselineVectorizerOf, textVectors, vectorizerOf, weightingOf } from '../encoder/text.js';
@@ -43,21 +43,16 @@ function textBatch(model: TrainedModel, set: TextSet): ItemInput[] {
   return set.keys.map((key, i) => ({ key, label: set.labels[i] ?? null, uri: set.uris[i] ?? null, grp: set.groups[i] ?? null, text: set.texts[i]!, input: input.subarray(i * d, (i + 1) * d), raw: raw[i]!, thumb: null }));
 }
 
-/** `a.jsonl:9` before `a.jsonl:10`. */
-const SOURCE_ORDER = new Intl.Collator('en', { numeric: true });
-
 /**
- * Text items in batches: model input per the model's weighting, raw = sparse TF-IDF for the exact baseline, the text as
- * snippet. Documents without a word of the model's vocabulary are found first (a batch at a time) and left out, so
- * memory holds one batch of vectors, never a dense matrix of every document.
+ * The documents of a text set that hold a word of the model's vocabulary (indices), and those that hold none, listed
+ * as skipped (strict: an error naming the first); found a batch at a time. EMPTY_TEXT when no document has one.
  */
-export function textItemStream(model: TrainedModel, set: TextSet, o: { batch?: number; strict?: boolean } = {}): ItemStream {
+export function splitByVocabulary(model: TrainedModel, set: TextSet, o: { batch?: number; strict?: boolean } = {}): { kept: number[]; unusable: SkippedFile[] } {
   const batch = o.batch ?? ITEM_BATCH;
-  const n = set.texts.length;
   const kept: number[] = [];
   const empty: number[] = [];
   const vec = vectorizerOf(model);
-  for (let s = 0; s < n; s += batch) {
+  for (let s = 0; s < set.texts.length; s += batch) {
     const chunk = set.texts.slice(s, s + batch);
     const skip = new Set(vec.emptyOf(chunk));
     chunk.forEach((_, j) => (skip.has(j) ? empty : kept).push(s + j));
@@ -66,6 +61,17 @@ export function textItemStream(model: TrainedModel, set: TextSet, o: { batch?: n
   const reason = "no word of the model's vocabulary (only stop words, numbers or unseen words)";
   const unusable = empty.map((i) => ({ path: set.uris[i] || set.keys[i]!, reason }));
   if (o.strict && unusable[0]) throw fail('BAD_FILE', `${unusable[0].path}: ${reason} (without --strict it would be skipped)`);
+  return { kept, unusable };
+}
+
+/**
+ * Text items in batches: model input per the model's weighting, raw = sparse TF-IDF for the exact baseline, the text as
+ * snippet. Documents without a word of the model's vocabulary are found first (a batch at a time) and left out, so
+ * memory holds one batch of vectors, never a dense matrix of every document.
+ */
+export function textItemStream(model: TrainedModel, set: TextSet, o: { batch?: number; strict?: boolean } = {}): ItemStream {
+  const batch = o.batch ?? ITEM_BATCH;
+  const { kept, unusable } = splitByVocabulary(model, set, o);
   return {
     total: kept.length,
     keys: kept.map((i) => set.keys[i]!),
@@ -73,7 +79,7 @@ export function textItemStream(model: TrainedModel, set: TextSet, o: { batch?: n
       for (let s = from; s < kept.length; s += batch) yield textBatch(model, selectTexts(set, kept.slice(s, s + batch)));
     },
     // recorded in the manifest, so that `info` lists them all, in the source's order (file, then line)
-    skipped: [...(set.skipped ?? []), ...unusable].sort((a, b) => SOURCE_ORDER.compare(a.path, b.path)),
+    skipped: inSourceOrder([...(set.skipped ?? []), ...unusable]),
   };
 }
 

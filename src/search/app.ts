@@ -46,7 +46,7 @@ export interface StoreIndex {
   indexedNames(): string[];
 }
 
-/** Writes of a replica: made in the store, then shown by the local copy; each answers the collection's new count. */
+/** Writes of a replica: made in the store, then shown by the local copy; each answers the collection's new count (add: and how many items it replaced). */
 export interface StoreWriter {
   /** the new count, and how many of the items replaced one of the same key */
   add(c: Collection, items: ItemInput[], o: { replace?: boolean }): Promise<{ count: number; replaced: number }>;
@@ -168,14 +168,22 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   };
 
-  const ctx: RouteContext = { engine, serveOriginals: Boolean(deps.serveOriginals), backend: deps.backend ?? null, version: deps.version ?? null, demo: deps.demo ?? null, writer: deps.writer ?? null, indexed: deps.indexed ?? null, wrap, upload, requireKey };
+  // the methods each path is served with, known once every router is built (routers ask it while handling requests)
+  let served: (path: string) => string[] = () => [];
+  const ctx: RouteContext = { engine, serveOriginals: Boolean(deps.serveOriginals), backend: deps.backend ?? null, version: deps.version ?? null, demo: deps.demo ?? null, writer: deps.writer ?? null, indexed: deps.indexed ?? null, wrap, upload, requireKey, methodsOn: (p) => served(p) };
   const routers = [storeIndexRoutes(ctx), readRoutes(ctx), searchRoutes(ctx), analysisRoutes(ctx), writeRoutes(ctx), openapiRoutes(deps.version)];
+  served = methodsServed(routers);
+  // OPTIONS lists every router's methods for the path (express would answer with the first matching router's only)
+  app.options('/api/*', (req, res, next) => {
+    const allow = served(req.path.slice('/api'.length));
+    if (allow.length === 0) return next();
+    res.set('allow', [...allow, 'OPTIONS'].join(', ')).status(204).end();
+  });
   app.use('/api', ...routers);
 
-  const served = methodsServed(routers);
   app.use('/api', (req, res, next) => {
     const allow = served(req.path);
-    if (allow.length === 0) return next(fail('NOT_FOUND', `no route ${req.method} ${req.originalUrl}; see the README for the API`));
+    if (allow.length === 0 || allow.includes(req.method)) return next(fail('NOT_FOUND', `no route ${req.method} ${req.originalUrl}; see the README for the API`));
     res.set('allow', allow.join(', '));
     next(fail('METHOD_NOT_ALLOWED', `${req.method} is not served on ${req.baseUrl}${req.path}; use ${allow.filter((m) => m !== 'HEAD').join(' or ')}`));
   });

@@ -118,6 +118,14 @@ export type BatchQuery = { key: string } | { code: number[] } | { text: string }
 export const MAX_DEPTH = 1000;
 /** Most queries one batch may hold. */
 export const MAX_BATCH = 256;
+/** A baseline named in a request ('pixel', 'tfidf') must be the collection's own: INVALID_ARGUMENT otherwise. */
+export function checkBaseline(c: { name: string; kind: 'image' | 'text' }, compare: SearchOptions['compare']): void {
+  const baseline = c.kind === 'image' ? 'pixel' : 'tfidf';
+  if (typeof compare === 'string' && compare !== baseline) {
+    throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds ${c.kind === 'image' ? 'images' : 'texts'}: its exact baseline is ${baseline}, not ${compare}; use compare=${baseline} (or compare=true)`);
+  }
+}
+
 /** Most queries of a batch with thresholds or grouping (each may read MAX_DEPTH rows or more). */
 export const MAX_DEEP_BATCH = 16;
 /** Largest pixel matrix (values) a batch's baseline copies to floats for one product; larger ones scan per query. */
@@ -312,10 +320,7 @@ export class SearchEngine {
     for (const [name, v] of [['max_distance', o.maxDistance], ['baseline_max_distance', o.baselineMaxDistance]] as const) {
       if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw fail('INVALID_ARGUMENT', `${name} must be a number ≥ 0, got ${v}`);
     }
-    const baseline = c.kind === 'image' ? 'pixel' : 'tfidf';
-    if (typeof o.compare === 'string' && o.compare !== baseline) {
-      throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds ${c.kind === 'image' ? 'images' : 'texts'}: its exact baseline is ${baseline}, not ${o.compare}; use compare=${baseline} (or compare=true)`);
-    }
+    checkBaseline(c, o.compare);
     if (o.baselineMaxDistance !== undefined && !o.compare) throw fail('INVALID_ARGUMENT', 'baseline_max_distance bounds the baseline column: add compare');
     const kOf = (bounded: boolean) => {
       if (!bounded) return this.checkK(o.k);
@@ -548,6 +553,8 @@ export class SearchEngine {
 
   async byCode(name: string, code: number[], o: SearchOptions): Promise<SearchResponse> {
     const c = await this.collection(name);
+    // a code has no raw vector, so there is no baseline column; a baseline named for the other kind is still wrong
+    checkBaseline(c, o.compare);
     return this.run(c, this.codeQuery(c, code), { ...o, compare: false });
   }
 

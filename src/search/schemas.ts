@@ -35,7 +35,7 @@ export const searchQuery = z
     offset: num({ int: true, min: 0, max: MAX_DEPTH }).optional().openapi({ description: `hits skipped: pages are offset/k slices of one ranking (offset + k ≤ ${MAX_DEPTH})` }),
     cursor: z.string().min(1).max(300).optional().openapi({ description: 'the `next` of a previous answer: its next page, refused with 409 STALE_CURSOR if the collection changed since' }),
     ef: num({ int: true, min: 1, max: 4096 }).optional().openapi({ description: 'HNSW search breadth (default: the collection’s)' }),
-    compare: z.enum(['pixel', 'tfidf', 'none', 'true', 'false']).optional().openapi({ description: 'also answer with the exact baseline (pixels or TF-IDF) over the same filter and page' }),
+    compare: z.enum(['pixel', 'tfidf', 'none', 'true', 'false']).optional().openapi({ description: 'also answer with the exact baseline over the same filter and page (true; naming it, it must be the collection kind\'s: pixel for images, tfidf for texts)' }),
     rerank: num({ int: true, min: 0, max: MAX_SHORTLIST }).optional().openapi({ description: 'two-stage search: rows the codes shortlist for the exact re-ranking; 0 = codes alone' }),
     blend: num({ min: 0, max: 1 }).optional().openapi({ description: 'texts: weight of the code distance in the re-ranking' }),
     label: repeated('only items with this label').optional(),

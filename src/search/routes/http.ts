@@ -27,6 +27,8 @@ export interface RouteContext {
   upload: express.RequestHandler;
   /** 403/401 unless writes are on and the API key is sent */
   requireKey: express.RequestHandler;
+  /** the methods any router serves on a path below /api (see methodsServed) */
+  methodsOn: (path: string) => string[];
 }
 
 export type Handler = (req: Request, res: Response) => Promise<void> | void;
@@ -64,7 +66,6 @@ export function previewType(b: Buffer): string {
   return sniffImage(b) === 'webp' ? 'image/webp' : 'image/png';
 }
 
-
 /** The part of an express router's route layer this module reads (express 4 keeps it in `router.stack`). */
 interface RouteLayer {
   regexp: RegExp;
@@ -77,6 +78,10 @@ interface RouteLayer {
  */
 export function methodsServed(routers: express.Router[]): (path: string) => string[] {
   const layers = routers.flatMap((r) => (r.stack as RouteLayer[]).filter((l) => l.route !== undefined));
+  // checked when the app is built, so that an express whose routers look otherwise fails at start, not per request
+  if (layers.length === 0 || layers.some((l) => !(l.regexp instanceof RegExp) || typeof l.route!.methods !== 'object')) {
+    throw fail('INTERNAL', 'the routers are not laid out as express 4 lays them out; check the express version in package.json');
+  }
   return (path) => {
     const methods = new Set<string>();
     for (const l of layers) {

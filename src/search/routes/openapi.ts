@@ -8,6 +8,7 @@ const json = <T extends z.ZodTypeAny>(schema: T) => ({ content: { 'application/j
 const errors = {
   400: { description: 'bad input (code INVALID_ARGUMENT, K_OUT_OF_RANGE, INVALID_DIM, EMPTY_TEXT, …)', ...json(schemas.error) },
   404: { description: 'no such collection or item', ...json(schemas.error) },
+  405: { description: 'a method the path is not served with (METHOD_NOT_ALLOWED); the Allow header lists those it is', ...json(schemas.error) },
   409: { description: 'STALE_CURSOR and other conflicts', ...json(schemas.error) },
   413: { description: 'a body over the limit (PAYLOAD_TOO_LARGE)', ...json(schemas.error) },
   415: { description: 'an image format latentdex does not read, or a body that is neither JSON nor multipart (UNSUPPORTED_IMAGE, UNSUPPORTED_MEDIA)', ...json(schemas.error) },
@@ -26,7 +27,7 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
   };
   const collectionList = z.object({ collections: z.array(z.record(z.unknown())) });
   const hits = { description: 'hits of the codes (and of the exact baseline with compare)', ...json(searchResponse) };
-  route({ method: 'get', path: '/api/health', summary: 'server status', ok: { description: 'status, backend, version', ...json(z.record(z.unknown())) } });
+  route({ method: 'get', path: '/api/health', summary: 'server status', ok: { description: 'status, backend, version, maxK (the most hits one request answers)', ...json(z.record(z.unknown())) } });
   route({ method: 'get', path: '/api/collections', summary: 'every collection, with those that cannot be opened and why', ok: { description: 'collections', ...json(collectionList) } });
   route({ method: 'get', path: '/api/collections/{c}', summary: 'a collection’s manifest and disk sizes', request: { params: collection }, ok: { description: 'manifest', ...json(z.record(z.unknown())) } });
   route({

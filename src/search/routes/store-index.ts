@@ -3,8 +3,8 @@ import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
 import { ANN_MIN_ROWS, type AnnHit } from '../../indexer/lance-store.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
-import { decodeQueryImage, textQueryVectors, type Hit, type SearchResponse } from '../engine.js';
-import { searchQuery } from '../schemas.js';
+import { checkBaseline, decodeQueryImage, textQueryVectors, type Hit, type SearchResponse } from '../engine.js';
+import { searchOptionsOf, searchQuery } from '../schemas.js';
 import { parse, previewType, SEARCH_BODY_HELP, searchBody, type RouteContext } from './http.js';
 import { indexedSummary, publicManifest } from './read.js';
 
@@ -29,10 +29,11 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
       ctx.wrap((rq, rs) => h(c, rq, rs))(req, res, next);
     };
 
-  const options = (req: Request) => {
+  const options = (c: StoreIndexedCollection, req: Request) => {
     const q = parse(searchQuery, req.query, 'query string');
     const given = UNSUPPORTED.filter((o) => q[o] !== undefined);
     if (given.length) throw fail('INVALID_ARGUMENT', `collection '${req.params.c}' is searched through the store's index on this replica (it holds more items than --hot-limit): ${given.join(', ')} cannot be used; pass k and label (compare is answered without the exact baseline), or serve it from a replica with a larger --hot-limit`);
+    checkBaseline({ name: c.name, kind: c.head.manifest.kind }, searchOptionsOf(q).compare);
     return { k: ctx.engine.checkK(q.k), labels: q.label };
   };
   const thumbnailOf = (c: StoreIndexedCollection, key: string) => ctx.engine.thumbnail({ name: c.name, kind: c.head.manifest.kind }, key);
@@ -103,7 +104,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
   r.get(
     '/collections/:c/items/:key/neighbors',
     when(async (c, req, res) => {
-      const o = options(req);
+      const o = options(c, req);
       const started = performance.now();
       const { generation } = c.head.manifest;
       const it = await c.item(req.params.key!);
@@ -121,7 +122,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
       ctx.upload(req, res, next);
     },
     when(async (c, req, res) => {
-      const o = options(req);
+      const o = options(c, req);
       const started = performance.now();
       const { generation } = c.head.manifest;
       const body = req.file ? undefined : searchBody(req.body);
@@ -142,6 +143,8 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
   );
   r.all(
     ['/collections/:c/*', '/collections/:c'],
+    // a method no router serves on this path is the app's 405 or 404, as for any collection
+    (req, _res, next) => (ctx.methodsOn(req.path).includes(req.method) ? next() : next('route')),
     when(async (c, req) => {
       throw fail('NOT_SUPPORTED', `${req.method} ${req.path} is not available for '${c.name}' on this replica: it holds more items than --hot-limit and is searched through the store's index (collection, items, previews, neighbours and search only); write to it with \`latentdex add|remove --store\`, or serve it from a replica with a larger --hot-limit`);
     }),
