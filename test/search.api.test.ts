@@ -169,8 +169,12 @@ describe('write routes', () => {
     // replace=true answers 200 when it replaced an item, 201 when the key was new
     const rep = await request(app).post('/api/collections/digits/items?replace=true').set(auth).field('key', 'up-1').attach('image', png(261), 'a.png').expect(200);
     assert.deepEqual(rep.body, { key: 'up-1', count: 251, replaced: true });
-    const fresh = await request(app).post('/api/collections/digits/items?replace=true').set(auth).field('key', 'up-2').attach('image', png(262), 'a.png').expect(201);
+    const fresh = await request(app).post('/api/collections/digits/items?replace=true').set(auth).field('key', 'up-2').field('label', '').attach('image', png(262), 'a.png').expect(201);
     assert.deepEqual(fresh.body, { key: 'up-2', count: 252, replaced: false });
+    // replace takes true or false only; a key with a control character is refused; an empty label is none
+    await request(app).post('/api/collections/digits/items?replace=yes').set(auth).field('key', 'up-1').attach('image', png(261), 'a.png').expect(400);
+    await request(app).post('/api/collections/digits/items').set(auth).field('key', 'a\tb').attach('image', png(261), 'a.png').expect(400);
+    assert.equal((await request(app).get('/api/collections/digits/items/up-2').expect(200)).body.label, null);
     await request(app).delete('/api/collections/digits/items/up-2').set(auth).expect(200);
     await request(app).delete('/api/collections/digits/items/up-1').set(auth).expect(200);
     await request(app).get('/api/collections/digits/items/up-1').expect(404);

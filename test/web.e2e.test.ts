@@ -98,6 +98,10 @@ describe('web page', () => {
     await columnsFilled(100);
     assert.equal(await page.inputValue('#k'), '100');
     assert.equal(await page.isVisible('#error'), false);
+    // an unknown collection in the address is said, and the first one shown
+    await page.goto(`${url}/?c=zzz&k=5`);
+    await columnsFilled(5);
+    await page.waitForFunction(() => document.querySelector('#error')?.textContent?.includes("'zzz'"));
   });
 
   it('filters both columns by the chosen labels and pages through them', async () => {

@@ -111,7 +111,7 @@ function render(r, query) {
     rv.replaceChildren(el('img', { src: query.recon ?? r.reconstruction ?? '', alt: 'reconstruction of the query by the autoencoder', class: 'model-px' }));
   }
   const cap = $('query-caption');
-  cap.textContent = r.query.key ? `${r.query.key} · label ${r.query.label ?? '?'}` : query.name ?? 'uploaded query';
+  cap.textContent = r.query.key ? `${r.query.key} · label ${r.query.label ?? '?'}` : query.name ?? (query.text !== undefined ? 'typed query' : 'uploaded query');
   if (r.query.key && state.originals && state.kind === 'image') {
     const href = `/api/collections/${encodeURIComponent(state.collection)}/items/${encodeURIComponent(r.query.key)}/original`;
     cap.append(' · ', el('a', { href, target: '_blank', rel: 'noopener' }, 'original file'));
@@ -401,9 +401,12 @@ async function init() {
       return;
     }
     listCollections(collections);
-    const want = collections.some((c) => c.name === params.get('c')) ? params.get('c') : collections[0].name;
+    const named = params.get('c');
+    const want = collections.some((c) => c.name === named) ? named : collections[0].name;
     $('collection').value = want;
-    await selectCollection(want, params.get('key'));
+    await selectCollection(want, want === named ? params.get('key') : null);
+    // said after the first search, which clears the error line
+    if (named && want !== named) showError(`No collection '${named}' here; showing '${want}' instead.`);
   } catch (e) {
     setStatus('');
     showError(e.message);

@@ -38,10 +38,11 @@ export function imageTarget(model: TrainedModel): DecodeTarget {
 }
 
 /** Prints the files a source skipped, with their reasons (stderr: stdout keeps the one-line result). */
-export function reportSkipped(skipped: readonly SkippedFile[]): void {
+export function reportSkipped(skipped: readonly SkippedFile[], o: { strict?: boolean } = { strict: true }): void {
   if (skipped.length === 0) return;
   const lines = skipped.map((s) => `  ${s.path}: ${s.reason}`);
-  process.stderr.write(`skipped ${counted(skipped.length, 'file or record', 'files or records')} that could not be used (--strict makes a bad file or record an error):\n${lines.join('\n')}\n`);
+  const hint = o.strict ? ' (--strict makes a bad file or record an error)' : '';
+  process.stderr.write(`skipped ${counted(skipped.length, 'file or record', 'files or records')} that could not be used${hint}:\n${lines.join('\n')}\n`);
 }
 
 function shapeNote(shape: Pick<ImageSet, 'width' | 'height' | 'channels'> | null, skipped: number): string {

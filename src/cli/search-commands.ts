@@ -3,7 +3,8 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { count, loadSource, queriesOf, vectorsOf, type Loaded } from './sources.js';
+import { count, encodable, loadSource, queriesOf, vectorsOf, type Loaded } from './sources.js';
+import { reportSkipped } from './collection-commands.js';
 import { TrainedModel } from '../encoder/model.js';
 import { fail } from '../errors.js';
 import { compareModels, formatCompareTable } from '../search/compare.js';
@@ -26,7 +27,10 @@ export async function loadQueries(c: Collection, spec: string, o: { limit?: numb
   if (o.groupBy !== undefined && !c.hasSharedGroups()) {
     throw fail('INVALID_ARGUMENT', `collection '${c.name}' was built without source documents, so --group-by cannot skip a query's own; rebuild it with \`latentdex build --collection ${c.name} --source SRC --group-by ${o.groupBy} --replace\``);
   }
-  return queriesOf(c.model, await loadSource(spec, { limit: o.limit, model: c.model, groupBy: o.groupBy, quiet: o.quiet }));
+  // a query text without a word of the vocabulary has no code, as a build's item has none: left out and listed
+  const { loaded, skipped } = encodable(c.model, await loadSource(spec, { limit: o.limit, model: c.model, groupBy: o.groupBy, quiet: o.quiet }));
+  if (loaded.kind === 'text') reportSkipped(skipped, { strict: false });
+  return queriesOf(c.model, loaded);
 }
 
 export function addSearchCommands(ctx: Ctx): void {

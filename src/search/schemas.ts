@@ -85,11 +85,21 @@ export const batchBody = z
   })
   .strict()
   .openapi('BatchQuery');
+/** An item's key: what the CLI's --key-prefix also refuses (control characters) is refused here. */
+const itemKey = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not hold control characters (tabs, line breaks)');
+
 export const textItemBody = z
-  .object({ key: z.string().min(1).max(512), text: z.string(), label: z.string().max(256).nullable().optional(), group: z.string().max(512).nullable().optional() })
+  .object({ key: itemKey, text: z.string(), label: z.string().max(256).nullable().optional(), group: z.string().max(512).nullable().optional() })
   .strict()
   .openapi('TextItem');
-export const imageItemFields = z.object({ key: z.string().min(1).max(512), label: z.string().max(256).optional(), group: z.string().max(512).optional() }).strict().openapi('ImageItemFields');
+/** POST items' query string: `replace=true` overwrites an item of the same key. */
+export const itemsQuery = z.object({ replace: z.enum(['true', 'false']).optional().openapi({ description: 'true: overwrite an item of the same key (200); otherwise such a key is a 409' }) }).strict();
+
+export const imageItemFields = z.object({ key: itemKey, label: z.string().max(256).optional(), group: z.string().max(512).optional() }).strict().openapi('ImageItemFields');
 
 const error = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error');
 

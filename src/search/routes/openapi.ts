@@ -1,7 +1,7 @@
 import express from 'express';
 import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { batchBody, codeBody, duplicatesQuery, imageItemFields, outliersQuery, schemas, searchQuery, searchResponse, textBody, textItemBody } from '../schemas.js';
+import { batchBody, codeBody, duplicatesQuery, imageItemFields, itemsQuery, outliersQuery, schemas, searchQuery, searchResponse, textBody, textItemBody } from '../schemas.js';
 import { THRESHOLD_SOURCES } from '../duplicates.js';
 
 const json = <T extends z.ZodTypeAny>(schema: T) => ({ content: { 'application/json': { schema } } });
@@ -63,7 +63,7 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
     summary: 'add (or with replace=true replace) an item; needs Authorization: Bearer <LATENTDEX_API_KEY>',
     request: {
       params: collection,
-      query: z.object({ replace: z.enum(['true', 'false']).optional() }),
+      query: itemsQuery,
       body: { content: { 'multipart/form-data': { schema: image.merge(imageItemFields) }, 'application/json': { schema: textItemBody } } },
     },
     created: { description: 'added: the key and the collection\'s new count', ...json(z.object({ key: z.string(), count: z.number(), replaced: z.literal(false) })) },

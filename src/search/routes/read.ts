@@ -54,8 +54,11 @@ export function publicManifest(manifest: CollectionManifest, full: boolean): Rec
   if (full) return { ...manifest };
   const { roots, skipped, ...params } = manifest.params as { roots?: string[]; source?: unknown; skipped?: { count: number; files: { path: string; reason: string }[] } };
   const r = roots ?? [];
-  // a source names a folder of the server: keep its last component
-  const folderless = (v: unknown) => (typeof v === 'string' && v.startsWith('dir:') ? { source: `dir:${path.basename(v.slice(4))}` } : {});
+  // a source names files or folders of the server (dir:, jsonl:, text:, idx:A,B): keep their last components
+  const folderless = (v: unknown) => {
+    const m = typeof v === 'string' ? /^(dir|jsonl|text|idx):(.+)$/.exec(v) : null;
+    return m ? { source: `${m[1]}:${m[2]!.split(',').map((f) => path.basename(f)).join(',')}` } : {};
+  };
   return {
     ...manifest,
     model: { ...manifest.model, ...folderless(manifest.model.source) },
