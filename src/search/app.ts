@@ -46,7 +46,7 @@ export interface StoreIndex {
   indexedNames(): string[];
 }
 
-/** Writes of a replica: made in the store, then shown by the local copy; each answers the collection's new count (add: and how many items it replaced). */
+/** Writes of a replica: made in the store, then shown by the local copy; each answers the collection's new count. */
 export interface StoreWriter {
   /** the new count, and how many of the items replaced one of the same key */
   add(c: Collection, items: ItemInput[], o: { replace?: boolean }): Promise<{ count: number; replaced: number }>;
@@ -81,7 +81,6 @@ function isAbort(err: unknown, req: Request): boolean {
   const e = err as { type?: unknown; code?: unknown; message?: unknown } | null;
   return e?.type === 'request.aborted' || e?.code === 'ECONNRESET' || e?.code === 'ECONNABORTED' || e?.message === 'Request aborted';
 }
-
 
 /** Why body-parser refused a JSON body: not JSON at all, or JSON that is not an object (`null`, `3`, `"x"`). */
 function jsonBodyProblem(body: unknown): string {
