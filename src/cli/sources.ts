@@ -107,8 +107,8 @@ export function vectorsOf(model: TrainedModel, l: Loaded): { input: Pixels; raw:
 }
 
 /**
- * What `encode` can encode: a text source without the documents that hold no word of the model's vocabulary (listed
- * as a build lists them); images as they are.
+ * What `encode` and `eval` can encode: a text source without the documents that hold no word of the model's
+ * vocabulary (listed as a build lists them); images as they are.
  */
 export function encodable(model: TrainedModel, l: Loaded): { loaded: Loaded; skipped: SkippedFile[] } {
   if (l.kind === 'image') return { loaded: l, skipped: l.set.skipped ?? [] };

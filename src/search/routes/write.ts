@@ -15,7 +15,6 @@ export function writeRoutes(ctx: RouteContext): express.Router {
     const { replaced } = await c.add(items, { replace, quiet: true });
     return { count: c.count, replaced };
   };
-  // an empty label or group is none (a form's empty field), never a label of its own
   // 201 for a new item, 200 when replace=true replaced one
   const answer = (res: express.Response, key: string, r: { count: number; replaced: number }) => res.status(r.replaced ? 200 : 201).json({ key, count: r.count, replaced: r.replaced > 0 });
   const r = express.Router();
@@ -35,6 +34,7 @@ export function writeRoutes(ctx: RouteContext): express.Router {
         answer(res, f.key, await add(c, [{ key: f.key, label: f.label || null, grp: f.group || null, uri: `upload:${f.key}`, input: img.pixels, raw: img.pixels, thumb: img.preview ?? imagePng(img.pixels, i.width, i.height, i.channels) }], replace));
         return;
       }
+      // an empty label or group (a form's empty field) is none, never a label of its own
       const b = parse(textItemBody, req.body, 'body');
       const v = textQueryVectors(c, b.text);
       answer(res, b.key, await add(c, [{ key: b.key, label: b.label || null, grp: b.group || null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], replace));
