@@ -80,7 +80,7 @@ describe('GET routes', () => {
   });
 
   it('rejects k out of range, an unknown parameter and the baseline of the other kind (tfidf on images) with 400', async () => {
-    for (const q of ['k=0', 'k=101', 'k=abc', 'compare=words', 'compare=tfidf', 'kk=3']) {
+    for (const q of ['k=0', 'k=101', 'k=abc', 'compare=words', 'compare=tfidf', 'kk=3', 'k=3&k=4']) {
       const r = await request(app).get(`/api/collections/digits/items/${set.keys[1]}/neighbors?${q}`).expect(400);
       assert.ok(['K_OUT_OF_RANGE', 'INVALID_ARGUMENT'].includes(r.body.error.code), q);
     }
@@ -88,6 +88,22 @@ describe('GET routes', () => {
     const byCode = await request(app).post('/api/collections/digits/search?compare=tfidf').send({ code: Array(8).fill(0.5) }).expect(400);
     assert.equal(byCode.body.error.code, 'INVALID_ARGUMENT');
     await request(app).post('/api/collections/digits/search?compare=pixel').send({ code: Array(8).fill(0.5) }).expect(200);
+  });
+
+  it('refuses any query parameter on the routes that take none, where it used to pass unread', async () => {
+    const item = `/api/collections/digits/items/${set.keys[3]}`;
+    for (const path of ['/api/health', '/api/collections', '/api/collections/digits', '/api/collections/digits/random', '/api/collections/digits/map', '/api/collections/digits/labels', item, `${item}/preview`, `${item}/thumbnail.png`, `${item}/reconstruction.png`]) {
+      await request(app).get(path).expect(200);
+      const r = await request(app).get(`${path}?label=3`).expect(400);
+      assert.equal(r.body.error.code, 'INVALID_ARGUMENT', path);
+    }
+    const d = await request(app).post('/api/collections/digits/denoise?format=jpeg').attach('image', png(3), 'q.png').expect(400);
+    assert.equal(d.body.error.code, 'INVALID_ARGUMENT');
+  });
+
+  it('a batch sent as a multipart form is a 415 that says a batch is JSON', async () => {
+    const r = await request(app).post('/api/collections/digits/search/batch').attach('image', png(3), 'q.png').expect(415);
+    assert.equal(r.body.error.code, 'UNSUPPORTED_MEDIA');
   });
 
   it('unknown API routes are JSON 404s', async () => {

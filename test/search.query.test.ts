@@ -334,7 +334,14 @@ describe('HTTP: filters, pages, batches, thresholds', () => {
   it('serves a valid OpenAPI 3 description of every route', async () => {
     const r = await request(app).get('/api/openapi.json').expect(200);
     const doc = await SwaggerParser.validate(structuredClone(r.body));
-    assert.ok(doc.paths?.['/api/collections/{c}/search/batch']);
+    // every route the app serves below /api is described, with each of its methods
+    const served = (app as unknown as { _router: { stack: { name: string; handle: { stack?: { route?: { path: string | string[]; methods: Record<string, boolean> } }[] } }[] } })._router.stack
+      .filter((l) => l.name === 'router')
+      .flatMap((l) => l.handle.stack ?? [])
+      .flatMap((l) => (l.route && typeof l.route.path === 'string' ? Object.keys(l.route.methods).map((m) => `${m} /api${(l.route!.path as string).replace(/:(\w+)/g, '{$1}')}`) : []));
+    assert.ok(served.length > 15, 'the routers are read');
+    const described = new Set(Object.entries(r.body.paths as Record<string, Record<string, unknown>>).flatMap(([p, ms]) => Object.keys(ms).map((m) => `${m} ${p}`)));
+    assert.deepEqual([...new Set(served)].filter((s) => !described.has(s) && s !== 'get /api/openapi.json'), []);
     const params = (r.body.paths['/api/collections/{c}/items/{key}/neighbors'].get.parameters as { name: string }[]).map((p) => p.name);
     for (const p of ['k', 'offset', 'cursor', 'label', 'group', 'prefix', 'max_distance', 'group_by', 'per_group']) assert.ok(params.includes(p), p);
   });

@@ -120,6 +120,13 @@ describe('web page', () => {
     const second = await page.$$eval('#codes-hits .hit', (els) => els.map((e) => e.getAttribute('data-key')));
     assert.equal(second.filter((k) => first.includes(k)).length, 0, 'the next page repeats no hit');
     assert.match((await page.textContent('#codes-hits li:first-child .lab')) ?? '', /^#6 /);
+    // the address holds the page and the filter: opened again, it shows the same hits
+    const address = new URL(page.url()).searchParams;
+    assert.deepEqual([address.get('offset'), address.getAll('label').sort()], ['5', ['3', '8']]);
+    await page.goto(page.url());
+    await page.waitForFunction(() => document.querySelector('#page-info')?.textContent?.startsWith('hits 6–'));
+    await columnsFilled(5);
+    assert.deepEqual(await page.$$eval('#codes-hits .hit', (els) => els.map((e) => e.getAttribute('data-key'))), second);
     await page.click('#prev');
     await page.waitForFunction(() => document.querySelector('#page-info')?.textContent?.startsWith('hits 1–'));
     assert.deepEqual(await page.$$eval('#codes-hits .hit', (els) => els.map((e) => e.getAttribute('data-key'))), first);

@@ -33,7 +33,14 @@ function writeUrl() {
   const p = new URLSearchParams();
   if (state.collection) p.set('c', state.collection);
   if (state.key) p.set('key', state.key);
+  // a typed query is kept in the address (a short one: a long text would make an unwieldy link)
+  else if (state.query?.text && state.query.text.length <= 2000) p.set('q', state.query.text);
   p.set('k', String(state.k));
+  if (state.offset) p.set('offset', String(state.offset));
+  // the filter too, so that the address reopens the same page of the same hits
+  for (const o of $('labels').selectedOptions) p.append('label', o.value);
+  for (const o of $('groups').selectedOptions) p.append('group', o.value);
+  if ($('prefix').value) p.set('prefix', $('prefix').value);
   history.replaceState(null, '', `?${p}`);
 }
 
@@ -303,7 +310,8 @@ function onMapClick(ev) {
   }
 }
 
-async function selectCollection(name, key) {
+/** Shows a collection; `from` is what the address names: a key or a typed text, a page offset, a filter. */
+async function selectCollection(name, from = {}) {
   state.collection = name;
   enableControls(true);
   const info = state.collections.find((c) => c.name === name);
@@ -314,10 +322,13 @@ async function selectCollection(name, key) {
   state.map = null;
   state.offset = 0;
   state.query = null;
-  $('prefix').value = '';
   inspect.reset();
   drawMap();
   await loadFilterValues(name).catch((e) => showError(e.message));
+  const pick = (list, values) => { for (const o of $(list).options) o.selected = (values ?? []).includes(o.value); };
+  pick('labels', from.labels);
+  pick('groups', from.groups);
+  $('prefix').value = from.prefix ?? '';
   // a collection a replica searches through its store's index has no map of all its codes
   if (info?.servedFrom !== 'store-index') {
     api(`/api/collections/${encodeURIComponent(name)}/map`).then((m) => {
@@ -326,8 +337,14 @@ async function selectCollection(name, key) {
       drawMap();
     }).catch((e) => showError(e.message));
   }
-  if (key) await searchByKey(key);
-  else await randomItem();
+  if (from.key) {
+    state.offset = from.offset ?? 0;
+    await searchByKey(from.key);
+  } else if (from.text && state.kind === 'text') {
+    state.offset = from.offset ?? 0;
+    $('text').value = from.text;
+    await searchByText(from.text);
+  } else await randomItem();
 }
 
 function listCollections(collections) {
@@ -404,7 +421,9 @@ async function init() {
     const named = params.get('c');
     const want = collections.some((c) => c.name === named) ? named : collections[0].name;
     $('collection').value = want;
-    await selectCollection(want, want === named ? params.get('key') : null);
+    const offset = Math.floor(Number(params.get('offset')));
+    const from = { key: params.get('key'), text: params.get('q'), offset: offset > 0 ? offset : 0, labels: params.getAll('label'), groups: params.getAll('group'), prefix: params.get('prefix') };
+    await selectCollection(want, want === named ? from : {});
     // said after the first search, which clears the error line
     if (named && want !== named) showError(`No collection '${named}' here; showing '${want}' instead.`);
   } catch (e) {

@@ -659,8 +659,8 @@ export class SearchEngine {
 }
 
 /** Model input and sparse TF-IDF vectors of one free-text query; EMPTY_TEXT when it has no vocabulary word. */
-export function textQueryVectors(c: Pick<Collection, 'model'>, text: string): ReturnType<typeof textVector> {
-  if (text.trim() === '') throw fail('EMPTY_TEXT', 'the query text is empty; type some words');
+export function textQueryVectors(c: Pick<Collection, 'model'>, text: string, what: 'query' | 'item' = 'query'): ReturnType<typeof textVector> {
+  if (text.trim() === '') throw fail('EMPTY_TEXT', what === 'query' ? 'the query text is empty; type some words' : "the item's text is empty; send the words it holds");
   return textVector(c.model, text);
 }
 

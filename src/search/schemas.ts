@@ -28,6 +28,9 @@ const num = (o: { int?: boolean; min?: number; max?: number } = {}) => {
     .openapi({ type: o.int ? 'integer' : 'number', minLength: undefined, ...(o.min !== undefined ? { minimum: o.min } : {}), ...(o.max !== undefined ? { maximum: o.max } : {}) });
 };
 
+/** The query string of a route that takes no options. */
+export const emptyQuery = z.object({}).strict();
+
 /** The options of every search route, in its query string. */
 export const searchQuery = z
   .object({
@@ -36,7 +39,7 @@ export const searchQuery = z
     cursor: z.string().min(1).max(300).optional().openapi({ description: 'the `next` of a previous answer: its next page, refused with 409 STALE_CURSOR if the collection changed since' }),
     ef: num({ int: true, min: 1, max: 4096 }).optional().openapi({ description: 'HNSW search breadth (default: the collection’s)' }),
     compare: z.enum(['pixel', 'tfidf', 'none', 'true', 'false']).optional().openapi({ description: 'also answer with the exact baseline over the same filter and page (true; naming it, it must be the collection kind\'s: pixel for images, tfidf for texts)' }),
-    rerank: num({ int: true, min: 0, max: MAX_SHORTLIST }).optional().openapi({ description: 'two-stage search: rows the codes shortlist for the exact re-ranking; 0 = codes alone' }),
+    rerank: num({ int: true, min: 0, max: MAX_SHORTLIST }).optional().openapi({ description: 'two-stage search: rows the codes shortlist for the exact re-ranking (raised to cover the page when smaller; the hits\' method names the size used); 0 = codes alone' }),
     blend: num({ min: 0, max: 1 }).optional().openapi({ description: 'texts: weight of the code distance in the re-ranking' }),
     label: repeated('only items with this label').optional(),
     group: repeated('only items of this group (text source document)').optional(),

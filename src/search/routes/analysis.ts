@@ -6,7 +6,7 @@ import { denoiseImage } from '../denoise.js';
 import { DUPLICATE_LIMIT, findDuplicates } from '../duplicates.js';
 import { outliers } from '../outliers.js';
 import { duplicatesQuery, outliersQuery } from '../schemas.js';
-import { parse, type RouteContext } from './http.js';
+import { noQuery, parse, type RouteContext } from './http.js';
 
 /** How an item is shown in an analysis answer: key, label, and its picture (or the start of its text). */
 function shown(engine: SearchEngine, c: Collection, key: string): { key: string; label: string | null; thumbnail?: string; reconstructionImage?: string; snippet?: string } {
@@ -57,6 +57,7 @@ export function analysisRoutes(ctx: RouteContext): express.Router {
 
   r.post(
     '/collections/:c/denoise',
+    noQuery,
     upload,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);

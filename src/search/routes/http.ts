@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { fail } from '../../errors.js';
 import { sniffImage } from '../../../data/decode.js';
 import type { SearchEngine } from '../engine.js';
-import { codeBody, textBody } from '../schemas.js';
+import { codeBody, emptyQuery, textBody } from '../schemas.js';
 
 /** What every router of the app is given: the engine, the app's options, and the shared middleware. */
 export interface RouteContext {
@@ -37,6 +37,8 @@ export type Handler = (req: Request, res: Response) => Promise<void> | void;
 function issueText(i: z.ZodIssue, what: 'query string' | 'body' | 'fields'): string {
   const noun = what === 'query string' ? 'query parameter' : what === 'body' ? 'body field' : 'field';
   if (i.code === 'unrecognized_keys') return `unknown ${noun}${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `'${k}'`).join(', ')}; see /api/openapi.json`;
+  // `k=3&k=4` reaches the schema as an array
+  if (i.code === 'invalid_type' && i.received === 'array' && what === 'query string') return `${noun} '${i.path.join('.')}' is given more than once; give it once`;
   const message = i.message.charAt(0).toLowerCase() + i.message.slice(1);
   return i.path.length ? `${noun} '${i.path.join('.')}': ${message}` : `${what}: ${message}`;
 }
@@ -47,6 +49,12 @@ export function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, v: unknown
   if (!r.success) throw fail('INVALID_ARGUMENT', issueText(r.error.issues[0]!, what));
   return r.data;
 }
+
+/** Refuses any query parameter, on routes that take none (`/random?label=x` would otherwise pass silently). */
+export const noQuery: express.RequestHandler = (req, _res, next) => {
+  parse(emptyQuery, req.query, 'query string');
+  next();
+};
 
 /** The JSON body of a search: a code or a text (one of the two), or undefined when it has neither. */
 export function searchBody(body: unknown): { code: number[] } | { text: string } | undefined {

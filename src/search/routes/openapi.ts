@@ -38,6 +38,31 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
     ok: { description: 'counts', ...json(z.object({ labels: z.array(z.object({ value: z.string(), count: z.number() })), groups: z.array(z.object({ value: z.string(), count: z.number() })) })) },
   });
   route({ method: 'get', path: '/api/collections/{c}/items/{key}', summary: 'an item: label, group, text, code', request: { params: item }, ok: { description: 'item', ...json(z.record(z.unknown())) } });
+  const png = (description: string) => ({ description, content: { 'image/png': { schema: z.string().openapi({ format: 'binary' }) } } });
+  route({ method: 'get', path: '/api/collections/{c}/random', summary: 'the key of an item drawn at random', request: { params: collection }, ok: { description: 'a key', ...json(z.object({ key: z.string() })) } });
+  route({
+    method: 'get',
+    path: '/api/collections/{c}/map',
+    summary: 'a 2-d map of the codes (PCA of a sample of items) for plotting',
+    request: { params: collection },
+    ok: { description: 'points with their keys and labels', ...json(z.record(z.unknown())) },
+  });
+  route({
+    method: 'get',
+    path: '/api/collections/{c}/items/{key}/preview',
+    summary: 'an image item’s stored colour preview (WebP or PNG); 404 for text items',
+    request: { params: item },
+    ok: { description: 'the preview', content: { 'image/webp': { schema: z.string().openapi({ format: 'binary' }) }, 'image/png': { schema: z.string().openapi({ format: 'binary' }) } } },
+  });
+  route({ method: 'get', path: '/api/collections/{c}/items/{key}/thumbnail.png', summary: 'an image item as the model sees it (its size and channels); 404 for text items', request: { params: item }, ok: png('the item’s model input') });
+  route({ method: 'get', path: '/api/collections/{c}/items/{key}/reconstruction.png', summary: 'an image item decoded from its code; 404 for text items', request: { params: item }, ok: png('the reconstruction') });
+  route({
+    method: 'get',
+    path: '/api/collections/{c}/items/{key}/original',
+    summary: 'the original file of an item read from a dir: source; 404 unless the server runs with --serve-originals',
+    request: { params: item },
+    ok: { description: 'the file as it is on disk, with its image type', content: { 'image/*': { schema: z.string().openapi({ format: 'binary' }) } } },
+  });
   route({ method: 'get', path: '/api/collections/{c}/items/{key}/neighbors', summary: 'nearest items to an item of the collection', request: { params: item, query: searchQuery }, ok: hits });
   route({
     method: 'post',
@@ -88,7 +113,7 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
     path: '/api/collections/{c}/denoise',
     summary: "an image as the collection's model reconstructs it (a model trained with --denoise removes noise)",
     request: { params: collection, body: { content: { 'multipart/form-data': { schema: image } } } },
-    ok: { description: 'PNG at the collection’s size; header x-latentdex-denoising-model says whether the model was trained to denoise', content: { 'image/png': { schema: z.string().openapi({ format: 'binary' }) } } },
+    ok: png('PNG at the collection’s size; header x-latentdex-denoising-model says whether the model was trained to denoise'),
   });
   route({ method: 'delete', path: '/api/collections/{c}/items/{key}', summary: 'remove an item (API key)', request: { params: item }, ok: { description: 'removed', ...json(z.object({ removed: z.string(), count: z.number() })) } });
   return new OpenApiGeneratorV3(r.definitions).generateDocument({

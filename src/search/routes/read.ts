@@ -8,7 +8,7 @@ import type { Collection } from '../../indexer/collection.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
 import { sniffImage } from '../../../data/decode.js';
 import { projectCodes } from '../map.js';
-import { previewType, type RouteContext } from './http.js';
+import { noQuery, previewType, type RouteContext } from './http.js';
 
 /** Whether `file` lies inside one of `roots` once links are resolved (a path that does not exist is not). */
 function insideRoots(file: string, roots: string[]): string | undefined {
@@ -87,12 +87,13 @@ export function indexedSummary(c: StoreIndexedCollection) {
 export function readRoutes(ctx: RouteContext): express.Router {
   const { engine, wrap } = ctx;
   const r = express.Router();
-  r.get('/health', (_req, res) => {
+  r.get('/health', noQuery, (_req, res) => {
     res.json({ status: 'ok', backend: ctx.backend, version: ctx.version, maxK: engine.maxK, collections: engine.names().length + (ctx.indexed?.indexedNames().length ?? 0), originals: Boolean(ctx.serveOriginals), demo: (ctx.demo?.status() ?? []).map((b) => ({ ...b, error: b.error === null ? null : engine.publicMessage(b.error) })) });
   });
 
   r.get(
     '/collections',
+    noQuery,
     wrap(async (_req, res) => {
       const all = await engine.status();
       const indexed = (ctx.indexed?.indexedNames() ?? []).flatMap((n) => {
@@ -105,6 +106,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
 
   r.get(
     '/collections/:c',
+    noQuery,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       // a replica's copy says what the store says (generation, times), as its answers do, alike on every replica
@@ -117,6 +119,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
 
   r.get(
     '/collections/:c/random',
+    noQuery,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       res.json({ key: c.randomKey() });
@@ -125,6 +128,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
 
   r.get(
     '/collections/:c/map',
+    noQuery,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       res.json(projectCodes(c));
@@ -133,6 +137,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
 
   r.get(
     '/collections/:c/items/:key',
+    noQuery,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       const row = c.item(req.params.key!);
@@ -142,6 +147,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
 
   r.get(
     '/collections/:c/items/:key/preview',
+    noQuery,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       const b = c.preview(req.params.key!);
@@ -159,6 +165,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
 
   r.get(
     '/collections/:c/items/:key/thumbnail.png',
+    noQuery,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       const i = c.model.manifest.input;
@@ -170,6 +177,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
 
   r.get(
     '/collections/:c/items/:key/original',
+    noQuery,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       if (!ctx.serveOriginals) throw fail('NOT_FOUND', 'original files are not served; start the server with --serve-originals to allow it');
@@ -195,6 +203,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
 
   r.get(
     '/collections/:c/items/:key/reconstruction.png',
+    noQuery,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       const i = c.model.manifest.input;
@@ -207,6 +216,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
 
   r.get(
     '/collections/:c/labels',
+    noQuery,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       res.json({ labels: c.valueCounts('label'), groups: c.valueCounts('group') });

@@ -5,7 +5,7 @@ import { ANN_MIN_ROWS, type AnnHit } from '../../indexer/lance-store.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
 import { checkBaseline, decodeQueryImage, textQueryVectors, type Hit, type SearchResponse } from '../engine.js';
 import { searchOptionsOf, searchQuery } from '../schemas.js';
-import { parse, previewType, SEARCH_BODY_HELP, searchBody, type RouteContext } from './http.js';
+import { noQuery, parse, previewType, SEARCH_BODY_HELP, searchBody, type RouteContext } from './http.js';
 import { indexedSummary, publicManifest } from './read.js';
 
 /** Query-string options a search of the store's index cannot honour (it ranks by its ANN index alone). */
@@ -61,12 +61,14 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
 
   r.get(
     '/collections/:c',
+    noQuery,
     when(async (c, _req, res) => {
       res.json({ ...indexedSummary(c), manifest: publicManifest(c.head.manifest, ctx.serveOriginals) });
     }),
   );
   r.get(
     '/collections/:c/items/:key',
+    noQuery,
     when(async (c, req, res) => {
       const it = await c.item(req.params.key!);
       res.json({ key: it.key, label: it.label, uri: null, group: it.grp, text: it.text, ...thumbnailOf(c, it.key), code: Array.from(codeOf(it.code)) });
@@ -74,6 +76,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
   );
   r.get(
     '/collections/:c/items/:key/preview',
+    noQuery,
     when(async (c, req, res) => {
       const it = await c.item(req.params.key!);
       if (!it.thumb) throw fail('NOT_FOUND', `item '${it.key}' has no preview in the store`);
@@ -82,18 +85,21 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
   );
   r.get(
     '/collections/:c/random',
+    noQuery,
     when(async (c, _req, res) => {
       res.json({ key: await c.randomKey() });
     }),
   );
   r.get(
     '/collections/:c/labels',
+    noQuery,
     when(async (c, _req, res) => {
       res.json(await c.valueCounts());
     }),
   );
   r.get(
     '/collections/:c/items/:key/reconstruction.png',
+    noQuery,
     when(async (c, req, res) => {
       const i = c.model.manifest.input;
       if (i.type !== 'pixels') throw fail('NOT_FOUND', `collection '${c.name}' holds text; its items have no image reconstruction`);

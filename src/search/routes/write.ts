@@ -3,7 +3,7 @@ import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
 import { decodeQueryImage, textQueryVectors } from '../engine.js';
 import { imageItemFields, itemsQuery, textItemBody } from '../schemas.js';
-import { parse, type RouteContext } from './http.js';
+import { noQuery, parse, type RouteContext } from './http.js';
 import type { Collection, ItemInput } from '../../indexer/collection.js';
 
 /** Writing routes (API key): add or replace an item, remove one. */
@@ -36,7 +36,7 @@ export function writeRoutes(ctx: RouteContext): express.Router {
       }
       // an empty label or group (a form's empty field) is none, never a label of its own
       const b = parse(textItemBody, req.body, 'body');
-      const v = textQueryVectors(c, b.text);
+      const v = textQueryVectors(c, b.text, 'item');
       answer(res, b.key, await add(c, [{ key: b.key, label: b.label || null, grp: b.group || null, uri: `upload:${b.key}`, text: b.text, input: v.input, raw: v.raw, thumb: null }], replace));
     }),
   );
@@ -44,6 +44,7 @@ export function writeRoutes(ctx: RouteContext): express.Router {
   r.delete(
     '/collections/:c/items/:key',
     requireKey,
+    noQuery,
     wrap(async (req, res) => {
       const c = await engine.collection(req.params.c!);
       const count = writer ? await writer.remove(c, [req.params.key!]) : (await c.remove([req.params.key!]), c.count);
