@@ -67,6 +67,12 @@ function tooLarge(e: unknown, name: string, limit: number) {
   return /pixel limit/i.test(messageOf(e)) ? fail('IMAGE_TOO_LARGE', `${name}: over the ${(limit / 1e6).toFixed(0)} megapixel limit; scale it down`, e) : undefined;
 }
 
+/** libvips' reason on one line, without its filler ("(Unknown error)" after a codec's own message). */
+function vipsReason(e: unknown): string {
+  const lines = messageOf(e).split('\n').map((l) => l.trim()).filter((l) => l !== '' && l !== '(Unknown error)');
+  return lines.join('; ') || 'libvips gave no reason';
+}
+
 function background(t: DecodeTarget): string {
   return t.background ?? '#000000';
 }
@@ -89,7 +95,7 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
   try {
     meta = await input().metadata();
   } catch (e) {
-    throw tooLarge(e, name, limit) ?? fail('INVALID_IMAGE', `${name}: not a decodable ${format.toUpperCase()} (${messageOf(e)})`, e);
+    throw tooLarge(e, name, limit) ?? fail('INVALID_IMAGE', `${name}: not a decodable ${format.toUpperCase()} (${vipsReason(e)})`, e);
   }
   const w = meta.autoOrient?.width ?? meta.width ?? 0;
   const h = meta.autoOrient?.height ?? meta.height ?? 0;
@@ -116,7 +122,7 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     const [pixels, preview] = await Promise.all([pixelsP, previewP]);
     return { pixels, ...(preview ? { preview } : {}), original: { width: w, height: h, format } };
   } catch (e) {
-    throw tooLarge(e, name, limit) ?? fail('INVALID_IMAGE', `${name}: image could not be decoded (${messageOf(e)}); the file may be truncated`, e);
+    throw tooLarge(e, name, limit) ?? fail('INVALID_IMAGE', `${name}: image could not be decoded (${vipsReason(e)}); the file may be truncated`, e);
   }
 }
 

@@ -27,9 +27,10 @@ export async function loadQueries(c: Collection, spec: string, o: { limit?: numb
   if (o.groupBy !== undefined && !c.hasSharedGroups()) {
     throw fail('INVALID_ARGUMENT', `collection '${c.name}' was built without source documents, so --group-by cannot skip a query's own; rebuild it with \`latentdex build --collection ${c.name} --source SRC --group-by ${o.groupBy} --replace\``);
   }
-  // a query text without a word of the vocabulary has no code, as a build's item has none: left out and listed
+  // a query text without a word of the vocabulary has no code, as a build's item has none: left out and listed,
+  // with the files of an image source that could not be read
   const { loaded, skipped } = encodable(c.model, await loadSource(spec, { limit: o.limit, model: c.model, groupBy: o.groupBy, quiet: o.quiet }));
-  if (loaded.kind === 'text') reportSkipped(skipped, { strict: false });
+  reportSkipped(skipped, { strict: false });
   return queriesOf(c.model, loaded);
 }
 
