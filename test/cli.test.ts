@@ -156,9 +156,11 @@ describe('latentdex CLI', () => {
     const left = Number(/skipped (\d+) files? or records?/.exec(r.err)?.[1] ?? 0);
     assert.equal(report.labelledQueries + left, picked.length, r.err);
     const methods = report.rows.map((x) => x.method);
-    assert.deepEqual(methods.map((m) => m.split(' ')[0]), ['codes', 'codes', 'HNSW', 'TF-IDF,', 'LSA']);
-    assert.match(methods[2]!, /top 100 → TF-IDF/);
-    assert.match(methods[3]!, /full vocabulary of \d+ words/);
+    assert.deepEqual(methods.map((m) => m.split(' ')[0]), ['codes', 'codes', 'HNSW', 'HNSW', 'TF-IDF,', 'LSA']);
+    // the two-stage row without feedback, then the default with it
+    assert.match(methods[2]!, /top 100 → TF-IDF \+ 0\.3 × code re-rank$/);
+    assert.match(methods[3]!, /top 100 → TF-IDF \+ 0\.3 × code re-rank, 3-row feedback$/);
+    assert.match(methods[4]!, /full vocabulary of \d+ words/);
     // Without --group-by a query's sibling piece (same text, same category, often its nearest) counts: TF-IDF,
     // which needs no training, scores higher; with it the sibling is skipped. --rerank 0 drops the two-stage row.
     const own = JSON.parse(run(['eval', '--collection', 'short', '--queries', `jsonl:${file}`, '--json', '--rerank', '0'], dataDir).out) as typeof report;

@@ -174,8 +174,8 @@ describe('text model', () => {
     assert.match(byKey.codes.method, /TF-IDF/);
     const alone = await engine.byKey('b', small.keys[10]!, { k: 5, rerank: 0 });
     assert.equal(alone.codes.method, 'hnsw');
-    // The whole collection shortlisted and re-ranked by TF-IDF alone is the exact TF-IDF ranking.
-    const all = await engine.byKey('b', small.keys[10]!, { k: 5, rerank: small.keys.length, blend: 0, compare: true });
+    // The whole collection shortlisted and re-ranked by TF-IDF alone (no feedback) is the exact TF-IDF ranking.
+    const all = await engine.byKey('b', small.keys[10]!, { k: 5, rerank: small.keys.length, blend: 0, feedback: 0, compare: true });
     assert.deepEqual(all.codes.hits.map((h) => h.key), all.baseline!.hits.map((h) => h.key));
     // Another handle (as another process would) adds and removes: the engine's sparse rows and codes follow, row for row.
     const other = await Collection.open(dataDir, 'b', { quiet: true });
@@ -184,7 +184,7 @@ describe('text model', () => {
     await other.add([{ key: 'fresh', label: null, uri: null, text: fresh, input: v.input, raw: v.raw[0]!, thumb: null }]);
     await other.remove([small.keys[0]!, small.keys[1]!]);
     other.close();
-    const after = await engine.byText('b', fresh, { k: 5, rerank: small.keys.length, blend: 0, compare: true });
+    const after = await engine.byText('b', fresh, { k: 5, rerank: small.keys.length, blend: 0, feedback: 0, compare: true });
     assert.equal(after.codes.hits[0]!.key, 'fresh');
     assert.deepEqual(after.codes.hits.map((h) => h.key), after.baseline!.hits.map((h) => h.key));
     after.codes.hits.forEach((h, i) => assert.ok(Math.abs(h.distance - after.baseline!.hits[i]!.distance) < 1e-6));

@@ -80,7 +80,7 @@ describe('GET routes', () => {
   });
 
   it('rejects k out of range, an unknown parameter and the baseline of the other kind (tfidf on images) with 400', async () => {
-    for (const q of ['k=0', 'k=101', 'k=abc', 'compare=words', 'compare=tfidf', 'kk=3', 'k=3&k=4']) {
+    for (const q of ['k=0', 'k=101', 'k=abc', 'compare=words', 'compare=tfidf', 'kk=3', 'k=3&k=4', 'rerank=20&feedback=3', 'feedback=x']) {
       const r = await request(app).get(`/api/collections/digits/items/${set.keys[1]}/neighbors?${q}`).expect(400);
       assert.ok(['K_OUT_OF_RANGE', 'INVALID_ARGUMENT'].includes(r.body.error.code), q);
     }

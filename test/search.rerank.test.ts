@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fitPca, fitSparseLsa, pcaProject, sparseProject } from '../src/encoder/pca.js';
 import { rng } from '../src/encoder/rng.js';
-import type { SparseVector } from '../src/encoder/sparse.js';
+import { addMean, type SparseVector } from '../src/encoder/sparse.js';
 import { exactKnn } from '../src/indexer/exact.js';
 import { exactScan, twoStage } from '../src/indexer/retrieval.js';
 import { decodeSparse, encodeSparse, SparseRows } from '../src/indexer/sparse-rows.js';
@@ -64,6 +64,14 @@ describe('SparseRows', () => {
     assert.equal(rows.nearest(docs[0]!, 1)[0]!.index, rows.size - 1);
   });
 
+  it('adds the mean of rows to a query as a dense sum would, at unit length (feedback)', () => {
+    const sum = densify(docs[0]!, dim);
+    for (const r of [docs[1]!, docs[2]!]) densify(r, dim).forEach((v, i) => (sum[i] += 0.5 * v));
+    const norm = Math.hypot(...sum);
+    const got = densify(addMean(docs[0]!, [docs[1]!, docs[2]!], 1), dim);
+    got.forEach((v, i) => assert.ok(Math.abs(v - sum[i]! / norm) < 1e-6, `word ${i}`));
+  });
+
   it('fits LSA without densifying: the same subspace as dense uncentred PCA', async () => {
     await backend();
     const n = docs.length;
@@ -108,6 +116,22 @@ describe('twoStage', () => {
     assert.equal(twoStage('t', byCode, exactOf, codeOf, { shortlist: 2, blend: 0 }).search(query, 4).length, 4);
   });
 
+  it('feeds the best re-ranked rows back into the query and re-ranks once more, never from a copy of the query', () => {
+    // Raw vectors on the unit circle at these angles (degrees); the query lies at 0°. D is a copy of the query.
+    const angles = { A: 20, B: 38, C: -35, D: 0 };
+    const names = Object.keys(angles) as (keyof typeof angles)[];
+    const raw = names.map((n) => [Math.cos((angles[n] * Math.PI) / 180), Math.sin((angles[n] * Math.PI) / 180)] as const);
+    const cos = (q: readonly number[], r: readonly number[]) => (q[0]! * r[0]! + q[1]! * r[1]!) / Math.hypot(q[0]!, q[1]!);
+    const exactRaw = (q: readonly number[], rows: Int32Array) => Float32Array.from(rows, (r) => 1 - cos(q, raw[r]!));
+    const expand = (q: { code: Float32Array; raw: readonly number[] }, rows: Int32Array) => ({ code: q.code, raw: [q.raw[0]! + 0.5 * raw[rows[0]!]![0], q.raw[1]! + 0.5 * raw[rows[0]!]![1]] });
+    const all = exactScan('codes', Float32Array.from([0, 1, 2, 3]), 1, 'l2');
+    const order = (feedback: number) => twoStage('t', all, exactRaw, codeOf, { shortlist: 4, blend: 0, feedback }, expand).search({ code: Float32Array.of(0), raw: [1, 0] }, 4).map((h) => names[h.index]);
+    // alone: D, A (20°), C (35°), B (38°); fed A (not D, the query's copy), the query turns to 6.6°: B (31°) before C (42°)
+    assert.deepEqual(order(0), ['D', 'A', 'C', 'B']);
+    assert.deepEqual(order(1), ['D', 'A', 'B', 'C']);
+    assert.throws(() => twoStage('t', all, exactRaw, codeOf, { shortlist: 4, blend: 0, feedback: 1 }), { code: 'INTERNAL' });
+  });
+
   it('takes its settings validated: kind defaults, bounds, no blend for images', () => {
     assert.ok(rerankOptions('text').shortlist > 0);
     assert.equal(rerankOptions('image').shortlist, 0);
@@ -117,5 +141,12 @@ describe('twoStage', () => {
     assert.throws(() => rerankOptions('text', { blend: 1.5 }), { code: 'INVALID_ARGUMENT' });
     assert.throws(() => rerankOptions('text', { rerank: 0, blend: 0.5 }), { code: 'INVALID_ARGUMENT' });
     assert.throws(() => rerankOptions('image', { rerank: 50, blend: 0.5 }), { code: 'INVALID_ARGUMENT' });
+    // feedback: texts only, inside the shortlist; the default fits a small shortlist and is none without one
+    assert.ok(rerankOptions('text').feedback > 0);
+    assert.equal(rerankOptions('text', { rerank: 2 }).feedback, 1);
+    assert.equal(rerankOptions('text', { rerank: 0 }).feedback, 0);
+    assert.equal(rerankOptions('image', { rerank: 50 }).feedback, 0);
+    for (const bad of [{ feedback: -1 }, { feedback: 1.5 }, { feedback: 51 }, { rerank: 5, feedback: 5 }, { rerank: 0, feedback: 2 }]) assert.throws(() => rerankOptions('text', bad), { code: 'INVALID_ARGUMENT' }, JSON.stringify(bad));
+    assert.throws(() => rerankOptions('image', { rerank: 50, feedback: 3 }), { code: 'INVALID_ARGUMENT' });
   });
 });

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import { Option } from 'commander';
 import { fail } from '../errors.js';
 import { MAX_INPUT_PIXELS } from '../../data/decode.js';
-import { MAX_SHORTLIST } from '../search/rerank.js';
+import { MAX_FEEDBACK, MAX_SHORTLIST } from '../search/rerank.js';
 import { MAX_BATCH, MAX_DEPTH, SearchEngine, type HitList, type SearchOptions, type SearchResponse } from '../search/engine.js';
 import type { Novelty } from '../search/outliers.js';
 import { globals, startBackend, type Ctx } from './context.js';
@@ -29,6 +29,7 @@ interface SearchFlags {
   ef?: number;
   rerank?: number;
   blend?: number;
+  feedback?: number;
   novelty?: boolean;
   json?: boolean;
 }
@@ -91,6 +92,7 @@ export function addQueryCommand(ctx: Ctx): void {
     .option('--ef <n>', 'HNSW search breadth', intArg(1, 4096))
     .option('--rerank <n>', 'two-stage search: rows the codes shortlist for the exact re-ranking (0: codes alone)', intArg(0, MAX_SHORTLIST))
     .option('--blend <w>', 'texts: weight of the code distance in the re-ranking', floatArg(0, 1))
+    .option('--feedback <n>', 'texts: the best re-ranked documents folded into the query for a second re-ranking (0: none)', intArg(0, MAX_FEEDBACK))
     .option('--novelty', 'also how unusual the --image or --text is for the collection (scores every item first: about one graph search per item)')
     .option('--json', 'print the API’s JSON answer')
     .action(async (f: SearchFlags) => {
@@ -116,6 +118,7 @@ export function addQueryCommand(ctx: Ctx): void {
         ef: f.ef,
         rerank: f.rerank,
         blend: f.blend,
+        feedback: f.feedback,
       };
       try {
         let answers: SearchResponse[];

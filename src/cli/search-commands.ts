@@ -14,7 +14,7 @@ import { Collection, type RawVectors } from '../indexer/collection.js';
 import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { floatArg, intArg } from './options.js';
-import { MAX_SHORTLIST, RERANK_DEFAULTS, rerankOptions } from '../search/rerank.js';
+import { MAX_FEEDBACK, MAX_SHORTLIST, RERANK_DEFAULTS, rerankOptions } from '../search/rerank.js';
 import { DemoBuilds } from '../search/demo.js';
 import { checkListen, serve } from '../search/serve.js';
 import { DEFAULT_HOT_LIMIT, DEFAULT_SYNC_MS, StoreMirror, sweepTempCaches, TEMP_CACHE_PREFIX } from '../indexer/mirror.js';
@@ -48,8 +48,9 @@ export function addSearchCommands(ctx: Ctx): void {
     .option('--group-by <field>', "jsonl queries: the field naming each record's source document; neighbours from the query's own are skipped")
     .option('--rerank <n>', `two-stage row: rows the codes shortlist for the exact re-ranking (0: no such row; default ${RERANK_DEFAULTS.text.shortlist})`, intArg(0, MAX_SHORTLIST))
     .option('--blend <w>', `two-stage row, texts: weight of the code distance in the re-ranking (default ${RERANK_DEFAULTS.text.blend})`, floatArg(0, 1))
+    .option('--feedback <n>', `two-stage row, texts: the best re-ranked documents folded into the query for a second re-ranking (0: none; default ${RERANK_DEFAULTS.text.feedback}; with feedback, the row without it is shown too)`, intArg(0, MAX_FEEDBACK))
     .option('--json', 'print JSON instead of a markdown table')
-    .action(async (f: { collection?: string; queries: string; compareModels?: string[]; source?: string; k: number; ef?: number; limit?: number; groupBy?: string; rerank?: number; blend?: number; json?: boolean }) => {
+    .action(async (f: { collection?: string; queries: string; compareModels?: string[]; source?: string; k: number; ef?: number; limit?: number; groupBy?: string; rerank?: number; blend?: number; feedback?: number; json?: boolean }) => {
       await startBackend(ctx);
       const g = globals(ctx);
       if (f.compareModels) {
@@ -69,7 +70,7 @@ export function addSearchCommands(ctx: Ctx): void {
             inputOf: (m) => ({ items: vectorsOf(m, items).input, queries: vectorsOf(m, queries).input }),
           },
           f.k,
-          rerankOptions(items.kind, { rerank: f.rerank ?? RERANK_DEFAULTS.text.shortlist, blend: f.blend }),
+          rerankOptions(items.kind, { rerank: f.rerank ?? RERANK_DEFAULTS.text.shortlist, blend: f.blend, feedback: f.feedback }),
         );
         process.stdout.write(f.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatCompareTable(rows, f.k)}\n`);
         models.forEach((m) => m.model.dispose());
@@ -79,7 +80,7 @@ export function addSearchCommands(ctx: Ctx): void {
       const c = await Collection.open(g.dataDir, f.collection, { quiet: g.quiet });
       try {
         const q = await loadQueries(c, f.queries, { limit: f.limit, groupBy: f.groupBy, quiet: g.quiet });
-        const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet, rerank: { rerank: f.rerank, blend: f.blend } });
+        const report = evaluate(c, q, { k: f.k, ef: f.ef, quiet: g.quiet, rerank: { rerank: f.rerank, blend: f.blend, feedback: f.feedback } });
         process.stdout.write(f.json ? `${JSON.stringify(report, null, 2)}\n` : formatEvalTable(report));
       } finally {
         c.close();

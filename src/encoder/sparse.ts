@@ -25,6 +25,19 @@ export function fromEntries(entries: Iterable<[number, number]>): SparseVector {
   return { index: Uint32Array.from(e, ([i]) => i), value: Float32Array.from(e, ([, v]) => v) };
 }
 
+/** `q` plus `weight` × the mean of `rows`, scaled to unit length (Rocchio's query expansion). */
+export function addMean(q: SparseVector, rows: readonly SparseVector[], weight: number): SparseVector {
+  const sum = new Map<number, number>();
+  for (let i = 0; i < q.index.length; i++) sum.set(q.index[i]!, q.value[i]!);
+  const w = rows.length > 0 ? weight / rows.length : 0;
+  for (const r of rows) for (let i = 0; i < r.index.length; i++) sum.set(r.index[i]!, (sum.get(r.index[i]!) ?? 0) + w * r.value[i]!);
+  const v = fromEntries(sum);
+  let n = 0;
+  for (const x of v.value) n += x * x;
+  if (n > 0) v.value.forEach((x, i) => (v.value[i] = x / Math.sqrt(n)));
+  return v;
+}
+
 /** Whether a value is a SparseVector (and not a dense typed array). */
 export function isSparse(v: unknown): v is SparseVector {
   return typeof v === 'object' && v !== null && (v as SparseVector).index instanceof Uint32Array && (v as SparseVector).value instanceof Float32Array;

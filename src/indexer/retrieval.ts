@@ -6,6 +6,7 @@ import { normaliseRows, type Metric } from './exact.js';
 import { FlatScan } from './flat-scan.js';
 import { hammingIndex } from './mih.js';
 import { batchKnn } from './knn-batch.js';
+import { fail } from '../errors.js';
 
 /** A row of the matrix a retriever was built over, with its distance to the query. */
 export interface Ranked {
@@ -71,7 +72,15 @@ export interface TwoStageOptions {
   shortlist: number;
   /** weight of the code distance in the final distance (0: the exact distance alone) */
   blend: number;
+  /** pseudo-relevance feedback: the best re-ranked rows folded into the query before a second re-ranking (0: none) */
+  feedback?: number;
 }
+
+/** A query with some of the collection's rows folded into it (Rocchio: the query plus their mean). */
+export type Expand<R> = (q: CodeAndRaw<R>, rows: Int32Array) => CodeAndRaw<R>;
+
+/** An exact distance under which a row is a copy of the query (its own item in a search by key): no feedback. */
+const SAME = 1e-6;
 
 function rowsOf(qs: Float32Array, n: number): Float32Array[] {
   const d = qs.length / Math.max(1, n);
@@ -215,7 +224,8 @@ export function sparseScan(name: string, rows: SparseRows): Retriever<SparseVect
 /**
  * Two-stage search (Salakhutdinov & Hinton's semantic hashing: codes shortlist, an exact method ranks): the
  * `shortlist` rows nearest by code are re-ranked by `exact` (the raw-space distance of the query to given rows),
- * blended with their code distance `coarse` when `blend` > 0.
+ * blended with their code distance `coarse` when `blend` > 0. With `feedback` > 0, the best rows of that ranking are
+ * folded into the query (`expand`) and the shortlist is re-ranked once more by the expanded query.
  */
 export function twoStage<R>(
   name: string,
@@ -223,13 +233,23 @@ export function twoStage<R>(
   exact: (q: R, rows: Int32Array) => Float32Array,
   coarse: (q: Float32Array, rows: Int32Array) => Float32Array,
   o: TwoStageOptions,
+  expand?: Expand<R>,
 ): Retriever<CodeAndRaw<R>, CodesAndRaws<R>> {
-  const rerank = (q: CodeAndRaw<R>, rows: Int32Array, k: number): Ranked[] => {
+  const feedback = o.feedback ?? 0;
+  if (feedback > 0 && !expand) throw fail('INTERNAL', 'feedback needs a way to fold rows into the query');
+  const order = (q: CodeAndRaw<R>, rows: Int32Array) => {
     const e = exact(q.raw, rows);
     const c = o.blend > 0 ? coarse(q.code, rows) : null;
-    return Array.from(rows, (index, i) => ({ index, distance: c ? (1 - o.blend) * e[i]! + o.blend * c[i]! : e[i]! }))
-      .sort((a, b) => a.distance - b.distance)
-      .slice(0, k);
+    return Array.from(rows, (index, i) => ({ index, exact: e[i]!, distance: c ? (1 - o.blend) * e[i]! + o.blend * c[i]! : e[i]! })).sort((a, b) => a.distance - b.distance);
+  };
+  const rerank = (q: CodeAndRaw<R>, rows: Int32Array, k: number): Ranked[] => {
+    let ranked = order(q, rows);
+    if (feedback > 0) {
+      // the best rows of the first ranking, copies of the query left out (they add nothing to it)
+      const best = Int32Array.from(ranked.filter((h) => h.exact > SAME).slice(0, feedback), (h) => h.index);
+      if (best.length > 0) ranked = order(expand!(q, best), rows);
+    }
+    return ranked.slice(0, k).map((h) => ({ index: h.index, distance: h.distance }));
   };
   const size = (k: number) => Math.max(k, o.shortlist);
   return {

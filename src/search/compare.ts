@@ -5,7 +5,8 @@ import { baselineVectorizerOf } from '../encoder/text.js';
 import { pcaProject, pcaReconstruct } from '../encoder/pca.js';
 import type { SparseVector } from '../encoder/sparse.js';
 import { exactScan, hammingScan, projectionScan, sparseProjectionScan, sparseScan, twoStage, type Retriever } from '../indexer/retrieval.js';
-import { codeDistances, exactDistances, twoStageName, type RerankOptions } from './rerank.js';
+import { exactDistances, textFeedback, twoStageName, type RerankOptions } from './rerank.js';
+import { distancesTo, normaliseRows } from '../indexer/exact.js';
 import { SparseRows } from '../indexer/sparse-rows.js';
 import type { RawVector, RawVectors } from '../indexer/collection.js';
 import { excludedAtMost, queriesPerSec, scoreRankings } from './score.js';
@@ -80,8 +81,13 @@ export function compareModels(models: { name: string; model: TrainedModel }[], d
     const trainSeconds = model.manifest.training.seconds;
     rows.push(row(r, q, dense(q, cd), { reconError: rec, trainSeconds }));
     if (rerank && rerank.shortlist > 0) {
-      const two = twoStage(twoStageName(d.kind, name, rerank), r, raw.exact, codeDistances(codes, cd), rerank);
-      rows.push(row(two, { codes: q, raws }, (i) => ({ code: q.subarray(i * cd, (i + 1) * cd), raw: raws[i]! }), { reconError: null, trainSeconds }));
+      const unit = normaliseRows(codes.slice(), cd);
+      const expand = raw.sparse ? textFeedback(raw.sparse, unit, cd) : undefined;
+      // with feedback, the row without it too
+      for (const o of rerank.feedback > 0 ? [{ ...rerank, feedback: 0 }, rerank] : [rerank]) {
+        const two = twoStage(twoStageName(d.kind, name, o), r, raw.exact, distancesTo(unit, cd, 'cosine', true), o, expand);
+        rows.push(row(two, { codes: q, raws }, (i) => ({ code: q.subarray(i * cd, (i + 1) * cd), raw: raws[i]! }), { reconError: null, trainSeconds }));
+      }
     }
   }
   const codeDim = models[0]?.model.codeDim ?? 32;

@@ -96,6 +96,8 @@ export interface SearchOptions {
   rerank?: number;
   /** weight of the code distance in the re-ranking (texts) */
   blend?: number;
+  /** texts: the best re-ranked rows folded into the query for a second re-ranking (0: none; default per kind) */
+  feedback?: number;
   /** only items matching it are searched, in both columns */
   filter?: ItemFilter;
   /** codes column: only hits at most this far (the distance hits report) */
@@ -394,8 +396,8 @@ export class SearchEngine {
    * default), the codes shortlist and the exact baseline orders the shortlist — one Retriever either way. A filter
    * runs inside the graph search, or as an exact scan of the rows it lets through when they are few.
    */
-  codeNeighbors(c: Collection, q: PreparedQuery, p: Plan, o: Pick<SearchOptions, 'ef' | 'rerank' | 'blend' | 'filterPlan'> = {}): HitList {
-    if (!q.raw && (o.rerank || o.blend !== undefined)) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector to re-rank by; leave out rerank and blend');
+  codeNeighbors(c: Collection, q: PreparedQuery, p: Plan, o: Pick<SearchOptions, 'ef' | 'rerank' | 'blend' | 'feedback' | 'filterPlan'> = {}): HitList {
+    if (!q.raw && (o.rerank || o.blend !== undefined || o.feedback)) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector to re-rank by; leave out rerank, blend and feedback');
     const ro = rerankOptions(c.kind, q.raw ? o : { rerank: 0 });
     const cd = c.manifest.codeDim;
     // a two-stage search asks the codes for one fixed shortlist whatever the page: the graph keeps its breadth

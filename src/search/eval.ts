@@ -96,10 +96,13 @@ function evaluateNow(c: Collection, q: QuerySet, o: EvalOptions): EvalReport {
   // Images have no re-ranking by default; eval shows what a shortlist of 100 would give.
   const ro = rerankOptions(c.kind, { ...(isText ? {} : { rerank: 100 }), ...o.rerank });
   if (ro.shortlist > 0) {
-    // The shortlist the engine uses: Hamming for binary codes, else HNSW.
-    const two = collectionTwoStage(c, twoStageName(c.kind, hamming ? `Hamming ${c.binaryBits}-bit` : 'HNSW', ro), hamming ?? graph, ro);
     const raws = rawRows(q);
-    run(two, { codes: qCodes, raws }, (i) => ({ code: codeAt(i), raw: raws[i]! }));
+    // with feedback, the row without it too: what the feedback adds is seen in one table
+    for (const r of ro.feedback > 0 ? [{ ...ro, feedback: 0 }, ro] : [ro]) {
+      // The shortlist the engine uses: Hamming for binary codes, else HNSW.
+      const two = collectionTwoStage(c, twoStageName(c.kind, hamming ? `Hamming ${c.binaryBits}-bit` : 'HNSW', r), hamming ?? graph, r);
+      run(two, { codes: qCodes, raws }, (i) => ({ code: codeAt(i), raw: raws[i]! }));
+    }
   }
   bar.update(4);
 

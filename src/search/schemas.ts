@@ -1,7 +1,7 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { MAX_FILTER_VALUES } from '../indexer/filter.js';
-import { MAX_SHORTLIST } from './rerank.js';
+import { MAX_FEEDBACK, MAX_SHORTLIST } from './rerank.js';
 import { MAX_BATCH, MAX_DEPTH, type SearchOptions } from './engine.js';
 import { DUPLICATE_FACTOR, DUPLICATE_LIMIT } from './duplicates.js';
 import { DEFAULT_SCORE, OUTLIER_SCORES } from './outliers.js';
@@ -41,6 +41,7 @@ export const searchQuery = z
     compare: z.enum(['pixel', 'tfidf', 'none', 'true', 'false']).optional().openapi({ description: 'also answer with the exact baseline over the same filter and page (true; naming it, it must be the collection kind\'s: pixel for images, tfidf for texts)' }),
     rerank: num({ int: true, min: 0, max: MAX_SHORTLIST }).optional().openapi({ description: 'two-stage search: rows the codes shortlist for the exact re-ranking (raised to cover the page when smaller; the hits\' method names the size used); 0 = codes alone' }),
     blend: num({ min: 0, max: 1 }).optional().openapi({ description: 'texts: weight of the code distance in the re-ranking' }),
+    feedback: num({ int: true, min: 0, max: MAX_FEEDBACK }).optional().openapi({ description: 'texts: the best re-ranked documents folded into the query (pseudo-relevance feedback) for a second re-ranking; 0 = none' }),
     label: repeated('only items with this label').optional(),
     group: repeated('only items of this group (text source document)').optional(),
     prefix: z.string().min(1).max(512).optional().openapi({ description: 'only items whose key starts with this (for dir: collections, `cats/` is the folder cats)' }),
@@ -63,6 +64,7 @@ export function searchOptionsOf(q: SearchQuery): SearchOptions {
     ef: q.ef,
     rerank: q.rerank,
     blend: q.blend,
+    feedback: q.feedback,
     compare: q.compare === 'pixel' || q.compare === 'tfidf' ? q.compare : q.compare === 'true',
     // empty parts are dropped by the engine (normaliseFilter)
     filter: { labels: q.label, groups: q.group, prefix: q.prefix },

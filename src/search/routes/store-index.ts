@@ -9,7 +9,7 @@ import { noQuery, parse, previewType, SEARCH_BODY_HELP, searchBody, type RouteCo
 import { indexedSummary, publicManifest } from './read.js';
 
 /** Query-string options a search of the store's index cannot honour (it ranks by its ANN index alone). */
-const UNSUPPORTED = ['offset', 'cursor', 'ef', 'rerank', 'blend', 'group', 'prefix', 'max_distance', 'baseline_max_distance', 'group_by', 'per_group'] as const;
+const UNSUPPORTED = ['offset', 'cursor', 'ef', 'rerank', 'blend', 'feedback', 'group', 'prefix', 'max_distance', 'baseline_max_distance', 'group_by', 'per_group'] as const;
 
 /**
  * Routes of the collections a replica serves from its store's index (more items than it copies): the collection,
