@@ -236,7 +236,8 @@ describe('a collection in a LanceDB store on S3, served by stateless replicas', 
         form.set('image', new Blob([new Uint8Array(pngOf(set.pixels.subarray(i * 784, (i + 1) * 784), 28, 28))], { type: 'image/png' }), `${key}.png`);
         const res = await fetch(`${r.url}/api/collections/c/items`, { method: 'POST', body: form, headers: { authorization: `Bearer ${KEY}` } });
         if (res.status !== 503 || attempt === 10) return res;
-        assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'COLLECTION_BUSY');
+        const { error } = (await res.json()) as { error: { code: string; message: string } };
+        assert.equal(error.code, 'COLLECTION_BUSY', error.message);
         await new Promise((ok) => setTimeout(ok, Number(res.headers.get('retry-after') ?? 1) * 1000));
       }
     };

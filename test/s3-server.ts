@@ -46,17 +46,33 @@ export async function startS3(o: { bucket?: string; conditionalWrites?: boolean 
   // requests for one object, one after another: s3rver writes an object in place, so a read during its PUT would
   // see it half written (S3 never shows that), and a conditional create's check and PUT must be one step
   const busy = new Map<string, Promise<void>>();
+  // and listings apart from writes: s3rver lists an object being written with the size it has so far (S3 lists it
+  // once written), so a listing waits for the writes in flight, and a write for the listings in flight
+  const writes = new Set<Promise<void>>();
+  const listings = new Set<Promise<void>>();
+  const track = (set: Set<Promise<void>>, p: Promise<void>) => {
+    set.add(p);
+    void p.then(() => set.delete(p));
+  };
   const proxy = http.createServer((req, res) => {
     const [key, query = ''] = (req.url ?? '').split('?');
-    if (/(^|&)(list-type|uploads|delete)(=|&|$)/.test(query) || key!.split('/').filter(Boolean).length < 2) return void forward(req, res);
+    if (/(^|&)list-type(=|&|$)/.test(query)) {
+      const before = [...writes];
+      return void track(listings, Promise.all(before).then(() => forward(req, res)));
+    }
+    if (/(^|&)(uploads|delete)(=|&|$)/.test(query) || key!.split('/').filter(Boolean).length < 2) return void forward(req, res);
+    const write = req.method === 'PUT' || req.method === 'POST' || req.method === 'DELETE';
+    const listed = write ? [...listings] : [];
     const conditional = o.conditionalWrites !== false && req.method === 'PUT' && req.headers['if-none-match'] === '*';
     const run = (busy.get(key!) ?? Promise.resolve()).then(async () => {
+      await Promise.all(listed);
       if (conditional && (await exists(key!))) {
         req.resume();
         res.writeHead(412, { 'content-type': 'application/xml' }).end(PRECONDITION_FAILED);
       } else await forward(req, res);
     });
     const tail = run.catch(() => void res.destroy());
+    if (write) track(writes, tail);
     busy.set(key!, tail);
     void tail.then(() => busy.get(key!) === tail && busy.delete(key!));
   });
