@@ -25,6 +25,8 @@ export async function startS3(o: { bucket?: string; conditionalWrites?: boolean 
   const { port } = await s.run();
   const forward = (req: http.IncomingMessage, res: http.ServerResponse) =>
     new Promise<void>((done) => {
+      // a client that gave up while its request waited is not served: its request would never end
+      if (req.destroyed || res.destroyed) return done();
       const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers }, (r) => {
         res.writeHead(r.statusCode ?? 502, r.headers);
         r.pipe(res);
@@ -32,6 +34,11 @@ export async function startS3(o: { bucket?: string; conditionalWrites?: boolean 
       });
       up.on('error', () => {
         res.destroy();
+        done();
+      });
+      // nor is one that goes away while served: the requests queued behind it go on
+      res.on('close', () => {
+        up.destroy();
         done();
       });
       req.pipe(up);

@@ -85,6 +85,8 @@ describe('GET routes', () => {
       assert.ok(['K_OUT_OF_RANGE', 'INVALID_ARGUMENT'].includes(r.body.error.code), q);
     }
     // a search by code has no baseline column, yet a baseline of the other kind is refused there too
+    const twice = await request(app).get(`/api/collections/digits/items/${set.keys[1]}/neighbors?k=3&k=4`).expect(400);
+    assert.match(twice.body.error.message, /'k' is given more than once/);
     const byCode = await request(app).post('/api/collections/digits/search?compare=tfidf').send({ code: Array(8).fill(0.5) }).expect(400);
     assert.equal(byCode.body.error.code, 'INVALID_ARGUMENT');
     await request(app).post('/api/collections/digits/search?compare=pixel').send({ code: Array(8).fill(0.5) }).expect(200);

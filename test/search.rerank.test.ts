@@ -129,6 +129,10 @@ describe('twoStage', () => {
     // alone: D, A (20°), C (35°), B (38°); fed A (not D, the query's copy), the query turns to 6.6°: B (31°) before C (42°)
     assert.deepEqual(order(0), ['D', 'A', 'C', 'B']);
     assert.deepEqual(order(1), ['D', 'A', 'B', 'C']);
+    // evaluation keeps rows its scoring skips out of the feedback: A skipped, C is fed back and the query turns to −11.5°
+    const two = twoStage('t', all, exactRaw, codeOf, { shortlist: 4, blend: 0, feedback: 1 }, expand);
+    const many = two.searchMany({ codes: Float32Array.of(0), raws: [[1, 0]], notFedBack: () => (row) => row === 0 }, 1, 4);
+    assert.deepEqual(Array.from(many[0]!, (r) => names[r]), ['D', 'C', 'A', 'B']);
     assert.throws(() => twoStage('t', all, exactRaw, codeOf, { shortlist: 4, blend: 0, feedback: 1 }), { code: 'INTERNAL' });
   });
 
@@ -148,5 +152,8 @@ describe('twoStage', () => {
     assert.equal(rerankOptions('image', { rerank: 50 }).feedback, 0);
     for (const bad of [{ feedback: -1 }, { feedback: 1.5 }, { feedback: 51 }, { rerank: 5, feedback: 5 }, { rerank: 0, feedback: 2 }]) assert.throws(() => rerankOptions('text', bad), { code: 'INVALID_ARGUMENT' }, JSON.stringify(bad));
     assert.throws(() => rerankOptions('image', { rerank: 50, feedback: 3 }), { code: 'INVALID_ARGUMENT' });
+    // a search bounded by distance keeps its distances to the query: no feedback by default, and none asked for
+    assert.equal(rerankOptions('text', {}, true).feedback, 0);
+    assert.throws(() => rerankOptions('text', { feedback: 2 }, true), { code: 'INVALID_ARGUMENT' });
   });
 });

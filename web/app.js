@@ -186,9 +186,10 @@ async function run(label, fn) {
 function searchByKey(key) {
   return run(`Searching by ${key}…`, async () => {
     const c = encodeURIComponent(state.collection);
+    // the query is kept even when its search fails (an address's offset too deep): another k or filter reruns it
+    state.query = { key };
     const r = await api(`/api/collections/${c}/items/${encodeURIComponent(key)}/neighbors?${searchParams()}`);
     state.key = key;
-    state.query = { key };
     writeUrl();
     const base = `/api/collections/${c}/items/${encodeURIComponent(key)}`;
     render(r, { src: `${base}/preview`, recon: `${base}/reconstruction.png` });
@@ -211,11 +212,11 @@ function searchByFile(file) {
 function searchByText(text) {
   return run('Searching by text…', async () => {
     if (!text.trim()) throw new Error('Type some words to search for.');
+    state.query = { text };
     const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?${searchParams()}`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }),
     });
     state.key = null;
-    state.query = { text };
     writeUrl();
     render(r, { text });
   });
@@ -421,7 +422,8 @@ async function init() {
     const named = params.get('c');
     const want = collections.some((c) => c.name === named) ? named : collections[0].name;
     $('collection').value = want;
-    const offset = Math.floor(Number(params.get('offset')));
+    // an offset the server would refuse (past its deepest page, MAX_DEPTH = 1000) is kept within it
+    const offset = Math.min(Math.floor(Number(params.get('offset'))), 1000 - state.k);
     const from = { key: params.get('key'), text: params.get('q'), offset: offset > 0 ? offset : 0, labels: params.getAll('label'), groups: params.getAll('group'), prefix: params.get('prefix') };
     await selectCollection(want, want === named ? from : {});
     // said after the first search, which clears the error line

@@ -65,6 +65,11 @@ export interface CodeAndRaw<R> {
 export interface CodesAndRaws<R> {
   codes: Float32Array;
   raws: readonly R[];
+  /**
+   * Rows query i may not be fed back (evaluation: those its scoring leaves out, such as other chunks of its own
+   * text, so that feedback learns nothing a query from outside the collection could not).
+   */
+  notFedBack?: (i: number) => (row: number) => boolean;
 }
 
 export interface TwoStageOptions {
@@ -242,11 +247,11 @@ export function twoStage<R>(
     const c = o.blend > 0 ? coarse(q.code, rows) : null;
     return Array.from(rows, (index, i) => ({ index, exact: e[i]!, distance: c ? (1 - o.blend) * e[i]! + o.blend * c[i]! : e[i]! })).sort((a, b) => a.distance - b.distance);
   };
-  const rerank = (q: CodeAndRaw<R>, rows: Int32Array, k: number): Ranked[] => {
+  const rerank = (q: CodeAndRaw<R>, rows: Int32Array, k: number, skip?: (row: number) => boolean): Ranked[] => {
     let ranked = order(q, rows);
     if (feedback > 0) {
       // the best rows of the first ranking, copies of the query left out (they add nothing to it)
-      const best = Int32Array.from(ranked.filter((h) => h.exact > SAME).slice(0, feedback), (h) => h.index);
+      const best = Int32Array.from(ranked.filter((h) => h.exact > SAME && !skip?.(h.index)).slice(0, feedback), (h) => h.index);
       if (best.length > 0) ranked = order(expand!(q, best), rows);
     }
     return ranked.slice(0, k).map((h) => ({ index: h.index, distance: h.distance }));
@@ -258,7 +263,7 @@ export function twoStage<R>(
     search: (q, k, only) => rerank(q, Int32Array.from(codes.search(q.code, size(k), only), (h) => h.index), k),
     searchMany: (qs, n, k) => {
       const d = qs.codes.length / Math.max(1, n);
-      return codes.searchMany(qs.codes, n, size(k)).map((rows, i) => Int32Array.from(rerank({ code: qs.codes.subarray(i * d, (i + 1) * d), raw: qs.raws[i]! }, rows, k), (h) => h.index));
+      return codes.searchMany(qs.codes, n, size(k)).map((rows, i) => Int32Array.from(rerank({ code: qs.codes.subarray(i * d, (i + 1) * d), raw: qs.raws[i]! }, rows, k, qs.notFedBack?.(i)), (h) => h.index));
     },
   };
 }

@@ -9,7 +9,7 @@ import { exactDistances, textFeedback, twoStageName, type RerankOptions } from '
 import { distancesTo, normaliseRows } from '../indexer/exact.js';
 import { SparseRows } from '../indexer/sparse-rows.js';
 import type { RawVector, RawVectors } from '../indexer/collection.js';
-import { excludedAtMost, queriesPerSec, scoreRankings } from './score.js';
+import { excludedAtMost, exclusion, queriesPerSec, scoreRankings } from './score.js';
 
 interface Side {
   n: number;
@@ -86,7 +86,7 @@ export function compareModels(models: { name: string; model: TrainedModel }[], d
       // with feedback, the row without it too
       for (const o of rerank.feedback > 0 ? [{ ...rerank, feedback: 0 }, rerank] : [rerank]) {
         const two = twoStage(twoStageName(d.kind, name, o), r, raw.exact, distancesTo(unit, cd, 'cosine', true), o, expand);
-        rows.push(row(two, { codes: q, raws }, (i) => ({ code: q.subarray(i * cd, (i + 1) * cd), raw: raws[i]! }), { reconError: null, trainSeconds }));
+        rows.push(row(two, { codes: q, raws, notFedBack: (i) => exclusion(d.queries, i, d.items) }, (i) => ({ code: q.subarray(i * cd, (i + 1) * cd), raw: raws[i]! }), { reconError: null, trainSeconds }));
       }
     }
   }

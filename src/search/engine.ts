@@ -335,7 +335,7 @@ export class SearchEngine {
     if (o.cursor !== undefined && o.offset !== undefined) throw fail('INVALID_ARGUMENT', 'give offset or cursor, not both');
     const filter = normaliseFilter(o.filter);
     const fingerprint = optionsFingerprint({
-      k, kBase, filter: filter ? filterKey(filter) : null, compare: Boolean(o.compare), rerank: rerankOptions(c.kind, o), ef: o.ef ?? c.manifest.hnsw.ef,
+      k, kBase, filter: filter ? filterKey(filter) : null, compare: Boolean(o.compare), rerank: rerankOptions(c.kind, o, o.maxDistance !== undefined), ef: o.ef ?? c.manifest.hnsw.ef,
       maxDistance: o.maxDistance ?? null, baselineMaxDistance: o.baselineMaxDistance ?? null, groupBy: o.groupBy ?? null, perGroup: o.groupBy ? (o.perGroup ?? 1) : null,
     });
     let offset = o.offset ?? 0;
@@ -398,7 +398,7 @@ export class SearchEngine {
    */
   codeNeighbors(c: Collection, q: PreparedQuery, p: Plan, o: Pick<SearchOptions, 'ef' | 'rerank' | 'blend' | 'feedback' | 'filterPlan'> = {}): HitList {
     if (!q.raw && (o.rerank || o.blend !== undefined || o.feedback)) throw fail('INVALID_ARGUMENT', 'a query by code has no raw vector to re-rank by; leave out rerank, blend and feedback');
-    const ro = rerankOptions(c.kind, q.raw ? o : { rerank: 0 });
+    const ro = rerankOptions(c.kind, q.raw ? o : { rerank: 0 }, p.codes.maxDistance !== undefined);
     const cd = c.manifest.codeDim;
     // a two-stage search asks the codes for one fixed shortlist whatever the page: the graph keeps its breadth
     const ef = ro.shortlist > 0 && q.raw ? o.ef : this.efFor(c, p, o.ef);

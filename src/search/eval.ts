@@ -4,7 +4,7 @@ import { counted, progress } from '../progress.js';
 import type { Collection, RawVectors } from '../indexer/collection.js';
 import { exactScan, graphScan, hammingScan, projectionScan, sortedIndex, sparseProjectionScan, sparseScan, type Retriever } from '../indexer/retrieval.js';
 import { collectionTwoStage, rerankOptions, twoStageName, type RerankRequest } from './rerank.js';
-import { excludedAtMost, queriesPerSec, scoreRankings, type Labelled } from './score.js';
+import { excludedAtMost, exclusion, queriesPerSec, scoreRankings, type Labelled } from './score.js';
 
 /** Queries to evaluate: the model's input and the baseline's raw vector per query, with key, label, group. */
 export interface QuerySet {
@@ -94,14 +94,15 @@ function evaluateNow(c: Collection, q: QuerySet, o: EvalOptions): EvalReport {
   bar.update(3);
   run(exactCodes, qCodes, codeAt);
   // Images have no re-ranking by default; eval shows what a shortlist of 100 would give.
-  const ro = rerankOptions(c.kind, { ...(isText ? {} : { rerank: 100 }), ...o.rerank });
+  const given = o.rerank ?? {};
+  const ro = rerankOptions(c.kind, { ...given, rerank: given.rerank ?? (isText ? undefined : 100) });
   if (ro.shortlist > 0) {
     const raws = rawRows(q);
     // with feedback, the row without it too: what the feedback adds is seen in one table
     for (const r of ro.feedback > 0 ? [{ ...ro, feedback: 0 }, ro] : [ro]) {
       // The shortlist the engine uses: Hamming for binary codes, else HNSW.
       const two = collectionTwoStage(c, twoStageName(c.kind, hamming ? `Hamming ${c.binaryBits}-bit` : 'HNSW', r), hamming ?? graph, r);
-      run(two, { codes: qCodes, raws }, (i) => ({ code: codeAt(i), raw: raws[i]! }));
+      run(two, { codes: qCodes, raws, notFedBack: (i) => exclusion(queries, i, items) }, (i) => ({ code: codeAt(i), raw: raws[i]! }));
     }
   }
   bar.update(4);

@@ -43,12 +43,16 @@ export interface RerankRequest {
   feedback?: number;
 }
 
-/** The two-stage settings of a query: the collection kind's defaults, overridden by what was given (validated). */
-export function rerankOptions(kind: 'image' | 'text', given: RerankRequest = {}): RerankOptions {
+/**
+ * The two-stage settings of a query: the collection kind's defaults, overridden by what was given (validated).
+ * `bounded`: the hits are bounded by their distance (max_distance), which must then be to the query as given.
+ */
+export function rerankOptions(kind: 'image' | 'text', given: RerankRequest = {}, bounded = false): RerankOptions {
   const d = RERANK_DEFAULTS[kind];
   const shortlist = given.rerank ?? d.shortlist;
-  // the default feedback fits in any shortlist asked for (and is none without one)
-  const o = { shortlist, blend: given.blend ?? d.blend, feedback: given.feedback ?? Math.min(d.feedback, Math.max(0, shortlist - 1)) };
+  // the default feedback fits in any shortlist asked for (and is none without one, or with a distance bound)
+  const o = { shortlist, blend: given.blend ?? d.blend, feedback: given.feedback ?? (bounded ? 0 : Math.min(d.feedback, Math.max(0, shortlist - 1))) };
+  if (bounded && o.feedback > 0) throw fail('INVALID_ARGUMENT', "feedback moves the query, so hits' distances would no longer be to it; max_distance needs them to be: leave out feedback");
   if (!Number.isInteger(o.shortlist) || o.shortlist < 0 || o.shortlist > MAX_SHORTLIST) throw fail('INVALID_ARGUMENT', `rerank must be an integer from 0 (codes alone) to ${MAX_SHORTLIST}, got ${given.rerank}`);
   if (!Number.isFinite(o.blend) || o.blend < 0 || o.blend > 1) throw fail('INVALID_ARGUMENT', `blend must be a number from 0 (exact distance alone) to 1, got ${given.blend}`);
   if (kind === 'image' && o.blend > 0) throw fail('INVALID_ARGUMENT', 'blend applies to text collections (pixel and code distances have no common scale); leave it out for images');
