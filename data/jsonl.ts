@@ -14,6 +14,29 @@ const record = z
   })
   .passthrough();
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The lines of a JSONL file, each decoded on its own: a line that is not UTF-8 is null (skipped and listed, not the
+ * whole file refused). A binary or empty file is refused as `text:` refuses one.
+ */
+function utf8Lines(buf: Buffer, file: string): (string | null)[] {
+  // decodeText throws for both, with the reason
+  if (buf.includes(0) || buf.toString('latin1').trim() === '') decodeText(buf, file);
+  const lines: (string | null)[] = [];
+  for (let start = 0; start <= buf.length; ) {
+    const end = buf.indexOf(0x0a, start);
+    const stop = end < 0 ? buf.length : end;
+    try {
+      lines.push(utf8.decode(buf.subarray(start, stop)));
+    } catch {
+      lines.push(null);
+    }
+    start = stop + 1;
+  }
+  return lines;
+}
+
 /** Field names a record may not use as its group (they are the record's own fields). */
 const RESERVED = new Set(['key', 'text', 'label']);
 
@@ -33,7 +56,7 @@ export async function loadJsonl(file: string, o: { groupBy?: string; groupOption
   } catch (e) {
     throw fail('BAD_SOURCE', `cannot read '${file}': ${messageOf(e)}`, e);
   }
-  const lines = decodeText(buf, file).split('\n');
+  const lines = utf8Lines(buf, file);
   const set: TextSet = { kind: 'text', source: `jsonl:${file}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [], ...(o.groupBy !== undefined ? { groupField: o.groupBy } : {}) };
   const seen = new Set<string>();
   // records are named FILE#LINE, skipped or not, in messages too (as idx: and brown: items are), so that a line fixed
@@ -46,6 +69,7 @@ export async function loadJsonl(file: string, o: { groupBy?: string; groupOption
     set.skipped!.push({ path: at(i), reason });
   };
   lines.forEach((line, i) => {
+    if (line === null) return skip(i, 'not valid UTF-8 (re-encode the file as UTF-8)');
     if (line.trim() === '') return;
     let obj: unknown;
     try {
@@ -59,6 +83,8 @@ export async function loadJsonl(file: string, o: { groupBy?: string; groupOption
     const g = scalar.safeParse(Object.hasOwn(r.data, groupField) ? r.data[groupField] : undefined);
     if (!g.success) return skip(i, `"${groupField}" must be a string or a number`);
     const key = r.data.key === undefined ? `line-${i + 1}` : String(r.data.key);
+    // as the API refuses them: a key is printed in terminals and pages
+    if (/[\u0000-\u001f\u007f]/.test(key)) return skip(i, 'key holds control characters (tabs, line breaks)');
     if (seen.has(key)) return skip(i, `duplicate key '${key}' (the first record with it is kept)`);
     if (g.data !== undefined && g.data !== null) groupsSeen++;
     seen.add(key);

@@ -5,9 +5,13 @@ import { VECTORIZER_DEFAULTS, WEIGHTINGS, type Weighting } from '../encoder/vect
 import { FITS, type Fit } from '../../data/decode.js';
 import { DIR_DEFAULTS, type ShapeRequest } from '../../data/dir.js';
 
+/** Decimal numbers only, as the API takes them: Number() would read '' and ' ' as 0 and '0x10' as 16. */
+const INTEGER = /^[-+]?\d+$/;
+const DECIMAL = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
 export function intArg(min = 1, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
-    const n = Number(v);
+    const n = INTEGER.test(v.trim()) ? Number(v) : Number.NaN;
     if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${v}'`);
     return n;
   };
@@ -15,7 +19,7 @@ export function intArg(min = 1, max = Number.MAX_SAFE_INTEGER) {
 
 export function floatArg(min = 0, max = Number.MAX_VALUE) {
   return (v: string): number => {
-    const n = Number(v);
+    const n = DECIMAL.test(v.trim()) ? Number(v) : Number.NaN;
     if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got '${v}'`);
     return n;
   };

@@ -486,7 +486,7 @@ export class SearchEngine {
   private runNow(c: Collection, q: PreparedQuery, o: SearchOptions, p: Plan, first?: Ranked[]): SearchResponse {
     const fingerprint = pageFingerprint(p.fingerprint, q);
     if (p.cursorFingerprint !== undefined && p.cursorFingerprint !== fingerprint) {
-      throw fail('INVALID_ARGUMENT', 'this cursor belongs to another query or to other options; send the first request again unchanged (its query, k, filters, compare, rerank, ef, max_distance, group_by) with cursor added');
+      throw fail('INVALID_ARGUMENT', 'this cursor belongs to another query or to other options; send the first request again unchanged (its query, k, filters, compare, rerank, blend, feedback, ef, max_distance, group_by) with cursor added');
     }
     const codes = this.codeNeighbors(c, q, p, o);
     const out: SearchResponse = {

@@ -41,7 +41,7 @@ export const searchQuery = z
     compare: z.enum(['pixel', 'tfidf', 'none', 'true', 'false']).optional().openapi({ description: 'also answer with the exact baseline over the same filter and page (true; naming it, it must be the collection kind\'s: pixel for images, tfidf for texts)' }),
     rerank: num({ int: true, min: 0, max: MAX_SHORTLIST }).optional().openapi({ description: 'two-stage search: rows the codes shortlist for the exact re-ranking (raised to cover the page when smaller; the hits\' method names the size used); 0 = codes alone' }),
     blend: num({ min: 0, max: 1 }).optional().openapi({ description: 'texts: weight of the code distance in the re-ranking' }),
-    feedback: num({ int: true, min: 0, max: MAX_FEEDBACK }).optional().openapi({ description: 'texts: the best re-ranked documents folded into the query (pseudo-relevance feedback) for a second re-ranking; 0 = none' }),
+    feedback: num({ int: true, min: 0, max: MAX_FEEDBACK }).optional().openapi({ description: 'texts: the best re-ranked documents folded into the query (pseudo-relevance feedback) for a second re-ranking of the shortlist (default 3, fewer than rerank; none with max_distance); 0 = none; image collections refuse it' }),
     label: repeated('only items with this label').optional(),
     group: repeated('only items of this group (text source document)').optional(),
     prefix: z.string().min(1).max(512).optional().openapi({ description: 'only items whose key starts with this (for dir: collections, `cats/` is the folder cats)' }),
