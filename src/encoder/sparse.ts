@@ -31,11 +31,15 @@ export function addMean(q: SparseVector, rows: readonly SparseVector[], weight: 
   for (let i = 0; i < q.index.length; i++) sum.set(q.index[i]!, q.value[i]!);
   const w = rows.length > 0 ? weight / rows.length : 0;
   for (const r of rows) for (let i = 0; i < r.index.length; i++) sum.set(r.index[i]!, (sum.get(r.index[i]!) ?? 0) + w * r.value[i]!);
-  const v = fromEntries(sum);
-  let n = 0;
-  for (const x of v.value) n += x * x;
-  if (n > 0) v.value.forEach((x, i) => (v.value[i] = x / Math.sqrt(n)));
-  return v;
+  return unitFromEntries(sum);
+}
+
+/** A sparse vector from distinct (index, value) pairs, scaled to unit length (all zeros stay zero). */
+export function unitFromEntries(entries: Map<number, number>): SparseVector {
+  let s = 0;
+  for (const v of entries.values()) s += v * v;
+  const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+  return fromEntries(Array.from(entries, ([i, v]): [number, number] => [i, v * inv]));
 }
 
 /** Whether a value is a SparseVector (and not a dense typed array). */

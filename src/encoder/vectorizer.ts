@@ -2,7 +2,7 @@ import { stemmer } from 'stemmer';
 import { eng } from 'stopword';
 import { z } from 'zod';
 import { fail } from '../errors.js';
-import { fromEntries, type SparseVector } from './sparse.js';
+import { unitFromEntries, type SparseVector } from './sparse.js';
 
 const STOP = new Set<string>([...eng, "n't", 's', 't', 'll', 've', 're', 'd', 'm']);
 
@@ -153,15 +153,8 @@ export class Vectorizer {
       if (i !== undefined) c.set(i, (c.get(i) ?? 0) + 1);
     }
     if (c.size === 0) return null;
-    let s = 0;
-    for (const [i, n] of c) {
-      const v = n * this.vocab.idf[i]!;
-      c.set(i, v);
-      s += v * v;
-    }
-    const inv = 1 / Math.sqrt(s);
-    for (const [i, v] of c) c.set(i, v * inv);
-    return fromEntries(c);
+    for (const [i, n] of c) c.set(i, n * this.vocab.idf[i]!);
+    return unitFromEntries(c);
   }
 
   /** Indices of the texts that hold no word of the vocabulary (their vectors would be zero). */
