@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { fail, messageOf } from '../src/errors.js';
 import { counted, log } from '../src/progress.js';
-import { decodeText, type TextSet } from './texts.js';
+import { decodeText, strictUtf8, type TextSet } from './texts.js';
 
 const scalar = z.union([z.string(), z.number()]).nullable().optional();
 const record = z
@@ -13,8 +13,6 @@ const record = z
     label: scalar,
   })
   .passthrough();
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * The lines of a JSONL file, each decoded on its own: a line that is not UTF-8 is null (skipped and listed, not the
@@ -28,7 +26,7 @@ function utf8Lines(buf: Buffer, file: string): (string | null)[] {
     const end = buf.indexOf(0x0a, start);
     const stop = end < 0 ? buf.length : end;
     try {
-      lines.push(utf8.decode(buf.subarray(start, stop)));
+      lines.push(strictUtf8.decode(buf.subarray(start, stop)));
     } catch {
       lines.push(null);
     }

@@ -27,14 +27,15 @@ export function selectTexts(s: TextSet, idx: readonly number[]): TextSet {
   };
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** A UTF-8 decoder that throws on invalid bytes instead of replacing them. */
+export const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Decodes file bytes as UTF-8 text, refusing binary files, invalid UTF-8 and empty files with the file named. */
 export function decodeText(buf: Uint8Array, name: string): string {
   if (buf.includes(0)) throw fail('BAD_FILE', `${name}: looks binary (contains NUL bytes); text sources take UTF-8 text files`);
   let text: string;
   try {
-    text = utf8.decode(buf);
+    text = strictUtf8.decode(buf);
   } catch {
     throw fail('BAD_FILE', `${name}: is not valid UTF-8; re-encode it as UTF-8`);
   }
