@@ -16,7 +16,8 @@ import { combine, itemScores, noveltyScores, OUTLIER_SCORES } from '../src/searc
 import { DUPLICATE_FACTOR, findDuplicates } from '../src/search/duplicates.js';
 import { emojiFolder } from './emoji.js';
 import { fashion } from './fashion.js';
-import { environment, publish, table } from './report.js';
+import { BENCH_FILE, environment, publish, table } from './report.js';
+import { z } from 'zod';
 
 // Fashion-MNIST one-class and contamination protocols (issue #14), digits contamination, and near-duplicate groups
 // on a folder of made-up copies. Labels only score; every model and threshold sees the items alone.
@@ -105,12 +106,43 @@ async function contamination(set: ImageSet, name: string, epochs?: number): Prom
   return { auroc: r, precision: p, n: sizes };
 }
 
-function resultTable(r: Result, extra?: Result): string {
-  const head = ['method', ...classes.map(String), '**mean**', ...(extra ? ['precision of top N (mean)'] : [])];
+function resultTable(r: Result, extra?: Result, columns: number[] = classes): string {
+  const head = ['method', ...columns.map(String), '**mean**', ...(extra ? ['precision of top N (mean)'] : [])];
   return table(
     head,
     METHODS.filter((m) => r[m]).map((m) => [m, ...r[m]!.map(fmt), `**${fmt(mean(r[m]!))}**`, ...(extra ? [fmt(mean(extra[m]!))] : [])]),
   );
+}
+
+// A contaminated Fashion collection takes ~17 CPU-minutes per class, so runs of some classes (BENCH_CLASSES) add
+// their columns to those kept from earlier runs; each column holds its own same-run anchors and its run's date.
+const ClassResult = z.object({ date: z.string(), n: z.number().int().positive(), auroc: z.record(z.string(), z.number()), precision: z.record(z.string(), z.number()).optional() });
+const Stored = z.object({ version: z.literal(1), classes: z.record(z.string().regex(/^\d$/), ClassResult) });
+type Stored = z.infer<typeof Stored>;
+
+/** Merges this run's classes into the stored per-class results (docs/bench-data/outliers-PART.json), written by rename. */
+function mergeRuns(part: string, c: { auroc: Result; precision: Result; n: number[] }): { auroc: Result; precision: Result; columns: number[]; dates: string } {
+  const file = path.join(path.dirname(BENCH_FILE), 'bench-data', `outliers-${part}.json`);
+  const stored: Stored = fs.existsSync(file) ? Stored.parse(JSON.parse(fs.readFileSync(file, 'utf8'))) : { version: 1, classes: {} };
+  const date = new Date().toISOString().slice(0, 10);
+  classes.forEach((k, i) => {
+    const pick = (r: Result) => Object.fromEntries(METHODS.filter((m) => r[m]).map((m) => [m, r[m]![i]!]));
+    stored.classes[String(k)] = { date, n: c.n[i]!, auroc: pick(c.auroc), precision: pick(c.precision) };
+  });
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(stored, null, 1)}\n`);
+  fs.renameSync(`${file}.tmp`, file);
+  const columns = Object.keys(stored.classes).map(Number).sort((a, b) => a - b);
+  // the precision of the top N is averaged over the classes whose run kept it
+  const gather = (key: 'auroc' | 'precision'): Result =>
+    Object.fromEntries(
+      METHODS.map((m) => [m, columns.flatMap((k) => stored.classes[k]![key]?.[m] ?? [])]).filter(([, v]) => v.length > 0 && (key === 'precision' || v.length === columns.length)),
+    );
+  const byDate = new Map<string, number[]>();
+  for (const k of columns) byDate.set(stored.classes[k]!.date, [...(byDate.get(stored.classes[k]!.date) ?? []), k]);
+  const kept = columns.filter((k) => stored.classes[k]!.precision);
+  const dates = [...byDate].map(([d, ks]) => `${ks.join(', ')} on ${d}`).join('; ') + (kept.length < columns.length ? ` (the precision of the top N is the mean of classes ${kept.join(', ')}: the earlier run did not keep it per class)` : '');
+  return { auroc: gather('auroc'), precision: gather('precision'), columns, dates };
 }
 
 /**
@@ -197,7 +229,9 @@ if (protocols.has('oneclass')) {
 }
 if (protocols.has('contamination')) {
   const c = await contamination(await fashion('train'), 'fashion', contaminationEpochs);
-  report('contamination', 'a contaminated Fashion-MNIST collection', `Nine classes of Fashion-MNIST train whole, the tenth cut to 1% (${c.n[0]!.toLocaleString('en-US')} items), one collection each; AUROC of the tenth class among the collection's own items; precision of the top N (N = the anomalies). At most ${contaminationEpochs} epochs.${covered} ${SCORES_NOTE}\n\n${resultTable(c.auroc, c.precision)}`);
+  const all = mergeRuns('contamination', c);
+  const measured = all.columns.length === 10 ? '' : ` Classes measured so far: ${all.columns.join(', ')} of 0–9.`;
+  report('contamination', 'a contaminated Fashion-MNIST collection', `Nine classes of Fashion-MNIST train whole, the tenth cut to 1% (${c.n[0]!.toLocaleString('en-US')} items), one collection each; AUROC of the tenth class among the collection's own items; precision of the top N (N = the anomalies). At most ${contaminationEpochs} epochs. One class takes about 17 CPU-minutes, so classes are measured in separate runs (BENCH_CLASSES) and each column keeps its own run's anchors: classes ${all.dates}.${measured} ${SCORES_NOTE}\n\n${resultTable(all.auroc, all.precision, all.columns)}`);
 }
 if (protocols.has('digits')) {
   const c = await contamination(loadMnist('train'), 'digits');

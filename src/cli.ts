@@ -32,6 +32,8 @@ export function buildProgram(env: Env): Command {
     .option('--data-dir <dir>', `collections folder (default: $LATENTDEX_DATA or ${env.dataDir})`)
     // one line after a usage error, not the whole help
     .showHelpAfterError('(run with --help for the options)')
+    // commander's usage errors read as latentdex's own: `latentdex: <what> [INVALID_ARGUMENT]`
+    .configureOutput({ outputError: (s, write) => write(`latentdex: ${s.trim().replace(/^error: /, '')} [INVALID_ARGUMENT]\n`) })
     .exitOverride();
   const ctx: Ctx = { env, program };
 

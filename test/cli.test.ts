@@ -175,6 +175,10 @@ describe('latentdex CLI', () => {
     assert.match(build('bad', ['--group-by', 'sorce']).err, /"sorce".*BAD_SOURCE/);
     assert.match(build('bad', ['--group-by', 'text']).err, /INVALID_ARGUMENT/);
     assert.match(run(['eval', '--collection', 'short', '--queries', `jsonl:${file}`, '--rerank', '-3'], dataDir).err, /rerank/);
+    // a page past the re-ranked shortlist is empty, and says why
+    const past = run(['search', '--collection', 'short', '--key', set.keys[picked[1]!]!, '--k', '5', '--rerank', '10', '--offset', '10'], dataDir);
+    assert.equal(past.code, 0, past.err);
+    assert.match(past.out, /\(no hits\)\n.*ends at its 10-row shortlist; --rerank N/);
   });
 
   it('exits non-zero with one line naming the problem for bad input', () => {
@@ -202,6 +206,7 @@ describe('latentdex CLI', () => {
     const usage = run(['search', '--collection', 'd', '--k', '0'], dataDir);
     assert.equal(usage.code, 2);
     assert.equal(usage.err.trim().split('\n').length, 2, usage.err);
+    assert.match(usage.err, /^latentdex: option '--k <n>' argument '0' is invalid.*\[INVALID_ARGUMENT\]\n/);
     assert.doesNotMatch(usage.err, /Usage:/);
   });
 

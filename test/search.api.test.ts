@@ -101,6 +101,28 @@ describe('GET routes', () => {
     }
     const d = await request(app).post('/api/collections/digits/denoise?format=jpeg').attach('image', png(3), 'q.png').expect(400);
     assert.equal(d.body.error.code, 'INVALID_ARGUMENT');
+    // keys the qs parser would turn into arrays or objects, or drop, reach the schemas as they are
+    for (const q of ['=1', '__proto__=1', 'constructor[prototype]=1', 'x=1']) {
+      for (const path of ['/api/health', '/api/openapi.json']) {
+        const r = await request(app).get(`${path}?${q}`).expect(400);
+        assert.equal(r.body.error.code, 'INVALID_ARGUMENT', `${path}?${q}`);
+      }
+    }
+    const arr = await request(app).get(`/api/collections/digits/items/${set.keys[1]}/neighbors?k[]=3`).expect(400);
+    assert.match(arr.body.error.message, /unknown query parameter 'k\[\]'/);
+  });
+
+  it('takes a multipart text, refuses it beside an image, and says what a JSON array should have been', async () => {
+    const both = await request(app).post('/api/collections/digits/search').attach('image', png(3), 'q.png').field('text', 'three').expect(400);
+    assert.match(both.body.error.message, /not both/);
+    const other = await request(app).post('/api/collections/digits/search').attach('image', png(3), 'q.png').field('key', 'x').expect(400);
+    assert.match(other.body.error.message, /unknown field 'key'/);
+    // a multipart text is a text query: an image collection refuses it as it refuses JSON text
+    const text = await request(app).post('/api/collections/digits/search').field('text', 'three').expect(400);
+    const json = await request(app).post('/api/collections/digits/search').send({ text: 'three' }).expect(400);
+    assert.equal(text.body.error.message, json.body.error.message);
+    const list = await request(app).post('/api/collections/digits/search').send([{ code: Array(8).fill(0.5) }]).expect(400);
+    assert.match(list.body.error.message, /JSON array.*\/search\/batch/);
   });
 
   it('a batch sent as a multipart form is a 415 that says a batch is JSON', async () => {

@@ -104,6 +104,18 @@ describe('web page', () => {
     await page.waitForFunction(() => document.querySelector('#error')?.textContent?.includes("'zzz'"));
   });
 
+  it('says where a re-ranked ranking ends, and what of its address a collection cannot show', async () => {
+    // a 20-row shortlist holds 19 hits besides the query: the page past it is empty, and says why
+    await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=5&rerank=20&offset=20`);
+    await page.waitForSelector('#codes-hits li.end');
+    assert.match((await page.textContent('#codes-hits li.end')) ?? '', /20-row shortlist/);
+    assert.equal((await page.$$('#base-hits li')).length, 5);
+    assert.equal(new URL(page.url()).searchParams.get('rerank'), '20');
+    await page.goto(`${url}/?c=digits&k=5&label=zzz&label=3&q=a+typed+query`);
+    await page.waitForFunction(() => /'zzz'.*typed query/.test(document.querySelector('#error')?.textContent ?? ''));
+    assert.deepEqual(await page.$$eval('#labels option:checked', (els) => els.map((e) => e.getAttribute('value'))), ['3']);
+  });
+
   it('filters both columns by the chosen labels and pages through them', async () => {
     await page.setViewportSize({ width: 1200, height: 900 });
     await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=5`);

@@ -1,7 +1,7 @@
 // latentdex page: query by example, learned codes next to the exact baseline. No build step.
 import { setupInspect } from './inspect.js';
 const $ = (id) => document.getElementById(id);
-const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, query: null, map: null, last: null, collections: [], originals: false };
+const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, rerank: null, query: null, map: null, last: null, collections: [], originals: false };
 // 20 distinguishable colours; labels past the 20 most frequent share the grey of "other".
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf', '#393b79',
   '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1', '#fd8d3c', '#a1d99b'];
@@ -37,6 +37,7 @@ function writeUrl() {
   else if (state.query?.text && state.query.text.length <= 2000) p.set('q', state.query.text);
   p.set('k', String(state.k));
   if (state.offset) p.set('offset', String(state.offset));
+  if (state.rerank !== null) p.set('rerank', String(state.rerank));
   // the filter too, so that the address reopens the same page of the same hits
   for (const o of $('labels').selectedOptions) p.append('label', o.value);
   for (const o of $('groups').selectedOptions) p.append('group', o.value);
@@ -48,6 +49,7 @@ function writeUrl() {
 function searchParams() {
   const p = new URLSearchParams({ k: String(state.k), compare: state.kind === 'text' ? 'tfidf' : 'pixel' });
   if (state.offset) p.set('offset', String(state.offset));
+  if (state.rerank !== null) p.set('rerank', String(state.rerank));
   for (const o of $('labels').selectedOptions) p.append('label', o.value);
   for (const o of $('groups').selectedOptions) p.append('group', o.value);
   if ($('prefix').value) p.set('prefix', $('prefix').value);
@@ -99,6 +101,11 @@ function fillColumn(prefix, list, queryLabel) {
   }
   const p = list.precision == null ? 'precision n/a (query has no label)' : `precision@${list.hits.length} ${(list.precision * 100).toFixed(0)}%`;
   $(`${prefix}-stats`).textContent = `${p} · ${list.latencyMs.toFixed(2)} ms`;
+  // a two-stage ranking ends with its shortlist (the query's own item may hold one of its rows)
+  const r = state.last;
+  if (list.shortlist !== undefined && list.hits.length < r.k && !list.more && r.offset + list.hits.length >= list.shortlist - 1) {
+    ol.append(el('li', { class: 'end' }, `The re-ranked ranking ends at its ${list.shortlist}-row shortlist; add rerank=N (up to 1000) to the address to rank more.`));
+  }
 }
 
 function render(r, query) {
@@ -329,6 +336,14 @@ async function selectCollection(name, from = {}) {
   const pick = (list, values) => { for (const o of $(list).options) o.selected = (values ?? []).includes(o.value); };
   pick('labels', from.labels);
   pick('groups', from.groups);
+  // what the address asked for and this collection cannot show is said (after the search, which clears the error line)
+  const absent = (list, values, noun) => {
+    const have = new Set([...$(list).options].map((o) => o.value));
+    const gone = (values ?? []).filter((v) => !have.has(v));
+    return gone.length ? `No ${noun} ${gone.map((v) => `'${v}'`).join(', ')} in '${name}'; the filter leaves ${gone.length === 1 ? 'it' : 'them'} out.` : '';
+  };
+  const notes = [absent('labels', from.labels, 'label'), absent('groups', from.groups, 'group')];
+  if (from.text && state.kind !== 'text' && !from.key) notes.push(`'${name}' holds images: a typed query (q=) applies to text collections, so a random item is shown instead.`);
   $('prefix').value = from.prefix ?? '';
   // a collection a replica searches through its store's index has no map of all its codes
   if (info?.servedFrom !== 'store-index') {
@@ -346,6 +361,9 @@ async function selectCollection(name, from = {}) {
     $('text').value = from.text;
     await searchByText(from.text);
   } else await randomItem();
+  const note = notes.filter(Boolean).join(' ');
+  // beside the search's own error, if it failed
+  if (note) showError([$('error').hidden ? '' : $('error').textContent, note].filter(Boolean).join(' '));
 }
 
 function listCollections(collections) {
@@ -401,6 +419,9 @@ async function init() {
     // a k from the address is kept within what the server answers (?k=500 shows its most, not an error)
     const maxK = health.maxK;
     const asked = Math.floor(Number(params.get('k')));
+    // a longer re-ranking shortlist from the address (rerank=N), kept to what the server takes
+    const rerank = Number(params.get('rerank'));
+    state.rerank = params.has('rerank') && Number.isInteger(rerank) && rerank >= 0 ? Math.min(rerank, 1000) : null;
     state.k = asked >= 1 ? Math.min(asked, maxK) : 10;
     for (const o of [...$('k').options]) if (Number(o.value) > maxK) o.remove();
     if (![...$('k').options].some((o) => o.value === String(state.k))) $('k').append(el('option', {}, String(state.k)));

@@ -56,9 +56,19 @@ export function formatAnswer(r: SearchResponse): string {
   lines.push(`rank  ${r.codes.method.padEnd(width)}${r.baseline ? `  ${r.baseline.method}` : ''}`);
   for (let i = 0; i < n; i++) lines.push(`${String(r.offset + i + 1).padStart(4)}  ${col(r.codes, i).padEnd(width)}${r.baseline ? `  ${col(r.baseline, i)}` : ''}`);
   if (n === 0) lines.push('      (no hits)');
+  const end = shortlistEnd(r);
+  if (end) lines.push(end);
   if (r.next) lines.push(`next page: the same command with --cursor ${r.next}`);
   if (r.novelty !== undefined) lines.push(formatNovelty(r.novelty));
   return lines.join('\n');
+}
+
+/** Why the codes' ranking stops short of this page: a two-stage search ranks its shortlist alone. */
+function shortlistEnd(r: SearchResponse): string | null {
+  const s = r.codes.shortlist;
+  // the query's own item may hold one of the shortlist's rows
+  if (s === undefined || r.codes.hits.length === r.k || r.codes.more || r.offset + r.codes.hits.length < s - 1) return null;
+  return `the re-ranked ranking ends at its ${s}-row shortlist; --rerank N (up to ${MAX_SHORTLIST}) ranks more`;
 }
 
 /** A query's novelty in one line: its combined percentile and each score's. */

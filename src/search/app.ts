@@ -124,6 +124,9 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Node's querystring: `k[]=3`, `a[b]=1`, `__proto__=1` and `=1` reach the schemas as the keys they are (and are
+  // refused as unknown), where qs would build arrays and objects of them or drop them without a word.
+  app.set('query parser', 'simple');
   app.use((req, res, next) => {
     res.set('x-content-type-options', 'nosniff').set('x-frame-options', 'DENY').set('referrer-policy', 'no-referrer');
     // A page on another origin that rebinds its DNS name to this address still sends its own name as Host.

@@ -53,6 +53,8 @@ export interface HitList {
   precision: number | null;
   /** whether hits follow this page (within max_distance, when given) */
   more: boolean;
+  /** two-stage search: rows of the re-ranked shortlist, where the ranking ends (a deeper page asks a larger rerank) */
+  shortlist?: number;
 }
 
 export interface SearchResponse {
@@ -434,7 +436,7 @@ export class SearchEngine {
       const fixed = { ...ro, shortlist: Math.max(ro.shortlist, p.codes.k + 2) };
       const inner = collectionTwoStage(c, twoStageName(c.kind, c.binaryBits ? `hamming-${c.binaryBits}` : codes.name, fixed), codes, fixed);
       const two: Ranker<CodeAndRaw<RawVector>> = { name: inner.name, search: (qq, d, only2) => inner.search(qq, Math.min(d, fixed.shortlist), only2) };
-      return this.rank(c, two, ids, { code: q.code, raw: q.raw }, q, c.kind === 'image' ? pixelDistance(c) : (d) => d, p.codes, only);
+      return { ...this.rank(c, two, ids, { code: q.code, raw: q.raw }, q, c.kind === 'image' ? pixelDistance(c) : (d) => d, p.codes, only), shortlist: fixed.shortlist };
     }
     return this.rank(c, codes, ids, q.code, q, (d) => (!c.binaryBits && c.manifest.space === 'l2' ? Math.sqrt(d) : d), p.codes, only);
   }

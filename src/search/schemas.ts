@@ -81,6 +81,8 @@ const code = z.array(z.number().finite().min(-FLOAT32_MAX).max(FLOAT32_MAX)).min
 
 export const codeBody = z.object({ code }).strict().openapi('CodeQuery');
 export const textBody = z.object({ text: z.string().max(100_000) }).strict().openapi('TextQuery');
+/** The form fields of a multipart search beside its file: a text (a query of its own, never with an image). */
+export const searchFields = z.object({ text: z.string().max(100_000).optional() }).strict();
 export const batchBody = z
   .object({
     queries: z
@@ -119,7 +121,7 @@ const hit = z
     group: z.string().nullable().optional(),
   })
   .openapi('Hit');
-const hitList = z.object({ method: z.string(), hits: z.array(hit), latencyMs: z.number(), precision: z.number().nullable(), more: z.boolean() }).openapi('HitList');
+const hitList = z.object({ method: z.string(), hits: z.array(hit), latencyMs: z.number(), precision: z.number().nullable(), more: z.boolean(), shortlist: z.number().int().optional().openapi({ description: 'two-stage search: rows of the re-ranked shortlist; the ranking ends there, so a deeper page needs a larger rerank' }) }).openapi('HitList');
 
 export const searchResponse = z
   .object({

@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { fail } from '../../errors.js';
 import { sniffImage } from '../../../data/decode.js';
 import type { SearchEngine } from '../engine.js';
-import { codeBody, emptyQuery, textBody } from '../schemas.js';
+import { codeBody, emptyQuery, searchFields, textBody } from '../schemas.js';
 
 /** What every router of the app is given: the engine, the app's options, and the shared middleware. */
 export interface RouteContext {
@@ -58,12 +58,25 @@ export const noQuery: express.RequestHandler = (req, _res, next) => {
 
 /** The JSON body of a search: a code or a text (one of the two), or undefined when it has neither. */
 export function searchBody(body: unknown): { code: number[] } | { text: string } | undefined {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  if (Array.isArray(body)) throw fail('INVALID_ARGUMENT', 'the body is a JSON array; send one query as an object, {"code": [...]} or {"text": "..."}, or many to /search/batch as {"queries": [...]}');
+  if (!body || typeof body !== 'object') return undefined;
   const has = (f: string) => Object.hasOwn(body, f);
   if (has('code') && has('text')) throw fail('INVALID_ARGUMENT', 'send {"code": [...]} or {"text": "..."}, not both');
   if (has('code')) return parse(codeBody, body, 'body');
   if (has('text')) return parse(textBody, body, 'body');
   return undefined;
+}
+
+/**
+ * What a search request asks by: an uploaded image (multipart `image`), a text (multipart field `text`, or JSON),
+ * a code (JSON), or undefined when it carries none of them.
+ */
+export function searchInput(req: Request): { image: Buffer } | { code: number[] } | { text: string } | undefined {
+  if (!req.is('multipart/form-data')) return searchBody(req.body);
+  const fields = parse(searchFields, { ...req.body }, 'fields');
+  if (req.file && fields.text !== undefined) throw fail('INVALID_ARGUMENT', 'send an image (field `image`) or a text (field `text`), not both');
+  if (req.file) return { image: req.file.buffer };
+  return fields.text === undefined ? undefined : { text: fields.text };
 }
 
 /** What a search request must carry, said when it carries none of it. */

@@ -3,6 +3,7 @@ import { OpenAPIRegistry, OpenApiGeneratorV3, type RouteConfig } from '@asteasol
 import { z } from 'zod';
 import { batchBody, codeBody, duplicatesQuery, imageItemFields, itemsQuery, outliersQuery, schemas, searchQuery, searchResponse, textBody, textItemBody } from '../schemas.js';
 import { THRESHOLD_SOURCES } from '../duplicates.js';
+import { noQuery } from './http.js';
 
 const json = <T extends z.ZodTypeAny>(schema: T) => ({ content: { 'application/json': { schema } } });
 const errors = {
@@ -67,11 +68,11 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
   route({
     method: 'post',
     path: '/api/collections/{c}/search',
-    summary: 'search by an uploaded image (multipart field `image`), a code or a text',
+    summary: 'search by an uploaded image (multipart field `image`), a text (multipart field `text`, or JSON) or a code (JSON)',
     request: {
       params: collection,
       query: searchQuery,
-      body: { content: { 'multipart/form-data': { schema: image }, 'application/json': { schema: z.union([codeBody, textBody]) } } },
+      body: { content: { 'multipart/form-data': { schema: z.union([image, textBody]) }, 'application/json': { schema: z.union([codeBody, textBody]) } } },
     },
     ok: hits,
   });
@@ -126,7 +127,7 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
 export function openapiRoutes(version?: string): express.Router {
   const r = express.Router();
   let doc: unknown;
-  r.get('/openapi.json', (_req, res) => {
+  r.get('/openapi.json', noQuery, (_req, res) => {
     doc ??= openapiDocument(version);
     res.json(doc);
   });

@@ -5,7 +5,7 @@ import type { Collection } from '../../indexer/collection.js';
 import type { DecodedImage } from '../../../data/decode.js';
 import { decodeQueryImage, type SearchResponse } from '../engine.js';
 import { batchBody, searchOptionsOf, searchQuery } from '../schemas.js';
-import { parse, SEARCH_BODY_HELP, searchBody, type RouteContext } from './http.js';
+import { parse, SEARCH_BODY_HELP, searchInput, type RouteContext } from './http.js';
 
 /** Search routes: neighbours of an item; search by image, code or text; batches of queries. */
 export function searchRoutes(ctx: RouteContext): express.Router {
@@ -36,13 +36,13 @@ export function searchRoutes(ctx: RouteContext): express.Router {
     wrap(async (req, res) => {
       const o = searchOptions(req);
       const name = req.params.c!;
-      if (req.file) {
+      const body = searchInput(req);
+      if (body && 'image' in body) {
         const c = await engine.collection(name);
-        const img = await decodeQueryImage(c, req.file.buffer);
+        const img = await decodeQueryImage(c, body.image);
         res.json(withPictures(c, engine.byPixels(c, img.pixels, o, 'if-ready'), img));
         return;
       }
-      const body = searchBody(req.body);
       if (body && 'code' in body) {
         res.json(await engine.byCode(name, body.code, o));
         return;

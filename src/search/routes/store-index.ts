@@ -5,7 +5,7 @@ import { ANN_MIN_ROWS, type AnnHit } from '../../indexer/lance-store.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
 import { checkBaseline, decodeQueryImage, textQueryVectors, type Hit, type SearchResponse } from '../engine.js';
 import { searchOptionsOf, searchQuery } from '../schemas.js';
-import { noQuery, parse, previewType, SEARCH_BODY_HELP, searchBody, type RouteContext } from './http.js';
+import { noQuery, parse, previewType, SEARCH_BODY_HELP, searchInput, type RouteContext } from './http.js';
 import { indexedSummary, publicManifest } from './read.js';
 
 /** Query-string options a search of the store's index cannot honour (it ranks by its ANN index alone). */
@@ -131,10 +131,10 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
       const o = options(c, req);
       const started = performance.now();
       const { generation } = c.head.manifest;
-      const body = req.file ? undefined : searchBody(req.body);
+      const body = searchInput(req);
       let code: Float32Array;
-      if (req.file) {
-        const img = await decodeQueryImage(c, req.file.buffer);
+      if (body && 'image' in body) {
+        const img = await decodeQueryImage(c, body.image);
         code = c.model.encode(img.pixels, 1);
       } else if (body && 'code' in body) {
         const v = body.code;
