@@ -33,7 +33,13 @@ export function buildProgram(env: Env): Command {
     // one line after a usage error, not the whole help
     .showHelpAfterError('(run with --help for the options)')
     // commander's usage errors read as latentdex's own: `latentdex: <what> [INVALID_ARGUMENT]`
-    .configureOutput({ outputError: (s, write) => write(`latentdex: ${s.trim().replace(/^error: /, '')} [INVALID_ARGUMENT]\n`) })
+    // (the code after the first line: a "Did you mean" hint follows on its own)
+    .configureOutput({
+      outputError: (s, write) => {
+        const [first = '', ...rest] = s.trim().replace(/^error: /, '').split('\n');
+        write(`${[`latentdex: ${first} [INVALID_ARGUMENT]`, ...rest].join('\n')}\n`);
+      },
+    })
     .exitOverride();
   const ctx: Ctx = { env, program };
 

@@ -112,6 +112,25 @@ describe('GET routes', () => {
     assert.match(arr.body.error.message, /unknown query parameter 'k\[\]'/);
   });
 
+  it('says when a re-ranked ranking ended with its shortlist, and only then', async () => {
+    const at = (q: string) => request(app).get(`/api/collections/digits/items/${set.keys[1]}/neighbors?rerank=20&${q}`).expect(200);
+    // 20 rows less the query's own: pages 1–15 and 16–19
+    const mid = await at('k=5&offset=10');
+    assert.equal(mid.body.codes.more, true);
+    assert.equal(mid.body.codes.shortlist, undefined);
+    const last = await at('k=5&offset=15');
+    assert.equal(last.body.codes.hits.length, 4);
+    assert.equal(last.body.codes.shortlist, 20);
+    // a filter that lets fewer rows through than the shortlist ends the ranking itself
+    const few = set.keys.slice(0, 250).filter((_, i) => set.labels[i] === '0').length;
+    assert.ok(few < 40, `${few}`);
+    const filtered = await at(`k=50&label=0`);
+    assert.equal(filtered.body.codes.hits.length, few - (set.labels[1] === '0' ? 1 : 0));
+    assert.equal(filtered.body.codes.shortlist, undefined);
+    const full = await request(app).get(`/api/collections/digits/items/${set.keys[1]}/neighbors?rerank=1000&k=100&offset=900`).expect(200);
+    assert.equal(full.body.codes.shortlist, undefined, 'the collection ends before a 1000-row shortlist');
+  });
+
   it('takes a multipart text, refuses it beside an image, and says what a JSON array should have been', async () => {
     const both = await request(app).post('/api/collections/digits/search').attach('image', png(3), 'q.png').field('text', 'three').expect(400);
     assert.match(both.body.error.message, /not both/);

@@ -1,7 +1,7 @@
 // latentdex page: query by example, learned codes next to the exact baseline. No build step.
 import { setupInspect } from './inspect.js';
 const $ = (id) => document.getElementById(id);
-const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, rerank: null, query: null, map: null, last: null, collections: [], originals: false };
+const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, rerank: null, maxRerank: 1000, maxDepth: 1000, query: null, map: null, last: null, collections: [], originals: false };
 // 20 distinguishable colours; labels past the 20 most frequent share the grey of "other".
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf', '#393b79',
   '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1', '#fd8d3c', '#a1d99b'];
@@ -49,7 +49,8 @@ function writeUrl() {
 function searchParams() {
   const p = new URLSearchParams({ k: String(state.k), compare: state.kind === 'text' ? 'tfidf' : 'pixel' });
   if (state.offset) p.set('offset', String(state.offset));
-  if (state.rerank !== null) p.set('rerank', String(state.rerank));
+  // a collection a replica searches through its store's index has no re-ranking
+  if (state.rerank !== null && !state.indexed) p.set('rerank', String(state.rerank));
   for (const o of $('labels').selectedOptions) p.append('label', o.value);
   for (const o of $('groups').selectedOptions) p.append('group', o.value);
   if ($('prefix').value) p.set('prefix', $('prefix').value);
@@ -101,10 +102,10 @@ function fillColumn(prefix, list, queryLabel) {
   }
   const p = list.precision == null ? 'precision n/a (query has no label)' : `precision@${list.hits.length} ${(list.precision * 100).toFixed(0)}%`;
   $(`${prefix}-stats`).textContent = `${p} · ${list.latencyMs.toFixed(2)} ms`;
-  // a two-stage ranking ends with its shortlist (the query's own item may hold one of its rows)
-  const r = state.last;
-  if (list.shortlist !== undefined && list.hits.length < r.k && !list.more && r.offset + list.hits.length >= list.shortlist - 1) {
-    ol.append(el('li', { class: 'end' }, `The re-ranked ranking ends at its ${list.shortlist}-row shortlist; add rerank=N (up to 1000) to the address to rank more.`));
+  // a two-stage ranking that ended with its full shortlist says so (the server tells)
+  if (list.shortlist !== undefined) {
+    const more = list.shortlist < state.maxRerank ? `; add rerank=N (up to ${state.maxRerank}) to the address to rank more` : '';
+    ol.append(el('li', { class: 'end' }, `The re-ranked ranking ends at its ${list.shortlist}-row shortlist${more}.`));
   }
 }
 
@@ -324,6 +325,7 @@ async function selectCollection(name, from = {}) {
   enableControls(true);
   const info = state.collections.find((c) => c.name === name);
   state.kind = info?.kind ?? 'image';
+  state.indexed = info?.servedFrom === 'store-index';
   $('text-box').hidden = state.kind !== 'text';
   $('upload-label').hidden = state.kind === 'text';
   $('base-title').textContent = state.kind === 'text' ? 'Exact TF-IDF cosine baseline' : 'Exact pixel-space baseline';
@@ -332,7 +334,8 @@ async function selectCollection(name, from = {}) {
   state.query = null;
   inspect.reset();
   drawMap();
-  await loadFilterValues(name).catch((e) => showError(e.message));
+  // without the collection's labels and groups, which of the address's are missing cannot be told
+  const filters = await loadFilterValues(name).then(() => true, (e) => { showError(e.message); return false; });
   const pick = (list, values) => { for (const o of $(list).options) o.selected = (values ?? []).includes(o.value); };
   pick('labels', from.labels);
   pick('groups', from.groups);
@@ -342,11 +345,11 @@ async function selectCollection(name, from = {}) {
     const gone = (values ?? []).filter((v) => !have.has(v));
     return gone.length ? `No ${noun} ${gone.map((v) => `'${v}'`).join(', ')} in '${name}'; the filter leaves ${gone.length === 1 ? 'it' : 'them'} out.` : '';
   };
-  const notes = [absent('labels', from.labels, 'label'), absent('groups', from.groups, 'group')];
+  const notes = filters ? [absent('labels', from.labels, 'label'), absent('groups', from.groups, 'group')] : [];
   if (from.text && state.kind !== 'text' && !from.key) notes.push(`'${name}' holds images: a typed query (q=) applies to text collections, so a random item is shown instead.`);
   $('prefix').value = from.prefix ?? '';
   // a collection a replica searches through its store's index has no map of all its codes
-  if (info?.servedFrom !== 'store-index') {
+  if (!state.indexed) {
     api(`/api/collections/${encodeURIComponent(name)}/map`).then((m) => {
       const { colours, entries } = legendOf(m);
       state.map = { ...m, colours, legend: entries };
@@ -420,8 +423,10 @@ async function init() {
     const maxK = health.maxK;
     const asked = Math.floor(Number(params.get('k')));
     // a longer re-ranking shortlist from the address (rerank=N), kept to what the server takes
-    const rerank = Number(params.get('rerank'));
-    state.rerank = params.has('rerank') && Number.isInteger(rerank) && rerank >= 0 ? Math.min(rerank, 1000) : null;
+    state.maxRerank = health.maxRerank ?? state.maxRerank;
+    state.maxDepth = health.maxDepth ?? state.maxDepth;
+    const rerank = params.get('rerank') ?? '';
+    state.rerank = /^\d{1,7}$/.test(rerank) ? Math.min(Number(rerank), state.maxRerank) : null;
     state.k = asked >= 1 ? Math.min(asked, maxK) : 10;
     for (const o of [...$('k').options]) if (Number(o.value) > maxK) o.remove();
     if (![...$('k').options].some((o) => o.value === String(state.k))) $('k').append(el('option', {}, String(state.k)));
@@ -443,8 +448,8 @@ async function init() {
     const named = params.get('c');
     const want = collections.some((c) => c.name === named) ? named : collections[0].name;
     $('collection').value = want;
-    // an offset the server would refuse (past its deepest page, MAX_DEPTH = 1000) is kept within it
-    const offset = Math.min(Math.floor(Number(params.get('offset'))), 1000 - state.k);
+    // an offset the server would refuse (past its deepest page) is kept within it
+    const offset = Math.min(Math.floor(Number(params.get('offset'))), state.maxDepth - state.k);
     const from = { key: params.get('key'), text: params.get('q'), offset: offset > 0 ? offset : 0, labels: params.getAll('label'), groups: params.getAll('group'), prefix: params.get('prefix') };
     await selectCollection(want, want === named ? from : {});
     // said after the first search, which clears the error line

@@ -66,9 +66,8 @@ export function formatAnswer(r: SearchResponse): string {
 /** Why the codes' ranking stops short of this page: a two-stage search ranks its shortlist alone. */
 function shortlistEnd(r: SearchResponse): string | null {
   const s = r.codes.shortlist;
-  // the query's own item may hold one of the shortlist's rows
-  if (s === undefined || r.codes.hits.length === r.k || r.codes.more || r.offset + r.codes.hits.length < s - 1) return null;
-  return `the re-ranked ranking ends at its ${s}-row shortlist; --rerank N (up to ${MAX_SHORTLIST}) ranks more`;
+  if (s === undefined) return null;
+  return `the re-ranked ranking ends at its ${s}-row shortlist${s < MAX_SHORTLIST ? `; --rerank N (up to ${MAX_SHORTLIST}) ranks more` : ''}`;
 }
 
 /** A query's novelty in one line: its combined percentile and each score's. */

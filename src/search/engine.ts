@@ -53,7 +53,7 @@ export interface HitList {
   precision: number | null;
   /** whether hits follow this page (within max_distance, when given) */
   more: boolean;
-  /** two-stage search: rows of the re-ranked shortlist, where the ranking ends (a deeper page asks a larger rerank) */
+  /** two-stage search whose ranking ended with its full shortlist (not with the items or the filter): the shortlist's rows */
   shortlist?: number;
 }
 
@@ -435,8 +435,18 @@ export class SearchEngine {
       // One shortlist for every page of this k (pages are slices of the same re-ranked shortlist).
       const fixed = { ...ro, shortlist: Math.max(ro.shortlist, p.codes.k + 2) };
       const inner = collectionTwoStage(c, twoStageName(c.kind, c.binaryBits ? `hamming-${c.binaryBits}` : codes.name, fixed), codes, fixed);
-      const two: Ranker<CodeAndRaw<RawVector>> = { name: inner.name, search: (qq, d, only2) => inner.search(qq, Math.min(d, fixed.shortlist), only2) };
-      return { ...this.rank(c, two, ids, { code: q.code, raw: q.raw }, q, c.kind === 'image' ? pixelDistance(c) : (d) => d, p.codes, only), shortlist: fixed.shortlist };
+      // whether the ranking was read past a full shortlist: then it ends there, not where the items or the filter end
+      let cut = false;
+      const two: Ranker<CodeAndRaw<RawVector>> = {
+        name: inner.name,
+        search: (qq, d, only2) => {
+          const res = inner.search(qq, Math.min(d, fixed.shortlist), only2);
+          cut = d > fixed.shortlist && res.length === fixed.shortlist;
+          return res;
+        },
+      };
+      const list = this.rank(c, two, ids, { code: q.code, raw: q.raw }, q, c.kind === 'image' ? pixelDistance(c) : (d) => d, p.codes, only);
+      return cut && !list.more && p.codes.maxDistance === undefined ? { ...list, shortlist: fixed.shortlist } : list;
     }
     return this.rank(c, codes, ids, q.code, q, (d) => (!c.binaryBits && c.manifest.space === 'l2' ? Math.sqrt(d) : d), p.codes, only);
   }

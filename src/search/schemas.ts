@@ -121,7 +121,7 @@ const hit = z
     group: z.string().nullable().optional(),
   })
   .openapi('Hit');
-const hitList = z.object({ method: z.string(), hits: z.array(hit), latencyMs: z.number(), precision: z.number().nullable(), more: z.boolean(), shortlist: z.number().int().optional().openapi({ description: 'two-stage search: rows of the re-ranked shortlist; the ranking ends there, so a deeper page needs a larger rerank' }) }).openapi('HitList');
+const hitList = z.object({ method: z.string(), hits: z.array(hit), latencyMs: z.number(), precision: z.number().nullable(), more: z.boolean(), shortlist: z.number().int().optional().openapi({ description: 'a two-stage search whose ranking ended with its full shortlist (not with the items or the filter): the shortlist\'s rows; a larger rerank ranks more' }) }).openapi('HitList');
 
 export const searchResponse = z
   .object({

@@ -80,7 +80,7 @@ export function searchInput(req: Request): { image: Buffer } | { code: number[] 
 }
 
 /** What a search request must carry, said when it carries none of it. */
-export const SEARCH_BODY_HELP = 'send an image as multipart field `image`, or JSON {"code": [...]} or {"text": "..."}';
+export const SEARCH_BODY_HELP = 'send an image as multipart field `image`, a text as multipart field `text`, or JSON {"code": [...]} or {"text": "..."}';
 
 /** The content type of a stored preview from its first bytes. */
 export function previewType(b: Buffer): string {

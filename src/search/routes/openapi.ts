@@ -28,7 +28,7 @@ export function openapiDocument(version = '0.1.0'): ReturnType<OpenApiGeneratorV
   };
   const collectionList = z.object({ collections: z.array(z.record(z.unknown())) });
   const hits = { description: 'hits of the codes (and of the exact baseline with compare)', ...json(searchResponse) };
-  route({ method: 'get', path: '/api/health', summary: 'server status', ok: { description: 'status, backend, version, maxK (the most hits one request answers)', ...json(z.record(z.unknown())) } });
+  route({ method: 'get', path: '/api/health', summary: 'server status', ok: { description: 'status, backend, version, maxK (the most hits one request answers), maxDepth (offset + k at most), maxRerank (the longest re-ranking shortlist)', ...json(z.record(z.unknown())) } });
   route({ method: 'get', path: '/api/collections', summary: 'every collection, with those that cannot be opened and why', ok: { description: 'collections', ...json(collectionList) } });
   route({ method: 'get', path: '/api/collections/{c}', summary: 'a collection’s manifest and disk sizes', request: { params: collection }, ok: { description: 'manifest', ...json(z.record(z.unknown())) } });
   route({

@@ -8,6 +8,8 @@ import type { Collection } from '../../indexer/collection.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
 import { sniffImage } from '../../../data/decode.js';
 import { projectCodes } from '../map.js';
+import { MAX_DEPTH } from '../engine.js';
+import { MAX_SHORTLIST } from '../rerank.js';
 import { noQuery, previewType, type RouteContext } from './http.js';
 
 /** Whether `file` lies inside one of `roots` once links are resolved (a path that does not exist is not). */
@@ -88,7 +90,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
   const { engine, wrap } = ctx;
   const r = express.Router();
   r.get('/health', noQuery, (_req, res) => {
-    res.json({ status: 'ok', backend: ctx.backend, version: ctx.version, maxK: engine.maxK, collections: engine.names().length + (ctx.indexed?.indexedNames().length ?? 0), originals: Boolean(ctx.serveOriginals), demo: (ctx.demo?.status() ?? []).map((b) => ({ ...b, error: b.error === null ? null : engine.publicMessage(b.error) })) });
+    res.json({ status: 'ok', backend: ctx.backend, version: ctx.version, maxK: engine.maxK, maxDepth: MAX_DEPTH, maxRerank: MAX_SHORTLIST, collections: engine.names().length + (ctx.indexed?.indexedNames().length ?? 0), originals: Boolean(ctx.serveOriginals), demo: (ctx.demo?.status() ?? []).map((b) => ({ ...b, error: b.error === null ? null : engine.publicMessage(b.error) })) });
   });
 
   r.get(
