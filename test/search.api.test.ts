@@ -134,6 +134,8 @@ describe('GET routes', () => {
   it('takes a multipart text, refuses it beside an image, and says what a JSON array should have been', async () => {
     const both = await request(app).post('/api/collections/digits/search').attach('image', png(3), 'q.png').field('text', 'three').expect(400);
     assert.match(both.body.error.message, /not both/);
+    const twice = await request(app).post('/api/collections/digits/search').field('text', 'a').field('text', 'b').expect(400);
+    assert.match(twice.body.error.message, /'text' is given more than once/);
     const other = await request(app).post('/api/collections/digits/search').attach('image', png(3), 'q.png').field('key', 'x').expect(400);
     assert.match(other.body.error.message, /unknown field 'key'/);
     // a multipart text is a text query: an image collection refuses it as it refuses JSON text

@@ -100,7 +100,7 @@ function fillColumn(prefix, list, queryLabel) {
     $(`${prefix}-stats`).textContent = '';
     return;
   }
-  const p = list.precision == null ? 'precision n/a (query has no label)' : `precision@${list.hits.length} ${(list.precision * 100).toFixed(0)}%`;
+  const p = list.precision == null ? `precision n/a (${list.hits.length === 0 ? 'no hits on this page' : 'query has no label'})` : `precision@${list.hits.length} ${(list.precision * 100).toFixed(0)}%`;
   $(`${prefix}-stats`).textContent = `${p} · ${list.latencyMs.toFixed(2)} ms`;
   // a two-stage ranking that ended with its full shortlist says so (the server tells)
   if (list.shortlist !== undefined) {
@@ -146,9 +146,9 @@ function render(r, query) {
   $('pager').hidden = r.offset === 0 && !r.next;
   $('prev').disabled = r.offset === 0;
   $('next').disabled = !r.next;
-  $('page-info').textContent = hits ? `hits ${r.offset + 1}–${r.offset + hits}` : 'no hits on this page';
+  $('page-info').textContent = hits === 1 ? `hit ${r.offset + 1}` : hits ? `hits ${r.offset + 1}–${r.offset + hits}` : 'no hits on this page';
   const filtered = r.filter ? ` (filter: ${counted(r.filter.matched, 'matching item')})` : '';
-  setStatus(`${r.codes.hits.length} neighbours from ${r.collection}${filtered}.`);
+  setStatus(`${counted(r.codes.hits.length, 'neighbour')} from ${r.collection}${filtered}.`);
 }
 
 /** Runs the last query again (another page, another filter). */

@@ -46,15 +46,15 @@ export function formatAnswer(r: SearchResponse): string {
   const q = r.query.key !== null ? `item '${r.query.key}'${r.query.label !== null ? ` (label ${r.query.label})` : ''}` : r.query.snippet !== undefined ? `"${r.query.snippet.slice(0, 60)}"` : 'query';
   const filter = r.filter ? `, filter ${JSON.stringify({ ...r.filter, matched: undefined })} → ${counted(r.filter.matched, 'item')}` : '';
   const shown = Math.max(r.codes.hits.length, r.baseline?.hits.length ?? 0);
-  const lines = [`${q} in '${r.collection}'${shown ? `, hits ${r.offset + 1}–${r.offset + shown}` : ''}${filter}`];
+  const lines = [`${q} in '${r.collection}'${shown === 1 ? `, hit ${r.offset + 1}` : shown ? `, hits ${r.offset + 1}–${r.offset + shown}` : ''}${filter}`];
   const col = (l: HitList | undefined, i: number) => {
     const h = l?.hits[i];
     return h ? `${h.key}${h.label !== null ? ` [${h.label}]` : ''} ${h.distance.toFixed(4)}` : '';
   };
   const n = shown;
   const width = Math.max(r.codes.method.length, ...Array.from({ length: n }, (_, i) => col(r.codes, i).length));
-  lines.push(`rank  ${r.codes.method.padEnd(width)}${r.baseline ? `  ${r.baseline.method}` : ''}`);
-  for (let i = 0; i < n; i++) lines.push(`${String(r.offset + i + 1).padStart(4)}  ${col(r.codes, i).padEnd(width)}${r.baseline ? `  ${col(r.baseline, i)}` : ''}`);
+  lines.push(`rank  ${r.codes.method.padEnd(width)}${r.baseline ? `  ${r.baseline.method}` : ''}`.trimEnd());
+  for (let i = 0; i < n; i++) lines.push(`${String(r.offset + i + 1).padStart(4)}  ${col(r.codes, i).padEnd(width)}${r.baseline ? `  ${col(r.baseline, i)}` : ''}`.trimEnd());
   if (n === 0) lines.push('      (no hits)');
   const end = shortlistEnd(r);
   if (end) lines.push(end);

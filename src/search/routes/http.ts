@@ -37,8 +37,8 @@ export type Handler = (req: Request, res: Response) => Promise<void> | void;
 function issueText(i: z.ZodIssue, what: 'query string' | 'body' | 'fields'): string {
   const noun = what === 'query string' ? 'query parameter' : what === 'body' ? 'body field' : 'field';
   if (i.code === 'unrecognized_keys') return `unknown ${noun}${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `'${k}'`).join(', ')}; see /api/openapi.json`;
-  // `k=3&k=4` reaches the schema as an array
-  if (i.code === 'invalid_type' && i.received === 'array' && what === 'query string') return `${noun} '${i.path.join('.')}' is given more than once; give it once`;
+  // `k=3&k=4` (or a form field sent twice) reaches the schema as an array
+  if (i.code === 'invalid_type' && i.received === 'array' && what !== 'body') return `${noun} '${i.path.join('.')}' is given more than once; give it once`;
   const message = i.message.charAt(0).toLowerCase() + i.message.slice(1);
   return i.path.length ? `${noun} '${i.path.join('.')}': ${message}` : `${what}: ${message}`;
 }
