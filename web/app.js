@@ -1,7 +1,7 @@
 // latentdex page: query by example, learned codes next to the exact baseline. No build step.
 import { setupInspect } from './inspect.js';
 const $ = (id) => document.getElementById(id);
-const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, rerank: null, maxRerank: 1000, maxDepth: 1000, query: null, map: null, last: null, collections: [], originals: false };
+const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, rerank: null, maxRerank: 1000, maxDepth: 1000, indexed: false, query: null, map: null, last: null, collections: [], originals: false };
 // 20 distinguishable colours; labels past the 20 most frequent share the grey of "other".
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf', '#393b79',
   '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1', '#fd8d3c', '#a1d99b'];
