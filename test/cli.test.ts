@@ -194,6 +194,8 @@ describe('latentdex CLI', () => {
       [['serve', '--port', '0', '--sync-ms', '100'], /--sync-ms.*INVALID_ARGUMENT/],
       [['serve', '--port', '0', '--hot-limit', '10'], /--hot-limit.*INVALID_ARGUMENT/],
       [['serve', '--port', '0', '--cache-dir', path.join(work, 'cache')], /--cache-dir.*INVALID_ARGUMENT/],
+      // numbers in the API's syntax only: no hex, no sign '+', no blanks
+      ...['0x10', '+3', ' 3', ''].map((k): [string[], RegExp] => [['search', '--collection', 'd', '--k', k], /'--k <n>' argument .* is invalid.*INVALID_ARGUMENT/]),
     ];
     for (const [args, re] of cases) {
       const r = run(args, dataDir);

@@ -4,14 +4,12 @@ import type { Regularisers } from '../encoder/manifest.js';
 import { VECTORIZER_DEFAULTS, WEIGHTINGS, type Weighting } from '../encoder/vectorizer.js';
 import { FITS, type Fit } from '../../data/decode.js';
 import { DIR_DEFAULTS, type ShapeRequest } from '../../data/dir.js';
+import { decimal } from '../decimal.js';
 
-/** Decimal numbers only, as the API takes them: Number() would read '' and ' ' as 0 and '0x10' as 16. */
-const INTEGER = /^[-+]?\d+$/;
-const DECIMAL = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 
 export function intArg(min = 1, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
-    const n = INTEGER.test(v.trim()) ? Number(v) : Number.NaN;
+    const n = decimal(v);
     if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${v}'`);
     return n;
   };
@@ -19,7 +17,7 @@ export function intArg(min = 1, max = Number.MAX_SAFE_INTEGER) {
 
 export function floatArg(min = 0, max = Number.MAX_VALUE) {
   return (v: string): number => {
-    const n = DECIMAL.test(v.trim()) ? Number(v) : Number.NaN;
+    const n = decimal(v);
     if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got '${v}'`);
     return n;
   };

@@ -1,5 +1,6 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+import { DECIMAL } from '../decimal.js';
 import { MAX_FILTER_VALUES } from '../indexer/filter.js';
 import { MAX_FEEDBACK, MAX_SHORTLIST } from './rerank.js';
 import { MAX_BATCH, MAX_DEPTH, type SearchOptions } from './engine.js';
@@ -23,7 +24,7 @@ const num = (o: { int?: boolean; min?: number; max?: number } = {}) => {
   if (o.max !== undefined) n = n.max(o.max);
   return z
     .string()
-    .regex(/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/, 'is not a decimal number')
+    .regex(DECIMAL, 'is not a decimal number')
     .pipe(z.coerce.number().pipe(n))
     .openapi({ type: o.int ? 'integer' : 'number', minLength: undefined, ...(o.min !== undefined ? { minimum: o.min } : {}), ...(o.max !== undefined ? { maximum: o.max } : {}) });
 };
