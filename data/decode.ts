@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { fail, messageOf } from '../src/errors.js';
-import { resampleArea } from './resample.js';
+import { flattenRgb, resampleArea, type Rgba } from './resample.js';
 
 /** How a non-square image becomes the model's square: crop to fill (cover), letterbox (contain) or stretch (fill). */
 export const FITS = ['cover', 'contain', 'fill'] as const;
@@ -109,14 +109,18 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     // The file is decoded once (JPEG/WebP shrink on load), oriented and scaled to an intermediate no larger than
     // needed; the model's pixels and the preview are both cut from that small raw image.
     const side = Math.max(PREVIEW_SIDE, 2 * Math.max(target.width, target.height));
-    const mid = await input().resize(side, side, { fit: 'inside', withoutEnlargement: true }).toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    const fromMid = () => sharp(mid.data, { raw: { width: mid.info.width, height: mid.info.height, channels: 4 } });
-    const previewP = o.preview
-      ? fromMid().flatten({ background: '#ffffff' }).resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside', withoutEnlargement: false }).webp({ quality: 70, effort: 0 }).toBuffer()
-      : undefined;
+    // Alpha is kept only where the file has it: resizing with alpha premultiplies in floating point, a third of the
+    // decode's cost for a JPEG.
+    let small = input().resize(side, side, { fit: 'inside', withoutEnlargement: true }).toColourspace('srgb');
+    small = meta.hasAlpha ? small.ensureAlpha() : small.removeAlpha();
+    const mid = await small.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const channels = mid.info.channels === 3 ? 3 : 4;
+    const raster = { data: mid.data, width: mid.info.width, height: mid.info.height, channels } as const;
+    const fromMid = () => sharp(mid.data, { raw: { width: mid.info.width, height: mid.info.height, channels } });
+    const previewP = o.preview ? encodePreview(raster) : undefined;
     const pixelsP =
       target.resample === 'area'
-        ? Promise.resolve().then(() => resampleArea({ data: mid.data, width: mid.info.width, height: mid.info.height }, { width: target.width, height: target.height, channels: target.channels, fit, background: bg }))
+        ? Promise.resolve().then(() => resampleArea(raster, { width: target.width, height: target.height, channels: target.channels, fit, background: bg }))
         : lanczosPixels(fromMid(), target, fit, bg);
     // both awaited together: a failure of either is this file's error, never an unhandled rejection
     const [pixels, preview] = await Promise.all([pixelsP, previewP]);
@@ -124,6 +128,17 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
   } catch (e) {
     throw tooLarge(e, name, limit) ?? fail('INVALID_IMAGE', `${name}: image could not be decoded (${vipsReason(e)}); the file may be truncated`, e);
   }
+}
+
+/**
+ * The preview: the image on white (composited here, where it costs a tenth of libvips' float flatten), scaled to
+ * PREVIEW_SIDE on its long side only when it is not that size already, as a WebP.
+ */
+function encodePreview(img: Rgba): Promise<Buffer> {
+  const rgb = flattenRgb(img, '#ffffff');
+  let p = sharp(rgb, { raw: { width: img.width, height: img.height, channels: 3 } });
+  if (Math.max(img.width, img.height) !== PREVIEW_SIDE) p = p.resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside' });
+  return p.webp({ quality: 70, effort: 0 }).toBuffer();
 }
 
 /** The model's pixels by a second libvips pipeline (lanczos3): how models saved before `resample` existed decode. */

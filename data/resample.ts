@@ -1,10 +1,11 @@
 import type { Fit } from './decode.js';
 
-/** RGBA bytes of an image, row-major. */
+/** RGB or RGBA bytes of an image, row-major (`channels` 4 when it has alpha; default 4). */
 export interface Rgba {
   data: Uint8Array;
   width: number;
   height: number;
+  channels?: 3 | 4;
 }
 
 /**
@@ -76,9 +77,12 @@ export function resampleArea(src: Rgba, target: { width: number; height: number;
   const ys = axisWeights(h, sy, sh, oh);
   // alpha composited first, so that transparent pixels become the background and never noise
   const flat = new Float32Array(w * h * 3);
-  for (let p = 0; p < w * h; p++) {
-    const a = data[p * 4 + 3]! / 255;
-    for (let k = 0; k < 3; k++) flat[p * 3 + k] = a * data[p * 4 + k]! + (1 - a) * bg[k]!;
+  if (src.channels === 3) flat.set(data.subarray(0, w * h * 3));
+  else {
+    for (let p = 0; p < w * h; p++) {
+      const a = data[p * 4 + 3]! / 255;
+      for (let k = 0; k < 3; k++) flat[p * 3 + k] = a * data[p * 4 + k]! + (1 - a) * bg[k]!;
+    }
   }
   // rows first (every source row, output columns), then columns
   const rows = new Float32Array(h * ow * 3);
@@ -127,6 +131,19 @@ export function resampleArea(src: Rgba, target: { width: number; height: number;
       }
       put(ox + x, oy + y, Math.min(255, Math.max(0, r)), Math.min(255, Math.max(0, g)), Math.min(255, Math.max(0, b)));
     }
+  }
+  return out;
+}
+
+/** RGB bytes of an RGB or RGBA image with its alpha composited on `background`: what a preview shows. */
+export function flattenRgb(src: Rgba, background: string): Uint8Array {
+  const { width: w, height: h, data } = src;
+  if (src.channels === 3) return data.subarray(0, w * h * 3);
+  const bg = hexColour(background);
+  const out = new Uint8Array(w * h * 3);
+  for (let p = 0; p < w * h; p++) {
+    const a = data[p * 4 + 3]!;
+    for (let k = 0; k < 3; k++) out[p * 3 + k] = (a * data[p * 4 + k]! + (255 - a) * bg[k]! + 127) / 255;
   }
   return out;
 }
