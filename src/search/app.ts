@@ -8,6 +8,7 @@ import type { DemoBuild } from './demo.js';
 import type { SearchEngine } from './engine.js';
 import type { Collection, ItemInput } from '../indexer/collection.js';
 import type { StoreIndexedCollection } from '../indexer/store-indexed.js';
+import { MAX_QUERY_TEXT } from './schemas.js';
 import { analysisRoutes } from './routes/analysis.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { readRoutes } from './routes/read.js';
@@ -95,11 +96,15 @@ function jsonBodyProblem(body: unknown): string {
   return `request body must be a JSON object, got ${v === null ? 'null' : typeof v}`;
 }
 
+/** A multipart field's byte limit: the longest query text (MAX_QUERY_TEXT characters) at 3 UTF-8 bytes each, so that
+ * multipart takes every text JSON takes and the schema names the limit in characters. */
+const MAX_FIELD_BYTES = 3 * MAX_QUERY_TEXT;
+
 /** Builds the express app (routes, validation, one error middleware); the caller decides whether to listen. */
 export function createApp(deps: AppDeps): express.Express {
   const { engine } = deps;
   const maxUpload = deps.maxUploadBytes ?? 5 * 1024 * 1024;
-  const multerUpload = multer({ storage: multer.memoryStorage(), limits: { fileSize: maxUpload, files: 1, fields: 8, fieldSize: 64 * 1024, parts: 10 } }).single('image');
+  const multerUpload = multer({ storage: multer.memoryStorage(), limits: { fileSize: maxUpload, files: 1, fields: 8, fieldSize: MAX_FIELD_BYTES, parts: 10 } }).single('image');
   // Multipart errors (no boundary, truncated body, wrong field) are the client's: 400/413, never 500.
   const upload: express.RequestHandler = (req, res, next) =>
     multerUpload(req, res, (err?: unknown) => {
@@ -108,6 +113,7 @@ export function createApp(deps: AppDeps): express.Express {
       if (err instanceof multer.MulterError) {
         if (err.code === 'LIMIT_FILE_SIZE') return next(fail('PAYLOAD_TOO_LARGE', `upload is over the ${(maxUpload / 1048576).toFixed(0)} MB limit; send a smaller image`));
         if (err.code === 'LIMIT_UNEXPECTED_FILE') return next(fail('INVALID_ARGUMENT', `bad upload: the image must be sent in the multipart field \`image\` (got '${err.field ?? ''}')`));
+        if (err.code === 'LIMIT_FIELD_VALUE') return next(fail('PAYLOAD_TOO_LARGE', `field '${err.field ?? ''}' is over ${MAX_QUERY_TEXT.toLocaleString('en')} characters; send a shorter text`));
         return next(fail('INVALID_ARGUMENT', `bad upload: ${err.message}`));
       }
       if (isAbort(err, req)) return next(err);

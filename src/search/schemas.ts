@@ -81,13 +81,16 @@ const FLOAT32_MAX = 3.4028234663852886e38;
 const code = z.array(z.number().finite().min(-FLOAT32_MAX).max(FLOAT32_MAX)).min(1).max(65536);
 
 export const codeBody = z.object({ code }).strict().openapi('CodeQuery');
-export const textBody = z.object({ text: z.string().max(100_000) }).strict().openapi('TextQuery');
+/** Longest query text, in characters (JSON or multipart alike). */
+export const MAX_QUERY_TEXT = 100_000;
+
+export const textBody = z.object({ text: z.string().max(MAX_QUERY_TEXT) }).strict().openapi('TextQuery');
 /** The form fields of a multipart search beside its file: a text (a query of its own, never with an image). */
-export const searchFields = z.object({ text: z.string().max(100_000).optional() }).strict();
+export const searchFields = z.object({ text: z.string().max(MAX_QUERY_TEXT).optional() }).strict();
 export const batchBody = z
   .object({
     queries: z
-      .array(z.union([z.object({ key: z.string().min(1).max(512) }).strict(), z.object({ code }).strict(), z.object({ text: z.string().max(100_000) }).strict()]))
+      .array(z.union([z.object({ key: z.string().min(1).max(512) }).strict(), z.object({ code }).strict(), z.object({ text: z.string().max(MAX_QUERY_TEXT) }).strict()]))
       .min(1)
       .max(MAX_BATCH),
   })

@@ -62,6 +62,9 @@ export function searchBody(body: unknown): { code: number[] } | { text: string }
   if (!body || typeof body !== 'object') return undefined;
   const has = (f: string) => Object.hasOwn(body, f);
   if (has('code') && has('text')) throw fail('INVALID_ARGUMENT', 'send {"code": [...]} or {"text": "..."}, not both');
+  if (has('key') && !has('code') && !has('text')) {
+    throw fail('INVALID_ARGUMENT', 'a search by an item\'s key is GET /api/collections/:c/items/:key/neighbors (or {"queries": [{"key": "..."}]} to /search/batch); /search takes {"code": [...]} or {"text": "..."}');
+  }
   if (has('code')) return parse(codeBody, body, 'body');
   if (has('text')) return parse(textBody, body, 'body');
   return undefined;

@@ -61,6 +61,7 @@ export function searchRoutes(ctx: RouteContext): express.Router {
     wrap(async (req, res) => {
       const o = searchOptions(req);
       if (req.is('multipart/form-data')) throw fail('UNSUPPORTED_MEDIA', 'a batch is JSON {"queries": [{"key"|"code"|"text": …}, …]}; send images one at a time to /search');
+      if (Array.isArray(req.body)) throw fail('INVALID_ARGUMENT', 'the body is a JSON array; wrap it as {"queries": [...]}');
       const b = parse(batchBody, req.body, 'body');
       res.json({ collection: req.params.c!, results: await engine.batch(req.params.c!, b.queries, o) });
     }),
