@@ -1,6 +1,6 @@
 import path from 'node:path';
 import fs from 'node:fs/promises';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, type Option } from 'commander';
 import { loadImageSource, IMAGE_SOURCE_HELP, SOURCE_HELP } from '../data/sources.js';
 import { count, encodable, fitModel, loadSource, vectorsOf } from './cli/sources.js';
 import { imageDim } from '../data/images.js';
@@ -119,7 +119,28 @@ export function buildProgram(env: Env): Command {
   addAnalysisCommands(ctx);
   addMapCommand(ctx);
   addServeCommand(ctx, WEB_DIR, VERSION);
+  checkRequiredAfterUnknown(program);
   return program;
+}
+
+/**
+ * Commander checks required options before unknown ones, so `--colection x` read as "required option
+ * '--collection' not specified". Required options are checked here instead, in a hook that runs after the
+ * unknown-option check: a misspelling is named as one, with commander's "Did you mean".
+ */
+function checkRequiredAfterUnknown(program: Command): void {
+  const required = new Map<Command, Option[]>();
+  const walk = (c: Command) => {
+    const mandatory = c.options.filter((o) => o.mandatory);
+    for (const o of mandatory) o.mandatory = false;
+    if (mandatory.length) required.set(c, mandatory);
+    c.commands.forEach(walk);
+  };
+  walk(program);
+  program.hook('preAction', (_, action) => {
+    const missing = (required.get(action) ?? []).find((o) => action.getOptionValue(o.attributeName()) === undefined);
+    if (missing) action.error(`required option '${missing.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
+  });
 }
 
 /** Runs the CLI; returns the exit code. Errors print one line saying what to do next. */

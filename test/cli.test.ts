@@ -187,6 +187,9 @@ describe('latentdex CLI', () => {
       [['train', '--source', 'nope', '--out', path.join(work, 'x')], /BAD_SOURCE/],
       [['encode', '--model', path.join(work, 'none'), '--source', 'mnist', '--out', path.join(work, 'y.npy')], /MODEL_NOT_FOUND/],
       [['train', '--source', 'mnist', '--out', path.join(work, 'x'), '--epoch', '3'], /unknown option/],
+      // a misspelled required option is named as the misspelling, not as the option missing
+      [['build', '--colection', 'x', '--source', 'mnist'], /unknown option '--colection'.*\n\(Did you mean --collection\?\)/],
+      [['build', '--source', 'mnist'], /required option '--collection <name>' not specified \[INVALID_ARGUMENT\]/],
       [['build', '--collection', 'd', '--source', 'mnist', '--model', model], /COLLECTION_EXISTS/],
       // refused before the source is read or a model trains (no progress line of either)
       [['build', '--collection', 'd', '--source', 'mnist'], /COLLECTION_EXISTS/],
