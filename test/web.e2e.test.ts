@@ -93,11 +93,17 @@ describe('web page', () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
     assert.equal(overflow, false, 'no horizontal scrolling at 375 px');
     await page.screenshot({ path: path.join(OUT, 'page-375.png'), fullPage: true });
-    // a k over the server's most from the address shows that most, not an error
+    // a k over the server's most from the address shows that most, and says so
     await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=500`);
     await columnsFilled(100);
     assert.equal(await page.inputValue('#k'), '100');
-    assert.equal(await page.isVisible('#error'), false);
+    assert.match((await page.textContent('#error')) ?? '', /k=500 is over the most this server takes \(100\)/);
+    // numbers that are not numbers are named and left out, never dropped in silence
+    await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=abc&offset=-3&rerank=0`);
+    await columnsFilled(10);
+    const said = (await page.textContent('#error')) ?? '';
+    for (const bad of ['k=abc', 'offset=-3', 'rerank=0']) assert.ok(said.includes(`${bad} is not a whole number`), said);
+    assert.equal(new URL(page.url()).searchParams.get('rerank'), null);
     // an unknown collection in the address is said, and the first one shown
     await page.goto(`${url}/?c=zzz&k=5`);
     await columnsFilled(5);

@@ -345,7 +345,7 @@ async function selectCollection(name, from = {}) {
     const gone = (values ?? []).filter((v) => !have.has(v));
     return gone.length ? `No ${noun} ${gone.map((v) => `'${v}'`).join(', ')} in '${name}'; the filter leaves ${gone.length === 1 ? 'it' : 'them'} out.` : '';
   };
-  const notes = filters ? [absent('labels', from.labels, 'label'), absent('groups', from.groups, 'group')] : [];
+  const notes = [...(from.notes ?? []), ...(filters ? [absent('labels', from.labels, 'label'), absent('groups', from.groups, 'group')] : [])];
   if (from.text && state.kind !== 'text' && !from.key) notes.push(`'${name}' holds images: a typed query (q=) applies to text collections, so a random item is shown instead.`);
   $('prefix').value = from.prefix ?? '';
   // a collection a replica searches through its store's index has no map of all its codes
@@ -421,13 +421,25 @@ async function init() {
     const [{ collections: all }, health] = await Promise.all([api('/api/collections'), api('/api/health')]);
     // a k from the address is kept within what the server answers (?k=500 shows its most, not an error)
     const maxK = health.maxK;
-    const asked = Math.floor(Number(params.get('k')));
+    // numbers from the address: a value that is not one, or over the server's most, is said, not dropped in silence
+    const addressNotes = [];
+    const whole = (name, least) => {
+      const v = params.get(name);
+      if (v === null) return null;
+      if (/^\d{1,9}$/.test(v) && Number(v) >= least) return Number(v);
+      addressNotes.push(`${name}=${v} is not a whole number${least ? ` of at least ${least}` : ''}; it is left out.`);
+      return null;
+    };
+    const most = (name, v, max) => {
+      if (v === null || v <= max) return v;
+      addressNotes.push(`${name}=${v} is over the most this server takes (${max}); ${max} is used.`);
+      return max;
+    };
     // a longer re-ranking shortlist from the address (rerank=N), kept to what the server takes
     state.maxRerank = health.maxRerank ?? state.maxRerank;
     state.maxDepth = health.maxDepth ?? state.maxDepth;
-    const rerank = params.get('rerank') ?? '';
-    state.rerank = /^\d{1,7}$/.test(rerank) ? Math.min(Number(rerank), state.maxRerank) : null;
-    state.k = asked >= 1 ? Math.min(asked, maxK) : 10;
+    state.rerank = most('rerank', whole('rerank', 1), state.maxRerank);
+    state.k = most('k', whole('k', 1), maxK) ?? 10;
     for (const o of [...$('k').options]) if (Number(o.value) > maxK) o.remove();
     if (![...$('k').options].some((o) => o.value === String(state.k))) $('k').append(el('option', {}, String(state.k)));
     $('k').value = String(state.k);
@@ -449,8 +461,8 @@ async function init() {
     const want = collections.some((c) => c.name === named) ? named : collections[0].name;
     $('collection').value = want;
     // an offset the server would refuse (past its deepest page) is kept within it
-    const offset = Math.min(Math.floor(Number(params.get('offset'))), state.maxDepth - state.k);
-    const from = { key: params.get('key'), text: params.get('q'), offset: offset > 0 ? offset : 0, labels: params.getAll('label'), groups: params.getAll('group'), prefix: params.get('prefix') };
+    const offset = most('offset', whole('offset', 0), state.maxDepth - state.k) ?? 0;
+    const from = { key: params.get('key'), text: params.get('q'), offset, labels: params.getAll('label'), groups: params.getAll('group'), prefix: params.get('prefix'), notes: addressNotes };
     await selectCollection(want, want === named ? from : {});
     // said after the first search, which clears the error line
     if (named && want !== named) showError(`No collection '${named}' here; showing '${want}' instead.`);
