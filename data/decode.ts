@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { fail, messageOf } from '../src/errors.js';
+import { fail, isLatentdexError, messageOf } from '../src/errors.js';
 import { flattenRgb, resampleArea, type Rgba } from './resample.js';
 
 /** How a non-square image becomes the model's square: crop to fill (cover), letterbox (contain) or stretch (fill). */
@@ -109,12 +109,11 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     // The file is decoded once (JPEG/WebP shrink on load), oriented and scaled to an intermediate no larger than
     // needed; the model's pixels and the preview are both cut from that small raw image.
     const side = Math.max(PREVIEW_SIDE, 2 * Math.max(target.width, target.height));
-    // Alpha is kept only where the file has it: resizing with alpha premultiplies in floating point, a third of the
-    // decode's cost for a JPEG.
-    let small = input().resize(side, side, { fit: 'inside', withoutEnlargement: true }).toColourspace('srgb');
-    small = meta.hasAlpha ? small.ensureAlpha() : small.removeAlpha();
-    const mid = await small.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    const channels = mid.info.channels === 3 ? 3 : 4;
+    // srgb gives 3 bands, or 4 where the file has alpha: an opaque image is never given an alpha band, so that neither
+    // the preview nor the legacy path flattens one in libvips (in floating point, the dearest step of a small decode).
+    const mid = await input().resize(side, side, { fit: 'inside', withoutEnlargement: true }).toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const channels = mid.info.channels === 3 || mid.info.channels === 4 ? mid.info.channels : undefined;
+    if (!channels) throw fail('INVALID_IMAGE', `${name}: decoded to ${mid.info.channels} colour bands, not RGB or RGBA`);
     const raster = { data: mid.data, width: mid.info.width, height: mid.info.height, channels } as const;
     const fromMid = () => sharp(mid.data, { raw: { width: mid.info.width, height: mid.info.height, channels } });
     const previewP = o.preview ? encodePreview(raster) : undefined;
@@ -126,6 +125,7 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     const [pixels, preview] = await Promise.all([pixelsP, previewP]);
     return { pixels, ...(preview ? { preview } : {}), original: { width: w, height: h, format } };
   } catch (e) {
+    if (isLatentdexError(e)) throw e;
     throw tooLarge(e, name, limit) ?? fail('INVALID_IMAGE', `${name}: image could not be decoded (${vipsReason(e)}); the file may be truncated`, e);
   }
 }

@@ -8,7 +8,7 @@ import { readEnv, type Env } from './config.js';
 import { reconError } from './encoder/fit.js';
 import { gridPng } from './encoder/png.js';
 import { writeCodes, writeFileAtomic } from './encoder/npy.js';
-import { isLatentdexError } from './errors.js';
+import { fail, isLatentdexError } from './errors.js';
 import { type Ctx, globals, startBackend } from './cli/context.js';
 import { addCollectionCommands, imageTarget as targetOf, reportSkipped, resolveModel, type ModelRef } from './cli/collection-commands.js';
 import { addMapCommand, addSearchCommands, addServeCommand } from './cli/search-commands.js';
@@ -132,6 +132,8 @@ function checkRequiredAfterUnknown(program: Command): void {
   const required = new Map<Command, Option[]>();
   const walk = (c: Command) => {
     const mandatory = c.options.filter((o) => o.mandatory);
+    // the hook checks the command that runs; a parent's required options would go unchecked
+    if (mandatory.length && c.commands.length) throw fail('INTERNAL', `command '${c.name()}' has subcommands and required options; give the options to the subcommands`);
     for (const o of mandatory) o.mandatory = false;
     if (mandatory.length) required.set(c, mandatory);
     c.commands.forEach(walk);

@@ -145,16 +145,19 @@ describe('GET routes', () => {
     const list = await request(app).post('/api/collections/digits/search').send([{ code: Array(8).fill(0.5) }]).expect(400);
     assert.match(list.body.error.message, /JSON array.*\/search\/batch/);
     const key = await request(app).post('/api/collections/digits/search').send({ key: set.keys[0] }).expect(400);
-    assert.match(key.body.error.message, /items\/:key\/neighbors/);
+    assert.equal(key.body.error.code, 'INVALID_ARGUMENT');
+    assert.ok(key.body.error.message.includes(`GET /api/collections/digits/items/${encodeURIComponent(set.keys[0]!)}/neighbors`), key.body.error.message);
     const batchList = await request(app).post('/api/collections/digits/search/batch').send([{ key: set.keys[0] }]).expect(400);
+    assert.equal(batchList.body.error.code, 'INVALID_ARGUMENT');
     assert.match(batchList.body.error.message, /\{"queries": \[\.\.\.\]\}/);
   });
 
   it('takes a multipart text as long as a JSON one, and names the limit past it', async () => {
-    // 70,000 characters: over multer's 64 KiB default, under the 100,000-character limit of JSON texts
+    // 70,000 characters: over the 64 KiB field limit multipart had, under the 100,000-character limit of JSON texts
     const long = 'three '.repeat(70_000 / 6);
     const multipart = await request(app).post('/api/collections/digits/search').field('text', long).expect(400);
     const json = await request(app).post('/api/collections/digits/search').send({ text: long }).expect(400);
+    assert.equal(multipart.body.error.code, json.body.error.code);
     assert.equal(multipart.body.error.message, json.body.error.message);
     const huge = await request(app).post('/api/collections/digits/search').field('text', 'x'.repeat(400_000)).expect(413);
     assert.equal(huge.body.error.code, 'PAYLOAD_TOO_LARGE');

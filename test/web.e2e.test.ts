@@ -99,15 +99,20 @@ describe('web page', () => {
     assert.equal(await page.inputValue('#k'), '100');
     assert.match((await page.textContent('#error')) ?? '', /k=500 is over the most this server takes \(100\)/);
     // numbers that are not numbers are named and left out, never dropped in silence
-    await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=abc&offset=-3&rerank=0`);
+    await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=abc&offset=-3&rerank=x`);
     await columnsFilled(10);
     const said = (await page.textContent('#error')) ?? '';
-    for (const bad of ['k=abc', 'offset=-3', 'rerank=0']) assert.ok(said.includes(`${bad} is not a whole number`), said);
+    for (const bad of ['k=abc', 'offset=-3', 'rerank=x']) assert.ok(said.includes(`${bad} is not a whole number`), said);
     assert.equal(new URL(page.url()).searchParams.get('rerank'), null);
-    // an unknown collection in the address is said, and the first one shown
-    await page.goto(`${url}/?c=zzz&k=5`);
+    // rerank=0 (codes alone) is the server's to take, and kept
+    await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=5&rerank=0`);
     await columnsFilled(5);
-    await page.waitForFunction(() => document.querySelector('#error')?.textContent?.includes("'zzz'"));
+    assert.equal(new URL(page.url()).searchParams.get('rerank'), '0');
+    assert.equal(await page.isVisible('#error'), false);
+    // an unknown collection in the address is said, and the first one shown
+    await page.goto(`${url}/?c=zzz&k=5&offset=x`);
+    await columnsFilled(5);
+    await page.waitForFunction(() => /'zzz'.*offset=x is not a whole number/.test(document.querySelector('#error')?.textContent ?? ''));
   });
 
   it('says where a re-ranked ranking ends, and what of its address a collection cannot show', async () => {

@@ -426,7 +426,7 @@ async function init() {
     const whole = (name, least) => {
       const v = params.get(name);
       if (v === null) return null;
-      if (/^\d{1,9}$/.test(v) && Number(v) >= least) return Number(v);
+      if (/^\d+$/.test(v) && Number(v) >= least) return Number(v);
       addressNotes.push(`${name}=${v} is not a whole number${least ? ` of at least ${least}` : ''}; it is left out.`);
       return null;
     };
@@ -438,7 +438,7 @@ async function init() {
     // a longer re-ranking shortlist from the address (rerank=N), kept to what the server takes
     state.maxRerank = health.maxRerank ?? state.maxRerank;
     state.maxDepth = health.maxDepth ?? state.maxDepth;
-    state.rerank = most('rerank', whole('rerank', 1), state.maxRerank);
+    state.rerank = most('rerank', whole('rerank', 0), state.maxRerank);
     state.k = most('k', whole('k', 1), maxK) ?? 10;
     for (const o of [...$('k').options]) if (Number(o.value) > maxK) o.remove();
     if (![...$('k').options].some((o) => o.value === String(state.k))) $('k').append(el('option', {}, String(state.k)));
@@ -463,9 +463,9 @@ async function init() {
     // an offset the server would refuse (past its deepest page) is kept within it
     const offset = most('offset', whole('offset', 0), state.maxDepth - state.k) ?? 0;
     const from = { key: params.get('key'), text: params.get('q'), offset, labels: params.getAll('label'), groups: params.getAll('group'), prefix: params.get('prefix'), notes: addressNotes };
-    await selectCollection(want, want === named ? from : {});
-    // said after the first search, which clears the error line
-    if (named && want !== named) showError(`No collection '${named}' here; showing '${want}' instead.`);
+    // what the address asked of a collection that is not here is not applied; its notes are still said
+    if (named !== null && want !== named) addressNotes.unshift(`No collection '${named}' here; showing '${want}' instead.`);
+    await selectCollection(want, want === named ? from : { notes: addressNotes });
   } catch (e) {
     setStatus('');
     showError(e.message);

@@ -57,13 +57,15 @@ export const noQuery: express.RequestHandler = (req, _res, next) => {
 };
 
 /** The JSON body of a search: a code or a text (one of the two), or undefined when it has neither. */
-export function searchBody(body: unknown): { code: number[] } | { text: string } | undefined {
+export function searchBody(body: unknown, collection: string): { code: number[] } | { text: string } | undefined {
   if (Array.isArray(body)) throw fail('INVALID_ARGUMENT', 'the body is a JSON array; send one query as an object, {"code": [...]} or {"text": "..."}, or many to /search/batch as {"queries": [...]}');
   if (!body || typeof body !== 'object') return undefined;
   const has = (f: string) => Object.hasOwn(body, f);
   if (has('code') && has('text')) throw fail('INVALID_ARGUMENT', 'send {"code": [...]} or {"text": "..."}, not both');
   if (has('key') && !has('code') && !has('text')) {
-    throw fail('INVALID_ARGUMENT', 'a search by an item\'s key is GET /api/collections/:c/items/:key/neighbors (or {"queries": [{"key": "..."}]} to /search/batch); /search takes {"code": [...]} or {"text": "..."}');
+    const key = (body as { key?: unknown }).key;
+    const item = typeof key === 'string' && key !== '' ? encodeURIComponent(key) : 'KEY';
+    throw fail('INVALID_ARGUMENT', `a search by an item's key is GET /api/collections/${encodeURIComponent(collection)}/items/${item}/neighbors; /search takes {"code": [...]} or {"text": "..."}`);
   }
   if (has('code')) return parse(codeBody, body, 'body');
   if (has('text')) return parse(textBody, body, 'body');
@@ -75,7 +77,7 @@ export function searchBody(body: unknown): { code: number[] } | { text: string }
  * a code (JSON), or undefined when it carries none of them.
  */
 export function searchInput(req: Request): { image: Buffer } | { code: number[] } | { text: string } | undefined {
-  if (!req.is('multipart/form-data')) return searchBody(req.body);
+  if (!req.is('multipart/form-data')) return searchBody(req.body, req.params.c ?? '');
   const fields = parse(searchFields, { ...req.body }, 'fields');
   if (req.file && fields.text !== undefined) throw fail('INVALID_ARGUMENT', 'send an image (field `image`) or a text (field `text`), not both');
   if (req.file) return { image: req.file.buffer };
