@@ -110,7 +110,7 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
     // needed; the model's pixels and the preview are both cut from that small raw image.
     const side = Math.max(PREVIEW_SIDE, 2 * Math.max(target.width, target.height));
     // srgb gives 3 bands, or 4 where the file has alpha: an opaque image is never given an alpha band, so that neither
-    // the preview nor the legacy path flattens one in libvips (in floating point, the dearest step of a small decode).
+    // the preview nor the legacy path flattens one in libvips (in floating point: about half the preview's cost).
     const mid = await input().resize(side, side, { fit: 'inside', withoutEnlargement: true }).toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     const channels = mid.info.channels === 3 || mid.info.channels === 4 ? mid.info.channels : undefined;
     if (!channels) throw fail('INVALID_IMAGE', `${name}: decoded to ${mid.info.channels} colour bands, not RGB or RGBA`);
@@ -131,7 +131,7 @@ export async function decodeImage(buf: Buffer, target: DecodeTarget, name = 'ima
 }
 
 /**
- * The preview: the image on white (composited here, where it costs a tenth of libvips' float flatten), scaled to
+ * The preview: the image on white (composited here in bytes; libvips' flatten works in floating point), scaled to
  * PREVIEW_SIDE on its long side only when it is not that size already, as a WebP.
  */
 function encodePreview(img: Rgba): Promise<Buffer> {
