@@ -79,7 +79,7 @@ async function decodeAnchors(): Promise<{ nowCpu: number; beforeCpu: number }> {
     await input().metadata();
     const mid = await input().resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside', withoutEnlargement: true }).toColourspace('srgb').ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     const preview = sharp(mid.data, { raw: { width: mid.info.width, height: mid.info.height, channels: 4 } }).flatten({ background: '#ffffff' }).resize(PREVIEW_SIDE, PREVIEW_SIDE, { fit: 'inside' }).webp({ quality: 70, effort: 0 }).toBuffer();
-    resampleArea({ data: mid.data, width: mid.info.width, height: mid.info.height }, { width: 32, height: 32, channels: 3, fit: 'contain', background: '#ffffff' });
+    resampleArea({ data: mid.data, width: mid.info.width, height: mid.info.height }, { ...target, fit: 'contain', background: '#ffffff' });
     await preview;
   };
   const cpuOf = async (decode: (buf: Buffer) => Promise<unknown>): Promise<number> => {

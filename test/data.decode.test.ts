@@ -26,11 +26,12 @@ function halfClearGrey(): Buffer {
   return px;
 }
 
+const clear = () => sharp(halfClear(), { raw: { width: W, height: H, channels: 4 } });
 const rgbaFiles: Record<string, () => Promise<Buffer>> = {
-  'PNG with alpha': () => sharp(halfClear(), { raw: { width: W, height: H, channels: 4 } }).png().toBuffer(),
-  'palette PNG with a transparent entry': () => sharp(halfClear(), { raw: { width: W, height: H, channels: 4 } }).png({ palette: true }).toBuffer(),
-  'GIF with transparency': () => sharp(halfClear(), { raw: { width: W, height: H, channels: 4 } }).gif().toBuffer(),
-  'lossless WebP with alpha': () => sharp(halfClear(), { raw: { width: W, height: H, channels: 4 } }).webp({ lossless: true }).toBuffer(),
+  'PNG with alpha': () => clear().png().toBuffer(),
+  'palette PNG with a transparent entry': () => clear().png({ palette: true }).toBuffer(),
+  'GIF with transparency': () => clear().gif().toBuffer(),
+  'lossless WebP with alpha': () => clear().webp({ lossless: true }).toBuffer(),
 };
 
 /** Mean colour of the left and right halves of HWC pixels. */
