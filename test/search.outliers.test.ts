@@ -11,7 +11,7 @@ import type express from 'express';
 import { selectImages, type ImageSet } from '../data/images.js';
 import { loadBrownPieces } from '../data/brown.js';
 import type { TrainedModel } from '../src/encoder/model.js';
-import { fitTextModel } from '../src/encoder/text.js';
+import { fitTextModel, textVectors } from '../src/encoder/text.js';
 import { buildCollection } from '../src/indexer/build.js';
 import { Collection, type ItemInput } from '../src/indexer/collection.js';
 import { imageItems, textCollectionSettings, textItems } from '../src/indexer/items.js';
@@ -19,7 +19,8 @@ import { createApp } from '../src/search/app.js';
 import { DUPLICATE_LIMIT, findDuplicates } from '../src/search/duplicates.js';
 import { SearchEngine } from '../src/search/engine.js';
 import { auroc } from '../src/search/outlier-eval.js';
-import { itemScores, OUTLIER_SCORES, outliers, percentileOf } from '../src/search/outliers.js';
+import { cutExcerpts, EXCERPT_COUNT, wordsOf } from '../src/search/excerpts.js';
+import { itemScores, novelty, OUTLIER_SCORES, outliers, percentileOf } from '../src/search/outliers.js';
 import { backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
@@ -29,6 +30,8 @@ const set = digits(N);
 const inverted = (i: number) => Uint8Array.from(set.pixels.subarray(i * 784, (i + 1) * 784), (v) => 255 - v);
 const ODD = ['odd-0', 'odd-1', 'odd-2'];
 const oddItems = (): ItemInput[] => ODD.map((key, j) => ({ key, label: null, uri: null, input: inverted(j * 7), raw: inverted(j * 7), thumb: null }));
+/** How many of a collection's excerpts of `words` words hold no word of its model's vocabulary (left out of the scale). */
+const excerptsWithoutWords = (c: Collection, words: number) => textVectors(c.model, cutExcerpts(c, itemScores(c).ids, words).texts).empty.length;
 const settings = { kind: 'image' as const, space: 'l2' as const, rawDim: 784, rawType: 'u8' as const, params: {}, quiet: true };
 
 let dataDir: string;
@@ -260,7 +263,36 @@ describe('POST /denoise', () => {
     // a text query's novelty is reported too
     const q = await request(app).post('/api/collections/texts/search').send({ text: small.texts[0] }).expect(200);
     assert.equal(typeof q.body.novelty.percentile, 'number');
-    assert.ok(q.body.novelty.percentile >= 0 && q.body.novelty.percentile <= 1);
+  });
+
+  it("places a text query shorter than the items among excerpts of the collection's texts as long as it, not among whole items", async () => {
+    const texts = loadBrownPieces(2).texts.slice(0, 60); // the 'texts' collection built above
+    const c = await Collection.open(dataDir, 'texts', { quiet: true });
+    try {
+      // a text as long as the collection's longest is placed among its items
+      const longest = texts.reduce((a, b) => (wordsOf(b).length > wordsOf(a).length ? b : a));
+      const l = await request(app).post('/api/collections/texts/search').send({ text: longest }).expect(200);
+      assert.deepEqual(l.body.novelty.reference, { of: 'items', count: c.count });
+      // four-word excerpts of the collection's own texts: on the items' scale a few words look unusual whatever they say
+      const queries = texts.slice(0, 12).map((t) => wordsOf(t).slice(5, 9).join(' '));
+      const onItems: number[] = [];
+      const onExcerpts: number[] = [];
+      for (const text of queries) {
+        const v = textVectors(c.model, [text]);
+        if (v.empty.length) continue;
+        const code = c.model.encode(v.input, 1);
+        onItems.push(novelty(c, v.input, v.raw[0]!, code).percentile!);
+        const r = await request(app).post('/api/collections/texts/search').send({ text }).expect(200);
+        assert.deepEqual(r.body.novelty.reference, { of: 'excerpts', count: Math.min(c.count, EXCERPT_COUNT) - excerptsWithoutWords(c, 4), words: 4 });
+        onExcerpts.push(r.body.novelty.percentile);
+      }
+      assert.ok(onItems.length >= 6, `${onItems.length} of the excerpts hold words of the vocabulary`);
+      const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
+      assert.ok(median(onExcerpts) < median(onItems), `excerpt scale ${onExcerpts} vs item scale ${onItems}`);
+      assert.ok(median(onItems) > 0.8, `on the items' scale short texts look unusual: ${onItems}`);
+    } finally {
+      c.close();
+    }
   });
 });
 

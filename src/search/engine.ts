@@ -542,10 +542,10 @@ export class SearchEngine {
   }
 
   /** The answer to a query from outside and, when asked, its novelty: both on one state of the collection. */
-  private runWithNovelty(c: Collection, q: PreparedQuery & { raw: RawVector }, input: Pixels, o: SearchOptions, mode?: NoveltyMode): SearchResponse {
+  private runWithNovelty(c: Collection, q: PreparedQuery & { raw: RawVector }, input: Pixels, o: SearchOptions, mode?: NoveltyMode, text?: string): SearchResponse {
     return c.consistent(() => {
       const answer = this.runNow(c, q, o, this.plan(c, o));
-      return mode ? { ...answer, novelty: queryNovelty(c, input, q.raw, q.code, { compute: mode === 'compute' }) } : answer;
+      return mode ? { ...answer, novelty: queryNovelty(c, input, q.raw, q.code, { compute: mode === 'compute', ...(text === undefined ? {} : { text }) }) } : answer;
     });
   }
 
@@ -575,7 +575,7 @@ export class SearchEngine {
   async byText(name: string, text: string, o: SearchOptions, novelty?: NoveltyMode): Promise<SearchResponse> {
     const c = await this.collection(name);
     const { input, ...q } = this.textQuery(c, text);
-    return this.runWithNovelty(c, q, input, o, novelty);
+    return this.runWithNovelty(c, q, input, o, novelty, text);
   }
 
   /**

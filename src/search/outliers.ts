@@ -2,6 +2,7 @@ import { fail } from '../errors.js';
 import type { Collection } from '../indexer/collection.js';
 import type { Pixels } from '../../data/images.js';
 import type { RawVector } from '../indexer/collection.js';
+import { cutExcerpts, excerptVectors, excerptWords, type NoveltyReference, type SortedScores } from './excerpts.js';
 import { codeDistance, NEIGHBOR_RANK, neighborTable, rawById, rawDistance, TABLE_K } from './neighbors.js';
 
 /**
@@ -25,7 +26,7 @@ type PartScore = Exclude<OutlierScore, 'combined'>;
 export interface ItemScores {
   ids: Int32Array;
   values: Record<OutlierScore, Float32Array>;
-  sorted: Record<OutlierScore, Float32Array>;
+  sorted: SortedScores;
   /** each part's percentile among the collection's items, the inputs of `combined` */
   percentiles: Record<PartScore, Float32Array>;
 }
@@ -51,12 +52,19 @@ export function combine(...p: number[]): number {
   return known.length === 0 ? Number.NaN : known.reduce((a, b) => a + b, 0) / known.length;
 }
 
-/** Each part's percentile among the collection's items (`sorted`) and the `combined` score made from them. */
+/** Each part's percentile on a reference scale (`sorted`: the collection's items, or excerpts) and the `combined` score made from them. */
 function combinedOf(sorted: Record<PartScore, Float32Array>, v: Record<PartScore, Float32Array>): { percentiles: Record<PartScore, Float32Array>; combined: Float32Array } {
   const pct = (k: PartScore) => v[k].map((x) => percentileOf(sorted[k], x));
   const percentiles = { reconstruction: pct('reconstruction'), neighbors: pct('neighbors'), raw: pct('raw') };
   const combined = Float32Array.from({ length: v.raw.length }, (_, i) => combine(percentiles.reconstruction[i]!, percentiles.neighbors[i]!, percentiles.raw[i]!));
   return { percentiles, combined };
+}
+
+/** A set's scores as the scale of percentiles: each part sorted, and the combined score of each member on that scale. */
+function scaleOf(v: Record<PartScore, Float32Array>): { sorted: SortedScores; percentiles: Record<PartScore, Float32Array>; combined: Float32Array } {
+  const parts = { reconstruction: v.reconstruction.slice().sort(), neighbors: v.neighbors.slice().sort(), raw: v.raw.slice().sort() };
+  const { percentiles, combined } = combinedOf(parts, v);
+  return { sorted: { ...parts, combined: combined.slice().sort() }, percentiles, combined };
 }
 
 /** Raw distance from `q` to the NEIGHBOR_RANK-th nearest of some items (its code neighbours). */
@@ -85,9 +93,8 @@ export function itemScores(c: Collection): ItemScores {
     const rawOf = rawById(c);
     const dist = rawDistance(c);
     const raw = Float32Array.from({ length: n }, (_, i) => rawKth(rawOf(table.ids[i]!)!, table.neighbors.subarray(i * TABLE_K, (i + 1) * TABLE_K), rawOf, dist));
-    const sorted = { reconstruction: reconstruction.slice().sort(), neighbors: neighbors.slice().sort(), raw: raw.slice().sort() };
-    const { percentiles, combined } = combinedOf(sorted, { reconstruction, neighbors, raw });
-    return { ids: table.ids, values: { reconstruction, neighbors, raw, combined }, sorted: { ...sorted, combined: combined.slice().sort() }, percentiles };
+    const { sorted, percentiles, combined } = scaleOf({ reconstruction, neighbors, raw });
+    return { ids: table.ids, values: { reconstruction, neighbors, raw, combined }, sorted, percentiles };
   });
 }
 
@@ -143,11 +150,15 @@ export interface Novelty {
   reconstruction: { value: number | null; percentile: number | null };
   neighbors: { value: number | null; percentile: number | null };
   raw: { value: number | null; percentile: number | null };
+  /** what the percentiles are among: the collection's items, or excerpts of its texts as long as a short text query */
+  reference: NoveltyReference;
 }
 
-/** Each score of n queries (not items: their neighbours are all items), with percentiles among the collection's items. */
-export function noveltyScores(c: Collection, input: Pixels, raws: readonly RawVector[], codes: Float32Array): { values: Record<OutlierScore, Float32Array>; percentiles: Record<OutlierScore, Float32Array> } {
-  const s = itemScores(c);
+/**
+ * The part scores of n queries (not items: their neighbours are all items). `exclude[i]`, when given, is an item
+ * query i must not count among its neighbours (the item an excerpt was cut from); -1 for none.
+ */
+function partScores(c: Collection, input: Pixels, raws: readonly RawVector[], codes: Float32Array, exclude?: Int32Array): Record<PartScore, Float32Array> {
   const n = raws.length;
   const reconstruction = c.model.reconstructionErrors(input, n);
   const cd = c.manifest.codeDim;
@@ -158,13 +169,34 @@ export function noveltyScores(c: Collection, input: Pixels, raws: readonly RawVe
   const neighbors = new Float32Array(n);
   const raw = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    const hits = c.search(codes.subarray(i * cd, (i + 1) * cd), TABLE_K, ef);
+    const skip = exclude?.[i] ?? -1;
+    const hits = c.search(codes.subarray(i * cd, (i + 1) * cd), TABLE_K + (skip >= 0 ? 1 : 0), ef).filter((h) => h.id !== skip).slice(0, TABLE_K);
     const kth = hits[Math.min(NEIGHBOR_RANK, hits.length) - 1];
     neighbors[i] = kth ? toCode(kth.distance) : Number.NaN;
     raw[i] = rawKth(raws[i]!, hits.map((h) => h.id), rawOf, dist);
   }
-  const { percentiles, combined } = combinedOf(s.sorted, { reconstruction, neighbors, raw });
-  return { values: { reconstruction, neighbors, raw, combined }, percentiles: { ...percentiles, combined: combined.map((x) => percentileOf(s.sorted.combined, x)) } };
+  return { reconstruction, neighbors, raw };
+}
+
+/**
+ * Each score of n queries, with percentiles on a scale: by default the collection's items, or another reference
+ * set's sorted scores (excerpts as long as a short text query).
+ */
+export function noveltyScores(c: Collection, input: Pixels, raws: readonly RawVector[], codes: Float32Array, scale: SortedScores = itemScores(c).sorted): { values: Record<OutlierScore, Float32Array>; percentiles: Record<OutlierScore, Float32Array> } {
+  const values = partScores(c, input, raws, codes);
+  const { percentiles, combined } = combinedOf(scale, values);
+  return { values: { ...values, combined }, percentiles: { ...percentiles, combined: combined.map((x) => percentileOf(scale.combined, x)) } };
+}
+
+/**
+ * The scale of a short text query's percentiles: the scores of excerpts of `words` words cut from the collection's
+ * texts, each scored like a query with the item it was cut from left out. Computed once per generation and length.
+ */
+function excerptScale(c: Collection, ids: Int32Array, words: number): { sorted: SortedScores; count: number } {
+  return c.derived(`novelty:excerpts:${words}`, () => {
+    const e = excerptVectors(c, cutExcerpts(c, ids, words));
+    return { sorted: scaleOf(partScores(c, e.input, e.raws, e.codes, e.from)).sorted, count: e.from.length };
+  });
 }
 
 /**
@@ -183,13 +215,20 @@ export function noveltyReady(c: Collection): boolean {
  * How unusual a query (its model input, raw vector and code) is for the collection, on one state of it; null when
  * the collection is too large to score its items for it (see noveltyReady) unless `compute` asks for that.
  */
-export function queryNovelty(c: Collection, input: Pixels, raw: RawVector, code: Float32Array, o: { compute?: boolean } = {}): Novelty | null {
-  return c.consistent(() => (o.compute || noveltyReady(c) ? novelty(c, input, raw, code) : null));
+export function queryNovelty(c: Collection, input: Pixels, raw: RawVector, code: Float32Array, o: { compute?: boolean; text?: string } = {}): Novelty | null {
+  return c.consistent(() => (o.compute || noveltyReady(c) ? novelty(c, input, raw, code, o.text) : null));
 }
 
-/** The novelty of one query given by its model input, raw vector and code. */
-export function novelty(c: Collection, input: Pixels, raw: RawVector, code: Float32Array): Novelty {
-  const { values, percentiles } = noveltyScores(c, input, [raw], code);
+/**
+ * The novelty of one query given by its model input, raw vector and code; a text query (`text`) far shorter than the
+ * collection's items is placed among excerpts of their texts as long as it (see excerpts.ts), not among whole items.
+ */
+export function novelty(c: Collection, input: Pixels, raw: RawVector, code: Float32Array, text?: string): Novelty {
+  const items = itemScores(c);
+  const words = text === undefined ? undefined : excerptWords(c, items.ids, text);
+  const excerpts = words === undefined ? undefined : excerptScale(c, items.ids, words);
+  const { values, percentiles } = noveltyScores(c, input, [raw], code, excerpts?.sorted ?? items.sorted);
   const pair = (k: OutlierScore) => ({ value: finite(values[k][0]!), percentile: finite(percentiles[k][0]!) });
-  return { score: DEFAULT_SCORE, ...pair(DEFAULT_SCORE), reconstruction: pair('reconstruction'), neighbors: pair('neighbors'), raw: pair('raw') };
+  const reference: NoveltyReference = excerpts && words !== undefined ? { of: 'excerpts', count: excerpts.count, words } : { of: 'items', count: items.ids.length };
+  return { score: DEFAULT_SCORE, ...pair(DEFAULT_SCORE), reconstruction: pair('reconstruction'), neighbors: pair('neighbors'), raw: pair('raw'), reference };
 }

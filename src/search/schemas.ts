@@ -149,10 +149,13 @@ export const searchResponse = z
         reconstruction: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
         neighbors: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
         raw: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
+        reference: z
+          .discriminatedUnion('of', [z.object({ of: z.literal('items'), count: z.number().int() }), z.object({ of: z.literal('excerpts'), count: z.number().int(), words: z.number().int() })])
+          .openapi({ description: "what the percentiles are among: the collection's items, or (a text query with fewer than half the items' median words) excerpts of its texts with as many words as the query" }),
       })
       .nullable()
       .optional()
-      .openapi({ description: 'searches by upload or text: how unusual the query is for the collection (percentile: share of its items less unusual); null on a collection of over 20,000 items until its scores exist (GET /outliers computes them)' }),
+      .openapi({ description: 'searches by upload or text: how unusual the query is for the collection (percentile: share of the reference, its items or excerpts as long as a short text query, less unusual); null on a collection of over 20,000 items until its scores exist (GET /outliers computes them)' }),
   })
   .openapi('SearchResponse');
 

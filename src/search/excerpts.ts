@@ -1,0 +1,76 @@
+import { rng } from '../encoder/rng.js';
+import { textVectors } from '../encoder/text.js';
+import type { Collection } from '../indexer/collection.js';
+import type { OutlierScore } from './outliers.js';
+
+/**
+ * A typed query is often far shorter than the documents of a collection, and a few words look unusual next to whole
+ * documents whatever they say: on 1,500 Brown chunks of 200 words, held-out excerpts of 6 words scored above 98% of
+ * the items (median), excerpts of 100 words above 83%. A query with fewer words than the collection's median item is
+ * therefore compared with EXCERPT_COUNT excerpts of as many words cut from the collection's own texts.
+ */
+export const EXCERPT_COUNT = 200;
+/** Items whose word counts give the collection's median (evenly spaced over the ids). */
+const LENGTH_SAMPLE = 1001;
+
+/** Whitespace-separated words of a text: the unit of a query's and an excerpt's length. */
+export function wordsOf(text: string): string[] {
+  return text.split(/\s+/).filter((w) => w !== '');
+}
+
+/** The median number of words of a text collection's items. */
+export function medianWords(c: Collection, ids: Int32Array): number {
+  return c.derived('novelty:median-words', () => {
+    const m = Math.min(ids.length, LENGTH_SAMPLE);
+    const counts = Array.from({ length: m }, (_, t) => wordsOf(c.rowOf(ids[Math.floor((t * ids.length) / m)]!)?.text ?? '').length).sort((a, b) => a - b);
+    return counts.length ? counts[counts.length >> 1]! : 0;
+  });
+}
+
+/** The excerpt length a text query is compared at, or undefined when it is as long as the items (compared with them). */
+export function excerptWords(c: Collection, ids: Int32Array, text: string): number | undefined {
+  const n = wordsOf(text).length;
+  return n < medianWords(c, ids) ? n : undefined;
+}
+
+/** Excerpts of `words` words, each with the id of the item it was cut from (to be left out of its neighbours). */
+export interface Excerpts {
+  texts: string[];
+  from: Int32Array;
+}
+
+/**
+ * EXCERPT_COUNT excerpts of `words` consecutive words, from items evenly spaced over the ids, at seeded offsets
+ * (the same excerpts for the same items). Items with fewer words give them all.
+ */
+export function cutExcerpts(c: Collection, ids: Int32Array, words: number): Excerpts {
+  const rand = rng(words);
+  const m = Math.min(ids.length, EXCERPT_COUNT);
+  const texts: string[] = [];
+  const from = new Int32Array(m);
+  for (let t = 0; t < m; t++) {
+    const id = ids[Math.floor((t * ids.length) / m)]!;
+    const all = wordsOf(c.rowOf(id)?.text ?? '');
+    const start = Math.floor(rand() * Math.max(1, all.length - words + 1));
+    texts.push(all.slice(start, start + words).join(' '));
+    from[t] = id;
+  }
+  return { texts, from };
+}
+
+/** The excerpts' model inputs, baseline vectors and codes, without those that hold no word of the model's vocabulary. */
+export function excerptVectors(c: Collection, e: Excerpts): { input: Float32Array; raws: ReturnType<typeof textVectors>['raw']; codes: Float32Array; from: Int32Array } {
+  const v = textVectors(c.model, e.texts);
+  const empty = new Set(v.empty);
+  const keep = e.texts.map((_, i) => i).filter((i) => !empty.has(i));
+  const dim = c.model.inputDim;
+  const input = new Float32Array(keep.length * dim);
+  keep.forEach((i, r) => input.set(v.input.subarray(i * dim, (i + 1) * dim), r * dim));
+  return { input, raws: keep.map((i) => v.raw[i]!), codes: c.model.encode(input, keep.length), from: Int32Array.from(keep, (i) => e.from[i]!) };
+}
+
+/** What a query's novelty percentiles are among: the collection's items, or excerpts of its texts as long as the query. */
+export type NoveltyReference = { of: 'items'; count: number } | { of: 'excerpts'; count: number; words: number };
+
+/** Sorted values of each score over a reference set (see outliers.ts), the percentile scale of a query. */
+export type SortedScores = Record<OutlierScore, Float32Array>;
