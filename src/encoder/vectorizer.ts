@@ -55,11 +55,23 @@ const WORDS = {
   unicode: /[\p{L}\p{M}]+(?:['’][\p{L}\p{M}]+)*/gu,
 };
 
-/** Overlapping character pairs of a run of an unspaced script (the run itself when it is one character). */
-function bigrams(run: string): string[] {
+/** A token and where it stands in the text it was cut from (normalised and lower-cased, see tokenSpans). */
+export interface TokenSpan {
+  token: string;
+  start: number;
+  end: number;
+}
+
+/**
+ * Overlapping character pairs of a run of an unspaced script (the run itself when it is one character) starting at
+ * `at`, each with its span.
+ */
+function bigrams(run: string, at: number): TokenSpan[] {
   const cs = [...run];
-  if (cs.length < 2) return cs;
-  return cs.slice(1).map((c, i) => cs[i]! + c);
+  const off = [0];
+  for (const c of cs) off.push(off.at(-1)! + c.length);
+  if (cs.length < 2) return cs.map((c) => ({ token: c, start: at, end: at + run.length }));
+  return cs.slice(1).map((c, i) => ({ token: cs[i]! + c, start: at + off[i]!, end: at + off[i + 2]! }));
 }
 
 /**
@@ -68,28 +80,36 @@ function bigrams(run: string): string[] {
  * written without spaces (Chinese, Japanese, Thai…) become character pairs; optionally Porter-stemmed.
  */
 export function tokenize(text: string, stem = false, tokens: Tokenizer = 'unicode'): string[] {
-  const out: string[] = [];
-  const lower = (tokens === 'unicode' ? text.normalize('NFKC') : text).toLowerCase();
-  for (const m of lower.matchAll(WORDS[tokens])) {
+  return tokenSpans(text, stem, tokens).spans.map((t) => t.token);
+}
+
+/** The words of `tokenize`, each with its span in `text`: the input normalised (unicode) and lower-cased. */
+export function tokenSpans(input: string, stem = false, tokens: Tokenizer = 'unicode'): { text: string; spans: TokenSpan[] } {
+  const out: TokenSpan[] = [];
+  const text = (tokens === 'unicode' ? input.normalize('NFKC') : input).toLowerCase();
+  for (const m of text.matchAll(WORDS[tokens])) {
     const word = m[0].replace(/’/g, "'");
     if (tokens === 'unicode' && UNSPACED.test(word)) {
       // a run may mix scripts ("東京tower"): the unspaced letters pair up, the rest stay words
+      let at = 0;
       for (const part of word.split(UNSPACED_RUNS)) {
         if (!part) continue;
-        if (UNSPACED.test(part)) out.push(...bigrams(part));
-        else pushWord(out, part, stem);
+        const start = m.index + word.indexOf(part, at);
+        at = start - m.index + part.length;
+        if (UNSPACED.test(part)) out.push(...bigrams(part, start));
+        else pushWord(out, part, stem, start);
       }
       continue;
     }
-    pushWord(out, word, stem);
+    pushWord(out, word, stem, m.index);
   }
-  return out;
+  return { text, spans: out };
 }
 
-function pushWord(out: string[], word: string, stem: boolean): void {
+function pushWord(out: TokenSpan[], word: string, stem: boolean, start: number): void {
   const w = word.replace(/'/g, '');
   if ([...w].length < 2 || STOP.has(word) || STOP.has(w)) return;
-  out.push(stem ? stemmer(w) : w);
+  out.push({ token: stem ? stemmer(w) : w, start, end: start + word.length });
 }
 
 /** Builds the vocabulary from training documents only: top `size` words by document frequency (ties alphabetical). */
@@ -116,6 +136,11 @@ export class Vectorizer {
 
   get dim(): number {
     return this.vocab.words.length;
+  }
+
+  /** The words of a text as this vectorizer cuts them (all of them, in the vocabulary or not), with their spans. */
+  spans(text: string): ReturnType<typeof tokenSpans> {
+    return tokenSpans(text, this.vocab.stem, this.vocab.tokens ?? 'ascii');
   }
 
   /** Word counts of one text over the vocabulary. */

@@ -1,5 +1,5 @@
 import { rng } from '../encoder/rng.js';
-import { textVectors } from '../encoder/text.js';
+import { textVectors, vectorizerOf } from '../encoder/text.js';
 import type { Collection } from '../indexer/collection.js';
 import type { OutlierScore } from './outliers.js';
 
@@ -7,30 +7,37 @@ import type { OutlierScore } from './outliers.js';
  * A typed query is often far shorter than the documents of a collection, and a few words look unusual next to whole
  * documents whatever they say: on 1,500 Brown chunks of 200 words, held-out excerpts of 6 words scored above 98% of
  * the items (median), excerpts of 100 words above 83%. A query with fewer words than the collection's median item is
- * therefore compared with EXCERPT_COUNT excerpts of as many words cut from the collection's own texts.
+ * therefore compared with EXCERPT_COUNT excerpts of as many words cut from the collection's own texts. Words are
+ * counted as the model cuts them (character pairs in scripts written without spaces).
  */
 export const EXCERPT_COUNT = 200;
+/** Fewer usable excerpts than this (texts with no word of the vocabulary are left out): the items are the scale. */
+export const MIN_EXCERPTS = 20;
 /** Items whose word counts give the collection's median (evenly spaced over the ids). */
 const LENGTH_SAMPLE = 1001;
 
-/** Whitespace-separated words of a text: the unit of a query's and an excerpt's length. */
-export function wordsOf(text: string): string[] {
-  return text.split(/\s+/).filter((w) => w !== '');
-}
+/** The i-th of m evenly spaced positions over n (each position repeated when m > n). */
+const spaced = (i: number, m: number, n: number) => Math.floor((i * n) / m);
 
-/** The median number of words of a text collection's items. */
+/** The median number of words (as the model counts them) of a text collection's items. */
 export function medianWords(c: Collection, ids: Int32Array): number {
   return c.derived('novelty:median-words', () => {
+    const v = vectorizerOf(c.model);
     const m = Math.min(ids.length, LENGTH_SAMPLE);
-    const counts = Array.from({ length: m }, (_, t) => wordsOf(c.rowOf(ids[Math.floor((t * ids.length) / m)]!)?.text ?? '').length).sort((a, b) => a - b);
+    const counts: number[] = [];
+    for (let t = 0; t < m; t++) {
+      const text = c.rowOf(ids[spaced(t, m, ids.length)]!)?.text;
+      if (text != null) counts.push(v.spans(text).spans.length);
+    }
+    counts.sort((a, b) => a - b);
     return counts.length ? counts[counts.length >> 1]! : 0;
   });
 }
 
 /** The excerpt length a text query is compared at, or undefined when it is as long as the items (compared with them). */
 export function excerptWords(c: Collection, ids: Int32Array, text: string): number | undefined {
-  const n = wordsOf(text).length;
-  return n < medianWords(c, ids) ? n : undefined;
+  const n = vectorizerOf(c.model).spans(text).spans.length;
+  return n > 0 && n < medianWords(c, ids) ? n : undefined;
 }
 
 /** Excerpts of `words` words, each with the id of the item it was cut from (to be left out of its neighbours). */
@@ -40,22 +47,26 @@ export interface Excerpts {
 }
 
 /**
- * EXCERPT_COUNT excerpts of `words` consecutive words, from items evenly spaced over the ids, at seeded offsets
- * (the same excerpts for the same items). Items with fewer words give them all.
+ * EXCERPT_COUNT excerpts of `words` consecutive words, from items evenly spaced over the ids (a small collection's
+ * items give several each), at seeded offsets. Items with fewer words give them all.
  */
 export function cutExcerpts(c: Collection, ids: Int32Array, words: number): Excerpts {
+  const v = vectorizerOf(c.model);
   const rand = rng(words);
-  const m = Math.min(ids.length, EXCERPT_COUNT);
   const texts: string[] = [];
-  const from = new Int32Array(m);
-  for (let t = 0; t < m; t++) {
-    const id = ids[Math.floor((t * ids.length) / m)]!;
-    const all = wordsOf(c.rowOf(id)?.text ?? '');
-    const start = Math.floor(rand() * Math.max(1, all.length - words + 1));
-    texts.push(all.slice(start, start + words).join(' '));
-    from[t] = id;
+  const from: number[] = [];
+  for (let t = 0; t < EXCERPT_COUNT && ids.length > 0; t++) {
+    const id = ids[spaced(t, EXCERPT_COUNT, ids.length)]!;
+    const text = c.rowOf(id)?.text;
+    if (text == null) continue;
+    const { text: norm, spans } = v.spans(text);
+    if (spans.length === 0) continue;
+    const start = Math.floor(rand() * Math.max(1, spans.length - words + 1));
+    const last = spans[Math.min(spans.length, start + words) - 1]!;
+    texts.push(norm.slice(spans[start]!.start, last.end));
+    from.push(id);
   }
-  return { texts, from };
+  return { texts, from: Int32Array.from(from) };
 }
 
 /** The excerpts' model inputs, baseline vectors and codes, without those that hold no word of the model's vocabulary. */

@@ -2,7 +2,7 @@ import { fail } from '../errors.js';
 import type { Collection } from '../indexer/collection.js';
 import type { Pixels } from '../../data/images.js';
 import type { RawVector } from '../indexer/collection.js';
-import { cutExcerpts, excerptVectors, excerptWords, type NoveltyReference, type SortedScores } from './excerpts.js';
+import { cutExcerpts, excerptVectors, excerptWords, MIN_EXCERPTS, type NoveltyReference, type SortedScores } from './excerpts.js';
 import { codeDistance, NEIGHBOR_RANK, neighborTable, rawById, rawDistance, TABLE_K } from './neighbors.js';
 
 /**
@@ -221,12 +221,14 @@ export function queryNovelty(c: Collection, input: Pixels, raw: RawVector, code:
 
 /**
  * The novelty of one query given by its model input, raw vector and code; a text query (`text`) far shorter than the
- * collection's items is placed among excerpts of their texts as long as it (see excerpts.ts), not among whole items.
+ * collection's items is placed among excerpts of their texts as long as it (see excerpts.ts), not among whole items
+ * (unless fewer than MIN_EXCERPTS excerpts hold words of the model's vocabulary).
  */
 export function novelty(c: Collection, input: Pixels, raw: RawVector, code: Float32Array, text?: string): Novelty {
   const items = itemScores(c);
   const words = text === undefined ? undefined : excerptWords(c, items.ids, text);
-  const excerpts = words === undefined ? undefined : excerptScale(c, items.ids, words);
+  const cut = words === undefined ? undefined : excerptScale(c, items.ids, words);
+  const excerpts = cut && cut.count >= MIN_EXCERPTS ? cut : undefined;
   const { values, percentiles } = noveltyScores(c, input, [raw], code, excerpts?.sorted ?? items.sorted);
   const pair = (k: OutlierScore) => ({ value: finite(values[k][0]!), percentile: finite(percentiles[k][0]!) });
   const reference: NoveltyReference = excerpts && words !== undefined ? { of: 'excerpts', count: excerpts.count, words } : { of: 'items', count: items.ids.length };

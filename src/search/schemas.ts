@@ -151,7 +151,7 @@ export const searchResponse = z
         raw: z.object({ value: z.number().nullable(), percentile: z.number().nullable() }),
         reference: z
           .discriminatedUnion('of', [z.object({ of: z.literal('items'), count: z.number().int() }), z.object({ of: z.literal('excerpts'), count: z.number().int(), words: z.number().int() })])
-          .openapi({ description: "what the percentiles are among: the collection's items, or (a text query with fewer than half the items' median words) excerpts of its texts with as many words as the query" }),
+          .openapi({ description: "what the percentiles are among: the collection's items, or (a text query with fewer words than the collection's median item) excerpts of its texts with as many words as the query" }),
       })
       .nullable()
       .optional()
