@@ -220,8 +220,8 @@ export function queryNovelty(c: Collection, input: Pixels, raw: RawVector, code:
 }
 
 /**
- * The novelty of one query given by its model input, raw vector and code; a text query (`text`) far shorter than the
- * collection's items is placed among excerpts of their texts as long as it (see excerpts.ts), not among whole items
+ * The novelty of one query given by its model input, raw vector and code; a text query (`text`) with fewer words than the
+ * median item is placed among excerpts of the collection's texts as long as it (see excerpts.ts), not among whole items
  * (unless fewer than MIN_EXCERPTS excerpts hold words of the model's vocabulary).
  */
 export function novelty(c: Collection, input: Pixels, raw: RawVector, code: Float32Array, text?: string): Novelty {
