@@ -62,16 +62,21 @@ export interface TokenSpan {
   end: number;
 }
 
-/**
- * Overlapping character pairs of a run of an unspaced script (the run itself when it is one character) starting at
- * `at`, each with its span.
- */
-function bigrams(run: string, at: number): TokenSpan[] {
+/** Receives each word of a text with its span (see eachToken). */
+type Emit = (token: string, start: number, end: number) => void;
+
+/** Overlapping character pairs of a run of an unspaced script starting at `at` (the run itself when it is one character). */
+function bigrams(run: string, at: number, emit: Emit): void {
   const cs = [...run];
-  const off = [0];
-  for (const c of cs) off.push(off.at(-1)! + c.length);
-  if (cs.length < 2) return cs.map((c) => ({ token: c, start: at, end: at + run.length }));
-  return cs.slice(1).map((c, i) => ({ token: cs[i]! + c, start: at + off[i]!, end: at + off[i + 2]! }));
+  if (cs.length < 2) {
+    emit(run, at, at + run.length);
+    return;
+  }
+  let off = at;
+  for (let i = 0; i + 1 < cs.length; i++) {
+    emit(cs[i]! + cs[i + 1]!, off, off + cs[i]!.length + cs[i + 1]!.length);
+    off += cs[i]!.length;
+  }
 }
 
 /**
@@ -80,12 +85,27 @@ function bigrams(run: string, at: number): TokenSpan[] {
  * written without spaces (Chinese, Japanese, Thai…) become character pairs; optionally Porter-stemmed.
  */
 export function tokenize(text: string, stem = false, tokens: Tokenizer = 'unicode'): string[] {
-  return tokenSpans(text, stem, tokens).spans.map((t) => t.token);
+  const out: string[] = [];
+  eachToken(text, stem, tokens, (t) => out.push(t));
+  return out;
+}
+
+/** A word of `tokenSpans` and where it stands in the normalised, lower-cased text. */
+export interface TokenSpan {
+  token: string;
+  start: number;
+  end: number;
 }
 
 /** The words of `tokenize`, each with its span in `text`: the input normalised (unicode) and lower-cased. */
 export function tokenSpans(input: string, stem = false, tokens: Tokenizer = 'unicode'): { text: string; spans: TokenSpan[] } {
-  const out: TokenSpan[] = [];
+  const spans: TokenSpan[] = [];
+  const text = eachToken(input, stem, tokens, (token, start, end) => spans.push({ token, start, end }));
+  return { text, spans };
+}
+
+/** The one tokenizer: emits each word of `tokenize` with its span; returns the text the spans index (normalised, lower-cased). */
+function eachToken(input: string, stem: boolean, tokens: Tokenizer, emit: Emit): string {
   const text = (tokens === 'unicode' ? input.normalize('NFKC') : input).toLowerCase();
   for (const m of text.matchAll(WORDS[tokens])) {
     const word = m[0].replace(/’/g, "'");
@@ -96,20 +116,20 @@ export function tokenSpans(input: string, stem = false, tokens: Tokenizer = 'uni
         if (!part) continue;
         const start = m.index + word.indexOf(part, at);
         at = start - m.index + part.length;
-        if (UNSPACED.test(part)) out.push(...bigrams(part, start));
-        else pushWord(out, part, stem, start);
+        if (UNSPACED.test(part)) bigrams(part, start, emit);
+        else emitWord(part, stem, start, emit);
       }
       continue;
     }
-    pushWord(out, word, stem, m.index);
+    emitWord(word, stem, m.index, emit);
   }
-  return { text, spans: out };
+  return text;
 }
 
-function pushWord(out: TokenSpan[], word: string, stem: boolean, start: number): void {
+function emitWord(word: string, stem: boolean, start: number, emit: Emit): void {
   const w = word.replace(/'/g, '');
   if ([...w].length < 2 || STOP.has(word) || STOP.has(w)) return;
-  out.push({ token: stem ? stemmer(w) : w, start, end: start + word.length });
+  emit(stem ? stemmer(w) : w, start, start + word.length);
 }
 
 /** Builds the vocabulary from training documents only: top `size` words by document frequency (ties alphabetical). */

@@ -69,15 +69,18 @@ export function cutExcerpts(c: Collection, ids: Int32Array, words: number): Exce
   return { texts, from: Int32Array.from(from) };
 }
 
-/** The excerpts' model inputs, baseline vectors and codes, without those that hold no word of the model's vocabulary. */
-export function excerptVectors(c: Collection, e: Excerpts): { input: Float32Array; raws: ReturnType<typeof textVectors>['raw']; codes: Float32Array; from: Int32Array } {
+/**
+ * The excerpts' baseline vectors, codes and reconstruction errors (one pass of the model), without those that hold
+ * no word of the model's vocabulary.
+ */
+export function excerptVectors(c: Collection, e: Excerpts): { raws: ReturnType<typeof textVectors>['raw']; codes: Float32Array; errors: Float32Array; from: Int32Array } {
   const v = textVectors(c.model, e.texts);
   const empty = new Set(v.empty);
   const keep = e.texts.map((_, i) => i).filter((i) => !empty.has(i));
   const dim = c.model.inputDim;
   const input = new Float32Array(keep.length * dim);
   keep.forEach((i, r) => input.set(v.input.subarray(i * dim, (i + 1) * dim), r * dim));
-  return { input, raws: keep.map((i) => v.raw[i]!), codes: c.model.encode(input, keep.length), from: Int32Array.from(keep, (i) => e.from[i]!) };
+  return { raws: keep.map((i) => v.raw[i]!), ...c.model.encodeScored(input, keep.length), from: Int32Array.from(keep, (i) => e.from[i]!) };
 }
 
 /** What a query's novelty percentiles are among: the collection's items, or excerpts of its texts as long as the query. */

@@ -155,12 +155,12 @@ export interface Novelty {
 }
 
 /**
- * The part scores of n queries (not items: their neighbours are all items). `exclude[i]`, when given, is an item
- * query i must not count among its neighbours (the item an excerpt was cut from); -1 for none.
+ * The part scores of n queries (not items: their neighbours are all items), given their reconstruction errors.
+ * `exclude[i]`, when given, is an item query i must not count among its neighbours (the item an excerpt was cut
+ * from); -1 for none.
  */
-function partScores(c: Collection, input: Pixels, raws: readonly RawVector[], codes: Float32Array, exclude?: Int32Array): Record<PartScore, Float32Array> {
+function partScores(c: Collection, reconstruction: Float32Array, raws: readonly RawVector[], codes: Float32Array, exclude?: Int32Array): Record<PartScore, Float32Array> {
   const n = raws.length;
-  const reconstruction = c.model.reconstructionErrors(input, n);
   const cd = c.manifest.codeDim;
   const toCode = codeDistance(c);
   const rawOf = rawById(c);
@@ -183,7 +183,7 @@ function partScores(c: Collection, input: Pixels, raws: readonly RawVector[], co
  * set's sorted scores (excerpts as long as a short text query).
  */
 export function noveltyScores(c: Collection, input: Pixels, raws: readonly RawVector[], codes: Float32Array, scale: SortedScores = itemScores(c).sorted): { values: Record<OutlierScore, Float32Array>; percentiles: Record<OutlierScore, Float32Array> } {
-  const values = partScores(c, input, raws, codes);
+  const values = partScores(c, c.model.reconstructionErrors(input, raws.length), raws, codes);
   const { percentiles, combined } = combinedOf(scale, values);
   return { values: { ...values, combined }, percentiles: { ...percentiles, combined: combined.map((x) => percentileOf(scale.combined, x)) } };
 }
@@ -195,7 +195,7 @@ export function noveltyScores(c: Collection, input: Pixels, raws: readonly RawVe
 function excerptScale(c: Collection, ids: Int32Array, words: number): { sorted: SortedScores; count: number } {
   return c.derived(`novelty:excerpts:${words}`, () => {
     const e = excerptVectors(c, cutExcerpts(c, ids, words));
-    return { sorted: scaleOf(partScores(c, e.input, e.raws, e.codes, e.from)).sorted, count: e.from.length };
+    return { sorted: scaleOf(partScores(c, e.errors, e.raws, e.codes, e.from)).sorted, count: e.from.length };
   });
 }
 
