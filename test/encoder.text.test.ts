@@ -5,7 +5,7 @@ import { loadBrown } from '../data/brown.js';
 import { selectTexts } from '../data/texts.js';
 import { TrainedModel } from '../src/encoder/model.js';
 import { baselineVectorizerOf, fitTextModel, textVectors, vectorizerOf } from '../src/encoder/text.js';
-import { buildVocabulary, tokenize, Vectorizer } from '../src/encoder/vectorizer.js';
+import { buildVocabulary, tokenize, tokenSpans, Vectorizer } from '../src/encoder/vectorizer.js';
 import { buildCollection } from '../src/indexer/build.js';
 import { textCollectionSettings, textItems, textItemStream } from '../src/indexer/items.js';
 import type { ItemInput } from '../src/indexer/collection.js';
@@ -30,6 +30,11 @@ describe('tokenize', () => {
     assert.deepEqual(tokenize('don’t stop'), tokenize("don't stop"));
     assert.deepEqual(tokenize('東京タワー and 東京tower'), ['東京', '京タ', 'タワ', 'ワー', '東京', 'tower']);
     assert.deepEqual(tokenize('ﬁle'), ['file']);
+    // marks with no letter before them are no word; the tatweel only stretches a word on the line
+    assert.deepEqual(tokenize('\u0301\u0301\u0301 \u064B\u064B word'), ['word']);
+    assert.deepEqual(tokenize('كتـــاب ـــــ كتاب'), ['كتاب', 'كتاب']);
+    assert.deepEqual(tokenSpans('ـــــ كتـــاب').spans, [{ token: 'كتاب', start: 6, end: 13 }]);
+    assert.deepEqual(tokenize('नमस्ते दुनिया'), ['नमस्ते', 'दुनिया']);
     assert.deepEqual(tokenize('Café naïve', false, 'ascii'), ['caf', 'na']);
     const v = buildVocabulary(['café crème', 'café noir'], { size: 10, minDf: 1 });
     assert.equal(v.tokens, 'unicode');
@@ -117,12 +122,15 @@ describe('text model', () => {
   });
 
   it('streams texts in batches that hold the items one batch gives, documents without vocabulary left out of both (strict: an error naming the first)', async () => {
-    const docs = { ...small, keys: [...small.keys, 'empty-1', 'empty-2'], texts: [...small.texts, 'the of and to', '1999 2000'], labels: [...small.labels, null, null], uris: [...small.uris, '', ''], groups: [...small.groups, null, null] };
+    const docs = { ...small, keys: [...small.keys, 'empty-1', 'empty-2', 'unknown'], texts: [...small.texts, 'the of and to', '1999 2000', 'zyxwv qwertz zyxwv'], labels: [...small.labels, null, null, null], uris: [...small.uris, '', '', ''], groups: [...small.groups, null, null, null] };
     const whole = textItems(model, docs);
     const stream = textItemStream(model, docs, { batch: 7 });
     assert.equal(stream.total, 400);
     assert.deepEqual(stream.keys, small.keys);
-    assert.deepEqual(stream.skipped!.map((f) => f.path), ['empty-1', 'empty-2']);
+    assert.deepEqual(stream.skipped!.map((f) => f.path), ['empty-1', 'empty-2', 'unknown']);
+    // a text of stop words has no words; one of words no training text shares is told it has words the model lacks
+    assert.match(stream.skipped![0]!.reason, /^no words/);
+    assert.match(stream.skipped![2]!.reason, /^none of its 2 words is in the model's vocabulary of \d+/);
     const batches = [...(stream.batches(14) as Iterable<ItemInput[]>)];
     assert.equal(batches.length, Math.ceil((400 - 14) / 7));
     const items = batches.flat();

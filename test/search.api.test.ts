@@ -136,6 +136,12 @@ describe('GET routes', () => {
     assert.match(both.body.error.message, /not both/);
     const twice = await request(app).post('/api/collections/digits/search').field('text', 'a').field('text', 'b').expect(400);
     assert.match(twice.body.error.message, /'text' is given more than once/);
+    // a text sent as a file part is told to send the words as a plain field; another file part, to use `image`
+    const textFile = await request(app).post('/api/collections/digits/search').attach('text', Buffer.from('three'), 'q.txt').expect(400);
+    assert.equal(textFile.body.error.code, 'INVALID_ARGUMENT');
+    assert.match(textFile.body.error.message, /field `text` was sent as a file/);
+    const photo = await request(app).post('/api/collections/digits/search').attach('photo', png(3), 'q.png').expect(400);
+    assert.match(photo.body.error.message, /multipart field `image` \(got 'photo'\)/);
     const other = await request(app).post('/api/collections/digits/search').attach('image', png(3), 'q.png').field('key', 'x').expect(400);
     assert.match(other.body.error.message, /unknown field 'key'/);
     // a multipart text is a text query: an image collection refuses it as it refuses JSON text

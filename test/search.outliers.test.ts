@@ -277,6 +277,7 @@ describe('POST /denoise', () => {
       // short excerpts of held-out pieces: on the items' scale a few words look unusual whatever they say
       const onItems: number[] = [];
       const onExcerpts: number[] = [];
+      const short: string[] = [];
       for (const piece of pieces.slice(60, 90)) {
         const text = piece.split(/\s+/).slice(5, 11).join(' ');
         const v = textVectors(c.model, [text]);
@@ -288,8 +289,18 @@ describe('POST /denoise', () => {
         assert.ok(r.body.novelty.reference.count >= MIN_EXCERPTS, JSON.stringify(r.body.novelty.reference));
         assert.equal(typeof r.body.novelty.percentile, 'number');
         onExcerpts.push(r.body.novelty.percentile);
+        short.push(text);
       }
       assert.ok(onItems.length >= 10, `${onItems.length} of the excerpts hold words of the vocabulary`);
+      // a batch of texts answers each with the novelty it gets alone (key and code queries have none)
+      const texts = [longest, short[0]!];
+      const b = await request(app).post('/api/collections/texts/search/batch').send({ queries: [...texts.map((text) => ({ text })), { key: c.randomKey() }] });
+      assert.equal(b.status, 200, JSON.stringify(b.body));
+      for (const [i, text] of texts.entries()) {
+        const one = await request(app).post('/api/collections/texts/search').send({ text }).expect(200);
+        assert.deepEqual(b.body.results[i].novelty, one.body.novelty);
+      }
+      assert.equal(b.body.results[2].novelty, undefined);
       const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
       assert.ok(median(onItems) > 0.8, `on the items' scale short texts look unusual: ${onItems}`);
       assert.ok(median(onExcerpts) < 0.8, `on the excerpts' scale they do not: ${onExcerpts}`);
@@ -322,7 +333,7 @@ describe('latentdex outliers / duplicates / denoise / eval-outliers', () => {
     assert.equal(s.status, 0, s.stderr);
     const api = await request(app).post('/api/collections/d/search').attach('image', pngOf(inverted(100), 28, 28), 'odd.png').expect(200);
     assert.deepEqual((JSON.parse(s.stdout) as { novelty: unknown }).novelty, api.body.novelty);
-    assert.match(run(['search', '--collection', 'd', '--image', path.join(work, 'odd.png'), '--novelty']).stdout, /^novelty: more unusual than \d+\.\d% of the collection's items by the combined score/m);
+    assert.match(run(['search', '--collection', 'd', '--image', path.join(work, 'odd.png'), '--novelty']).stdout, /^novelty: more unusual than \d+\.\d% of the collection's [\d,]+ items by the combined score/m);
     // without --novelty a search does not score the collection
     assert.equal((JSON.parse(run(['search', '--collection', 'd', '--image', path.join(work, 'odd.png'), '--json']).stdout) as { novelty?: unknown }).novelty, undefined);
     const text = loadBrownPieces(2).texts[0]!; // the first text of the 'texts' collection built above

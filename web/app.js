@@ -139,7 +139,7 @@ function render(r, query) {
     const pct = (v) => (v == null ? 'n/a' : `${(v * 100).toFixed(1)}%`);
     nv.textContent = p == null
       ? 'How unusual the query is cannot be told: the collection has no scored items.'
-      : `How unusual for this collection: more unusual than ${(p * 100).toFixed(1)}% of ${r.novelty.reference?.of === 'excerpts' ? `${counted(r.novelty.reference.count, 'excerpt')} of its texts as short as the query (${counted(r.novelty.reference.words, 'word')})` : 'its items'} (${r.novelty.score} score; reconstruction error above ${pct(r.novelty.reconstruction.percentile)}, code distance to its 5th nearest item above ${pct(r.novelty.neighbors.percentile)}, ${state.kind === 'text' ? 'TF-IDF' : 'pixel'} distance above ${pct(r.novelty.raw.percentile)}).`;
+      : `How unusual for this collection: more unusual than ${(p * 100).toFixed(1)}% of ${r.novelty.reference?.of === 'excerpts' ? `${counted(r.novelty.reference.count, 'excerpt')} of its texts as short as the query (${counted(r.novelty.reference.words, 'word')})` : r.novelty.reference ? `its ${counted(r.novelty.reference.count, 'item')}` : 'its items'} (${r.novelty.score} score; reconstruction error above ${pct(r.novelty.reconstruction.percentile)}, code distance to its 5th nearest item above ${pct(r.novelty.neighbors.percentile)}, ${state.kind === 'text' ? 'TF-IDF' : 'pixel'} distance above ${pct(r.novelty.raw.percentile)}).`;
   }
   drawMap();
   const hits = Math.max(r.codes.hits.length, r.baseline?.hits.length ?? 0);

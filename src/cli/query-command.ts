@@ -75,7 +75,7 @@ function formatNovelty(n: Novelty | null): string {
   if (n === null) return 'novelty: not computed';
   if (n.percentile === null) return 'novelty: cannot be told (the collection has no scored items)';
   const pct = (p: number | null) => (p === null ? 'n/a' : `${(p * 100).toFixed(1)}%`);
-  const among = n.reference.of === 'excerpts' ? `${counted(n.reference.count, `excerpt`)} of ${counted(n.reference.words, 'word')} from the collection's texts` : "the collection's items";
+  const among = n.reference.of === 'excerpts' ? `${counted(n.reference.count, `excerpt`)} of ${counted(n.reference.words, 'word')} from the collection's texts` : `the collection's ${counted(n.reference.count, 'item')}`;
   return `novelty: more unusual than ${pct(n.percentile)} of ${among} by the ${n.score} score (reconstruction ${pct(n.reconstruction.percentile)}, code neighbours ${pct(n.neighbors.percentile)}, raw distance ${pct(n.raw.percentile)})`;
 }
 

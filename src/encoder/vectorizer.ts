@@ -51,8 +51,9 @@ const UNSPACED = new RegExp(`[${UNSPACED_SCRIPTS}]`, 'u');
 const UNSPACED_RUNS = new RegExp(`([${UNSPACED_SCRIPTS}]+)`, 'u');
 const WORDS = {
   ascii: /[a-z]+(?:'[a-z]+)*/g,
-  // letter runs of any script with their combining marks; inner apostrophes (' or ’) join, as in "don't"
-  unicode: /[\p{L}\p{M}]+(?:['’][\p{L}\p{M}]+)*/gu,
+  // letter runs of any script with their combining marks (a run of marks alone is no word); inner apostrophes
+  // (' or ’) join, as in "don't"
+  unicode: /\p{L}[\p{L}\p{M}]*(?:['’]\p{L}[\p{L}\p{M}]*)*/gu,
 };
 
 /** A token and where it stands in the text it was cut from (normalised and lower-cased, see tokenSpans). */
@@ -90,13 +91,6 @@ export function tokenize(text: string, stem = false, tokens: Tokenizer = 'unicod
   return out;
 }
 
-/** A word of `tokenSpans` and where it stands in the normalised, lower-cased text. */
-export interface TokenSpan {
-  token: string;
-  start: number;
-  end: number;
-}
-
 /** The words of `tokenize`, each with its span in `text`: the input normalised (unicode) and lower-cased. */
 export function tokenSpans(input: string, stem = false, tokens: Tokenizer = 'unicode'): { text: string; spans: TokenSpan[] } {
   const spans: TokenSpan[] = [];
@@ -127,7 +121,8 @@ function eachToken(input: string, stem: boolean, tokens: Tokenizer, emit: Emit):
 }
 
 function emitWord(word: string, stem: boolean, start: number, emit: Emit): void {
-  const w = word.replace(/'/g, '');
+  // the Arabic tatweel (kashida) only stretches a word on the line: "كتـــاب" is "كتاب", and a run of it no word
+  const w = word.replace(/['\u0640]/g, '');
   if ([...w].length < 2 || STOP.has(word) || STOP.has(w)) return;
   emit(stem ? stemmer(w) : w, start, start + word.length);
 }

@@ -4,7 +4,9 @@ import { inSourceOrder, type CreateOptions, type ItemInput, type ItemStream } fr
 import { selectTexts, type TextSet } from '../../data/texts.js';
 import type { TrainedModel } from '../encoder/model.js';
 import { baselineVectorizerOf, textVectors, vectorizerOf, weightingOf } from '../encoder/text.js';
+import type { Vectorizer } from '../encoder/vectorizer.js';
 import { fail } from '../errors.js';
+import { counted } from '../progress.js';
 
 /** Items per batch when a source streams into a collection. */
 export const ITEM_BATCH = 1024;
@@ -43,6 +45,13 @@ function textBatch(model: TrainedModel, set: TextSet): ItemInput[] {
   return set.keys.map((key, i) => ({ key, label: set.labels[i] ?? null, uri: set.uris[i] ?? null, grp: set.groups[i] ?? null, text: set.texts[i]!, input: input.subarray(i * d, (i + 1) * d), raw: raw[i]!, thumb: null }));
 }
 
+/** Why a text has no code: it has no words at all, or none of its words is one the model knows. */
+function noVocabularyReason(vec: Vectorizer, text: string): string {
+  const n = new Set(vec.spans(text).spans.map((s) => s.token)).size;
+  if (n === 0) return 'no words (empty, or only stop words, numbers and one-letter words)';
+  return `none of its ${counted(n, 'word')} is in the model's vocabulary of ${vec.dim} (words that several training texts share, most common first); words of this text alone are not`;
+}
+
 /**
  * The documents of a text set that hold a word of the model's vocabulary (indices), and those that hold none, listed
  * as skipped (strict: an error naming the first); found a batch at a time. EMPTY_TEXT when no document has one.
@@ -58,9 +67,8 @@ export function splitByVocabulary(model: TrainedModel, set: TextSet, o: { batch?
     chunk.forEach((_, j) => (skip.has(j) ? empty : kept).push(s + j));
   }
   if (kept.length === 0) throw fail('EMPTY_TEXT', `no document of ${set.source} has a word of the model's vocabulary`);
-  const reason = "no word of the model's vocabulary (only stop words, numbers or unseen words)";
-  const unusable = empty.map((i) => ({ path: set.uris[i] || set.keys[i]!, reason }));
-  if (o.strict && unusable[0]) throw fail('BAD_FILE', `${unusable[0].path}: ${reason} (without --strict it would be skipped)`);
+  const unusable = empty.map((i) => ({ path: set.uris[i] || set.keys[i]!, reason: noVocabularyReason(vec, set.texts[i]!) }));
+  if (o.strict && unusable[0]) throw fail('BAD_FILE', `${unusable[0].path}: ${unusable[0].reason} (without --strict it would be skipped)`);
   return { kept, unusable };
 }
 

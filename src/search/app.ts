@@ -112,6 +112,7 @@ export function createApp(deps: AppDeps): express.Express {
       if (isLatentdexError(err)) return next(err);
       if (err instanceof multer.MulterError) {
         if (err.code === 'LIMIT_FILE_SIZE') return next(fail('PAYLOAD_TOO_LARGE', `upload is over the ${(maxUpload / 1048576).toFixed(0)} MB limit; send a smaller image`));
+        if (err.code === 'LIMIT_UNEXPECTED_FILE' && err.field === 'text') return next(fail('INVALID_ARGUMENT', "bad upload: field `text` was sent as a file; send the words themselves as a plain form field (curl -F 'text=…', not -F 'text=@file') or as JSON {\"text\": \"…\"}"));
         if (err.code === 'LIMIT_UNEXPECTED_FILE') return next(fail('INVALID_ARGUMENT', `bad upload: the image must be sent in the multipart field \`image\` (got '${err.field ?? ''}')`));
         if (err.code === 'LIMIT_FIELD_VALUE') return next(fail('PAYLOAD_TOO_LARGE', `field '${err.field ?? ''}' is over ${MAX_QUERY_TEXT.toLocaleString('en')} characters; send a shorter text`));
         return next(fail('INVALID_ARGUMENT', `bad upload: ${err.message}`));

@@ -591,7 +591,7 @@ export class SearchEngine {
     const c = await this.collection(name);
     return c.consistent(() => {
       const p = this.plan(c, o);
-      const prepared = queries.map((q, i) => {
+      const prepared: (PreparedQuery & { input?: Pixels })[] = queries.map((q, i) => {
         try {
           return 'key' in q ? this.itemQuery(c, q.key) : 'code' in q ? this.codeQuery(c, q.code) : this.textQuery(c, q.text);
         } catch (e) {
@@ -600,8 +600,13 @@ export class SearchEngine {
         }
       });
       const firsts = o.compare ? this.batchBaseline(c, prepared, p) : undefined;
-      // a batch pages by offset (its answers carry no cursor)
-      return prepared.map((q, i) => ({ ...this.runNow(c, q, q.raw ? o : { ...o, compare: false }, p, firsts?.[i]), next: null }));
+      // a batch pages by offset (its answers carry no cursor); a text gets the novelty it would get alone
+      return prepared.map((q, i) => {
+        const answer: SearchResponse = { ...this.runNow(c, q, q.raw ? o : { ...o, compare: false }, p, firsts?.[i]), next: null };
+        const query = queries[i]!;
+        if (!('text' in query) || !q.input || !q.raw) return answer;
+        return { ...answer, novelty: queryNovelty(c, q.input, q.raw, q.code, { text: query.text }) };
+      });
     });
   }
 
