@@ -4,10 +4,12 @@ import request from 'supertest';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import type express from 'express';
 import type { ImageSet } from '../data/images.js';
+import type { TextSet } from '../data/texts.js';
+import { fitTextModel } from '../src/encoder/text.js';
 import { buildCollection } from '../src/indexer/build.js';
 import { Collection } from '../src/indexer/collection.js';
 import { exactKnn } from '../src/indexer/exact.js';
-import { imageItems } from '../src/indexer/items.js';
+import { imageItems, textCollectionSettings, textItems } from '../src/indexer/items.js';
 import { createApp } from '../src/search/app.js';
 import { SearchEngine, type SearchOptions, type SearchResponse } from '../src/search/engine.js';
 import { backend, digits, smallModel, tmpDir } from './helpers.js';
@@ -344,5 +346,37 @@ describe('HTTP: filters, pages, batches, thresholds', () => {
     assert.deepEqual([...new Set(served)].filter((s) => !described.has(s) && s !== 'get /api/openapi.json'), []);
     const params = (r.body.paths['/api/collections/{c}/items/{key}/neighbors'].get.parameters as { name: string }[]).map((p) => p.name);
     for (const p of ['k', 'offset', 'cursor', 'label', 'group', 'prefix', 'max_distance', 'group_by', 'per_group']) assert.ok(params.includes(p), p);
+  });
+});
+
+describe('text search by key with the default feedback', () => {
+  it('ranks the exact copies of the query item first (its copies are fed back like any row, the item itself is not)', async () => {
+    const topics = ['rocket orbit satellite launch', 'bread garlic butter oven', 'goal striker match final'];
+    const n = 60;
+    const set: TextSet = {
+      kind: 'text',
+      source: 'copies',
+      keys: Array.from({ length: n }, (_, i) => `c${i}`),
+      // numbers are no words: the 20 texts of a topic are identical to the model and to TF-IDF
+      texts: Array.from({ length: n }, (_, i) => `${topics[i % 3]} number ${i}`),
+      labels: Array.from({ length: n }, (_, i) => String(i % 3)),
+      uris: Array.from({ length: n }, () => ''),
+      groups: Array.from({ length: n }, () => null),
+    };
+    const dataDir = tmpDir();
+    const model = await fitTextModel(set, { hidden: [16], codeDim: 4, epochs: 2, batchSize: 16, quiet: true });
+    (await buildCollection(model, textItems(model, set), { dataDir, name: 't', ...textCollectionSettings(model, set), quiet: true })).close();
+    model.dispose();
+    const e = new SearchEngine({ dataDir, quiet: true });
+    try {
+      const r = await e.byKey('t', 'c0', { k: 25 });
+      assert.match(r.codes.method, /feedback/);
+      assert.deepEqual(r.codes.hits.slice(0, 19).map((h) => h.label), Array(19).fill('0'), r.codes.hits.map((h) => `${h.key} ${h.distance}`).join(', '));
+      assert.ok(r.codes.hits.slice(0, 19).every((h) => h.distance < 1e-6));
+      assert.ok(r.codes.hits.every((h) => h.distance >= 0 && h.key !== 'c0'));
+      assert.notEqual(r.codes.hits[19]!.label, '0');
+    } finally {
+      await e.close();
+    }
   });
 });

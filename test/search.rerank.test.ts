@@ -116,7 +116,7 @@ describe('twoStage', () => {
     assert.equal(twoStage('t', byCode, exactOf, codeOf, { shortlist: 2, blend: 0 }).search(query, 4).length, 4);
   });
 
-  it('feeds the best re-ranked rows back into the query and re-ranks once more, never from a copy of the query', () => {
+  it('feeds the best re-ranked rows back into the query and re-ranks once more, never the query’s own item; its copies keep their place', () => {
     // Raw vectors on the unit circle at these angles (degrees); the query lies at 0°. D is a copy of the query.
     const angles = { A: 20, B: 38, C: -35, D: 0 };
     const names = Object.keys(angles) as (keyof typeof angles)[];
@@ -125,13 +125,17 @@ describe('twoStage', () => {
     const exactRaw = (q: readonly number[], rows: Int32Array) => Float32Array.from(rows, (r) => 1 - cos(q, raw[r]!));
     const expand = (q: { code: Float32Array; raw: readonly number[] }, rows: Int32Array) => ({ code: q.code, raw: [q.raw[0]! + 0.5 * raw[rows[0]!]![0], q.raw[1]! + 0.5 * raw[rows[0]!]![1]] });
     const all = exactScan('codes', Float32Array.from([0, 1, 2, 3]), 1, 'l2');
-    const order = (feedback: number) => twoStage('t', all, exactRaw, codeOf, { shortlist: 4, blend: 0, feedback }, expand).search({ code: Float32Array.of(0), raw: [1, 0] }, 4).map((h) => names[h.index]);
-    // alone: D, A (20°), C (35°), B (38°); fed A (not D, the query's copy), the query turns to 6.6°: B (31°) before C (42°)
+    const order = (feedback: number, self?: number) => twoStage('t', all, exactRaw, codeOf, { shortlist: 4, blend: 0, feedback }, expand).search({ code: Float32Array.of(0), raw: [1, 0], ...(self === undefined ? {} : { self }) }, 4).map((h) => names[h.index]);
+    // alone: D, A (20°), C (35°), B (38°); when D is the query's own item (a search by key) A is fed back instead, and
+    // the query turns to 6.6°: B (31°) before C (42°)
     assert.deepEqual(order(0), ['D', 'A', 'C', 'B']);
-    assert.deepEqual(order(1), ['D', 'A', 'B', 'C']);
-    // evaluation keeps rows its scoring skips out of the feedback: A skipped, C is fed back and the query turns to −11.5°
+    assert.deepEqual(order(1, 3), ['D', 'A', 'B', 'C']);
+    // a copy of the query that is another item is fed back like any row: the query keeps its direction and its order
+    assert.deepEqual(order(1), ['D', 'A', 'C', 'B']);
+    // evaluation keeps rows its scoring skips out of the feedback (the query's own item, and here A): C is fed back and
+    // the query turns to −11.5°
     const two = twoStage('t', all, exactRaw, codeOf, { shortlist: 4, blend: 0, feedback: 1 }, expand);
-    const many = two.searchMany({ codes: Float32Array.of(0), raws: [[1, 0]], notFedBack: () => (row) => row === 0 }, 1, 4);
+    const many = two.searchMany({ codes: Float32Array.of(0), raws: [[1, 0]], notFedBack: () => (row) => row === 0 || row === 3 }, 1, 4);
     assert.deepEqual(Array.from(many[0]!, (r) => names[r]), ['D', 'C', 'A', 'B']);
     assert.throws(() => twoStage('t', all, exactRaw, codeOf, { shortlist: 4, blend: 0, feedback: 1 }), { code: 'INTERNAL' });
   });

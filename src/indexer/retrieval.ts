@@ -59,6 +59,8 @@ export interface Retriever<Q = Float32Array, B = Float32Array> {
 export interface CodeAndRaw<R> {
   code: Float32Array;
   raw: R;
+  /** the row of the item the query is (a search by key): never fed back into itself */
+  self?: number;
 }
 
 /** n queries of a two-stage search: their codes (n × code dim) and raw vectors. */
@@ -84,8 +86,6 @@ export interface TwoStageOptions {
 /** A query with some of the collection's rows folded into it (Rocchio: the query plus their mean). */
 export type Expand<R> = (q: CodeAndRaw<R>, rows: Int32Array) => CodeAndRaw<R>;
 
-/** An exact distance under which a row is a copy of the query (its own item in a search by key): no feedback. */
-const SAME = 1e-6;
 
 function rowsOf(qs: Float32Array, n: number): Float32Array[] {
   const d = qs.length / Math.max(1, n);
@@ -245,13 +245,15 @@ export function twoStage<R>(
   const order = (q: CodeAndRaw<R>, rows: Int32Array) => {
     const e = exact(q.raw, rows);
     const c = o.blend > 0 ? coarse(q.code, rows) : null;
-    return Array.from(rows, (index, i) => ({ index, exact: e[i]!, distance: c ? (1 - o.blend) * e[i]! + o.blend * c[i]! : e[i]! })).sort((a, b) => a.distance - b.distance);
+    return Array.from(rows, (index, i) => ({ index, distance: c ? (1 - o.blend) * e[i]! + o.blend * c[i]! : e[i]! })).sort((a, b) => a.distance - b.distance);
   };
   const rerank = (q: CodeAndRaw<R>, rows: Int32Array, k: number, skip?: (row: number) => boolean): Ranked[] => {
     let ranked = order(q, rows);
     if (feedback > 0) {
-      // the best rows of the first ranking, copies of the query left out (they add nothing to it)
-      const best = Int32Array.from(ranked.filter((h) => h.exact > SAME && !skip?.(h.index)).slice(0, feedback), (h) => h.index);
+      // The best rows of the first ranking, but for the query's own item (and rows the caller skips). Copies of the
+      // query count like any row: they fold in its own direction, so that a query whose best rows are its copies keeps
+      // them first (skipping them would feed back the nearest rows that are not copies, perhaps of another topic).
+      const best = Int32Array.from(ranked.filter((h) => h.index !== q.self && !skip?.(h.index)).slice(0, feedback), (h) => h.index);
       if (best.length > 0) ranked = order(expand!(q, best), rows);
     }
     return ranked.slice(0, k).map((h) => ({ index: h.index, distance: h.distance }));

@@ -306,7 +306,8 @@ export class SearchEngine {
   }
 
   private hit(c: Collection, row: ItemRow, rank: number, distance: number, groupBy?: GroupField): Hit {
-    const h: Hit = { rank, key: row.key, label: row.label, distance, ...this.thumbnail(c, row.key) };
+    // float rounding puts a copy's cosine distance a hair below 0 (1 − 1.000000002): a distance is never negative
+    const h: Hit = { rank, key: row.key, label: row.label, distance: Math.max(0, distance), ...this.thumbnail(c, row.key) };
     if (row.text !== null) h.snippet = snippetOf(row.text);
     if (groupBy) h.group = groupOf(row, groupBy);
     return h;
@@ -445,7 +446,8 @@ export class SearchEngine {
           return res;
         },
       };
-      const list = this.rank(c, two, ids, { code: q.code, raw: q.raw }, q, c.kind === 'image' ? pixelDistance(c) : (d) => d, p.codes, only);
+      const self = q.id === null || ids === null ? undefined : sortedIndex(ids).get(q.id);
+      const list = this.rank(c, two, ids, { code: q.code, raw: q.raw, ...(self === undefined ? {} : { self }) }, q, c.kind === 'image' ? pixelDistance(c) : (d) => d, p.codes, only);
       return cut && !list.more && p.codes.maxDistance === undefined ? { ...list, shortlist: fixed.shortlist } : list;
     }
     return this.rank(c, codes, ids, q.code, q, (d) => (!c.binaryBits && c.manifest.space === 'l2' ? Math.sqrt(d) : d), p.codes, only);
