@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fail, messageOf, messageWithout } from '../src/errors.js';
 import { counted, log, progress } from '../src/progress.js';
 import { walkFiles } from './walk.js';
+import { keyProblem, pathKey } from './keys.js';
 import { decodeImage, isColourImage, type DecodedImage, type DecodeTarget, type Fit, type Resample } from './decode.js';
 import type { ImageRows, ImageSet, SkippedFile } from './images.js';
 import { BlobSpool } from './spool.js';
@@ -82,7 +83,13 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
   }
   if (!stat.isDirectory()) throw fail('BAD_SOURCE', `'${root}' is not a folder; dir: takes a folder of images`);
   const unreadable: SkippedFile[] = [];
-  const all = await walkFiles(root, IMAGE_EXT, (p, e) => unreadable.push({ path: path.resolve(p), reason: e instanceof Error && e.message.startsWith('a symbolic link') ? e.message : `folder cannot be read (${messageOf(e)})` }));
+  const walked = await walkFiles(root, IMAGE_EXT, (p, e) => unreadable.push({ path: path.resolve(p), reason: e instanceof Error && e.message.startsWith('a symbolic link') ? e.message : `folder cannot be read (${messageOf(e)})` }));
+  // a file's key is its path below the root: a name that cannot be a key (a line break in it, a path too long) is skipped
+  const all = walked.filter((f) => {
+    const bad = keyProblem(pathKey(root, f));
+    if (bad) unreadable.push({ path: path.resolve(f), reason: `its path cannot be an item's key (${bad})` });
+    return !bad;
+  });
   if (o.strict && unreadable.length) throw fail('BAD_FILE', `${unreadable[0]!.path}: ${unreadable[0]!.reason} (without --strict it would be skipped)`);
   if (all.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no image files (PNG, JPEG, WebP, GIF, TIFF, AVIF)`);
   const files = spread(all.length, o.limit).map((i) => all[i]!);
@@ -151,7 +158,7 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
 
 /** The set a decoded folder makes, without its pixels: keys are paths below the root, labels their folders. */
 function dirMeta(d: DecodedDir): Omit<ImageSet, 'pixels'> {
-  const rel = d.kept.map((i) => path.relative(d.root, d.files[i]!).split(path.sep).join('/'));
+  const rel = d.kept.map((i) => pathKey(d.root, d.files[i]!));
   return {
     kind: 'image',
     source: `dir:${d.root}`,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { fail, messageOf } from '../src/errors.js';
 import { counted, log } from '../src/progress.js';
+import { keyProblem } from './keys.js';
 import { decodeText, strictUtf8, type TextSet } from './texts.js';
 
 const scalar = z.union([z.string(), z.number()]).nullable().optional();
@@ -81,8 +82,8 @@ export async function loadJsonl(file: string, o: { groupBy?: string; groupOption
     const g = scalar.safeParse(Object.hasOwn(r.data, groupField) ? r.data[groupField] : undefined);
     if (!g.success) return skip(i, `"${groupField}" must be a string or a number`);
     const key = r.data.key === undefined ? `line-${i + 1}` : String(r.data.key);
-    // as the API refuses them: a key is printed in terminals and pages
-    if (/[\u0000-\u001f\u007f]/.test(key)) return skip(i, 'key holds control characters (tabs, line breaks)');
+    const bad = keyProblem(key);
+    if (bad) return skip(i, bad);
     if (seen.has(key)) return skip(i, `duplicate key '${key}' (the first record with it is kept)`);
     if (g.data !== undefined && g.data !== null) groupsSeen++;
     seen.add(key);

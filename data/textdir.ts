@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fail, messageOf, messageWithout } from '../src/errors.js';
 import { counted, log } from '../src/progress.js';
+import { keyProblem, pathKey } from './keys.js';
 import { walkFiles } from './walk.js';
 import { decodeText, type TextSet } from './texts.js';
 
@@ -21,7 +22,13 @@ export async function loadTextDir(root: string, o: { strict?: boolean; quiet?: b
   if (files.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no .txt files`);
   const set: TextSet = { kind: 'text', source: `text:${root}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [] };
   for (const f of files) {
-    const rel = path.relative(root, f).split(path.sep).join('/');
+    const rel = pathKey(root, f);
+    const bad = keyProblem(rel);
+    if (bad) {
+      if (o.strict) throw fail('BAD_FILE', `${f}: its path cannot be an item's key (${bad}) (without --strict it would be skipped)`);
+      set.skipped!.push({ path: path.resolve(f), reason: `its path cannot be an item's key (${bad})` });
+      continue;
+    }
     let text: string;
     try {
       text = decodeText(await fs.readFile(f), f);

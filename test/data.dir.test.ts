@@ -173,7 +173,7 @@ describe('image shape through the CLI, the manifest and the API', () => {
   before(async () => {
     const r = cli(['build', '--collection', 'mine', '--source', `dir:${folder}`, '--image-size', '24', '--fit', 'cover', '--train-epochs', '1', '--hidden', '32', '--code-dim', '6'], dataDir);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /24x24 colour images, 5 files skipped/);
+    assert.match(r.stdout, new RegExp(`24x24 colour images, ${made.bad.length} files skipped`));
     for (const b of made.bad) assert.ok(r.stderr.includes(b), `skipped list names ${b}`);
     engine = new SearchEngine({ dataDir, quiet: true });
     app = createApp({ engine, apiKey: 'k', serveOriginals: true });

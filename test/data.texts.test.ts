@@ -68,10 +68,10 @@ describe('text: and jsonl: sources', () => {
     fs.writeFileSync(f, '{"text": ""}\n');
     await assert.rejects(loadTextSource(`jsonl:${f}`), (e: Error & { code?: string }) => e.code === 'BAD_SOURCE' && e.message.includes('empty text'));
     // one line that is not UTF-8, or a key with control characters, is that record's problem, not the file's
-    fs.writeFileSync(f, Buffer.concat([Buffer.from('{"text": "caf'), Buffer.of(0xe9), Buffer.from('"}\n{"text": "fine"}\n{"key": "a\\u0007b", "text": "bell"}\n')]));
+    fs.writeFileSync(f, Buffer.concat([Buffer.from('{"text": "caf'), Buffer.of(0xe9), Buffer.from('"}\n{"text": "fine"}\n{"key": "a\\u0007b", "text": "bell"}\n{"key": "\\ud800", "text": "half"}\n{"key": " ", "text": "blank"}\n')]));
     const u = await loadTextSource(`jsonl:${f}`);
     assert.deepEqual(u.keys, ['line-2']);
-    assert.deepEqual(u.skipped!.map((x) => [x.path, /UTF-8|control/.test(x.reason)]), [[`${f}#1`, true], [`${f}#3`, true]]);
+    assert.deepEqual(u.skipped!.map((x) => [x.path, /UTF-8|control|surrogate|blank/.test(x.reason)]), [1, 3, 4, 5].map((n) => [`${f}#${n}`, true]));
     fs.writeFileSync(f, Buffer.of(0x7b, 0, 0x7d));
     await assert.rejects(loadTextSource(`jsonl:${f}`), { code: 'BAD_FILE' });
   });

@@ -87,8 +87,8 @@ export function pngBomb(w: number, h: number): Buffer {
 
 /**
  * A folder as users have them: colour PNGs and JPEGs of mixed sizes in two label folders, a 16,000 px wide PNG,
- * an EXIF-rotated JPEG (stored 300×200, shown 200×300), WebP/GIF/TIFF copies, a grey PNG, and five files that
- * cannot be used (corrupt JPEG, truncated PNG, empty file, SVG, text). Returns the folder and the unusable names.
+ * an EXIF-rotated JPEG (stored 300×200, shown 200×300), WebP/GIF/TIFF copies, a grey PNG, and six files that
+ * cannot be used (corrupt JPEG, truncated PNG, empty file, SVG, text, a name with a line break). Returns the folder and the unusable names.
  */
 export async function messyFolder(dir: string): Promise<{ usable: number; bad: string[] }> {
   const sharp = (await import('sharp')).default;
@@ -109,5 +109,7 @@ export async function messyFolder(dir: string): Promise<{ usable: number; bad: s
   fs.writeFileSync(path.join(dir, 'misc', 'logo.svg'), '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
   fs.writeFileSync(path.join(dir, 'misc', 'truncated.png'), (await solid(100, 100, { r: 1, g: 200, b: 1 }).png().toBuffer()).subarray(0, 60));
   fs.writeFileSync(path.join(dir, 'misc', 'notes.png'), 'these are my notes, saved with the wrong extension');
-  return { usable: 18, bad: ['misc/corrupt.jpg', 'misc/empty.png', 'misc/logo.svg', 'misc/notes.png', 'misc/truncated.png'] };
+  // a good image whose name cannot be a key (a line break): listed first, with the files the walk could not use
+  await solid(20, 20, { r: 9, g: 9, b: 9 }).png().toFile(path.join(dir, 'misc', 'line\nbreak.png'));
+  return { usable: 18, bad: ['misc/line\nbreak.png', 'misc/corrupt.jpg', 'misc/empty.png', 'misc/logo.svg', 'misc/notes.png', 'misc/truncated.png'] };
 }

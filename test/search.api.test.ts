@@ -5,6 +5,7 @@ import type express from 'express';
 import { selectImages } from '../data/images.js';
 import { buildCollection } from '../src/indexer/build.js';
 import { imageItems } from '../src/indexer/items.js';
+import { textItemBody } from '../src/search/schemas.js';
 import { createApp } from '../src/search/app.js';
 import { SearchEngine } from '../src/search/engine.js';
 import { pngBomb, backend, digits, pngOf, smallModel, tmpDir } from './helpers.js';
@@ -259,6 +260,11 @@ describe('write routes', () => {
     // replace takes true or false only; a key with a control character is refused; an empty label is none
     await request(app).post('/api/collections/digits/items?replace=yes').set(auth).field('key', 'up-1').attach('image', png(261), 'a.png').expect(400);
     await request(app).post('/api/collections/digits/items').set(auth).field('key', 'a\tb').attach('image', png(261), 'a.png').expect(400);
+    const blank = await request(app).post('/api/collections/digits/items').set(auth).field('key', '   ').attach('image', png(261), 'a.png').expect(400);
+    assert.match(blank.body.error.message, /only blank space/);
+    // JSON can spell a lone surrogate, which no later request could ask for: refused where the key enters
+    assert.match(textItemBody.safeParse({ key: 'a\ud800', text: 'words' }).error?.issues[0]?.message ?? '', /lone UTF-16 surrogate/);
+    assert.ok(textItemBody.safeParse({ key: 'a\ud83d\ude00', text: 'words' }).success, 'a pair of surrogates is one character');
     assert.equal((await request(app).get('/api/collections/digits/items/up-2').expect(200)).body.label, null);
     await request(app).delete('/api/collections/digits/items/up-2').set(auth).expect(200);
     await request(app).delete('/api/collections/digits/items/up-1').set(auth).expect(200);

@@ -1,5 +1,6 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+import { keyProblem, MAX_KEY_LENGTH } from '../../data/keys.js';
 import { DECIMAL } from '../decimal.js';
 import { MAX_FILTER_VALUES } from '../indexer/filter.js';
 import { MAX_FEEDBACK, MAX_SHORTLIST } from './rerank.js';
@@ -100,8 +101,11 @@ export const batchBody = z
 const itemKey = z
   .string()
   .min(1)
-  .max(512)
-  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not hold control characters (tabs, line breaks)');
+  .max(MAX_KEY_LENGTH)
+  .superRefine((key, ctx) => {
+    const bad = keyProblem(key);
+    if (bad) ctx.addIssue({ code: z.ZodIssueCode.custom, message: bad });
+  });
 
 export const textItemBody = z
   .object({ key: itemKey, text: z.string(), label: z.string().max(256).nullable().optional(), group: z.string().max(512).nullable().optional() })
