@@ -63,6 +63,14 @@ describe('web page', () => {
     await page.waitForFunction((k) => document.querySelector('#query-caption')?.textContent?.includes(k as string), key);
     await columnsFilled(10);
     assert.ok(new URL(page.url()).searchParams.get('key') === key);
+    // Back shows the query before, Forward the clicked one again
+    await page.goBack();
+    await page.waitForFunction((k) => document.querySelector('#query-caption')?.textContent?.includes(k as string), set.keys[30]);
+    await columnsFilled(10);
+    assert.equal(new URL(page.url()).searchParams.get('key'), set.keys[30]);
+    await page.goForward();
+    await page.waitForFunction((k) => document.querySelector('#query-caption')?.textContent?.includes(k as string), key);
+    await columnsFilled(10);
   });
 
   it('searches by an uploaded image and finds its stored twin first', async () => {
@@ -76,7 +84,8 @@ describe('web page', () => {
   it('shows a readable error for a non-image and for an oversized upload', async () => {
     await page.setInputFiles('#upload', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('this is not an image') });
     await page.waitForSelector('#error:not([hidden])');
-    assert.match(await page.textContent('#error') ?? '', /not an image format latentdex reads.*UNSUPPORTED_IMAGE/);
+    assert.match(await page.textContent('#error') ?? '', /not an image format latentdex reads.*UNSUPPORTED_IMAGE.*results below are from the previous search/);
+    assert.equal(await page.evaluate(() => document.body.classList.contains('stale')), true, 'the earlier results are dimmed');
     await page.setInputFiles('#upload', { name: 'big.png', mimeType: 'image/png', buffer: Buffer.alloc(300 * 1024, 7) });
     await page.waitForFunction(() => document.querySelector('#error')?.textContent?.includes('PAYLOAD_TOO_LARGE'));
     await page.screenshot({ path: path.join(OUT, 'page-error.png'), fullPage: true });
@@ -86,6 +95,7 @@ describe('web page', () => {
     await page.setViewportSize({ width: 375, height: 800 });
     await page.goto(`${url}/?c=digits&key=${set.keys[5]}&k=10`);
     await columnsFilled(10);
+    assert.equal(await page.evaluate(() => document.body.classList.contains('stale')), false, 'a search that answers is not dimmed');
     await page.focus('#k');
     await page.selectOption('#k', '5');
     await columnsFilled(5);

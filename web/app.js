@@ -42,7 +42,14 @@ function writeUrl() {
   for (const o of $('labels').selectedOptions) p.append('label', o.value);
   for (const o of $('groups').selectedOptions) p.append('group', o.value);
   if ($('prefix').value) p.set('prefix', $('prefix').value);
-  history.replaceState(null, '', `?${p}`);
+  // a new query by key or text after another is a new entry of the history (Back returns to the one before); another
+  // page, k or filter of the same query, the first query of an address without one (a random item), and an upload
+  // (which no address can show again) replace the entry
+  const shows = (q) => [q.get('c'), q.get('key'), q.get('q')].join('\n');
+  const now = new URLSearchParams(location.search);
+  const fresh = (p.has('key') || p.has('q')) && (now.has('key') || now.has('q')) && shows(p) !== shows(now);
+  if (fresh) history.pushState(null, '', `?${p}`);
+  else history.replaceState(null, '', `?${p}`);
 }
 
 /** The search options of the page: page, baseline, and the filter the controls set. */
@@ -111,6 +118,7 @@ function fillColumn(prefix, list, queryLabel) {
 
 function render(r, query) {
   state.last = r;
+  document.body.classList.remove('stale');
   $('codes-method').textContent = `(${r.codes.method})`;
   fillColumn('codes', r.codes, r.query.label);
   fillColumn('base', r.baseline, r.query.label);
@@ -127,9 +135,14 @@ function render(r, query) {
   }
   const cap = $('query-caption');
   cap.textContent = r.query.key ? `${r.query.key} · label ${r.query.label ?? '?'}` : query.name ?? (query.text !== undefined ? 'typed query' : 'uploaded query');
+  const shown = (cap.dataset.shown = String(Number(cap.dataset.shown ?? 0) + 1));
   if (r.query.key && state.originals && state.kind === 'image') {
     const href = `/api/collections/${encodeURIComponent(state.collection)}/items/${encodeURIComponent(r.query.key)}/original`;
-    cap.append(' · ', el('a', { href, target: '_blank', rel: 'noopener' }, 'original file'));
+    // an item added by upload, or whose file moved, has no original: link only what the server will send, and only
+    // while this caption still shows the query it was asked for
+    fetch(href, { method: 'HEAD' })
+      .then((h) => h.ok && cap.dataset.shown === shown && cap.append(' · ', el('a', { href, target: '_blank', rel: 'noopener' }, 'original file')))
+      .catch(() => {});
   }
   const nv = $('novelty');
   nv.hidden = r.novelty === undefined;
@@ -186,7 +199,10 @@ async function run(label, fn) {
   try {
     await fn();
   } catch (e) {
-    showError(e.message);
+    // what is still shown answered the search before: dim it and say so, rather than let it pass for this one's
+    const stale = state.last !== null;
+    document.body.classList.toggle('stale', stale);
+    showError(stale ? `${e.message} The results below are from the previous search.` : e.message);
     setStatus('');
   }
 }
@@ -473,6 +489,8 @@ async function init() {
 }
 
 $('collection').addEventListener('change', (e) => selectCollection(e.target.value));
+// Back and Forward show the query of the address they reach
+window.addEventListener('popstate', () => init());
 $('k').addEventListener('change', (e) => {
   state.k = Number(e.target.value);
   state.offset = 0;
