@@ -16,20 +16,26 @@ const record = z
   .passthrough();
 
 /**
- * The lines of a JSONL file, each decoded on its own: a line that is not UTF-8 is null (skipped and listed, not the
- * whole file refused). A binary or empty file is refused as `text:` refuses one.
+ * The lines of a JSONL file, each decoded on its own: a line that is not UTF-8, or holds NUL bytes, is the reason it
+ * cannot be read (skipped and listed, not the whole file refused). A file whose first line holds NUL bytes (a binary
+ * file, UTF-16 text) or that is empty is refused as `text:` refuses one.
  */
-function utf8Lines(buf: Buffer, file: string): (string | null)[] {
+function utf8Lines(buf: Buffer, file: string): (string | { unreadable: string })[] {
+  const firstEnd = buf.indexOf(0x0a);
   // decodeText throws for both, with the reason
-  if (buf.includes(0) || buf.toString('latin1').trim() === '') decodeText(buf, file);
-  const lines: (string | null)[] = [];
+  if (buf.subarray(0, firstEnd < 0 ? buf.length : firstEnd).includes(0) || buf.toString('latin1').trim() === '') decodeText(buf, file);
+  const lines: (string | { unreadable: string })[] = [];
   for (let start = 0; start <= buf.length; ) {
     const end = buf.indexOf(0x0a, start);
     const stop = end < 0 ? buf.length : end;
-    try {
-      lines.push(strictUtf8.decode(buf.subarray(start, stop)));
-    } catch {
-      lines.push(null);
+    const bytes = buf.subarray(start, stop);
+    if (bytes.includes(0)) lines.push({ unreadable: 'holds NUL bytes (binary data, not text)' });
+    else {
+      try {
+        lines.push(strictUtf8.decode(bytes));
+      } catch {
+        lines.push({ unreadable: 'not valid UTF-8 (re-encode the file as UTF-8)' });
+      }
     }
     start = stop + 1;
   }
@@ -68,7 +74,7 @@ export async function loadJsonl(file: string, o: { groupBy?: string; groupOption
     set.skipped!.push({ path: at(i), reason });
   };
   lines.forEach((line, i) => {
-    if (line === null) return skip(i, 'not valid UTF-8 (re-encode the file as UTF-8)');
+    if (typeof line !== 'string') return skip(i, line.unreadable);
     if (line.trim() === '') return;
     let obj: unknown;
     try {

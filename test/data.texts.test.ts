@@ -72,6 +72,11 @@ describe('text: and jsonl: sources', () => {
     const u = await loadTextSource(`jsonl:${f}`);
     assert.deepEqual(u.keys, ['line-2']);
     assert.deepEqual(u.skipped!.map((x) => [x.path, /UTF-8|control|surrogate|blank/.test(x.reason)]), [1, 3, 4, 5].map((n) => [`${f}#${n}`, true]));
+    // NUL bytes in a later line are that line's problem; in the first line, the file looks binary and is refused
+    fs.writeFileSync(f, Buffer.concat([Buffer.from('{"text": "first"}\n{"text": "bin'), Buffer.of(0, 1), Buffer.from('ary"}\n{"text": "last"}\n')]));
+    const nul = await loadTextSource(`jsonl:${f}`);
+    assert.deepEqual(nul.texts, ['first', 'last']);
+    assert.deepEqual(nul.skipped, [{ path: `${f}#2`, reason: 'holds NUL bytes (binary data, not text)' }]);
     fs.writeFileSync(f, Buffer.of(0x7b, 0, 0x7d));
     await assert.rejects(loadTextSource(`jsonl:${f}`), { code: 'BAD_FILE' });
   });
