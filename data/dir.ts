@@ -37,6 +37,8 @@ export interface DirOptions {
   concurrency?: number;
   /** where previews (and, for openDirImages, pixels) are spooled; default the system's temporary folder */
   spoolDir?: string;
+  /** called with the keys of the files to be read before any is decoded (an add refuses stored keys at once) */
+  checkKeys?: (keys: string[]) => void;
 }
 
 /** Files looked at for `--channels auto`, spread over the folder. */
@@ -93,6 +95,7 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
   if (o.strict && unreadable.length) throw fail('BAD_FILE', `${unreadable[0]!.path}: ${unreadable[0]!.reason} (without --strict it would be skipped)`);
   if (all.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no image files (PNG, JPEG, WebP, GIF, TIFF, AVIF)`);
   const files = spread(all.length, o.limit).map((i) => all[i]!);
+  o.checkKeys?.(files.map((f) => pathKey(root, f)));
   const s = o.shape ?? {};
   const channels = o.target?.channels ?? (s.channels === 1 || s.channels === 3 ? s.channels : await channelsOf(files));
   const size = s.size ?? DIR_DEFAULTS.size;

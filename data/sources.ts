@@ -22,6 +22,8 @@ export interface LoadOptions {
   previews?: boolean;
   /** where a folder's previews (and, streaming, pixels) are spooled; default the system's temporary folder */
   spoolDir?: string;
+  /** dir: called with the keys of the files to be read before any is decoded */
+  checkKeys?: (keys: string[]) => void;
   quiet?: boolean;
   /** jsonl: sources: the field naming each record's source document (its group) */
   groupBy?: string;
@@ -67,7 +69,7 @@ export async function loadImageSource(spec: string, opts: LoadOptions = {}): Pro
       break;
     case 'dir':
       // A folder is read at the limit directly: files not wanted are never decoded.
-      return loadDir(rest, { target: opts.target, shape: opts.shape, limit: opts.limit, strict: opts.strict, quiet: opts.quiet, previews: opts.previews ?? false, spoolDir: opts.spoolDir });
+      return loadDir(rest, { target: opts.target, shape: opts.shape, limit: opts.limit, strict: opts.strict, quiet: opts.quiet, previews: opts.previews ?? false, spoolDir: opts.spoolDir, checkKeys: opts.checkKeys });
     default:
       throw fail('BAD_SOURCE', `unknown source '${spec}'; use ${SOURCE_HELP}${/[/\\.]/.test(scheme) ? ` (a folder of images: dir:${spec}; a file of JSON lines: jsonl:${spec})` : ''}`);
   }

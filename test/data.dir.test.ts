@@ -211,13 +211,17 @@ describe('image shape through the CLI, the manifest and the API', () => {
   it('refuses a second folder whose file names repeat stored keys, saying how to keep both, and keeps both with --key-prefix', async () => {
     const again = tmpDir();
     await sharp({ create: { width: 30, height: 30, channels: 3, background: '#00f' } }).png().toFile(path.join(again, 'green.png'));
+    fs.writeFileSync(path.join(again, 'zz-broken.png'), 'not an image');
     const refused = cli(['add', '--collection', 'mine', '--source', `dir:${again}`], dataDir);
     assert.equal(refused.status, 2);
     assert.match(refused.stderr, /DUPLICATE_KEY/);
     assert.match(refused.stderr, /--key-prefix/);
+    // refused before any file was decoded: the broken one was never looked at, so it is not listed as skipped
+    assert.doesNotMatch(refused.stderr, /zz-broken/);
     assert.equal(cli(['add', '--collection', 'mine', '--source', `dir:${again}`, '--key-prefix', ''], dataDir).status, 2);
     const r = cli(['add', '--collection', 'mine', '--source', `dir:${again}`, '--key-prefix', 'again/'], dataDir);
     assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /zz-broken/);
     const c = await Collection.open(dataDir, 'mine', { quiet: true });
     try {
       assert.notDeepEqual(c.pixelsOf(c.item('again/green.png').id), c.pixelsOf(c.item('green.png').id));

@@ -188,11 +188,11 @@ export function addCollectionCommands(ctx: Ctx): void {
       await withCollections(ctx, f.store, async (collections) => {
         const r = await collections.add(
           f.collection,
-          async (model, params) => {
+          async (model, params, refuse) => {
             // records of a jsonl: file join the groups the build read (its --group-by), unless another field is named
             const built = typeof params.groupBy === 'string' && f.source.startsWith('jsonl:') ? params.groupBy : undefined;
             const groupBy = f.groupBy ?? built;
-            const l = await loadSource(f.source, { limit: f.limit, model, strict: f.strict, quiet: g.quiet, previews: true, groupBy, groupOptional: f.groupBy === undefined, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix });
+            const l = await loadSource(f.source, { limit: f.limit, model, strict: f.strict, quiet: g.quiet, previews: true, groupBy, groupOptional: f.groupBy === undefined, spoolDir: spoolDirOf(g.dataDir), keyPrefix: f.keyPrefix, checkKeys: refuse });
             const items = itemsOf(model, l, { strict: f.strict });
             // said now: a write that then fails (a duplicate key) still tells which files were left out
             reportSkipped(items.skipped ?? l.set.skipped ?? []);

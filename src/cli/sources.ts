@@ -41,6 +41,8 @@ export interface LoadFlags {
   spoolDir?: string;
   /** put before every key (a second folder whose file names repeat the first's) */
   keyPrefix?: string;
+  /** called with the (prefixed) keys of a folder's files before any is decoded: an add refuses stored keys at once */
+  checkKeys?: (keys: readonly string[]) => void;
 }
 
 /** The keys with the prefix asked for (checked by checkFlags), if any. */
@@ -73,7 +75,7 @@ export async function loadSource(spec: string, o: LoadFlags = {}): Promise<Loade
     const set = await loadTextSource(spec, { limit: o.limit, groupBy: o.groupBy, groupOptional: o.groupOptional, strict: o.strict, quiet: o.quiet });
     return { kind: 'text', set: { ...set, keys: prefixed(set.keys, o.keyPrefix) } };
   }
-  const set = await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews, spoolDir: o.spoolDir });
+  const set = await loadImageSource(spec, { limit: o.limit, target: imageTargetOf(o.model), shape: o.shape, strict: o.strict, quiet: o.quiet, previews: o.previews, spoolDir: o.spoolDir, ...(o.checkKeys ? { checkKeys: (keys: string[]) => o.checkKeys!(prefixed(keys, o.keyPrefix)) } : {}) });
   return { kind: 'image', set: { ...set, keys: prefixed(set.keys, o.keyPrefix) } };
 }
 

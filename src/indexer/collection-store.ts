@@ -11,6 +11,9 @@ export interface WriteSummary {
   count: number;
 }
 
+/** Reads the items of an add with the collection's model and params; `refuse` throws for keys the write would refuse. */
+export type AddLoader = (model: TrainedModel, params: Readonly<Record<string, unknown>>, refuse: (keys: readonly string[]) => void) => Promise<ItemStream>;
+
 export interface StoreWriteOptions {
   /** replace stored items of the same keys instead of DUPLICATE_KEY */
   replace?: boolean;
@@ -78,9 +81,12 @@ export interface CollectionStore {
   describe(name: string): Promise<CollectionDetails>;
   /** Where a build of `name` is made; COLLECTION_EXISTS (unless `replace`) and refusals come before any training. */
   startBuild(name: string, o: { replace?: boolean; dataDir: string }): Promise<BuildTarget>;
-  /** Reads items with the collection's model (given to `load`), encodes them, and stores them in one write. */
-  /** `load` reads the items with the collection's model and manifest params (the build's --group-by, say) */
-  add(name: string, load: (model: TrainedModel, params: Readonly<Record<string, unknown>>) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary>;
+  /**
+   * Reads items with the collection's model (given to `load`), encodes them, and stores them in one write. `load`
+   * reads the items with the collection's model and manifest params (the build's --group-by, say); `refuse` throws
+   * for keys the write would refuse (stored ones, without `replace`), so that a loader can ask before decoding.
+   */
+  add(name: string, load: AddLoader, o: StoreWriteOptions): Promise<WriteSummary>;
   /** Removes items by key in one write (an unknown key is ITEM_NOT_FOUND, and nothing is removed). */
   remove(name: string, keys: readonly string[], o: StoreWriteOptions): Promise<WriteSummary>;
   codes(name: string): Promise<Codes>;
@@ -117,9 +123,9 @@ export class LocalCollections implements CollectionStore {
     });
   }
 
-  add(name: string, load: (model: TrainedModel, params: Readonly<Record<string, unknown>>) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary> {
+  add(name: string, load: AddLoader, o: StoreWriteOptions): Promise<WriteSummary> {
     return this.with(name, async (c) => {
-      const r = await c.addAll(await load(c.model, c.manifest.params), { replace: o.replace, quiet: this.o.quiet });
+      const r = await c.addAll(await load(c.model, c.manifest.params, (keys) => c.checkKeys(keys, { replace: o.replace })), { replace: o.replace, quiet: this.o.quiet });
       return { ...r, removed: 0, count: c.count };
     });
   }

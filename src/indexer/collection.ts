@@ -679,7 +679,7 @@ export class Collection {
   }
 
   /** Refuses keys that are no keys (see keyProblem), repeated keys and (without `replace`) keys already stored. */
-  private checkKeys(keys: readonly string[], o: AddOptions): void {
+  checkKeys(keys: readonly string[], o: AddOptions): void {
     const seen = new Set<string>();
     for (const key of keys) {
       const bad = keyProblem(key);

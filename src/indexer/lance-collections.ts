@@ -6,7 +6,7 @@ import { TrainedModel } from '../encoder/model.js';
 import { progress } from '../progress.js';
 import type { NewItem } from './catalogue.js';
 import { fail } from '../errors.js';
-import type { BuildTarget, CollectionDetails, CollectionEntry, CollectionStore, Codes, StoreOptions, StoreWriteOptions, WriteSummary } from './collection-store.js';
+import type { AddLoader, BuildTarget, CollectionDetails, CollectionEntry, CollectionStore, Codes, StoreOptions, StoreWriteOptions, WriteSummary } from './collection-store.js';
 import { encodeItems, ingestParams, type Collection, type ItemStream } from './collection.js';
 import { publishable, type Head, type LanceStore } from './lance-store.js';
 import { STORE_STAGING } from './paths.js';
@@ -54,11 +54,12 @@ export class LanceCollections implements CollectionStore {
     };
   }
 
-  async add(name: string, load: (model: TrainedModel, params: Readonly<Record<string, unknown>>) => Promise<ItemStream>, o: StoreWriteOptions): Promise<WriteSummary> {
+  async add(name: string, load: AddLoader, o: StoreWriteOptions): Promise<WriteSummary> {
     const head = await this.store.requireHead(name);
     await this.o.ready();
     const r = await this.withModel(head, async (model) => {
-      const stream = await load(model, head.manifest.params);
+      // the store refuses stored keys when it writes (asking it per key first would cost a scan)
+      const stream = await load(model, head.manifest.params, () => {});
       const rows = await encodeStream(model, stream, head.manifest.rawType, this.o.quiet);
       const indexed = new Set(rows.flatMap((row) => (row.uri === null ? [] : [row.uri])));
       // encoded with this build's model: a rebuild meanwhile makes the write COLLECTION_REPLACED; the source's
