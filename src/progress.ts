@@ -56,10 +56,13 @@ export function progress(opts: ProgressOptions): Progress {
     };
   }
   // Not a terminal: one line at most every 2 s, and a final one.
-  let last = 0;
+  let last = -Infinity;
   let lastDone = start;
   let lastPayload: Record<string, string | number> = {};
+  // what the last line said (count and fields): the final line is not written twice
+  let said = '';
   const line = (done: number, payload: Record<string, string | number>) => {
+    said = JSON.stringify([done, payload]);
     const s = (performance.now() - t0) / 1000;
     const rate = (done - start) / Math.max(s, 1e-9);
     const pct = opts.total > 0 ? ((100 * done) / opts.total).toFixed(0) : '100';
@@ -78,7 +81,7 @@ export function progress(opts: ProgressOptions): Progress {
       }
     },
     stop() {
-      line(lastDone, lastPayload);
+      if (JSON.stringify([lastDone, lastPayload]) !== said) line(lastDone, lastPayload);
     },
   };
 }
