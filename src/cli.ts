@@ -37,7 +37,9 @@ export function buildProgram(env: Env): Command {
     .configureOutput({
       outputError: (s, write) => {
         const [first = '', ...rest] = s.trim().replace(/^error: /, '').split('\n');
-        write(`${[`latentdex: ${first} [INVALID_ARGUMENT]`, ...rest].join('\n')}\n`);
+        // a shape flag given to a command that uses a collection's model: say why it has none
+        const shape = /^unknown option '--(image-size|channels|fit)\b/.test(first) ? ["(--image-size, --channels and --fit shape a new model, with build or train; a collection's own model decodes images as it was trained)"] : [];
+        write(`${[`latentdex: ${first} [INVALID_ARGUMENT]`, ...shape, ...rest].join('\n')}\n`);
       },
     })
     .exitOverride();

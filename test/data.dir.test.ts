@@ -193,6 +193,10 @@ describe('image shape through the CLI, the manifest and the API', () => {
     assert.equal(r.status, 2);
     assert.match(r.stderr, /BAD_FILE/);
     assert.ok(!fs.existsSync(path.join(dataDir, 'strict')));
+    // an add decodes as the collection's model was trained: a shape flag is refused, and the error says why
+    const shaped = cli(['add', '--collection', 'mine', '--source', `dir:${folder}`, '--image-size', '64'], dataDir);
+    assert.equal(shaped.status, 2);
+    assert.match(shaped.stderr, /unknown option '--image-size'[^\n]*INVALID_ARGUMENT\]\n\(--image-size, --channels and --fit shape a new model/);
   });
 
   it('adds a folder decoded exactly as the model was trained', async () => {

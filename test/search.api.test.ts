@@ -265,6 +265,8 @@ describe('write routes', () => {
     // JSON can spell a lone surrogate, which no later request could ask for: refused where the key enters
     assert.match(textItemBody.safeParse({ key: 'a\ud800', text: 'words' }).error?.issues[0]?.message ?? '', /lone UTF-16 surrogate/);
     assert.ok(textItemBody.safeParse({ key: 'a\ud83d\ude00', text: 'words' }).success, 'a pair of surrogates is one character');
+    // a numeric label or group is kept as its text, as a jsonl: build keeps it
+    assert.deepEqual(textItemBody.parse({ key: 'k', text: 'words', label: 7, group: 2.5 }), { key: 'k', text: 'words', label: '7', group: '2.5' });
     assert.equal((await request(app).get('/api/collections/digits/items/up-2').expect(200)).body.label, null);
     await request(app).delete('/api/collections/digits/items/up-2').set(auth).expect(200);
     await request(app).delete('/api/collections/digits/items/up-1').set(auth).expect(200);

@@ -10,7 +10,7 @@ import { decimal } from '../decimal.js';
 export function intArg(min = 1, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {
     const n = decimal(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${v}'`);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected ${max === Number.MAX_SAFE_INTEGER ? `a whole number of at least ${min}` : `a whole number from ${min} to ${max}`}, got '${v}'`);
     return n;
   };
 }
@@ -18,7 +18,7 @@ export function intArg(min = 1, max = Number.MAX_SAFE_INTEGER) {
 export function floatArg(min = 0, max = Number.MAX_VALUE) {
   return (v: string): number => {
     const n = decimal(v);
-    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got '${v}'`);
+    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected ${max === Number.MAX_VALUE ? `a number of at least ${min}` : `a number from ${min} to ${max}`}, got '${v}'`);
     return n;
   };
 }

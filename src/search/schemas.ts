@@ -107,8 +107,11 @@ const itemKey = z
     if (bad) ctx.addIssue({ code: z.ZodIssueCode.custom, message: bad });
   });
 
+/** A label or group of a JSON item: a string, or a number (kept as its decimal text, as a jsonl: build keeps it). */
+const nameOrNumber = (max: number) => z.union([z.string().max(max), z.number().finite().transform(String)]);
+
 export const textItemBody = z
-  .object({ key: itemKey, text: z.string(), label: z.string().max(256).nullable().optional(), group: z.string().max(512).nullable().optional() })
+  .object({ key: itemKey, text: z.string(), label: nameOrNumber(256).nullable().optional(), group: nameOrNumber(512).nullable().optional() })
   .strict()
   .openapi('TextItem');
 /** POST items' query string: `replace=true` overwrites an item of the same key. */
