@@ -69,7 +69,7 @@ function tooLarge(e: unknown, name: string, limit: number) {
 
 /** libvips' reason on one line, without its filler ("(Unknown error)" after a codec's own message). */
 function vipsReason(e: unknown): string {
-  const lines = messageOf(e).split('\n').map((l) => l.trim()).filter((l) => l !== '' && l !== '(Unknown error)');
+  const lines = messageOf(e).split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/^\(?unknown error\)?$/i.test(l));
   return lines.join('; ') || 'libvips gave no reason';
 }
 
