@@ -4,9 +4,9 @@ import path from 'node:path';
 import { fail, messageOf, messageWithout } from '../src/errors.js';
 import { counted, log, progress } from '../src/progress.js';
 import { walkFiles } from './walk.js';
-import { keyProblem, pathKey } from './keys.js';
+import { pathKey, pathKeyProblem } from './keys.js';
 import { decodeImage, isColourImage, type DecodedImage, type DecodeTarget, type Fit, type Resample } from './decode.js';
-import type { ImageRows, ImageSet, SkippedFile } from './images.js';
+import { skippedText, type ImageRows, type ImageSet, type SkippedFile } from './images.js';
 import { BlobSpool } from './spool.js';
 
 /** Extensions read as images; .svg files are listed too, so that the user learns why they were left out. */
@@ -88,8 +88,8 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
   const walked = await walkFiles(root, IMAGE_EXT, (p, e) => unreadable.push({ path: path.resolve(p), reason: e instanceof Error && e.message.startsWith('a symbolic link') ? e.message : `folder cannot be read (${messageOf(e)})` }));
   // a file's key is its path below the root: a name that cannot be a key (a line break in it, a path too long) is skipped
   const all = walked.filter((f) => {
-    const bad = keyProblem(pathKey(root, f));
-    if (bad) unreadable.push({ path: path.resolve(f), reason: `its path cannot be an item's key (${bad})` });
+    const bad = pathKeyProblem(root, f);
+    if (bad) unreadable.push({ path: path.resolve(f), reason: bad });
     return !bad;
   });
   if (o.strict && unreadable.length) throw fail('BAD_FILE', `${unreadable[0]!.path}: ${unreadable[0]!.reason} (without --strict it would be skipped)`);
@@ -153,9 +153,9 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
   const skipped: SkippedFile[] = [...unreadable, ...[...reasons.entries()].sort((a, b) => a[0] - b[0]).map(([i, reason]) => ({ path: path.resolve(files[i]!), reason }))];
   if (kept.length === 0) {
     spool?.close();
-    throw fail('BAD_SOURCE', `folder '${root}' holds no usable image: ${counted(skipped.length, 'file')} could not be decoded (first: ${skipped[0]?.path}: ${skipped[0]?.reason})`);
+    throw fail('BAD_SOURCE', `folder '${root}' holds no usable image: ${counted(skipped.length, 'file')} could not be decoded (first: ${skippedText(skipped[0]!)})`);
   }
-  if (skipped.length) log(`skipped ${skipped.length} of ${counted(n + unreadable.length, 'file')} in '${root}' that could not be used (first: ${skipped[0]!.path}: ${skipped[0]!.reason})`, o.quiet);
+  if (skipped.length) log(`skipped ${skipped.length} of ${counted(n + unreadable.length, 'file')} in '${root}' that could not be used (first: ${skippedText(skipped[0]!)})`, o.quiet);
   return { root, target, files, kept, skipped, ...(spool ? { previews: spool } : {}) };
 }
 

@@ -6,6 +6,11 @@ export interface SkippedFile {
   reason: string;
 }
 
+/** "path: reason" for messages; a path holding control characters (a line break, an escape) is quoted and escaped. */
+export function skippedText(f: SkippedFile): string {
+  return `${/[\u0000-\u001f\u007f]/.test(f.path) ? JSON.stringify(f.path) : f.path}: ${f.reason}`;
+}
+
 /** Per-item blobs read back one at a time (image previews spooled to disk, or a view of such a spool). */
 export interface Previews {
   get(i: number): Buffer;

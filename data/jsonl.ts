@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { fail, messageOf } from '../src/errors.js';
 import { counted, log } from '../src/progress.js';
 import { keyProblem } from './keys.js';
+import { skippedText } from './images.js';
 import { decodeText, strictUtf8, type TextSet } from './texts.js';
 
 const scalar = z.union([z.string(), z.number()]).nullable().optional();
@@ -17,13 +18,14 @@ const record = z
 
 /**
  * The lines of a JSONL file, each decoded on its own: a line that is not UTF-8, or holds NUL bytes, is the reason it
- * cannot be read (skipped and listed, not the whole file refused). A file whose first line holds NUL bytes (a binary
- * file, UTF-16 text) or that is empty is refused as `text:` refuses one.
+ * cannot be read (skipped and listed, not the whole file refused). A file with NUL bytes in its first line or first
+ * 64 bytes (a binary file: PNG, gzip, UTF-16 text) or that is empty is refused as `text:` refuses one.
  */
 function utf8Lines(buf: Buffer, file: string): (string | { unreadable: string })[] {
   const firstEnd = buf.indexOf(0x0a);
+  const head = buf.subarray(0, Math.max(64, firstEnd < 0 ? buf.length : firstEnd));
   // decodeText throws for both, with the reason
-  if (buf.subarray(0, firstEnd < 0 ? buf.length : firstEnd).includes(0) || buf.toString('latin1').trim() === '') decodeText(buf, file);
+  if (head.includes(0) || buf.toString('latin1').trim() === '') decodeText(buf, file);
   const lines: (string | { unreadable: string })[] = [];
   for (let start = 0; start <= buf.length; ) {
     const end = buf.indexOf(0x0a, start);
@@ -100,8 +102,8 @@ export async function loadJsonl(file: string, o: { groupBy?: string; groupOption
     set.uris.push(at(i));
   });
   const first = set.skipped![0];
-  if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no usable record${first ? ` (${set.skipped!.length} skipped; first: ${first.path}: ${first.reason})` : ''}`);
+  if (set.keys.length === 0) throw fail('BAD_SOURCE', `'${file}' holds no usable record${first ? ` (${set.skipped!.length} skipped; first: ${skippedText(first)})` : ''}`);
   if (o.groupBy !== undefined && groupsSeen === 0 && !o.groupOptional) throw fail('BAD_SOURCE', `no record of '${file}' has a "${groupField}" field; --group-by names the field that holds each record's source document`);
-  if (first) log(`skipped ${counted(set.skipped!.length, 'record')} of '${file}' that could not be used (first: ${first.path}: ${first.reason})`, o.quiet);
+  if (first) log(`skipped ${counted(set.skipped!.length, 'record')} of '${file}' that could not be used (first: ${skippedText(first)})`, o.quiet);
   return set;
 }

@@ -2,8 +2,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fail, messageOf, messageWithout } from '../src/errors.js';
 import { counted, log } from '../src/progress.js';
-import { keyProblem, pathKey } from './keys.js';
+import { pathKey, pathKeyProblem } from './keys.js';
 import { walkFiles } from './walk.js';
+import { skippedText } from './images.js';
 import { decodeText, type TextSet } from './texts.js';
 
 const TEXT_EXT = new Set(['.txt']);
@@ -23,10 +24,10 @@ export async function loadTextDir(root: string, o: { strict?: boolean; quiet?: b
   const set: TextSet = { kind: 'text', source: `text:${root}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [] };
   for (const f of files) {
     const rel = pathKey(root, f);
-    const bad = keyProblem(rel);
+    const bad = pathKeyProblem(root, f);
     if (bad) {
-      if (o.strict) throw fail('BAD_FILE', `${f}: its path cannot be an item's key (${bad}) (without --strict it would be skipped)`);
-      set.skipped!.push({ path: path.resolve(f), reason: `its path cannot be an item's key (${bad})` });
+      if (o.strict) throw fail('BAD_FILE', `${f}: ${bad} (without --strict it would be skipped)`);
+      set.skipped!.push({ path: path.resolve(f), reason: bad });
       continue;
     }
     let text: string;
@@ -46,8 +47,8 @@ export async function loadTextDir(root: string, o: { strict?: boolean; quiet?: b
     // one file, one document: no source document above it (a group per key would list every file as a source)
     set.groups.push(null);
   }
-  if (set.keys.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no usable .txt file (first: ${set.skipped![0]?.path}: ${set.skipped![0]?.reason})`);
+  if (set.keys.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no usable .txt file (first: ${skippedText(set.skipped![0]!)})`);
   const first = set.skipped![0];
-  if (first) log(`skipped ${counted(set.skipped!.length, 'file')} in '${root}' that could not be used (first: ${first.path}: ${first.reason})`, o.quiet);
+  if (first) log(`skipped ${counted(set.skipped!.length, 'file')} in '${root}' that could not be used (first: ${skippedText(first)})`, o.quiet);
   return set;
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadBrown, stripTags } from '../data/brown.js';
 import { loadTextSource } from '../data/sources.js';
-import { tmpDir } from './helpers.js';
+import { pngOf, tmpDir } from './helpers.js';
 
 describe('brown source', () => {
   it('strips POS tags and cuts the 500 texts into ~200-word chunks labelled by the 15 categories', () => {
@@ -73,11 +73,15 @@ describe('text: and jsonl: sources', () => {
     assert.deepEqual(u.keys, ['line-2']);
     assert.deepEqual(u.skipped!.map((x) => [x.path, /UTF-8|control|surrogate|blank/.test(x.reason)]), [1, 3, 4, 5].map((n) => [`${f}#${n}`, true]));
     // NUL bytes in a later line are that line's problem; in the first line, the file looks binary and is refused
-    fs.writeFileSync(f, Buffer.concat([Buffer.from('{"text": "first"}\n{"text": "bin'), Buffer.of(0, 1), Buffer.from('ary"}\n{"text": "last"}\n')]));
+    const first = 'the first record of the file, longer than the 64 bytes looked at for a binary file';
+    fs.writeFileSync(f, Buffer.concat([Buffer.from(`{"text": "${first}"}\n{"text": "bin`), Buffer.of(0, 1), Buffer.from('ary"}\n{"text": "last"}\n')]));
     const nul = await loadTextSource(`jsonl:${f}`);
-    assert.deepEqual(nul.texts, ['first', 'last']);
+    assert.deepEqual(nul.texts, [first, 'last']);
     assert.deepEqual(nul.skipped, [{ path: `${f}#2`, reason: 'holds NUL bytes (binary data, not text)' }]);
     fs.writeFileSync(f, Buffer.of(0x7b, 0, 0x7d));
     await assert.rejects(loadTextSource(`jsonl:${f}`), { code: 'BAD_FILE' });
+    // a PNG named .jsonl: its first line ("\x89PNG\r") holds no NUL, its first bytes do
+    fs.writeFileSync(f, pngOf(new Uint8Array(16).fill(200), 4, 4));
+    await assert.rejects(loadTextSource(`jsonl:${f}`), (e: Error & { code?: string }) => e.code === 'BAD_FILE' && /looks binary/.test(e.message));
   });
 });

@@ -130,7 +130,7 @@ describe('text model', () => {
     assert.deepEqual(stream.skipped!.map((f) => f.path), ['empty-1', 'empty-2', 'unknown']);
     // a text of stop words has no words; one of words no training text shares is told it has words the model lacks
     assert.match(stream.skipped![0]!.reason, /^no words/);
-    assert.match(stream.skipped![2]!.reason, /^none of its 2 words is in the model's vocabulary of \d+/);
+    assert.match(stream.skipped![2]!.reason, /^none of its 2 words is among the \d+ words of the model's vocabulary/);
     const batches = [...(stream.batches(14) as Iterable<ItemInput[]>)];
     assert.equal(batches.length, Math.ceil((400 - 14) / 7));
     const items = batches.flat();

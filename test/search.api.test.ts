@@ -261,6 +261,7 @@ describe('write routes', () => {
     await request(app).post('/api/collections/digits/items?replace=yes').set(auth).field('key', 'up-1').attach('image', png(261), 'a.png').expect(400);
     await request(app).post('/api/collections/digits/items').set(auth).field('key', 'a\tb').attach('image', png(261), 'a.png').expect(400);
     const blank = await request(app).post('/api/collections/digits/items').set(auth).field('key', '   ').attach('image', png(261), 'a.png').expect(400);
+    assert.equal(blank.body.error.code, 'INVALID_ARGUMENT');
     assert.match(blank.body.error.message, /only blank space/);
     // JSON can spell a lone surrogate, which no later request could ask for: refused where the key enters
     assert.match(textItemBody.safeParse({ key: 'a\ud800', text: 'words' }).error?.issues[0]?.message ?? '', /lone UTF-16 surrogate/);

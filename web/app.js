@@ -1,7 +1,7 @@
 // latentdex page: query by example, learned codes next to the exact baseline. No build step.
 import { setupInspect } from './inspect.js';
 const $ = (id) => document.getElementById(id);
-const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, rerank: null, maxRerank: 1000, maxDepth: 1000, indexed: false, query: null, map: null, last: null, collections: [], originals: false };
+const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, rerank: null, maxRerank: 1000, maxDepth: 1000, indexed: false, query: null, map: null, last: null, collections: [], originals: false, seq: 0, replaying: 0 };
 // 20 distinguishable colours; labels past the 20 most frequent share the grey of "other".
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf', '#393b79',
   '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1', '#fd8d3c', '#a1d99b'];
@@ -42,12 +42,12 @@ function writeUrl() {
   for (const o of $('labels').selectedOptions) p.append('label', o.value);
   for (const o of $('groups').selectedOptions) p.append('group', o.value);
   if ($('prefix').value) p.set('prefix', $('prefix').value);
-  // a new query by key or text after another is a new entry of the history (Back returns to the one before); another
-  // page, k or filter of the same query, the first query of an address without one (a random item), and an upload
-  // (which no address can show again) replace the entry
+  // Leaving a query (by key or text) for another, or for an upload, makes a new entry of the history, so that Back
+  // returns to it; another page, k or filter of the same query replaces the entry, and so does a search that replays
+  // an address (opening the page, Back, Forward), or that gives an address without a query its first (a random item).
   const shows = (q) => [q.get('c'), q.get('key'), q.get('q')].join('\n');
   const now = new URLSearchParams(location.search);
-  const fresh = (p.has('key') || p.has('q')) && (now.has('key') || now.has('q')) && shows(p) !== shows(now);
+  const fresh = state.replaying === 0 && (now.has('key') || now.has('q')) && shows(p) !== shows(now);
   if (fresh) history.pushState(null, '', `?${p}`);
   else history.replaceState(null, '', `?${p}`);
 }
@@ -212,7 +212,10 @@ function searchByKey(key) {
     const c = encodeURIComponent(state.collection);
     // the query is kept even when its search fails (an address's offset too deep): another k or filter reruns it
     state.query = { key };
+    const seq = ++state.seq;
     const r = await api(`/api/collections/${c}/items/${encodeURIComponent(key)}/neighbors?${searchParams()}`);
+    // a later search was started meanwhile: its answer is the one to show
+    if (seq !== state.seq) return;
     state.key = key;
     writeUrl();
     const base = `/api/collections/${c}/items/${encodeURIComponent(key)}`;
@@ -225,7 +228,9 @@ function searchByFile(file) {
     if (state.kind === 'text') throw new Error('This collection holds text: type a query instead of uploading an image.');
     const fd = new FormData();
     fd.append('image', file);
+    const seq = ++state.seq;
     const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?${searchParams()}`, { method: 'POST', body: fd });
+    if (seq !== state.seq) return;
     state.key = null;
     state.query = { file };
     writeUrl();
@@ -237,9 +242,11 @@ function searchByText(text) {
   return run('Searching by text…', async () => {
     if (!text.trim()) throw new Error('Type some words to search for.');
     state.query = { text };
+    const seq = ++state.seq;
     const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?${searchParams()}`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }),
     });
+    if (seq !== state.seq) return;
     state.key = null;
     writeUrl();
     render(r, { text });
@@ -489,8 +496,29 @@ async function init() {
 }
 
 $('collection').addEventListener('change', (e) => selectCollection(e.target.value));
-// Back and Forward show the query of the address they reach
-window.addEventListener('popstate', () => init());
+/** Runs a search that shows what an address holds: it replaces the history entry rather than adding one. */
+async function replaying(fn) {
+  state.replaying++;
+  try {
+    await fn();
+  } finally {
+    state.replaying--;
+  }
+}
+// Back and Forward show the query of the address they reach (an address the page wrote itself)
+window.addEventListener('popstate', () => {
+  const p = new URLSearchParams(location.search);
+  const name = p.get('c');
+  if (!name || !state.collections.some((c) => c.name === name)) return;
+  const k = p.get('k');
+  if (k && [...$('k').options].some((o) => o.value === k)) {
+    state.k = Number(k);
+    $('k').value = k;
+  }
+  $('collection').value = name;
+  const from = { key: p.get('key'), text: p.get('q'), offset: Number(p.get('offset')) || 0, labels: p.getAll('label'), groups: p.getAll('group'), prefix: p.get('prefix') };
+  replaying(() => selectCollection(name, from));
+});
 $('k').addEventListener('change', (e) => {
   state.k = Number(e.target.value);
   state.offset = 0;
@@ -527,4 +555,4 @@ const inspect = setupInspect({
   api, el, $, counted, sharpenSmall, run, searchByKey: (key) => { state.offset = 0; return searchByKey(key); },
   collection: () => state.collection, kind: () => state.kind, done: (msg) => setStatus(msg),
 });
-init();
+replaying(init);

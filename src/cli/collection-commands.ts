@@ -11,7 +11,7 @@ import { spoolDirOf } from '../indexer/paths.js';
 import { STORE_FLAG_HELP, waitNotice, withCollections } from './store.js';
 import type { BuildTarget, CollectionDetails, CollectionEntry } from '../indexer/collection-store.js';
 import type { CollectionManifest } from '../indexer/catalogue.js';
-import type { ImageSet, SkippedFile } from '../../data/images.js';
+import { skippedText, type ImageSet, type SkippedFile } from '../../data/images.js';
 import { globals, startBackend, type Ctx } from './context.js';
 import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
 import { counted } from '../progress.js';
@@ -40,7 +40,7 @@ export function imageTarget(model: TrainedModel): DecodeTarget {
 /** Prints the files a source skipped, with their reasons (stderr: stdout keeps the one-line result). */
 export function reportSkipped(skipped: readonly SkippedFile[], o: { strict?: boolean } = { strict: true }): void {
   if (skipped.length === 0) return;
-  const lines = skipped.map((s) => `  ${s.path}: ${s.reason}`);
+  const lines = skipped.map((s) => `  ${skippedText(s)}`);
   const hint = o.strict ? ' (--strict makes a bad file or record an error)' : '';
   process.stderr.write(`skipped ${counted(skipped.length, 'file or record', 'files or records')} that could not be used${hint}:\n${lines.join('\n')}\n`);
 }
@@ -58,7 +58,7 @@ function sourceLines(m: CollectionManifest, input: CollectionDetails['input']): 
     ...(m.kind === 'image' && input?.type === 'pixels' ? [`  images         ${input.width}x${input.height}, ${input.channels === 3 ? 'colour' : 'grey'}, fit ${input.fit ?? 'fill'}, alpha on ${input.background ?? '#000000'}, resampled by ${input.resample ?? 'lanczos3'}`] : []),
     `  sources        ${roots.join(', ') || String(m.params.source ?? '-')}`,
     `  skipped        ${skipped.count}${skipped.files.length ? ':' : ''}`,
-    ...skipped.files.map((f) => `    ${f.path}: ${f.reason}`),
+    ...skipped.files.map((f) => `    ${skippedText(f)}`),
     ...(skipped.count > skipped.files.length ? [`    … and ${skipped.count - skipped.files.length} more`] : []),
   ];
 }

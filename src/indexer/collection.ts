@@ -7,7 +7,7 @@ import { TrainedModel } from '../encoder/model.js';
 import { baselineVectorizerOf } from '../encoder/text.js';
 import { fail, isLatentdexError } from '../errors.js';
 import { toBytes, toFloats } from '../../data/images.js';
-import { keyProblem } from '../../data/keys.js';
+import { refuseKeys } from './key-check.js';
 import { crashPoint } from '../crash.js';
 import { log, progress } from '../progress.js';
 import { Catalogue, COLLECTION_FORMAT_VERSION, type Change, type CollectionManifest, type ItemRow, type NewItem, type StoredRow } from './catalogue.js';
@@ -680,15 +680,9 @@ export class Collection {
 
   /** Refuses keys that are no keys (see keyProblem), repeated keys and (without `replace`) keys already stored. */
   checkKeys(keys: readonly string[], o: AddOptions): void {
-    const seen = new Set<string>();
-    for (const key of keys) {
-      const bad = keyProblem(key);
-      if (bad) throw fail('INVALID_ARGUMENT', `${bad}: ${JSON.stringify(key)}; give the item a key of visible, valid Unicode characters`);
-      if (seen.has(key)) throw fail('DUPLICATE_KEY', `key '${key}' appears twice in the input; keys must be unique`);
-      seen.add(key);
-      if (!o.replace && this.#cat.idOf(key) !== undefined) throw fail('DUPLICATE_KEY', `key '${key}' is already in collection '${this.name}'; to keep both, add with --key-prefix (CLI) or another key; to overwrite it, pass --replace (CLI) or ?replace=true (HTTP)`);
-    }
+    refuseKeys(keys, { collection: this.name, stored: (k) => this.#cat.idOf(k) !== undefined, replace: o.replace });
   }
+
 
   /** Encodes and adds items (one write: all or nothing). */
   add(items: ItemInput[], o: AddOptions = {}): Promise<{ added: number; replaced: number }> {

@@ -49,7 +49,7 @@ function textBatch(model: TrainedModel, set: TextSet): ItemInput[] {
 function noVocabularyReason(vec: Vectorizer, text: string): string {
   const n = new Set(vec.spans(text).spans.map((s) => s.token)).size;
   if (n === 0) return 'no words (empty, or only stop words, numbers and one-letter words)';
-  return `none of its ${counted(n, 'word')} is in the model's vocabulary of ${vec.dim} (words that several training texts share, most common first); words of this text alone are not`;
+  return `none of its ${counted(n, 'word')} is among the ${vec.dim} words of the model's vocabulary (the words found in most training texts): add longer texts, or build again with this one among the training texts or a larger --vocab-size`;
 }
 
 /**

@@ -14,6 +14,7 @@ import type { CollectionManifest, NewItem } from './catalogue.js';
 import type { Collection } from './collection.js';
 import { probeConditionalWrites } from './conditional-writes.js';
 import { validateName } from './paths.js';
+import { refuseKeys } from './key-check.js';
 import { storeLabel, type StoreSpec } from './store-spec.js';
 
 /** The table listing the collections of a store: one row each, the only row a write changes in place. */
@@ -404,12 +405,7 @@ export class LanceStore {
       const stored = await this.storedKeys(items, [...rows.map((r) => r.key), ...removeKeys]);
       const missing = removeKeys.find((k) => !stored.has(k));
       if (missing !== undefined) throw fail('ITEM_NOT_FOUND', `key '${missing}' is not in collection '${name}'; nothing was removed`);
-      const seen = new Set<string>();
-      for (const r of rows) {
-        if (seen.has(r.key)) throw fail('DUPLICATE_KEY', `key '${r.key}' appears twice in the input; keys must be unique`);
-        seen.add(r.key);
-        if (!o.replace && stored.has(r.key)) throw fail('DUPLICATE_KEY', `key '${r.key}' is already in collection '${name}'; to keep both, add with --key-prefix (CLI) or another key; to overwrite it, pass --replace (CLI) or ?replace=true (HTTP)`);
-      }
+      refuseKeys(rows.map((r) => r.key), { collection: name, stored: (k) => stored.has(k), replace: o.replace });
       const gone = [...new Set([...removeKeys, ...rows.map((r) => r.key).filter((k) => stored.has(k))])];
       for (const part of chunks(gone, KEYS_PER_QUERY)) {
         this.holding(lease);
