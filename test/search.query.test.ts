@@ -325,6 +325,12 @@ describe('HTTP: filters, pages, batches, thresholds', () => {
       assert.equal(r.body.error.code, 'INVALID_ARGUMENT');
     }
     assert.equal((await request(app).post('/api/collections/d/search/batch').send({ queries: [{ key: 'nope' }] })).status, 404);
+    // a query of two fields, or of another one, is named by its place with what a query is
+    for (const q of [{ key: 'x', text: 'y' }, { image: 'abc' }, {}]) {
+      const r = await request(app).post('/api/collections/d/search/batch').send({ queries: [{ key: 'a' }, q] }).expect(400);
+      assert.equal(r.body.error.code, 'INVALID_ARGUMENT');
+      assert.match(r.body.error.message, /^queries\[1\] (holds|is empty).*one of \{"key"/);
+    }
   });
 
   it('lists labels with their counts for the page’s filter', async () => {

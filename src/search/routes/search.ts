@@ -7,6 +7,19 @@ import { decodeQueryImage, type SearchResponse } from '../engine.js';
 import { batchBody, searchOptionsOf, searchQuery } from '../schemas.js';
 import { parse, SEARCH_BODY_HELP, searchInput, type RouteContext } from './http.js';
 
+/** Each query of a batch names one field, key, code or text: said with the query's place (zod's union cannot say it). */
+function batchShapes(body: unknown): void {
+  const queries = body && typeof body === 'object' ? (body as { queries?: unknown }).queries : undefined;
+  if (!Array.isArray(queries)) return;
+  queries.forEach((q: unknown, i) => {
+    if (!q || typeof q !== 'object' || Array.isArray(q)) return;
+    const fields = Object.keys(q);
+    if (fields.length === 1 && ['key', 'code', 'text'].includes(fields[0]!)) return;
+    const holds = fields.length ? `holds ${fields.map((f) => `'${f}'`).join(', ')}` : 'is empty';
+    throw fail('INVALID_ARGUMENT', `queries[${i}] ${holds}; a batch query is one of {"key": "..."}, {"code": [...]} or {"text": "..."}`);
+  });
+}
+
 /** Search routes: neighbours of an item; search by image, code or text; batches of queries. */
 export function searchRoutes(ctx: RouteContext): express.Router {
   const { engine, wrap, upload } = ctx;
@@ -62,6 +75,7 @@ export function searchRoutes(ctx: RouteContext): express.Router {
       const o = searchOptions(req);
       if (req.is('multipart/form-data')) throw fail('UNSUPPORTED_MEDIA', 'a batch is JSON {"queries": [{"key"|"code"|"text": …}, …]}; send images one at a time to /search');
       if (Array.isArray(req.body)) throw fail('INVALID_ARGUMENT', 'the body is a JSON array; wrap it as {"queries": [...]}');
+      batchShapes(req.body);
       const b = parse(batchBody, req.body, 'body');
       res.json({ collection: req.params.c!, results: await engine.batch(req.params.c!, b.queries, o) });
     }),
