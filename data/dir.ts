@@ -86,13 +86,13 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
   if (!stat.isDirectory()) throw fail('BAD_SOURCE', `'${root}' is not a folder; dir: takes a folder of images`);
   const unreadable: SkippedFile[] = [];
   const walked = await walkFiles(root, IMAGE_EXT, (p, e) => unreadable.push({ path: path.resolve(p), reason: e instanceof Error && e.message.startsWith('a symbolic link') ? e.message : `folder cannot be read (${messageOf(e)})` }));
-  // a file's key is its path below the root: a name that cannot be a key (a line break in it, a path too long) is skipped
+  // a file's key is its path below the root: a name that cannot be a key (a line break in it) is skipped
   const all = walked.filter((f) => {
     const bad = pathKeyProblem(root, f);
     if (bad) unreadable.push({ path: path.resolve(f), reason: bad });
     return !bad;
   });
-  if (o.strict && unreadable.length) throw fail('BAD_FILE', `${unreadable[0]!.path}: ${unreadable[0]!.reason} (without --strict it would be skipped)`);
+  if (o.strict && unreadable.length) throw fail('BAD_FILE', `${skippedText(unreadable[0]!)} (without --strict it would be skipped)`);
   if (all.length === 0) throw fail('BAD_SOURCE', `folder '${root}' holds no image files (PNG, JPEG, WebP, GIF, TIFF, AVIF)`);
   const files = spread(all.length, o.limit).map((i) => all[i]!);
   o.checkKeys?.(files.map((f) => pathKey(root, f)));

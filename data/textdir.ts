@@ -26,7 +26,7 @@ export async function loadTextDir(root: string, o: { strict?: boolean; quiet?: b
     const rel = pathKey(root, f);
     const bad = pathKeyProblem(root, f);
     if (bad) {
-      if (o.strict) throw fail('BAD_FILE', `${f}: ${bad} (without --strict it would be skipped)`);
+      if (o.strict) throw fail('BAD_FILE', `${skippedText({ path: f, reason: bad })} (without --strict it would be skipped)`);
       set.skipped!.push({ path: path.resolve(f), reason: bad });
       continue;
     }

@@ -1,7 +1,7 @@
 // latentdex page: query by example, learned codes next to the exact baseline. No build step.
 import { setupInspect } from './inspect.js';
 const $ = (id) => document.getElementById(id);
-const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, rerank: null, maxRerank: 1000, maxDepth: 1000, indexed: false, query: null, map: null, last: null, collections: [], originals: false, seq: 0, replaying: 0 };
+const state = { collection: null, kind: 'image', key: null, k: 10, offset: 0, rerank: null, maxRerank: 1000, maxDepth: 1000, indexed: false, query: null, map: null, last: null, collections: [], originals: false, seq: 0, selection: 0, replaying: 0 };
 // 20 distinguishable colours; labels past the 20 most frequent share the grey of "other".
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#bcbd22', '#17becf', '#393b79',
   '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1', '#fd8d3c', '#a1d99b'];
@@ -176,6 +176,8 @@ function rerun() {
 /** Fills the filter lists with the collection's labels and groups (most frequent first, with counts). */
 async function loadFilterValues(name) {
   const { labels, groups } = await api(`/api/collections/${encodeURIComponent(name)}/labels`);
+  // the answer for a collection left meanwhile fills nothing
+  if (name !== state.collection) return;
   const opts = (vs) => vs.map((v) => el('option', { value: v.value }, `${v.value} (${v.count})`));
   $('labels').replaceChildren(...opts(labels));
   $('labels').size = Math.min(4, Math.max(1, labels.length));
@@ -199,23 +201,38 @@ async function run(label, fn) {
   try {
     await fn();
   } catch (e) {
-    // what is still shown answered the search before: dim it and say so, rather than let it pass for this one's
-    const stale = state.last !== null;
-    document.body.classList.toggle('stale', stale);
-    showError(stale ? `${e.message} The results below are from the previous search.` : e.message);
+    showError(e.message);
     setStatus('');
   }
 }
 
+/**
+ * Runs a search: only the latest one started shows its answer or its error (`current()` says whether this one still
+ * is). A failed search leaves the results of the one before dimmed, and says so.
+ */
+function search(label, fn) {
+  const seq = ++state.seq;
+  const current = () => seq === state.seq;
+  return run(label, async () => {
+    try {
+      await fn(current);
+    } catch (e) {
+      if (!current()) return;
+      const stale = state.last !== null;
+      document.body.classList.toggle('stale', stale);
+      throw stale ? new Error(`${e.message} The results below are from the previous search.`) : e;
+    }
+  });
+}
+
 function searchByKey(key) {
-  return run(`Searching by ${key}…`, async () => {
+  return search(`Searching by ${key}…`, async (current) => {
     const c = encodeURIComponent(state.collection);
     // the query is kept even when its search fails (an address's offset too deep): another k or filter reruns it
     state.query = { key };
-    const seq = ++state.seq;
     const r = await api(`/api/collections/${c}/items/${encodeURIComponent(key)}/neighbors?${searchParams()}`);
     // a later search was started meanwhile: its answer is the one to show
-    if (seq !== state.seq) return;
+    if (!current()) return;
     state.key = key;
     writeUrl();
     const base = `/api/collections/${c}/items/${encodeURIComponent(key)}`;
@@ -224,13 +241,12 @@ function searchByKey(key) {
 }
 
 function searchByFile(file) {
-  return run(`Searching by ${file.name}…`, async () => {
+  return search(`Searching by ${file.name}…`, async (current) => {
     if (state.kind === 'text') throw new Error('This collection holds text: type a query instead of uploading an image.');
     const fd = new FormData();
     fd.append('image', file);
-    const seq = ++state.seq;
     const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?${searchParams()}`, { method: 'POST', body: fd });
-    if (seq !== state.seq) return;
+    if (!current()) return;
     state.key = null;
     state.query = { file };
     writeUrl();
@@ -239,14 +255,13 @@ function searchByFile(file) {
 }
 
 function searchByText(text) {
-  return run('Searching by text…', async () => {
+  return search('Searching by text…', async (current) => {
     if (!text.trim()) throw new Error('Type some words to search for.');
     state.query = { text };
-    const seq = ++state.seq;
     const r = await api(`/api/collections/${encodeURIComponent(state.collection)}/search?${searchParams()}`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }),
     });
-    if (seq !== state.seq) return;
+    if (!current()) return;
     state.key = null;
     writeUrl();
     render(r, { text });
@@ -254,9 +269,9 @@ function searchByText(text) {
 }
 
 async function randomItem() {
-  await run('Picking a random item…', async () => {
+  await search('Picking a random item…', async (current) => {
     const { key } = await api(`/api/collections/${encodeURIComponent(state.collection)}/random`);
-    await searchByKey(key);
+    if (current()) await searchByKey(key);
   });
 }
 
@@ -344,6 +359,10 @@ function onMapClick(ev) {
 
 /** Shows a collection; `from` is what the address names: a key or a typed text, a page offset, a filter. */
 async function selectCollection(name, from = {}) {
+  // a later selection (another collection, Back, Forward) wins: this one stops after each wait, and the searches of
+  // the collection left behind show nothing
+  const selection = ++state.selection;
+  state.seq++;
   state.collection = name;
   enableControls(true);
   const info = state.collections.find((c) => c.name === name);
@@ -359,6 +378,7 @@ async function selectCollection(name, from = {}) {
   drawMap();
   // without the collection's labels and groups, which of the address's are missing cannot be told
   const filters = await loadFilterValues(name).then(() => true, (e) => { showError(e.message); return false; });
+  if (selection !== state.selection) return;
   const pick = (list, values) => { for (const o of $(list).options) o.selected = (values ?? []).includes(o.value); };
   pick('labels', from.labels);
   pick('groups', from.groups);
@@ -374,10 +394,11 @@ async function selectCollection(name, from = {}) {
   // a collection a replica searches through its store's index has no map of all its codes
   if (!state.indexed) {
     api(`/api/collections/${encodeURIComponent(name)}/map`).then((m) => {
+      if (selection !== state.selection) return;
       const { colours, entries } = legendOf(m);
       state.map = { ...m, colours, legend: entries };
       drawMap();
-    }).catch((e) => showError(e.message));
+    }).catch((e) => selection === state.selection && showError(e.message));
   }
   if (from.key) {
     state.offset = from.offset ?? 0;
@@ -387,6 +408,7 @@ async function selectCollection(name, from = {}) {
     $('text').value = from.text;
     await searchByText(from.text);
   } else await randomItem();
+  if (selection !== state.selection) return;
   const note = notes.filter(Boolean).join(' ');
   // beside the search's own error, if it failed
   if (note) showError([$('error').hidden ? '' : $('error').textContent, note].filter(Boolean).join(' '));
@@ -427,7 +449,7 @@ async function pollDemo() {
         $('error').hidden = true;
         listCollections(collections);
         $('collection').value = collections[0].name;
-        await selectCollection(collections[0].name);
+        await replaying(() => selectCollection(collections[0].name));
       }
     }
     showDemo(health.demo ?? []);

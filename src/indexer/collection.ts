@@ -683,7 +683,6 @@ export class Collection {
     refuseKeys(keys, { collection: this.name, stored: (k) => this.#cat.idOf(k) !== undefined, replace: o.replace });
   }
 
-
   /** Encodes and adds items (one write: all or nothing). */
   add(items: ItemInput[], o: AddOptions = {}): Promise<{ added: number; replaced: number }> {
     return this.addAll(arrayStream(items), o);

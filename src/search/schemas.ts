@@ -91,7 +91,7 @@ export const searchFields = z.object({ text: z.string().max(MAX_QUERY_TEXT).opti
 export const batchBody = z
   .object({
     queries: z
-      .array(z.union([z.object({ key: z.string().min(1).max(MAX_KEY_LENGTH) }).strict(), z.object({ code }).strict(), z.object({ text: z.string().max(MAX_QUERY_TEXT) }).strict()]))
+      .array(z.union([z.object({ key: z.string().min(1) }).strict(), z.object({ code }).strict(), z.object({ text: z.string().max(MAX_QUERY_TEXT) }).strict()]))
       .min(1)
       .max(MAX_BATCH),
   })
