@@ -10,9 +10,15 @@ export const MAX_KEY_LENGTH = 512;
  * could never be asked for again).
  */
 export function keyProblem(key: string): string | undefined {
-  if (key.trim() === '') return key === '' ? 'key is empty' : 'key is only blank space';
-  if (/[\u0000-\u001f\u007f]/.test(key)) return 'key holds control characters (tabs, line breaks)';
+  if (key === '') return 'key is empty';
+  if (/\p{Cc}|[\u2028\u2029]/u.test(key)) return 'key holds control characters (tabs, line breaks)';
+  // right-to-left overrides and isolates reorder what is printed after them
+  if (/[\u202a-\u202e\u2066-\u2069]/.test(key)) return 'key holds a bidirectional control character (it reorders the text printed after it)';
   if (/\p{Cs}/u.test(key)) return 'key holds a lone UTF-16 surrogate (not valid Unicode)';
+  if (/\ufffd/.test(key)) return 'key holds U+FFFD, the mark of bytes that were not UTF-8; give the key in UTF-8';
+  if (/[\ufffe\uffff]/.test(key)) return 'key holds a Unicode noncharacter (U+FFFE or U+FFFF)';
+  // spaces, zero-width and invisible format characters, or marks with nothing to sit on, print as nothing
+  if (!/[\p{L}\p{N}\p{P}\p{S}]/u.test(key)) return 'key has no visible character (only blank space or invisible characters)';
   return undefined;
 }
 

@@ -266,6 +266,9 @@ describe('write routes', () => {
     // JSON can spell a lone surrogate, which no later request could ask for: refused where the key enters
     assert.match(textItemBody.safeParse({ key: 'a\ud800', text: 'words' }).error?.issues[0]?.message ?? '', /lone UTF-16 surrogate/);
     assert.ok(textItemBody.safeParse({ key: 'a\ud83d\ude00', text: 'words' }).success, 'a pair of surrogates is one character');
+    // keys that print as nothing, reorder a line, or carry the mark of bytes that were not UTF-8 are refused
+    for (const key of ['\u200b', '\u00ad\u0301', 'x\u202ey', 'x\u0085y', 'x\u2028y', 'ok\ufffd']) assert.equal(textItemBody.safeParse({ key, text: 'words' }).success, false, JSON.stringify(key));
+    for (const key of ['\u{1f468}\u200d\u{1f469}\u200d\u{1f467}.png', '日本', 'é x']) assert.ok(textItemBody.safeParse({ key, text: 'words' }).success, key);
     // a numeric label or group is kept as its text, as a jsonl: build keeps it
     assert.deepEqual(textItemBody.parse({ key: 'k', text: 'words', label: 7, group: 2.5 }), { key: 'k', text: 'words', label: '7', group: '2.5' });
     assert.equal((await request(app).get('/api/collections/digits/items/up-2').expect(200)).body.label, null);

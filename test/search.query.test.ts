@@ -326,10 +326,10 @@ describe('HTTP: filters, pages, batches, thresholds', () => {
     }
     assert.equal((await request(app).post('/api/collections/d/search/batch').send({ queries: [{ key: 'nope' }] })).status, 404);
     // a query of two fields, or of another one, is named by its place with what a query is
-    for (const q of [{ key: 'x', text: 'y' }, { image: 'abc' }, {}]) {
+    for (const q of [{ key: 'x', text: 'y' }, { image: 'abc' }, {}, null, 'c0']) {
       const r = await request(app).post('/api/collections/d/search/batch').send({ queries: [{ key: 'a' }, q] }).expect(400);
       assert.equal(r.body.error.code, 'INVALID_ARGUMENT');
-      assert.match(r.body.error.message, /^queries\[1\] (holds|is empty).*one of \{"key"/);
+      assert.match(r.body.error.message, /^queries\[1\] (holds|is).*one of \{"key"/);
     }
   });
 
@@ -381,6 +381,10 @@ describe('text search by key with the default feedback', () => {
       assert.ok(r.codes.hits.slice(0, 19).every((h) => h.distance < 1e-6));
       assert.ok(r.codes.hits.every((h) => h.distance >= 0 && h.key !== 'c0'));
       assert.notEqual(r.codes.hits[19]!.label, '0');
+      // copies are at distance 0 (not a float hair away), so a bound of 0 finds exactly them
+      const zero = await e.byKey('t', 'c0', { k: 25, maxDistance: 0 });
+      assert.equal(zero.codes.hits.length, 19);
+      assert.ok(zero.codes.hits.every((h) => h.distance === 0 && h.label === '0'));
     } finally {
       await e.close();
     }

@@ -120,6 +120,9 @@ export type BatchQuery = { key: string } | { code: number[] } | { text: string }
 
 /** Deepest a ranking is paged (offset + k), and most hits a max_distance query returns. */
 export const MAX_DEPTH = 1000;
+/** Distances below this are float rounding of 0 (see rank). */
+const SAME_DISTANCE = 1e-6;
+
 /** Most queries one batch may hold. */
 export const MAX_BATCH = 256;
 /** A baseline named in a request ('pixel', 'tfidf') must be the collection's own: INVALID_ARGUMENT otherwise. */
@@ -306,8 +309,7 @@ export class SearchEngine {
   }
 
   private hit(c: Collection, row: ItemRow, rank: number, distance: number, groupBy?: GroupField): Hit {
-    // float rounding puts a copy's cosine distance a hair below 0 (1 − 1.000000002): a distance is never negative
-    const h: Hit = { rank, key: row.key, label: row.label, distance: Math.max(0, distance), ...this.thumbnail(c, row.key) };
+    const h: Hit = { rank, key: row.key, label: row.label, distance, ...this.thumbnail(c, row.key) };
     if (row.text !== null) h.snippet = snippetOf(row.text);
     if (groupBy) h.group = groupOf(row, groupBy);
     return h;
@@ -389,7 +391,13 @@ export class SearchEngine {
       if (!rows.has(id)) rows.set(id, c.rowOf(id));
       return rows.get(id);
     };
-    const { page, more } = readRanking(search, reachable, rowAt, distance, p);
+    // Float rounding leaves a copy a hair away from its query (1 − 1.000000002, or 6e-9 after a blend): a distance within
+    // SAME_DISTANCE of 0 is 0, so that copies show 0, never a negative distance, and max_distance=0 finds them.
+    const exact = (d: number) => {
+      const v = distance(d);
+      return v < SAME_DISTANCE ? 0 : v;
+    };
+    const { page, more } = readRanking(search, reachable, rowAt, exact, p);
     const hits = page.map((h, i) => this.hit(c, h.row, p.offset + i + 1, h.distance, p.groupBy));
     return { method: r.name, hits, latencyMs: now() - t0, precision: this.precision(hits, q.label), more };
   }

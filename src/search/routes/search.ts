@@ -12,10 +12,10 @@ function batchShapes(body: unknown): void {
   const queries = body && typeof body === 'object' ? (body as { queries?: unknown }).queries : undefined;
   if (!Array.isArray(queries)) return;
   queries.forEach((q: unknown, i) => {
-    if (!q || typeof q !== 'object' || Array.isArray(q)) return;
-    const fields = Object.keys(q);
-    if (fields.length === 1 && ['key', 'code', 'text'].includes(fields[0]!)) return;
-    const holds = fields.length ? `holds ${fields.map((f) => `'${f}'`).join(', ')}` : 'is empty';
+    const fields = q && typeof q === 'object' && !Array.isArray(q) ? Object.keys(q) : null;
+    if (fields?.length === 1 && ['key', 'code', 'text'].includes(fields[0]!)) return;
+    const named = (fs: string[]) => fs.slice(0, 5).map((f) => `'${f.slice(0, 40)}'`).join(', ') + (fs.length > 5 ? ', …' : '');
+    const holds = fields === null ? `is ${JSON.stringify(q)?.slice(0, 40) ?? 'nothing'}, not an object` : fields.length ? `holds ${named(fields)}` : 'is empty';
     throw fail('INVALID_ARGUMENT', `queries[${i}] ${holds}; a batch query is one of {"key": "..."}, {"code": [...]} or {"text": "..."}`);
   });
 }
