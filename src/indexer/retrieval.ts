@@ -86,7 +86,6 @@ export interface TwoStageOptions {
 /** A query with some of the collection's rows folded into it (Rocchio: the query plus their mean). */
 export type Expand<R> = (q: CodeAndRaw<R>, rows: Int32Array) => CodeAndRaw<R>;
 
-
 function rowsOf(qs: Float32Array, n: number): Float32Array[] {
   const d = qs.length / Math.max(1, n);
   return Array.from({ length: n }, (_, i) => qs.subarray(i * d, (i + 1) * d));
