@@ -88,7 +88,7 @@ async function decodeDir(root: string, o: DirOptions, sinkOf: (n: number, dim: n
   const walked = await walkFiles(root, IMAGE_EXT, (p, e) => unreadable.push({ path: path.resolve(p), reason: e instanceof Error && e.message.startsWith('a symbolic link') ? e.message : `folder cannot be read (${messageOf(e)})` }));
   // a file's key is its path below the root: a name that cannot be a key (a line break in it) is skipped
   const all = walked.filter((f) => {
-    const bad = pathKeyProblem(root, f);
+    const bad = pathKeyProblem(pathKey(root, f));
     if (bad) unreadable.push({ path: path.resolve(f), reason: bad });
     return !bad;
   });

@@ -9,7 +9,7 @@ export interface SkippedFile {
 /** "path: reason" for messages; a path holding control characters (a line break, an escape) is quoted and escaped. */
 export function skippedText(f: SkippedFile): string {
   const escaped = () => JSON.stringify(f.path).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return `${/[\u0000-\u001f\u007f-\u009f]/.test(f.path) ? escaped() : f.path}: ${f.reason}`;
+  return `${/\p{Cc}/u.test(f.path) ? escaped() : f.path}: ${f.reason}`;
 }
 
 /** Per-item blobs read back one at a time (image previews spooled to disk, or a view of such a spool). */

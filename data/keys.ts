@@ -22,9 +22,9 @@ export function keyProblem(key: string): string | undefined {
   return undefined;
 }
 
-/** Why a file of a folder cannot be an item (its path below the folder is its key), or undefined when it can. */
-export function pathKeyProblem(root: string, file: string): string | undefined {
-  const bad = keyProblem(pathKey(root, file));
+/** Why a file of a folder cannot be an item, given its key (see pathKey), or undefined when it can. */
+export function pathKeyProblem(key: string): string | undefined {
+  const bad = keyProblem(key);
   return bad && `its path cannot be an item's key (${bad}); rename the file`;
 }
 

@@ -24,7 +24,7 @@ export async function loadTextDir(root: string, o: { strict?: boolean; quiet?: b
   const set: TextSet = { kind: 'text', source: `text:${root}`, keys: [], labels: [], uris: [], groups: [], texts: [], skipped: [] };
   for (const f of files) {
     const rel = pathKey(root, f);
-    const bad = pathKeyProblem(root, f);
+    const bad = pathKeyProblem(rel);
     if (bad) {
       if (o.strict) throw fail('BAD_FILE', `${skippedText({ path: f, reason: bad })} (without --strict it would be skipped)`);
       set.skipped!.push({ path: path.resolve(f), reason: bad });
