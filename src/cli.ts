@@ -157,7 +157,9 @@ export async function main(argv: string[], env: Env = readEnv()): Promise<number
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (isLatentdexError(e)) {
-      process.stderr.write(`latentdex: ${e.message} [${e.code}]\n`);
+      // a command asked for --json answers its error in the API's shape, so that a script reads one format
+      const json = argv.includes('--json') && !argv.slice(0, argv.indexOf('--json')).includes('--');
+      process.stderr.write(json ? `${JSON.stringify({ error: { code: e.code, message: e.message } })}\n` : `latentdex: ${e.message} [${e.code}]\n`);
       return e.status >= 500 ? 1 : 2;
     }
     process.stderr.write(`latentdex: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -77,6 +77,12 @@ describe('latentdex CLI', () => {
     const info = JSON.parse(run(['info', '--collection', 'd', '--json'], dataDir).out) as { count: number; codeDim: number };
     assert.equal(info.count, 304);
     assert.equal(info.codeDim, 6);
+    // with --json an error comes in the API's shape too, as the last line of stderr, with the same exit status
+    const missing = run(['search', '--collection', 'd', '--key', 'nope', '--json'], dataDir);
+    assert.equal(missing.code, 2);
+    assert.equal(missing.out, '');
+    assert.equal((JSON.parse(missing.err.trimEnd().split('\n').at(-1)!) as { error: { code: string } }).error.code, 'ITEM_NOT_FOUND');
+    assert.match(run(['search', '--collection', 'd', '--key', 'nope'], dataDir).err, /latentdex: .*\[ITEM_NOT_FOUND\]\n$/);
   });
 
   it('trains and builds a collection with every architecture and regulariser flag', () => {

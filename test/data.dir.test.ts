@@ -15,6 +15,7 @@ import { imageItemStream } from '../src/indexer/items.js';
 import { createApp } from '../src/search/app.js';
 import { SearchEngine } from '../src/search/engine.js';
 import { imageTargetOf } from '../src/cli/sources.js';
+import type { ModelManifest } from '../src/encoder/manifest.js';
 import { backend, digits, messyFolder, smallModel, tmpDir, writePngFolder } from './helpers.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latentdex.js');
@@ -185,7 +186,10 @@ describe('image shape through the CLI, the manifest and the API', () => {
 
   it('stores size, channels and fit in the model manifest, and info lists the skipped files', async () => {
     const c = await Collection.open(dataDir, 'mine', { quiet: true });
-    assert.deepEqual(c.model.manifest.input, { type: 'pixels', width: 24, height: 24, channels: 3, scale: '0-1', fit: 'cover', background: '#ffffff', resample: 'area' });
+    const { typical, ...input } = c.model.manifest.input as Extract<ModelManifest['input'], { type: 'pixels' }>;
+    // colour is standardised by default, and the manifest keeps the brightness a bare code is shown with
+    assert.deepEqual(input, { type: 'pixels', width: 24, height: 24, channels: 3, scale: 'standardised', fit: 'cover', background: '#ffffff', resample: 'area' });
+    assert.ok(typical && typical.mean > 0 && typical.mean < 1 && typical.sd > 0, JSON.stringify(typical));
     c.close();
     const info = cli(['info', '--collection', 'mine'], dataDir);
     assert.match(info.stdout, /24x24, colour, fit cover/);

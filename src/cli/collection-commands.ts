@@ -55,7 +55,7 @@ function sourceLines(m: CollectionManifest, input: CollectionDetails['input']): 
   const skipped = (m.params.skipped as { count: number; files: { path: string; reason: string }[] } | undefined) ?? { count: 0, files: [] };
   const roots = (m.params.roots as string[] | undefined) ?? [];
   return [
-    ...(m.kind === 'image' && input?.type === 'pixels' ? [`  images         ${input.width}x${input.height}, ${input.channels === 3 ? 'colour' : 'grey'}, fit ${input.fit ?? 'fill'}, alpha on ${input.background ?? '#000000'}, resampled by ${input.resample ?? 'lanczos3'}`] : []),
+    ...(m.kind === 'image' && input?.type === 'pixels' ? [`  images         ${input.width}x${input.height}, ${input.channels === 3 ? 'colour' : 'grey'}, fit ${input.fit ?? 'fill'}, alpha on ${input.background ?? '#000000'}, resampled by ${input.resample ?? 'lanczos3'}, input ${input.scale === 'standardised' ? 'standardised per image' : 'pixels 0-1'}`] : []),
     `  sources        ${roots.join(', ') || String(m.params.source ?? '-')}`,
     `  skipped        ${skipped.count}${skipped.files.length ? ':' : ''}`,
     ...skipped.files.map((f) => `    ${skippedText(f)}`),

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ImageModelOptions } from '../encoder/fit.js';
+import { INPUT_SCALES, type InputScale } from '../encoder/input-scale.js';
 import type { Regularisers } from '../encoder/manifest.js';
 import { VECTORIZER_DEFAULTS, WEIGHTINGS, type Weighting } from '../encoder/vectorizer.js';
 import { FITS, type Fit } from '../../data/decode.js';
@@ -47,6 +48,7 @@ export interface ModelFlags {
   patience?: number;
   seed?: number;
   loss?: 'bce' | 'mse';
+  inputScale?: InputScale;
   denoise?: NonNullable<Regularisers['denoise']>;
   sparse?: number;
   contractive?: number;
@@ -80,7 +82,8 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .option('--lr <rate>', 'Adam learning rate', floatArg(1e-7, 1), 1e-3)
     .option('--patience <n>', 'epochs without held-out improvement before stopping (default: 3 images, 4 texts)', intArg(1, 1000))
     .option('--seed <n>', 'random seed (weights, split, shuffles, noise)', intArg(0), 42)
-    .addOption(new Option('--loss <loss>', 'reconstruction loss').choices(['bce', 'mse']).default('bce'))
+    .addOption(new Option('--loss <loss>', 'reconstruction loss of a 0-1 input (default bce)').choices(['bce', 'mse']))
+    .addOption(new Option('--input-scale <scale>', 'images: 0-1 (pixels as they are, sigmoid output) or standardised (each image to mean 0 and sd 1, linear output); default standardised for colour, 0-1 for grey').choices([...INPUT_SCALES]))
     .option('--denoise <spec>', 'denoising: masking:FRACTION, dropout:FRACTION (masking, survivors rescaled) or gaussian:STD (texts default to dropout:0.7)', denoiseArg)
     .option('--sparse <weight>', 'L1 penalty on the code', floatArg(0))
     .option('--shift <pixels>', 'shift corruption (images): reconstruct the image from a copy moved by up to N pixels', intArg(1, 64))
@@ -105,6 +108,7 @@ export function modelOptions(f: ModelFlags, quiet: boolean): ImageModelOptions {
     patience: f.patience,
     seed: f.seed,
     loss: f.loss,
+    inputScale: f.inputScale,
     regularisers: regularisersOf(f),
     threads: f.threads,
     quiet,

@@ -88,6 +88,7 @@ export async function fitModel(l: Loaded, f: ModelFlags, quiet: boolean): Promis
   const o = modelOptions(f, quiet);
   if (l.kind === 'image') return fitImageModel(l.set, o);
   if (f.arch === 'conv') throw fail('INVALID_ARGUMENT', '--arch conv is for images; text models are dense');
+  if (f.inputScale !== undefined || f.loss !== undefined) throw fail('INVALID_ARGUMENT', '--input-scale and --loss are for images; a text model\'s loss follows --text-output');
   return fitTextModel(l.set, { ...o, weighting: f.weighting, output: f.textOutput, vocabulary: { ...(f.vocabSize ? { size: f.vocabSize } : {}), ...(f.stem ? { stem: true } : {}) } });
 }
 

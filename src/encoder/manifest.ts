@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { INPUT_SCALES } from './input-scale.js';
 import { WEIGHTINGS } from './vectorizer.js';
 
 export const MODEL_FORMAT = 'latentdex-model';
@@ -52,20 +53,24 @@ export const modelManifestSchema = z.object({
       width: z.number().int().positive(),
       height: z.number().int().positive(),
       channels: z.number().int().positive(),
-      scale: z.literal('0-1'),
+      /** see INPUT_SCALES */
+      scale: z.enum(INPUT_SCALES),
+      /** a standardised model's mean image mean and standard deviation: how a code with no image of its own is shown */
+      typical: z.object({ mean: z.number(), sd: z.number().positive() }).optional(),
       /** how another aspect ratio became this shape (absent: stretched, as before the option existed) */
       fit: z.enum(['cover', 'contain', 'fill']).optional(),
       /** the colour alpha is composited on (absent: black) */
       background: z.string().regex(/^#[0-9a-fA-F]{6}$/).optional(),
       /** how the pixels were resampled (absent: libvips lanczos3, as before the option existed) */
       resample: z.enum(['lanczos3', 'area']).optional(),
-    }),
+    }).refine((v) => v.scale !== 'standardised' || v.typical !== undefined, { message: 'a standardised input needs its typical brightness', path: ['typical'] }),
     z.object({ type: z.literal('bow'), vocabSize: z.number().int(), weighting: z.enum(WEIGHTINGS) }),
   ]),
   inputDim: z.number().int().positive(),
   codeDim: z.number().int().positive(),
-  output: z.enum(['sigmoid', 'softmax']),
-  loss: z.enum(['bce', 'mse', 'softmax-ce']),
+  output: z.enum(['sigmoid', 'softmax', 'linear']),
+  /** mse: squared error of the sigmoid output; linear-mse: of the linear output (standardised input) */
+  loss: z.enum(['bce', 'mse', 'linear-mse', 'softmax-ce']),
   regularisers: regularisersSchema,
   source: z.string(),
   training: z.object({

@@ -5,6 +5,7 @@ import { fail, messageOf } from '../errors.js';
 import { toFloats, type Pixels } from '../../data/images.js';
 import { buildConv } from './conv.js';
 import { buildDense, type AutoencoderParts } from './dense.js';
+import { destandardise, imageStats, standardised, type ImageStats } from './input-scale.js';
 import { modelManifestSchema, type ArchConfig, type ModelManifest, type Regularisers } from './manifest.js';
 import { loadLayersModel, saveLayersModel, swapDir } from './model-io.js';
 
@@ -34,12 +35,16 @@ function decoderInput(z: tf.Tensor, manifest: Pick<ModelManifest, 'regularisers'
 }
 
 export function outputFromLogits(logits: tf.Tensor, output: ModelManifest['output']): tf.Tensor {
+  if (output === 'linear') return logits;
   return output === 'softmax' ? tf.softmax(logits) : tf.sigmoid(logits);
 }
 
-/** Per-item reconstruction error of a batch: mean squared error per value (sigmoid), KL(input words ‖ output) (softmax). */
+/**
+ * Per-item reconstruction error of a batch: mean squared error per value of the network's input (sigmoid, linear),
+ * KL(input words ‖ output) (softmax).
+ */
 function itemErrors(x: tf.Tensor2D, logits: tf.Tensor, output: ModelManifest['output']): tf.Tensor1D {
-  if (output !== 'softmax') return tf.mean(tf.squaredDifference(tf.sigmoid(logits), x), 1);
+  if (output !== 'softmax') return tf.mean(tf.squaredDifference(outputFromLogits(logits, output), x), 1);
   const p = tf.div(x, tf.maximum(tf.sum(x, 1, true), 1e-12));
   const logP = tf.log(tf.maximum(p, 1e-12));
   return tf.sum(tf.mul(p, tf.sub(logP, tf.logSoftmax(logits))), 1);
@@ -48,6 +53,18 @@ function itemErrors(x: tf.Tensor2D, logits: tf.Tensor, output: ModelManifest['ou
 /** A batch of inputs as a tensor: bytes are read as v/255, floats as they are. */
 export function inputTensor(x: Pixels, n: number, dim: number): tf.Tensor2D {
   return tf.tensor2d(toFloats(x), [n, dim]);
+}
+
+/** Whether a model standardises each image before its encoder (see INPUT_SCALES). */
+function isStandardised(m: ModelManifest): boolean {
+  return m.input.type === 'pixels' && m.input.scale === 'standardised';
+}
+
+/** A batch as the network's input (standardised when the model is), with the stats that give pixels back. */
+function networkInput(m: ModelManifest, x: Pixels, n: number, dim: number): { xb: tf.Tensor2D; stats?: ImageStats } {
+  if (!isStandardised(m)) return { xb: inputTensor(x, n, dim) };
+  const { values, stats } = standardised(x, n, dim);
+  return { xb: tf.tensor2d(values, [n, dim]), stats };
 }
 
 /** A trained autoencoder with its manifest: encodes and reconstructs flat float inputs. */
@@ -66,18 +83,24 @@ export class TrainedModel {
     return this.manifest.inputDim;
   }
 
-  private batched(x: Pixels, n: number, outDim: number, batch: number, fn: (xb: tf.Tensor2D) => tf.Tensor): Float32Array {
-    if (x.length !== n * this.inputDim) {
-      throw fail('INVALID_DIM', `input holds ${x.length / Math.max(n, 1)} values per item; this model takes ${this.inputDim}`);
-    }
+  private batched(x: Pixels, n: number, outDim: number, batch: number, fn: (xb: tf.Tensor2D) => tf.Tensor, after?: (y: Float32Array, n: number, stats: ImageStats) => void): Float32Array {
+    this.checkInput(x, n);
     const out = new Float32Array(n * outDim);
     for (let s = 0; s < n; s += batch) {
       const e = Math.min(n, s + batch);
-      const y = tf.tidy(() => fn(inputTensor(x.subarray(s * this.inputDim, e * this.inputDim), e - s, this.inputDim)));
-      out.set(y.dataSync() as Float32Array, s * outDim);
+      const { xb, stats } = networkInput(this.manifest, x.subarray(s * this.inputDim, e * this.inputDim), e - s, this.inputDim);
+      const y = tf.tidy(() => fn(xb));
+      xb.dispose();
+      const values = y.dataSync() as Float32Array;
       y.dispose();
+      if (stats && after) after(values, e - s, stats);
+      out.set(values, s * outDim);
     }
     return out;
+  }
+
+  private checkInput(x: Pixels, n: number): void {
+    if (x.length !== n * this.inputDim) throw fail('INVALID_DIM', `input holds ${x.length / Math.max(n, 1)} values per item; this model takes ${this.inputDim}`);
   }
 
   /** The encoder's plain (pre-activation) outputs, n × codeDim. */
@@ -108,12 +131,19 @@ export class TrainedModel {
     return this.batched(x, n, this.codeDim, batch, (xb) => codeFromPre(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest));
   }
 
-  /** Reconstructions (n × inputDim) of n flat inputs. */
+  /** Reconstructions (n × inputDim) of n flat inputs, as pixels in [0,1] for image models. */
   reconstruct(x: Pixels, n: number, batch = 1024): Float32Array {
-    return this.batched(x, n, this.inputDim, batch, (xb) => {
-      const code = decoderInput(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest);
-      return outputFromLogits(this.parts.decoder.predict(code) as tf.Tensor, this.manifest.output);
-    });
+    return this.batched(
+      x,
+      n,
+      this.inputDim,
+      batch,
+      (xb) => {
+        const code = decoderInput(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest);
+        return outputFromLogits(this.parts.decoder.predict(code) as tf.Tensor, this.manifest.output);
+      },
+      (y, m, stats) => destandardise(y, m, this.inputDim, stats),
+    );
   }
 
   /**
@@ -121,21 +151,20 @@ export class TrainedModel {
    * pixel models, the KL divergence of the output from the input's word distribution for softmax (text) models.
    */
   encodeScored(x: Pixels, n: number, batch = 1024): { codes: Float32Array; errors: Float32Array } {
-    if (x.length !== n * this.inputDim) throw fail('INVALID_DIM', `input holds ${x.length / Math.max(n, 1)} values per item; this model takes ${this.inputDim}`);
+    this.checkInput(x, n);
     const codes = new Float32Array(n * this.codeDim);
     const errors = new Float32Array(n);
     for (let s = 0; s < n; s += batch) {
       const e = Math.min(n, s + batch);
+      const { xb } = networkInput(this.manifest, x.subarray(s * this.inputDim, e * this.inputDim), e - s, this.inputDim);
       const [code, err] = tf.tidy(() => {
-        const xb = inputTensor(x.subarray(s * this.inputDim, e * this.inputDim), e - s, this.inputDim);
         const pre = this.parts.encoder.predict(xb) as tf.Tensor;
         const logits = this.parts.decoder.predict(decoderInput(pre, this.manifest)) as tf.Tensor;
         return [codeFromPre(pre, this.manifest), itemErrors(xb, logits, this.manifest.output)];
       });
       codes.set(code.dataSync() as Float32Array, s * this.codeDim);
       errors.set(err.dataSync() as Float32Array, s);
-      code.dispose();
-      err.dispose();
+      tf.dispose([xb, code, err]);
     }
     return { codes, errors };
   }
@@ -145,9 +174,13 @@ export class TrainedModel {
     return this.encodeScored(x, n, batch).errors;
   }
 
-  /** Decodes codes (n × codeDim) to outputs. */
-  decode(codes: Float32Array, n: number, batch = 1024): Float32Array {
+  /**
+   * Decodes codes (n × codeDim) to outputs. A standardised model gives pixels back with the brightness and contrast of
+   * `like` (the n images the codes came from) when given, else with its training images' typical ones.
+   */
+  decode(codes: Float32Array, n: number, like?: Pixels, batch = 1024): Float32Array {
     const r = this.manifest.regularisers;
+    if (like) this.checkInput(like, n);
     const out = new Float32Array(n * this.inputDim);
     for (let s = 0; s < n; s += batch) {
       const e = Math.min(n, s + batch);
@@ -163,7 +196,11 @@ export class TrainedModel {
       out.set(y.dataSync() as Float32Array, s * this.inputDim);
       y.dispose();
     }
-    return out;
+    if (!isStandardised(this.manifest)) return out;
+    if (like) return destandardise(out, n, this.inputDim, imageStats(like, n, this.inputDim));
+    const typical = this.manifest.input.type === 'pixels' ? this.manifest.input.typical : undefined;
+    if (!typical) throw fail('MANIFEST_MISMATCH', 'this standardised model has no typical brightness to show codes with; retrain it');
+    return destandardise(out, n, this.inputDim, { mean: new Float32Array(n).fill(typical.mean), sd: new Float32Array(n).fill(typical.sd) });
   }
 
   /** Saves into `dir` atomically (written beside it, then renamed into place). */

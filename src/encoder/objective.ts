@@ -12,6 +12,8 @@ export function reconLoss(x: tf.Tensor, logits: tf.Tensor, loss: LossName): tf.S
       return tf.losses.sigmoidCrossEntropy(x, logits, undefined, 0, tf.Reduction.SUM).div(b);
     case 'mse':
       return tf.sum(tf.squaredDifference(tf.sigmoid(logits), x)).div(b);
+    case 'linear-mse':
+      return tf.sum(tf.squaredDifference(logits, x)).div(b);
     case 'softmax-ce':
       return tf.neg(tf.sum(tf.mul(x, tf.logSoftmax(logits)))).div(b);
   }
