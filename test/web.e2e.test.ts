@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type Route } from 'playwright-core';
 import { selectImages } from '../data/images.js';
 import { buildCollection } from '../src/indexer/build.js';
 import { imageItems } from '../src/indexer/items.js';
@@ -79,6 +79,38 @@ describe('web page', () => {
     await columnsFilled(10);
     assert.equal(await page.getAttribute('#base-hits li:first-child .hit', 'data-key'), set.keys[40]);
     await page.screenshot({ path: path.join(OUT, 'page-upload.png'), fullPage: true });
+  });
+
+  it('shows only the latest search when an earlier one answers late', async () => {
+    const slow = `/items/${encodeURIComponent(set.keys[50]!)}/neighbors`;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const hold = async (r: Route) => {
+      await held;
+      await r.continue();
+    };
+    const matches = (u: URL) => u.pathname.endsWith(slow);
+    await page.route(matches, hold);
+    try {
+      const asked = page.waitForRequest((r) => r.url().includes(slow));
+      const late = page.waitForResponse((r) => r.url().includes(slow));
+      await page.goto(`${url}/?c=digits&key=${set.keys[50]}&k=10`);
+      await asked;
+      // a second search while the first is held: an upload of another digit
+      await page.setInputFiles('#upload', { name: 'later.png', mimeType: 'image/png', buffer: pngOf(set.pixels.subarray(70 * 784, 71 * 784), 28, 28) });
+      await page.waitForFunction(() => document.querySelector('#query-caption')?.textContent === 'later.png');
+      await columnsFilled(10);
+      release();
+      await (await late).finished();
+      // the late answer has been handled once its body is read and a frame has passed
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
+      assert.equal(await page.textContent('#query-caption'), 'later.png');
+      assert.equal(await page.getAttribute('#base-hits li:first-child .hit', 'data-key'), set.keys[70]);
+      assert.equal(await page.isHidden('#error'), true);
+    } finally {
+      release();
+      await page.unroute(matches, hold);
+    }
   });
 
   it('shows a readable error for a non-image and for an oversized upload', async () => {
