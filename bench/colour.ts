@@ -34,7 +34,7 @@ for (const [name, o] of family.filter(([n]) => !only || only.includes(n))) {
 const side = { n: set.keys.length, raw: set.pixels, labels: set.labels, groups: null, keys: set.keys };
 const rows = compareModels(models, { kind: 'image', items: side, queries: side, inputOf: () => ({ items: set.pixels, queries: set.pixels }) }, 10);
 // The anchors on the input the standardised models see: what standardising alone buys, without a model.
-const z = { ...side, raw: standardised(set.pixels, set.keys.length, imageDim(set)).values };
+const z = { ...side, raw: standardised(set.pixels, set.keys.length, imageDim(set)) };
 for (const r of compareModels([], { kind: 'image', items: z, queries: z, inputOf: () => ({ items: z.raw, queries: z.raw }) }, 10)) {
   rows.push({ ...r, name: r.name.replace(/^(pixels|PCA)/, '$1 of standardised images,'), reconError: null });
 }

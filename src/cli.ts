@@ -24,14 +24,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const WEB_DIR = path.join(ROOT, 'web');
 const VERSION = '0.1.0';
 
-export function buildProgram(env: Env): Command {
+export function buildProgram(env: Env, o: { json?: boolean } = {}): Command {
   const program = new Command('latentdex')
     .description('Search images and documents by deep-autoencoder codes')
     .option('--backend <name>', 'tfjs backend: tensorflow (tfjs-node), wasm or cpu (default: best available)')
     .option('-q, --quiet', 'no progress output')
     .option('--data-dir <dir>', `collections folder (default: $LATENTDEX_DATA or ${env.dataDir})`)
     // one line after a usage error, not the whole help
-    .showHelpAfterError('(run with --help for the options)')
+    .showHelpAfterError(o.json ? false : '(run with --help for the options)')
     // commander's usage errors read as latentdex's own: `latentdex: <what> [INVALID_ARGUMENT]`
     // (the code after the first line: a "Did you mean" hint follows on its own)
     .configureOutput({
@@ -39,7 +39,8 @@ export function buildProgram(env: Env): Command {
         const [first = '', ...rest] = s.trim().replace(/^error: /, '').split('\n');
         // a shape flag given to a command that uses a collection's model: say why it has none
         const shape = /^unknown option '--(image-size|channels|fit)\b/.test(first) ? ["(--image-size, --channels and --fit shape a new model, with build or train; a collection's own model decodes images as it was trained)"] : [];
-        write(`${[`latentdex: ${first} [INVALID_ARGUMENT]`, ...shape, ...rest].join('\n')}\n`);
+        if (o.json) write(errorJson('INVALID_ARGUMENT', [first, ...shape, ...rest].join(' ')));
+        else write(`${[`latentdex: ${first} [INVALID_ARGUMENT]`, ...shape, ...rest].join('\n')}\n`);
       },
     })
     .exitOverride();
@@ -147,9 +148,22 @@ function checkRequiredAfterUnknown(program: Command): void {
   });
 }
 
+/**
+ * Whether a command line asks for JSON output (`--json` before any `--`): its errors then come in the API's shape,
+ * `{"error":{"code","message"}}` on one line of stderr, so that a script reads one format.
+ */
+function asksJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+function errorJson(code: string, message: string): string {
+  return `${JSON.stringify({ error: { code, message } })}\n`;
+}
+
 /** Runs the CLI; returns the exit code. Errors print one line saying what to do next. */
 export async function main(argv: string[], env: Env = readEnv()): Promise<number> {
-  const program = buildProgram(env);
+  const program = buildProgram(env, { json: asksJson(argv) });
   if (env.exitWithParent !== undefined) exitWithParent(env.exitWithParent);
   try {
     await program.parseAsync(argv);
@@ -157,12 +171,11 @@ export async function main(argv: string[], env: Env = readEnv()): Promise<number
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (isLatentdexError(e)) {
-      // a command asked for --json answers its error in the API's shape, so that a script reads one format
-      const json = argv.includes('--json') && !argv.slice(0, argv.indexOf('--json')).includes('--');
-      process.stderr.write(json ? `${JSON.stringify({ error: { code: e.code, message: e.message } })}\n` : `latentdex: ${e.message} [${e.code}]\n`);
+      process.stderr.write(asksJson(argv) ? errorJson(e.code, e.message) : `latentdex: ${e.message} [${e.code}]\n`);
       return e.status >= 500 ? 1 : 2;
     }
-    process.stderr.write(`latentdex: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    const what = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    process.stderr.write(asksJson(argv) ? errorJson('INTERNAL', what) : `latentdex: unexpected error: ${what}\n`);
     return 1;
   }
 }

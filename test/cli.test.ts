@@ -83,6 +83,9 @@ describe('latentdex CLI', () => {
     assert.equal(missing.out, '');
     assert.equal((JSON.parse(missing.err.trimEnd().split('\n').at(-1)!) as { error: { code: string } }).error.code, 'ITEM_NOT_FOUND');
     assert.match(run(['search', '--collection', 'd', '--key', 'nope'], dataDir).err, /latentdex: .*\[ITEM_NOT_FOUND\]\n$/);
+    const badFlag = run(['search', '--collection', 'd', '--key', 'nope', '--k', 'many', '--json'], dataDir);
+    assert.equal(badFlag.code, 2);
+    assert.equal((JSON.parse(badFlag.err.trimEnd().split('\n').at(-1)!) as { error: { code: string } }).error.code, 'INVALID_ARGUMENT');
   });
 
   it('trains and builds a collection with every architecture and regulariser flag', () => {
@@ -134,6 +137,12 @@ describe('latentdex CLI', () => {
     // an add reads the field the build named; a record without it has no group (not its own key)
     const more = path.join(work, 'more.jsonl');
     fs.writeFileSync(more, `${JSON.stringify({ key: 'new-1', text: set.texts[picked[0]!], source: 'x-source' })}\n${JSON.stringify({ key: 'new-2', text: set.texts[picked[1]!] })}\n`);
+    // image model flags on texts are refused, not silently ignored
+    for (const flags of [['--input-scale', 'standardised'], ['--loss', 'mse']]) {
+      const r = run(['build', '--collection', 'short-scaled', '--source', `jsonl:${more}`, ...flags], dataDir);
+      assert.equal(r.code, 2, flags.join(' '));
+      assert.match(r.err, /\[INVALID_ARGUMENT\]/);
+    }
     const added = run(['add', '--collection', 'short', '--source', `jsonl:${more}`], dataDir);
     assert.equal(added.code, 0, added.err);
     assert.match(added.out, /added 2 items/, added.err);

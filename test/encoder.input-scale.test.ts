@@ -5,7 +5,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { ImageSet } from '../data/images.js';
 import { fitImageModel } from '../src/encoder/fit.js';
-import { destandardise, imageStats, standardised } from '../src/encoder/input-scale.js';
+import { imageStats, restoreLike, standardised, standardiseRows } from '../src/encoder/input-scale.js';
 import { TrainedModel } from '../src/encoder/model.js';
 import { backend, digits, tmpDir } from './helpers.js';
 
@@ -33,11 +33,24 @@ function washedOut(x: Uint8Array): Uint8Array {
 
 const fit = (set: ImageSet, o: Parameters<typeof fitImageModel>[1] = {}) => fitImageModel(set, { hidden: [64], codeDim: 8, epochs: 2, batchSize: 32, quiet: true, seed: 5, ...o });
 
-describe('standardised', () => {
-  it('gives every image mean 0 and standard deviation s / (s + 0.01), and destandardise gives the pixels back', () => {
+/** Gaussian noise of sd `sigma` added to pixels (as floats in [0,1], clipped), from a seeded generator. */
+function noisy(x: Uint8Array, sigma: number, seed = 1): Float32Array {
+  let h = seed;
+  const uniform = () => ((h = (Math.imul(h, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
+  return Float32Array.from(x, (v) => Math.min(1, Math.max(0, v / 255 + sigma * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()))));
+}
+
+const mse = (a: ArrayLike<number>, b: ArrayLike<number>, scale = 1) => {
+  let s = 0;
+  for (let j = 0; j < a.length; j++) s += (a[j]! - b[j]! * scale) ** 2;
+  return s / a.length;
+};
+
+describe('standardised input', () => {
+  it('gives every image mean 0 and standard deviation s / (s + 0.01), on the host as in a tensor', () => {
     const set = colourDigits(4);
     const d = 784 * 3;
-    const { values, stats } = standardised(set.pixels, 4, d);
+    const values = standardised(set.pixels, 4, d);
     const sdOf = (row: Float32Array) => {
       const m = row.reduce((s, v) => s + v, 0) / d;
       return { m, sd: Math.sqrt(row.reduce((s, v) => s + (v - m) ** 2, 0) / d) };
@@ -48,19 +61,38 @@ describe('standardised', () => {
       assert.ok(Math.abs(m) < 1e-4, `mean ${m}`);
       assert.ok(Math.abs(sd - pixel / (pixel + 0.01)) < 1e-4, `sd ${sd} of an image of sd ${pixel}`);
     }
-    const back = destandardise(values, 4, d, stats);
-    for (let j = 0; j < back.length; j++) assert.ok(Math.abs(back[j]! - set.pixels[j]! / 255) < 1e-5);
-    // bytes and the same pixels as floats give the same stats; the caller's floats are left as they were
+    const t = tf.tensor2d(Float32Array.from(set.pixels, (v) => v / 255), [4, d]);
+    const rows = standardiseRows(t);
+    const inTensor = rows.dataSync();
+    tf.dispose([t, rows]);
+    for (let j = 0; j < values.length; j++) assert.ok(Math.abs(inTensor[j]! - values[j]!) < 1e-3);
+    // the caller's floats are left as they were
     const floats = Float32Array.from(set.pixels, (v) => v / 255);
     const copy = floats.slice();
-    assert.deepEqual(Array.from(imageStats(floats, 4, d).mean), Array.from(stats.mean));
     standardised(floats, 4, d);
     assert.deepEqual(floats, copy);
   });
 
-  it('makes a flat image all zeros, not noise', () => {
-    const { values } = standardised(new Uint8Array(12).fill(77), 1, 12);
-    assert.deepEqual(Array.from(values), new Array(12).fill(0));
+  it('makes every flat grey image all zeros, but keeps a flat colour’s hue', () => {
+    for (const v of [0, 77, 255]) assert.deepEqual(Array.from(standardised(new Uint8Array(12).fill(v), 1, 12)), new Array(12).fill(0));
+    const red = standardised(Uint8Array.from({ length: 12 }, (_, j) => (j % 3 === 0 ? 200 : 0)), 1, 12);
+    const blue = standardised(Uint8Array.from({ length: 12 }, (_, j) => (j % 3 === 2 ? 200 : 0)), 1, 12);
+    assert.ok(mse(red, blue) > 1);
+  });
+
+  it('gives pixels back from a faithful output, and a noisy image’s clean contrast from its clean output', () => {
+    const set = colourDigits(3);
+    const d = 784 * 3;
+    const clean = Float32Array.from(set.pixels, (v) => v / 255);
+    assert.ok(mse(restoreLike(standardised(set.pixels, 3, d), 3, d, set.pixels), clean) < 1e-10);
+    // an output that is the clean image, put back beside the noisy one: the least-squares fit ignores the noise,
+    // the noisy image's own standard deviation would not
+    const dirty = noisy(set.pixels, 0.2);
+    const fitted = restoreLike(standardised(set.pixels, 3, d), 3, d, dirty);
+    const byNoisyStats = standardised(set.pixels, 3, d);
+    const stats = imageStats(dirty, 3, d);
+    for (let i = 0; i < 3; i++) for (let j = i * d; j < (i + 1) * d; j++) byNoisyStats[j] = Math.min(1, Math.max(0, byNoisyStats[j]! * stats.sd[i]! + stats.mean[i]!));
+    assert.ok(mse(fitted, clean) < mse(byNoisyStats, clean) / 2, `${mse(fitted, clean)} vs ${mse(byNoisyStats, clean)}`);
   });
 });
 
@@ -79,18 +111,18 @@ describe('fitImageModel input scale', () => {
     [colour, grey, asked].forEach((m) => m.dispose());
   });
 
-  it('refuses a 0-1 loss for a standardised input with INVALID_ARGUMENT', async () => {
+  it('refuses a loss that does not fit the input scale with INVALID_ARGUMENT', async () => {
     await assert.rejects(fit(colourDigits(40), { loss: 'bce' }), { code: 'INVALID_ARGUMENT' });
+    await assert.rejects(fit(digits(40), { loss: 'linear-mse' }), { code: 'INVALID_ARGUMENT' });
   });
 
-  it('finds an image from a washed-out copy of it (brightness and contrast do not move the code)', async () => {
+  it('gives a washed-out copy of an image its code: queries are standardised as the training images were', async () => {
     const set = colourDigits(300);
     const d = 784 * 3;
     const model = await fit(set);
     const codes = model.encode(set.pixels, 300);
     for (const i of [7, 150, 299]) {
-      const x = set.pixels.subarray(i * d, (i + 1) * d);
-      const q = model.encode(washedOut(x), 1);
+      const q = model.encode(washedOut(set.pixels.subarray(i * d, (i + 1) * d)), 1);
       let best = -1;
       let bestD = Infinity;
       for (let j = 0; j < 300; j++) {
@@ -103,22 +135,43 @@ describe('fitImageModel input scale', () => {
     model.dispose();
   });
 
-  it('reconstructs pixels in [0,1], decodes a stored code like its reconstruction, and survives a save/load', async () => {
+  it('trains the same standardised objective on two threads', async () => {
+    const set = colourDigits(256);
+    const one = await fit(set, { epochs: 3 });
+    const two = await fit(set, { epochs: 3, threads: 2 });
+    assert.equal(two.manifest.training.threads, 2);
+    const [a, b] = [one.manifest.training.heldOutLoss, two.manifest.training.heldOutLoss];
+    assert.ok(Math.abs(a - b) / a < 0.2, `held-out loss ${a} on one thread, ${b} on two`);
+    [one, two].forEach((m) => m.dispose());
+  });
+
+  it('denoises a colour image with --denoise: noise is added to pixels, as a noisy image comes', async () => {
+    const set = colourDigits(400);
+    const d = 784 * 3;
+    const model = await fit(set, { epochs: 6, regularisers: { denoise: { kind: 'gaussian', level: 0.2 } } });
+    const x = set.pixels.subarray(0, 20 * d);
+    const dirty = noisy(x, 0.2, 9);
+    const out = model.reconstruct(dirty, 20);
+    assert.ok(mse(out, x, 1 / 255) < 0.75 * mse(dirty, x, 1 / 255), `denoised ${mse(out, x, 1 / 255)}, noisy ${mse(dirty, x, 1 / 255)}`);
+    model.dispose();
+  });
+
+  it('decodes a stored code like its reconstruction, shows a bare code at the typical brightness, and survives a save/load', async () => {
     const set = colourDigits(100);
     const d = 784 * 3;
     const model = await fit(set);
     const x = set.pixels.subarray(0, 3 * d);
     const before = tf.memory().numTensors;
     const rec = model.reconstruct(x, 3);
-    const dec = model.decode(model.encode(x, 3), 3, x);
+    const dec = model.decode(model.encode(x, 3), 3, { like: x });
     const bare = model.decode(model.encode(x, 3), 3);
     assert.equal(tf.memory().numTensors, before);
-    assert.ok(rec.every((v) => v >= 0 && v <= 1));
     for (let j = 0; j < rec.length; j++) assert.ok(Math.abs(rec[j]! - dec[j]!) < 1e-5);
-    assert.ok(bare.every((v) => v >= 0 && v <= 1));
     // back in pixel units: near the image, not off by its brightness
-    const err = rec.reduce((s, v, j) => s + (v - x[j]! / 255) ** 2, 0) / rec.length;
-    assert.ok(err < 0.05, `mean squared error ${err}`);
+    assert.ok(mse(rec, x, 1 / 255) < 0.05, `mean squared error ${mse(rec, x, 1 / 255)}`);
+    const typical = model.manifest.input.type === 'pixels' ? model.manifest.input.typical! : { mean: NaN };
+    const bareMean = bare.reduce((s, v) => s + v, 0) / bare.length;
+    assert.ok(Math.abs(bareMean - typical.mean) < 0.15, `bare decode mean ${bareMean}, typical ${typical.mean}`);
     const dir = path.join(tmpDir(), 'model');
     await model.save(dir);
     const again = await TrainedModel.load(dir);

@@ -47,7 +47,7 @@ export function addAnalysisCommands(ctx: Ctx): void {
           const i = c.model.manifest.input;
           if (i.type !== 'pixels') throw fail('INVALID_ARGUMENT', `collection '${c.name}' holds text; --out draws images`);
           const ids = list.items.map((it) => c.item(it.key).id);
-          const png = gridPng([ids.map((id) => c.pixelsOf(id)), ids.map((id) => c.model.decode(c.codeOf(id), 1, c.pixelsOf(id)))], i.width, i.height, i.channels, Math.max(1, Math.round(56 / i.width)));
+          const png = gridPng([ids.map((id) => c.pixelsOf(id)), ids.map((id) => c.model.decode(c.codeOf(id), 1, { like: c.pixelsOf(id) }))], i.width, i.height, i.channels, Math.max(1, Math.round(56 / i.width)));
           await writeFileAtomic(f.out, png);
         }
         if (f.json) return void process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);

@@ -1,9 +1,11 @@
+import * as tf from '@tensorflow/tfjs';
 import { toFloats, type Pixels } from '../../data/images.js';
 
 /**
  * How pixels become a network's input: `0-1` (bytes read as v/255, sigmoid output, cross-entropy) or `standardised`
  * (each image shifted and scaled to mean 0 and standard deviation 1 over all its values, linear output, squared error).
- * Standardising takes an image's brightness and contrast out of what the code must hold.
+ * Standardising takes an image's brightness and contrast out of what the code must hold; hue stays (a flat red and a
+ * flat blue image differ), but every flat grey image, black and white included, becomes the same all-zero input.
  */
 export const INPUT_SCALES = ['0-1', 'standardised'] as const;
 export type InputScale = (typeof INPUT_SCALES)[number];
@@ -14,7 +16,7 @@ export type InputScale = (typeof INPUT_SCALES)[number];
  */
 const SD_FLOOR = 0.01;
 
-/** Each image's mean and (floored) standard deviation, the numbers that undo its standardisation. */
+/** Each image's mean and (floored) standard deviation. */
 export interface ImageStats {
   mean: Float32Array;
   sd: Float32Array;
@@ -26,21 +28,26 @@ export function imageStats(x: Pixels, n: number, dim: number): ImageStats {
   const stats = { mean: new Float32Array(n), sd: new Float32Array(n) };
   for (let i = 0; i < n; i++) {
     let s = 0;
-    let s2 = 0;
-    for (let j = i * dim; j < (i + 1) * dim; j++) {
-      const v = x[j]! * k;
-      s += v;
-      s2 += v * v;
-    }
+    for (let j = i * dim; j < (i + 1) * dim; j++) s += x[j]! * k;
     const mean = s / dim;
+    let s2 = 0;
+    for (let j = i * dim; j < (i + 1) * dim; j++) s2 += (x[j]! * k - mean) ** 2;
     stats.mean[i] = mean;
-    stats.sd[i] = Math.sqrt(Math.max(0, s2 / dim - mean * mean)) + SD_FLOOR;
+    stats.sd[i] = Math.sqrt(s2 / dim) + SD_FLOOR;
   }
   return stats;
 }
 
-/** The n images of `x` (n × dim, read as [0,1]) standardised, in a new array, with the stats that undo it. */
-export function standardised(x: Pixels, n: number, dim: number): { values: Float32Array; stats: ImageStats } {
+/** The rows (images, read as [0,1]) of a batch standardised: what a standardised model's encoder is given. */
+export function standardiseRows(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, 1, true);
+    return tf.div(tf.sub(x, mean), tf.add(tf.sqrt(variance), SD_FLOOR));
+  });
+}
+
+/** The n images of `x` (n × dim, read as [0,1]) standardised, in a new array (as standardiseRows, on the host). */
+export function standardised(x: Pixels, n: number, dim: number): Float32Array {
   const stats = imageStats(x, n, dim);
   const f = toFloats(x);
   const values = f === x ? Float32Array.from(f) : f;
@@ -49,16 +56,42 @@ export function standardised(x: Pixels, n: number, dim: number): { values: Float
     const sd = stats.sd[i]!;
     for (let j = i * dim; j < (i + 1) * dim; j++) values[j] = (values[j]! - m) / sd;
   }
-  return { values, stats };
+  return values;
 }
 
-/** Standardised outputs (n × dim) back to pixels in [0,1], in place, with each image's own stats. */
-export function destandardise(y: Float32Array, n: number, dim: number, stats: ImageStats): Float32Array {
+/**
+ * Standardised outputs (n × dim) as pixels in [0,1] like the n images `like`, in place: each output is scaled and
+ * shifted by the least-squares fit a·y + b of its image (a ≥ 0). For a faithful output this is the image's own standard
+ * deviation and mean; for a noisy image it is the contrast its clean part has, since noise does not correlate with the
+ * output, where the noisy image's own deviation would carry the noise's contrast into the result.
+ */
+export function restoreLike(y: Float32Array, n: number, dim: number, like: Pixels): Float32Array {
+  const k = like instanceof Float32Array ? 1 : 1 / 255;
   for (let i = 0; i < n; i++) {
-    const m = stats.mean[i]!;
-    const sd = stats.sd[i]!;
-    for (let j = i * dim; j < (i + 1) * dim; j++) y[j] = Math.min(1, Math.max(0, y[j]! * sd + m));
+    const o = i * dim;
+    let sx = 0;
+    let sy = 0;
+    for (let j = o; j < o + dim; j++) {
+      sx += like[j]! * k;
+      sy += y[j]!;
+    }
+    const mx = sx / dim;
+    const my = sy / dim;
+    let cov = 0;
+    let vy = 0;
+    for (let j = o; j < o + dim; j++) {
+      cov += (like[j]! * k - mx) * (y[j]! - my);
+      vy += (y[j]! - my) ** 2;
+    }
+    const a = vy > 1e-12 ? Math.max(0, cov / vy) : 0;
+    for (let j = o; j < o + dim; j++) y[j] = Math.min(1, Math.max(0, mx + a * (y[j]! - my)));
   }
+  return y;
+}
+
+/** Standardised outputs (n × dim) as pixels in [0,1] with one brightness and contrast for all, in place. */
+export function restoreTypical(y: Float32Array, typical: { mean: number; sd: number }): Float32Array {
+  for (let j = 0; j < y.length; j++) y[j] = Math.min(1, Math.max(0, y[j]! * typical.sd + typical.mean));
   return y;
 }
 

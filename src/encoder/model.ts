@@ -5,7 +5,7 @@ import { fail, messageOf } from '../errors.js';
 import { toFloats, type Pixels } from '../../data/images.js';
 import { buildConv } from './conv.js';
 import { buildDense, type AutoencoderParts } from './dense.js';
-import { destandardise, imageStats, standardised, type ImageStats } from './input-scale.js';
+import { restoreLike, restoreTypical, standardiseRows } from './input-scale.js';
 import { modelManifestSchema, type ArchConfig, type ModelManifest, type Regularisers } from './manifest.js';
 import { loadLayersModel, saveLayersModel, swapDir } from './model-io.js';
 
@@ -60,11 +60,10 @@ function isStandardised(m: ModelManifest): boolean {
   return m.input.type === 'pixels' && m.input.scale === 'standardised';
 }
 
-/** A batch as the network's input (standardised when the model is), with the stats that give pixels back. */
-function networkInput(m: ModelManifest, x: Pixels, n: number, dim: number): { xb: tf.Tensor2D; stats?: ImageStats } {
-  if (!isStandardised(m)) return { xb: inputTensor(x, n, dim) };
-  const { values, stats } = standardised(x, n, dim);
-  return { xb: tf.tensor2d(values, [n, dim]), stats };
+/** A batch as the network's input: pixels read as [0,1], standardised per image when the model is. */
+function networkInput(m: ModelManifest, x: Pixels, n: number, dim: number): tf.Tensor2D {
+  const xb = inputTensor(x, n, dim);
+  return isStandardised(m) ? standardiseRows(xb) : xb;
 }
 
 /** A trained autoencoder with its manifest: encodes and reconstructs flat float inputs. */
@@ -83,18 +82,14 @@ export class TrainedModel {
     return this.manifest.inputDim;
   }
 
-  private batched(x: Pixels, n: number, outDim: number, batch: number, fn: (xb: tf.Tensor2D) => tf.Tensor, after?: (y: Float32Array, n: number, stats: ImageStats) => void): Float32Array {
+  private batched(x: Pixels, n: number, outDim: number, batch: number, fn: (xb: tf.Tensor2D) => tf.Tensor): Float32Array {
     this.checkInput(x, n);
     const out = new Float32Array(n * outDim);
     for (let s = 0; s < n; s += batch) {
       const e = Math.min(n, s + batch);
-      const { xb, stats } = networkInput(this.manifest, x.subarray(s * this.inputDim, e * this.inputDim), e - s, this.inputDim);
-      const y = tf.tidy(() => fn(xb));
-      xb.dispose();
-      const values = y.dataSync() as Float32Array;
+      const y = tf.tidy(() => fn(networkInput(this.manifest, x.subarray(s * this.inputDim, e * this.inputDim), e - s, this.inputDim)));
+      out.set(y.dataSync() as Float32Array, s * outDim);
       y.dispose();
-      if (stats && after) after(values, e - s, stats);
-      out.set(values, s * outDim);
     }
     return out;
   }
@@ -133,17 +128,11 @@ export class TrainedModel {
 
   /** Reconstructions (n × inputDim) of n flat inputs, as pixels in [0,1] for image models. */
   reconstruct(x: Pixels, n: number, batch = 1024): Float32Array {
-    return this.batched(
-      x,
-      n,
-      this.inputDim,
-      batch,
-      (xb) => {
-        const code = decoderInput(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest);
-        return outputFromLogits(this.parts.decoder.predict(code) as tf.Tensor, this.manifest.output);
-      },
-      (y, m, stats) => destandardise(y, m, this.inputDim, stats),
-    );
+    const out = this.batched(x, n, this.inputDim, batch, (xb) => {
+      const code = decoderInput(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest);
+      return outputFromLogits(this.parts.decoder.predict(code) as tf.Tensor, this.manifest.output);
+    });
+    return isStandardised(this.manifest) ? restoreLike(out, n, this.inputDim, x) : out;
   }
 
   /**
@@ -156,15 +145,15 @@ export class TrainedModel {
     const errors = new Float32Array(n);
     for (let s = 0; s < n; s += batch) {
       const e = Math.min(n, s + batch);
-      const { xb } = networkInput(this.manifest, x.subarray(s * this.inputDim, e * this.inputDim), e - s, this.inputDim);
       const [code, err] = tf.tidy(() => {
+        const xb = networkInput(this.manifest, x.subarray(s * this.inputDim, e * this.inputDim), e - s, this.inputDim);
         const pre = this.parts.encoder.predict(xb) as tf.Tensor;
         const logits = this.parts.decoder.predict(decoderInput(pre, this.manifest)) as tf.Tensor;
         return [codeFromPre(pre, this.manifest), itemErrors(xb, logits, this.manifest.output)];
       });
       codes.set(code.dataSync() as Float32Array, s * this.codeDim);
       errors.set(err.dataSync() as Float32Array, s);
-      tf.dispose([xb, code, err]);
+      tf.dispose([code, err]);
     }
     return { codes, errors };
   }
@@ -178,7 +167,8 @@ export class TrainedModel {
    * Decodes codes (n × codeDim) to outputs. A standardised model gives pixels back with the brightness and contrast of
    * `like` (the n images the codes came from) when given, else with its training images' typical ones.
    */
-  decode(codes: Float32Array, n: number, like?: Pixels, batch = 1024): Float32Array {
+  decode(codes: Float32Array, n: number, o: { like?: Pixels; batch?: number } = {}): Float32Array {
+    const { like, batch = 1024 } = o;
     const r = this.manifest.regularisers;
     if (like) this.checkInput(like, n);
     const out = new Float32Array(n * this.inputDim);
@@ -197,10 +187,10 @@ export class TrainedModel {
       y.dispose();
     }
     if (!isStandardised(this.manifest)) return out;
-    if (like) return destandardise(out, n, this.inputDim, imageStats(like, n, this.inputDim));
+    if (like) return restoreLike(out, n, this.inputDim, like);
     const typical = this.manifest.input.type === 'pixels' ? this.manifest.input.typical : undefined;
     if (!typical) throw fail('MANIFEST_MISMATCH', 'this standardised model has no typical brightness to show codes with; retrain it');
-    return destandardise(out, n, this.inputDim, { mean: new Float32Array(n).fill(typical.mean), sd: new Float32Array(n).fill(typical.sd) });
+    return restoreTypical(out, typical);
   }
 
   /** Saves into `dir` atomically (written beside it, then renamed into place). */

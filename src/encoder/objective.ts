@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AutoencoderParts } from './dense.js';
+import { standardiseRows } from './input-scale.js';
 import type { ModelManifest, Regularisers } from './manifest.js';
 
 export type LossName = ModelManifest['loss'];
@@ -47,11 +48,16 @@ export function corrupt(x: tf.Tensor2D, reg: Regularisers, seed: number): tf.Ten
 
 /**
  * The training objective for one batch: reconstruction of the target (by default the clean input) from a corrupted
- * input, plus the chosen regularisers. `seed` varies per step so corruption and noise are repeatable.
+ * input, plus the chosen regularisers. `seed` varies per step so corruption and noise are repeatable. With
+ * `linear-mse` (a standardised model) the batch holds pixels in [0,1] as for any image model: they are corrupted as
+ * pixels (masked to black, noise in pixel units, as a noisy image would come), then input and target are standardised.
  */
 export function objective(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, seed: number, training = true, target: tf.Tensor2D = x): tf.Scalar {
   const b = x.shape[0];
-  const xin = training ? corrupt(x, reg, seed) : x;
+  const corrupted = training ? corrupt(x, reg, seed) : x;
+  const standardise = loss === 'linear-mse';
+  const xin = standardise ? standardiseRows(corrupted) : corrupted;
+  if (standardise) target = standardiseRows(target);
   const z = parts.encoder.apply(xin, { training }) as tf.Tensor;
   let code = z;
   if (reg.binaryBits && reg.binarize !== 'median') {

@@ -6,7 +6,6 @@ import { backendName } from './backend.js';
 import { defaultTrainThreads, GradientReplicas, packTensors, shardSeed, type LocalModel, type Shard } from './data-parallel.js';
 import type { AutoencoderParts } from './dense.js';
 import type { ArchConfig, ModelManifest, Regularisers } from './manifest.js';
-import { standardised, type InputScale } from './input-scale.js';
 import { objective, trainableVars, type LossName } from './objective.js';
 import { rng, shuffled } from './rng.js';
 import type { Pixels } from '../../data/images.js';
@@ -32,8 +31,6 @@ export interface TrainOptions {
   arch?: ArchConfig;
   /** threads that train (data-parallel, synchronous); default two on wasm for runs big enough to gain (see MIN_SHARD) */
   threads?: number;
-  /** how pixels become the network's input (default 0-1); a standardised input is also the target */
-  inputScale?: InputScale;
 }
 
 /** Below this many samples (items × epochs) starting training threads costs more than it saves. */
@@ -104,13 +101,8 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
   const trainIdx = order.subarray(0, nTrain);
   const heldIdx = nHeld > 0 ? order.subarray(nTrain) : trainIdx;
   const targetOf = o.target;
-  if (targetOf && o.inputScale === 'standardised') throw fail('INVALID_ARGUMENT', 'a standardised input is its own target; train with --input-scale 0-1');
-  const inputRows = (rows: ArrayLike<number>) => {
-    const x = gatherRows(data, dim, rows);
-    return o.inputScale === 'standardised' ? standardised(x, rows.length, dim).values : x;
-  };
   const batchOf = (rows: ArrayLike<number>) => {
-    const xb = tf.tensor2d(inputRows(rows), [rows.length, dim]);
+    const xb = tf.tensor2d(gatherRows(data, dim, rows), [rows.length, dim]);
     return { xb, yb: targetOf ? tf.tensor2d(gatherRows(targetOf.data, targetOf.dim, rows), [rows.length, targetOf.dim]) : xb };
   };
   const heldLoss = () => {
@@ -140,7 +132,7 @@ export async function trainAutoencoder(parts: AutoencoderParts, data: Pixels, n:
     const count = Math.min(most, rows.length);
     return Array.from({ length: count }, (_, t) => {
       const part = rows.slice(Math.floor((t * rows.length) / count), Math.floor(((t + 1) * rows.length) / count));
-      return { x: inputRows(part), ...(targetOf ? { y: gatherRows(targetOf.data, targetOf.dim, part) } : {}), n: part.length, seed: shardSeed(seed, t) };
+      return { x: gatherRows(data, dim, part), ...(targetOf ? { y: gatherRows(targetOf.data, targetOf.dim, part) } : {}), n: part.length, seed: shardSeed(seed, t) };
     });
   };
   const stepLoss = async (rows: number[], seed: number): Promise<number> => {

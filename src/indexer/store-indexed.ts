@@ -1,6 +1,8 @@
 import { TrainedModel } from '../encoder/model.js';
 import { fail } from '../errors.js';
+import type { Pixels } from '../../data/images.js';
 import type { NewItem } from './catalogue.js';
+import { decodeRaw } from './collection.js';
 import type { AnnHit, Head, LanceStore, Searcher, ValueCount } from './lance-store.js';
 
 /**
@@ -77,6 +79,13 @@ export class StoreIndexedCollection {
       });
     }
     return this.#counts.value;
+  }
+
+  /** The pixels an image item was stored with (as the model's input was decoded). */
+  pixelsOf(item: NewItem): Pixels {
+    const type = this.#head.manifest.rawType;
+    if (type === 'sparse') throw fail('INVALID_ARGUMENT', `collection '${this.name}' holds text; its items have no pixels`);
+    return decodeRaw(item.raw, type);
   }
 
   /** One stored item, or ITEM_NOT_FOUND. */

@@ -211,7 +211,7 @@ export function readRoutes(ctx: RouteContext): express.Router {
       const i = c.model.manifest.input;
       if (i.type !== 'pixels') throw fail('NOT_FOUND', `collection '${c.name}' holds text; its items have no image reconstruction`);
       const row = c.item(req.params.key!);
-      const rec = c.model.decode(c.codeOf(row.id), 1, c.pixelsOf(row.id));
+      const rec = c.model.decode(c.codeOf(row.id), 1, { like: c.pixelsOf(row.id) });
       res.type('png').send(imagePng(rec, i.width, i.height, i.channels));
     }),
   );

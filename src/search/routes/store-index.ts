@@ -1,7 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { imagePng } from '../../encoder/png.js';
 import { fail } from '../../errors.js';
-import { decodeRaw } from '../../indexer/collection.js';
 import { ANN_MIN_ROWS, type AnnHit } from '../../indexer/lance-store.js';
 import type { StoreIndexedCollection } from '../../indexer/store-indexed.js';
 import { checkBaseline, decodeQueryImage, textQueryVectors, type Hit, type SearchResponse } from '../engine.js';
@@ -105,7 +104,7 @@ export function storeIndexRoutes(ctx: RouteContext): express.Router {
       const i = c.model.manifest.input;
       if (i.type !== 'pixels') throw fail('NOT_FOUND', `collection '${c.name}' holds text; its items have no image reconstruction`);
       const it = await c.item(req.params.key!);
-      res.type('png').send(imagePng(c.model.decode(codeOf(it.code), 1, decodeRaw(it.raw, c.head.manifest.rawType)), i.width, i.height, i.channels));
+      res.type('png').send(imagePng(c.model.decode(codeOf(it.code), 1, { like: c.pixelsOf(it) }), i.width, i.height, i.channels));
     }),
   );
   r.get(
