@@ -1,5 +1,4 @@
 import path from 'node:path';
-import fs from 'node:fs/promises';
 import { Command, CommanderError, type Option } from 'commander';
 import { loadImageSource, IMAGE_SOURCE_HELP, SOURCE_HELP } from '../data/sources.js';
 import { count, encodable, fitModel, loadSource, vectorsOf } from './cli/sources.js';
@@ -80,7 +79,6 @@ export function buildProgram(env: Env, o: { json?: boolean } = {}): Command {
       // a text without a word of the vocabulary has no code (a zero vector would encode to an arbitrary one)
       const { loaded: l, skipped } = encodable(model, await loadSource(f.source, { limit: f.limit, model, quiet: globals(ctx).quiet }));
       const codes = model.encode(vectorsOf(model, l).input, count(l));
-      await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
       await writeCodes(f.out, codes, model.codeDim, l.set.keys, l.set.labels);
       reportSkipped(skipped, { strict: false });
       process.stdout.write(`wrote ${count(l)}x${model.codeDim} float32 codes to ${f.out}\n`);

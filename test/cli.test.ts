@@ -62,6 +62,10 @@ describe('latentdex CLI', () => {
   });
 
   it('builds, adds a folder of PNGs, removes, exports and shows info', () => {
+    // training flags beside a given model would be ignored: refused before any work
+    const ignored = run(['build', '--collection', 'd', '--source', 'mnist', '--limit', '300', '--model', model, '--code-dim', '16', '--input-scale', '0-1'], dataDir);
+    assert.equal(ignored.code, 2);
+    assert.match(ignored.err, /--code-dim, --input-scale train a new model.*\[INVALID_ARGUMENT\]/);
     assert.equal(run(['build', '--collection', 'd', '--source', 'mnist', '--limit', '300', '--model', model], dataDir).code, 0);
     const pngs = tmpDir();
     writePngFolder(pngs, digits(5, 'test'), 5);

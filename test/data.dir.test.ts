@@ -192,7 +192,8 @@ describe('image shape through the CLI, the manifest and the API', () => {
     assert.ok(typical && typical.mean > 0 && typical.mean < 1 && typical.sd > 0, JSON.stringify(typical));
     c.close();
     const info = cli(['info', '--collection', 'mine'], dataDir);
-    assert.match(info.stdout, /24x24, colour, fit cover/);
+    assert.match(info.stdout, /24x24, colour, fit cover.*input standardised per image/);
+    assert.equal((JSON.parse(cli(['info', '--collection', 'mine', '--json'], dataDir).stdout) as { model: { inputScale: string } }).model.inputScale, 'standardised');
     for (const b of made.bad) assert.ok(info.stdout.includes(printed(b)), b);
   });
 

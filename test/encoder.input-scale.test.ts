@@ -177,12 +177,22 @@ describe('fitImageModel input scale', () => {
     const again = await TrainedModel.load(dir);
     assert.deepEqual(Array.from(again.reconstruct(x, 3)), Array.from(rec));
     assert.deepEqual(again.manifest.input, model.manifest.input);
-    // a standardised manifest without its typical brightness is refused on load
+    // a manifest edited into a combination the model was not trained with is refused on load, naming the field
     const manifestFile = path.join(dir, 'manifest.json');
-    const m = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { input: Record<string, unknown> };
-    delete m.input.typical;
-    fs.writeFileSync(manifestFile, JSON.stringify(m));
-    await assert.rejects(TrainedModel.load(dir), { code: 'MANIFEST_MISMATCH' });
+    const saved = fs.readFileSync(manifestFile, 'utf8');
+    type Edited = { input: Record<string, unknown>; output: string; loss: string };
+    const edits: [(m: Edited) => void, RegExp][] = [
+      [(m) => delete m.input.typical, /input\.typical/],
+      [(m) => (m.input.scale = '0-1'), /a 0-1 input goes with output 'sigmoid'/],
+      [(m) => Object.assign(m, { output: 'sigmoid', loss: 'bce' }), /a standardised input goes with output 'linear'/],
+      [(m) => (m.input.scale = '0-255'), /input\.scale.*'0-1' \| 'standardised'/],
+    ];
+    for (const [edit, why] of edits) {
+      const m = JSON.parse(saved) as Edited;
+      edit(m);
+      fs.writeFileSync(manifestFile, JSON.stringify(m));
+      await assert.rejects(TrainedModel.load(dir), (e: Error & { code?: string }) => e.code === 'MANIFEST_MISMATCH' && why.test(e.message));
+    }
     [model, again].forEach((v) => v.dispose());
   });
 });

@@ -1,5 +1,4 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
+import type { Command } from 'commander';
 import { SOURCE_HELP } from '../../data/sources.js';
 import { DEFAULT_TRAIN_LIMIT, fitModel, imageTargetOf, itemsOf, loadSource, openBuildSource } from './sources.js';
 import type { DecodeTarget } from '../../data/decode.js';
@@ -13,7 +12,7 @@ import type { BuildTarget, CollectionDetails, CollectionEntry } from '../indexer
 import type { CollectionManifest } from '../indexer/catalogue.js';
 import { skippedText, type ImageSet, type SkippedFile } from '../../data/images.js';
 import { globals, startBackend, type Ctx } from './context.js';
-import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './options.js';
+import { addImageFlags, addModelFlags, intArg, shapeOf, trainingFlagsGiven, type ImageFlags, type ModelFlags } from './options.js';
 import { counted } from '../progress.js';
 
 export interface ModelRef {
@@ -107,7 +106,9 @@ export function addCollectionCommands(ctx: Ctx): void {
       .option('--ef-construction <n>', 'HNSW efConstruction', intArg(8, 4096), 200)
       .option('--ef <n>', 'HNSW ef at query time', intArg(1, 4096), 100),
     '--train-epochs <n>',
-  ).action(async (f: BuildFlags) => {
+  ).action(async (f: BuildFlags, cmd: Command) => {
+    const ignored = f.model ? trainingFlagsGiven(cmd) : [];
+    if (ignored.length) throw fail('INVALID_ARGUMENT', `${ignored.join(', ')} train${ignored.length === 1 ? 's' : ''} a new model; with --model the given model is used as it was trained (drop ${ignored.length === 1 ? 'it' : 'them'}, or leave out --model)`);
     const g = globals(ctx);
     await withCollections(ctx, f.store, async (collections) => {
       // a store's collection is built in a staging folder of the data directory (resumable), then copied in
@@ -254,7 +255,6 @@ export function addCollectionCommands(ctx: Ctx): void {
     .action(async (f: { collection: string; out: string; store?: string }) => {
       await withCollections(ctx, f.store, async (collections) => {
         const c = await collections.codes(f.collection);
-        await fs.mkdir(path.dirname(path.resolve(f.out)), { recursive: true });
         const file = await writeCodes(f.out, c.data, c.dim, c.keys, c.labels);
         process.stdout.write(`wrote ${c.keys.length}x${c.dim} float32 codes to ${file} (labels and keys beside it)\n`);
       });

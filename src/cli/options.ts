@@ -97,6 +97,14 @@ export function addModelFlags(cmd: Command, epochsFlag = '--epochs <n>'): Comman
     .option('--threads <n>', 'training threads, each batch split over them (default: 2 on the wasm backend, on a machine of 2+ cores, for runs of 50,000 samples or more with batches of 128+ (dense) or 32+ (conv))', intArg(1, 64));
 }
 
+/** The flags of addModelFlags that say how to train a model (and the build's --train-limit), by attribute name. */
+const TRAINING_FLAGS = ['arch', 'codeDim', 'hidden', 'epochs', 'trainEpochs', 'trainLimit', 'batchSize', 'lr', 'patience', 'seed', 'loss', 'inputScale', 'denoise', 'sparse', 'shift', 'contractive', 'binary', 'binarize', 'weighting', 'textOutput', 'vocabSize', 'stem', 'threads'];
+
+/** The training flags given on the command line (not defaults), as typed: `--code-dim`. */
+export function trainingFlagsGiven(cmd: Command): string[] {
+  return cmd.options.filter((o) => TRAINING_FLAGS.includes(o.attributeName()) && cmd.getOptionValueSource(o.attributeName()) === 'cli').map((o) => o.long ?? o.flags);
+}
+
 export function modelOptions(f: ModelFlags, quiet: boolean): ImageModelOptions {
   const o: ImageModelOptions = {
     arch: f.arch,

@@ -47,7 +47,7 @@ export const modelManifestSchema = z.object({
   kind: z.enum(['image', 'text']),
   architecture: z.discriminatedUnion('arch', [denseArch, convArch]),
   /** how raw input becomes the network's input */
-  input: z.union([
+  input: z.discriminatedUnion('type', [
     z.object({
       type: z.literal('pixels'),
       width: z.number().int().positive(),
@@ -63,7 +63,7 @@ export const modelManifestSchema = z.object({
       background: z.string().regex(/^#[0-9a-fA-F]{6}$/).optional(),
       /** how the pixels were resampled (absent: libvips lanczos3, as before the option existed) */
       resample: z.enum(['lanczos3', 'area']).optional(),
-    }).refine((v) => v.scale !== 'standardised' || v.typical !== undefined, { message: 'a standardised input needs its typical brightness', path: ['typical'] }),
+    }),
     z.object({ type: z.literal('bow'), vocabSize: z.number().int(), weighting: z.enum(WEIGHTINGS) }),
   ]),
   inputDim: z.number().int().positive(),
@@ -88,7 +88,17 @@ export const modelManifestSchema = z.object({
     threads: z.number().int().positive().optional(),
   }),
   createdAt: z.string(),
-});
+})
+  .superRefine((m, ctx) => {
+    // an image model's input scale, output and loss go together (fit.ts): a manifest edited into another
+    // combination would have items encoded from the wrong input and shown with the wrong output
+    if (m.input.type !== 'pixels') return;
+    const standardised = m.input.scale === 'standardised';
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
+    if (standardised && m.input.typical === undefined) issue(['input', 'typical'], 'a standardised input needs its typical brightness { mean, sd }');
+    if (standardised && (m.output !== 'linear' || m.loss !== 'linear-mse')) issue(['output'], `a standardised input goes with output 'linear' and loss 'linear-mse', not '${m.output}' and '${m.loss}'`);
+    if (!standardised && (m.output !== 'sigmoid' || (m.loss !== 'bce' && m.loss !== 'mse'))) issue(['output'], `a 0-1 input goes with output 'sigmoid' and loss 'bce' or 'mse', not '${m.output}' and '${m.loss}'`);
+  });
 
 export type ModelManifest = z.infer<typeof modelManifestSchema>;
 export type ArchConfig = ModelManifest['architecture'];
