@@ -15,7 +15,7 @@ import { addQueryCommand } from './cli/query-command.js';
 import { exitWithParent } from './cli/parent-watch.js';
 import { addAnalysisCommands } from './cli/analysis-commands.js';
 import { fileURLToPath } from 'node:url';
-import { addImageFlags, addModelFlags, intArg, shapeOf, type ImageFlags, type ModelFlags } from './cli/options.js';
+import { addImageFlags, addModelFlags, intArg, outFileArg, shapeOf, type ImageFlags, type ModelFlags } from './cli/options.js';
 import { counted } from './progress.js';
 
 
@@ -71,7 +71,7 @@ export function buildProgram(env: Env, o: { json?: boolean } = {}): Command {
     .option('--model <dir>', 'trained model directory')
     .option('--collection <name>', "use this collection's model")
     .requiredOption('--source <src>', SOURCE_HELP)
-    .requiredOption('--out <file>', 'output .npy path')
+    .requiredOption('--out <file>', 'output .npy path', outFileArg)
     .option('--limit <n>', 'encode at most N items', intArg())
     .action(async (f: ModelRef & { source: string; out: string; limit?: number }) => {
       await startBackend(ctx);
@@ -90,7 +90,7 @@ export function buildProgram(env: Env, o: { json?: boolean } = {}): Command {
     .option('--model <dir>', 'trained model directory')
     .option('--collection <name>', "use this collection's model")
     .requiredOption('--source <src>', IMAGE_SOURCE_HELP)
-    .option('--out <file>', 'PNG grid to write', 'recon.png')
+    .option('--out <file>', 'PNG grid to write', outFileArg, 'recon.png')
     .option('--limit <n>', 'use at most N items', intArg())
     .option('--show <n>', 'images in the grid', intArg(1, 200), 16)
     .action(async (f: ModelRef & { source: string; out: string; limit?: number; show: number }) => {
@@ -172,8 +172,8 @@ export async function main(argv: string[], env: Env = readEnv()): Promise<number
       process.stderr.write(asksJson(argv) ? errorJson(e.code, e.message) : `latentdex: ${e.message} [${e.code}]\n`);
       return e.status >= 500 ? 1 : 2;
     }
-    const what = e instanceof Error ? (e.stack ?? e.message) : String(e);
-    process.stderr.write(asksJson(argv) ? errorJson('INTERNAL', what) : `latentdex: unexpected error: ${what}\n`);
+    if (asksJson(argv)) process.stderr.write(errorJson('INTERNAL', `unexpected error: ${e instanceof Error ? e.message : String(e)}`));
+    else process.stderr.write(`latentdex: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     return 1;
   }
 }

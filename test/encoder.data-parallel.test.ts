@@ -16,24 +16,26 @@ const rowsOf = (from: number, n: number) => gatherRows(set.pixels, 784, Array.fr
 const spec = (): ReplicaSpec => ({ arch, loss: 'bce', regularisers: { denoise: { kind: 'masking', level: 0.3 } }, learningRate: 1e-3, backend: backendName() });
 
 describe('shardGradients', () => {
-  it('sums to the whole batch gradient when a batch is split in two', () => {
-    const parts = buildDense(arch, 4);
-    const vars = trainableVars(parts);
-    const plain = { loss: 'bce' as const, regularisers: {} };
-    const whole = shardGradients(parts, vars, plain, { x: rowsOf(0, 64), n: 64, seed: 1 });
-    const a = shardGradients(parts, vars, plain, { x: rowsOf(0, 40), n: 40, seed: 1 });
-    const b = shardGradients(parts, vars, plain, { x: rowsOf(40, 24), n: 24, seed: 1 });
-    let worst = 0;
-    let scale = 0;
-    for (let j = 0; j < whole.sum.length; j++) {
-      worst = Math.max(worst, Math.abs(a.sum[j]! + b.sum[j]! - whole.sum[j]!));
-      scale = Math.max(scale, Math.abs(whole.sum[j]!));
-    }
-    assert.ok(worst <= 1e-4 * scale, `largest difference ${worst} against largest gradient ${scale}`);
-    assert.ok(Math.abs(a.loss + b.loss - whole.loss) <= 1e-4 * whole.loss);
-    parts.encoder.dispose();
-    parts.decoder.dispose();
-  });
+  for (const loss of ['bce', 'linear-mse'] as const) {
+    it(`sums to the whole batch gradient when a batch is split in two (${loss})`, () => {
+      const parts = buildDense(arch, 4);
+      const vars = trainableVars(parts);
+      const plain = { loss, regularisers: {} };
+      const whole = shardGradients(parts, vars, plain, { x: rowsOf(0, 64), n: 64, seed: 1 });
+      const a = shardGradients(parts, vars, plain, { x: rowsOf(0, 40), n: 40, seed: 1 });
+      const b = shardGradients(parts, vars, plain, { x: rowsOf(40, 24), n: 24, seed: 1 });
+      let worst = 0;
+      let scale = 0;
+      for (let j = 0; j < whole.sum.length; j++) {
+        worst = Math.max(worst, Math.abs(a.sum[j]! + b.sum[j]! - whole.sum[j]!));
+        scale = Math.max(scale, Math.abs(whole.sum[j]!));
+      }
+      assert.ok(worst <= 1e-4 * scale, `largest difference ${worst} against largest gradient ${scale}`);
+      assert.ok(Math.abs(a.loss + b.loss - whole.loss) <= 1e-4 * whole.loss);
+      parts.encoder.dispose();
+      parts.decoder.dispose();
+    });
+  }
 });
 
 describe('GradientReplicas', () => {

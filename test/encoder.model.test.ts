@@ -63,7 +63,7 @@ describe('TrainedModel', () => {
     const model = await smallModel(set, { epochs: 1 });
     const before = tf.memory().numTensors;
     model.encode(set.pixels, 100, 32);
-    model.reconstruct(set.pixels, 100, 32);
+    model.reconstruct(set.pixels, 100, { batch: 32 });
     model.decode(new Float32Array(8 * 3), 3);
     assert.equal(tf.memory().numTensors, before);
     model.dispose();

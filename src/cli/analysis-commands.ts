@@ -12,7 +12,7 @@ import { DUPLICATE_FACTOR, DUPLICATE_LIMIT, findDuplicates, type ThresholdSource
 import { evaluateOutliers, formatOutlierEval } from '../search/outlier-eval.js';
 import { DEFAULT_SCORE, outliers, OUTLIER_SCORES, type OutlierScore } from '../search/outliers.js';
 import { globals, startBackend, type Ctx } from './context.js';
-import { floatArg, intArg } from './options.js';
+import { floatArg, intArg, outFileArg } from './options.js';
 import { counted } from '../progress.js';
 
 /** Opens a collection for one command and closes it after. */
@@ -38,7 +38,7 @@ export function addAnalysisCommands(ctx: Ctx): void {
     .addOption(new Option('--score <name>', 'how unusual is measured').choices([...OUTLIER_SCORES]).default(DEFAULT_SCORE))
     .option('--top <n>', 'items listed', intArg(1, 1000), 20)
     .option('--offset <n>', 'items skipped', intArg(0), 0)
-    .option('--out <file>', 'image collections: PNG of the items (top row) above their reconstructions')
+    .option('--out <file>', 'image collections: PNG of the items (top row) above their reconstructions', outFileArg)
     .option('--json', 'print JSON')
     .action((f: { collection: string; score: OutlierScore; top: number; offset: number; out?: string; json?: boolean }) =>
       withCollection(ctx, f.collection, async (c) => {
@@ -92,7 +92,7 @@ export function addAnalysisCommands(ctx: Ctx): void {
     .description("an image as the collection's model reconstructs it (a model trained with --denoise removes noise)")
     .requiredOption('--collection <name>', 'image collection whose model to use')
     .requiredOption('--in <file>', 'image to denoise')
-    .requiredOption('--out <file>', 'image to write: .png, .jpg or .webp')
+    .requiredOption('--out <file>', 'image to write: .png, .jpg or .webp', outFileArg)
     .action((f: { collection: string; in: string; out: string }) =>
       withCollection(ctx, f.collection, async (c) => {
         const bytes = await fs.readFile(f.in).catch((e: unknown) => {

@@ -12,7 +12,7 @@ import type { BuildTarget, CollectionDetails, CollectionEntry } from '../indexer
 import type { CollectionManifest } from '../indexer/catalogue.js';
 import { skippedText, type ImageSet, type SkippedFile } from '../../data/images.js';
 import { globals, startBackend, type Ctx } from './context.js';
-import { addImageFlags, addModelFlags, intArg, shapeOf, trainingFlagsGiven, type ImageFlags, type ModelFlags } from './options.js';
+import { addImageFlags, addModelFlags, intArg, outFileArg, shapeOf, trainingFlagsGiven, type ImageFlags, type ModelFlags } from './options.js';
 import { counted } from '../progress.js';
 
 export interface ModelRef {
@@ -239,7 +239,9 @@ export function addCollectionCommands(ctx: Ctx): void {
         const d = await collections.describe(f.collection);
         if (f.json) {
           const disk = d.disk ? { disk: d.disk, bytesPerItem: d.manifest.count ? (d.disk.index ?? 0) / d.manifest.count : 0 } : {};
-          process.stdout.write(`${JSON.stringify({ ...d.manifest, ...disk, ...(d.writes !== undefined ? { writes: d.writes } : {}) }, null, 2)}\n`);
+          // the input scale as the model's own manifest says it
+          const model = { ...d.manifest.model, ...(d.input?.type === 'pixels' ? { inputScale: d.input.scale } : {}) };
+          process.stdout.write(`${JSON.stringify({ ...d.manifest, model, ...disk, ...(d.writes !== undefined ? { writes: d.writes } : {}) }, null, 2)}\n`);
           return;
         }
         process.stdout.write(`${detailLines(d).join('\n')}\n`);
@@ -250,7 +252,7 @@ export function addCollectionCommands(ctx: Ctx): void {
     .command('export')
     .description('write the codes as FILE.npy + FILE.labels.npy + FILE.keys.json (for Faiss, Qdrant, NumPy)')
     .requiredOption('--collection <name>', 'collection name')
-    .requiredOption('--out <file>', 'output .npy path')
+    .requiredOption('--out <file>', 'output .npy path', outFileArg)
     .option('--store <uri>', 'export a collection of this LanceDB store (see `build --store`)')
     .action(async (f: { collection: string; out: string; store?: string }) => {
       await withCollections(ctx, f.store, async (collections) => {

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ImageModelOptions } from '../encoder/fit.js';
 import { INPUT_SCALES, type InputScale } from '../encoder/input-scale.js';
@@ -22,6 +24,13 @@ export function floatArg(min = 0, max = Number.MAX_VALUE) {
     if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected ${max === Number.MAX_VALUE ? `a number of at least ${min}` : `a number from ${min} to ${max}`}, got '${v}'`);
     return n;
   };
+}
+
+/** A file to write: its folder must exist (checked when the flag is read, not after the work that fills it). */
+export function outFileArg(v: string): string {
+  const folder = path.dirname(path.resolve(v));
+  if (!existsSync(folder)) throw new InvalidArgumentError(`folder '${folder}' does not exist; make it or write elsewhere`);
+  return v;
 }
 
 export function listArg(v: string): number[] {

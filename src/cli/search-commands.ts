@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../encoder/npy.js';
 import { Collection, type RawVectors } from '../indexer/collection.js';
 import { evaluate, formatEvalTable, type QuerySet } from '../search/eval.js';
 import { globals, startBackend, type Ctx } from './context.js';
-import { floatArg, intArg } from './options.js';
+import { floatArg, intArg, outFileArg } from './options.js';
 import { MAX_FEEDBACK, MAX_SHORTLIST, RERANK_DEFAULTS, rerankOptions } from '../search/rerank.js';
 import { DemoBuilds } from '../search/demo.js';
 import { checkListen, serve } from '../search/serve.js';
@@ -93,7 +93,7 @@ export function addMapCommand(ctx: Ctx): void {
     .command('map')
     .description("picture of a collection's codes: PCA to 2-D, one colour per label (legend in label order)")
     .requiredOption('--collection <name>', 'collection name')
-    .option('--out <file>', 'PNG to write', 'map.png')
+    .option('--out <file>', 'PNG to write', outFileArg, 'map.png')
     .option('--max <n>', 'items drawn at most (evenly spaced)', intArg(10, 1000000), 10000)
     .action(async (f: { collection: string; out: string; max: number }) => {
       await startBackend(ctx);

@@ -59,39 +59,30 @@ export function standardised(x: Pixels, n: number, dim: number): Float32Array {
   return values;
 }
 
+/** A value clamped to [0,1]; NaN (a broken output) becomes 0. */
+function unit(v: number): number {
+  return v > 0 ? (v < 1 ? v : 1) : 0;
+}
+
 /**
- * Standardised outputs (n × dim) as pixels in [0,1] like the n images `like`, in place: each output is scaled and
- * shifted by the least-squares fit a·y + b of its image (a ≥ 0). For a faithful output this is the image's own standard
- * deviation and mean; for a noisy image it is the contrast its clean part has, since noise does not correlate with the
- * output, where the noisy image's own deviation would carry the noise's contrast into the result.
+ * Standardised outputs (n × dim) as pixels in [0,1] with the brightness and contrast (mean and standard deviation) of
+ * the n images `like`, in place. A least-squares fit of each output to its image was measured too, for denoising
+ * (where a noisy image's deviation carries the noise): on 300 noisy emoji it was further from the clean images
+ * (σ 0.3: 86.5 against 79.6; σ 0.1: 61.4 against 60.6, squared error per image), as it shrinks a partial output.
  */
 export function restoreLike(y: Float32Array, n: number, dim: number, like: Pixels): Float32Array {
-  const k = like instanceof Float32Array ? 1 : 1 / 255;
+  const stats = imageStats(like, n, dim);
   for (let i = 0; i < n; i++) {
-    const o = i * dim;
-    let sx = 0;
-    let sy = 0;
-    for (let j = o; j < o + dim; j++) {
-      sx += like[j]! * k;
-      sy += y[j]!;
-    }
-    const mx = sx / dim;
-    const my = sy / dim;
-    let cov = 0;
-    let vy = 0;
-    for (let j = o; j < o + dim; j++) {
-      cov += (like[j]! * k - mx) * (y[j]! - my);
-      vy += (y[j]! - my) ** 2;
-    }
-    const a = vy > 1e-12 ? Math.max(0, cov / vy) : 0;
-    for (let j = o; j < o + dim; j++) y[j] = Math.min(1, Math.max(0, mx + a * (y[j]! - my)));
+    const m = stats.mean[i]!;
+    const sd = stats.sd[i]!;
+    for (let j = i * dim; j < (i + 1) * dim; j++) y[j] = unit(m + sd * y[j]!);
   }
   return y;
 }
 
 /** Standardised outputs (n × dim) as pixels in [0,1] with one brightness and contrast for all, in place. */
 export function restoreTypical(y: Float32Array, typical: { mean: number; sd: number }): Float32Array {
-  for (let j = 0; j < y.length; j++) y[j] = Math.min(1, Math.max(0, y[j]! * typical.sd + typical.mean));
+  for (let j = 0; j < y.length; j++) y[j] = unit(y[j]! * typical.sd + typical.mean);
   return y;
 }
 

@@ -126,9 +126,12 @@ export class TrainedModel {
     return this.batched(x, n, this.codeDim, batch, (xb) => codeFromPre(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest));
   }
 
-  /** Reconstructions (n × inputDim) of n flat inputs, as pixels in [0,1] for image models. */
-  reconstruct(x: Pixels, n: number, batch = 1024): Float32Array {
-    const out = this.batched(x, n, this.inputDim, batch, (xb) => {
+  /**
+   * Reconstructions (n × inputDim) of n flat inputs, as pixels in [0,1] for image models (a standardised model's
+   * output gets each image's own brightness and contrast back).
+   */
+  reconstruct(x: Pixels, n: number, o: { batch?: number } = {}): Float32Array {
+    const out = this.batched(x, n, this.inputDim, o.batch ?? 1024, (xb) => {
       const code = decoderInput(this.parts.encoder.predict(xb) as tf.Tensor, this.manifest);
       return outputFromLogits(this.parts.decoder.predict(code) as tf.Tensor, this.manifest.output);
     });

@@ -50,12 +50,14 @@ export function corrupt(x: tf.Tensor2D, reg: Regularisers, seed: number): tf.Ten
  * The training objective for one batch: reconstruction of the target (by default the clean input) from a corrupted
  * input, plus the chosen regularisers. `seed` varies per step so corruption and noise are repeatable. With
  * `linear-mse` (a standardised model) the batch holds pixels in [0,1] as for any image model: they are corrupted as
- * pixels (masked to black, noise in pixel units, as a noisy image would come), then input and target are standardised.
+ * pixels (masked to black, noise in pixel units, clipped to [0,1] as a noisy image would come), then input and target
+ * are standardised. (Dropout's rescaling of the survivors is then mostly undone: on such a model it acts as masking.)
  */
 export function objective(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossName, reg: Regularisers, seed: number, training = true, target: tf.Tensor2D = x): tf.Scalar {
   const b = x.shape[0];
-  const corrupted = training ? corrupt(x, reg, seed) : x;
   const standardise = loss === 'linear-mse';
+  // a noisy image's pixels stay in [0,1]: so does a standardised model's corrupted copy
+  const corrupted = training ? (standardise ? tf.clipByValue(corrupt(x, reg, seed), 0, 1) : corrupt(x, reg, seed)) : x;
   const xin = standardise ? standardiseRows(corrupted) : corrupted;
   if (standardise) target = standardiseRows(target);
   const z = parts.encoder.apply(xin, { training }) as tf.Tensor;
@@ -69,8 +71,10 @@ export function objective(parts: AutoencoderParts, x: tf.Tensor2D, loss: LossNam
   if (training && reg.sparse) total = total.add(tf.sum(tf.abs(code)).div(b).mul(reg.sparse));
   if (training && reg.contractive) {
     // E_eps ||f(x + s*eps) - f(x)||^2 / s^2 -> ||J_f(x)||_F^2 as s -> 0 (Hutchinson-style estimator, any encoder).
+    // the Jacobian with respect to the pixels: a standardised model's step is taken before standardising
     const eps = tf.randomNormal(xin.shape, 0, CONTRACTIVE_SIGMA, 'float32', seed + 2);
-    const z2 = parts.encoder.apply(tf.add(xin, eps), { training }) as tf.Tensor;
+    const stepped = standardise ? standardiseRows(tf.add(corrupted, eps)) : tf.add(xin, eps);
+    const z2 = parts.encoder.apply(stepped, { training }) as tf.Tensor;
     total = total.add(tf.sum(tf.squaredDifference(z2, z)).div(b * CONTRACTIVE_SIGMA * CONTRACTIVE_SIGMA).mul(reg.contractive));
   }
   return total;

@@ -204,7 +204,7 @@ export function encodeItems(model: TrainedModel, items: ItemInput[], rawType: Co
 
 function modelSummary(model: TrainedModel): Record<string, unknown> {
   const m = model.manifest;
-  return { arch: m.architecture.arch, codeDim: m.codeDim, inputDim: m.inputDim, ...(m.input.type === 'pixels' ? { inputScale: m.input.scale } : {}), loss: m.loss, regularisers: m.regularisers, source: m.source, training: m.training };
+  return { arch: m.architecture.arch, codeDim: m.codeDim, inputDim: m.inputDim, loss: m.loss, regularisers: m.regularisers, source: m.source, training: m.training };
 }
 
 /**

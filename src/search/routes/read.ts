@@ -115,7 +115,9 @@ export function readRoutes(ctx: RouteContext): express.Router {
       const { origin: _, ...params } = c.manifest.params;
       const o = c.origin;
       const store = o ? { generation: o.generation, createdAt: o.createdAt, updatedAt: o.updatedAt } : {};
-      res.json({ ...summary(c), manifest: publicManifest({ ...c.manifest, params, ...store }, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
+      const input = c.model.manifest.input;
+      const model = { ...c.manifest.model, ...(input.type === 'pixels' ? { inputScale: input.scale } : {}) };
+      res.json({ ...summary(c), manifest: publicManifest({ ...c.manifest, model, params, ...store }, Boolean(ctx.serveOriginals)), disk: c.diskSizes() });
     }),
   );
 
