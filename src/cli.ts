@@ -161,7 +161,8 @@ function errorJson(code: string, message: string): string {
 
 /** Runs the CLI; returns the exit code. Errors print one line saying what to do next. */
 export async function main(argv: string[], env: Env = readEnv()): Promise<number> {
-  const program = buildProgram(env, { json: asksJson(argv) });
+  const json = asksJson(argv);
+  const program = buildProgram(env, { json });
   if (env.exitWithParent !== undefined) exitWithParent(env.exitWithParent);
   try {
     await program.parseAsync(argv);
@@ -169,10 +170,10 @@ export async function main(argv: string[], env: Env = readEnv()): Promise<number
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (isLatentdexError(e)) {
-      process.stderr.write(asksJson(argv) ? errorJson(e.code, e.message) : `latentdex: ${e.message} [${e.code}]\n`);
+      process.stderr.write(json ? errorJson(e.code, e.message) : `latentdex: ${e.message} [${e.code}]\n`);
       return e.status >= 500 ? 1 : 2;
     }
-    if (asksJson(argv)) process.stderr.write(errorJson('INTERNAL', `unexpected error: ${e instanceof Error ? e.message : String(e)}`));
+    if (json) process.stderr.write(errorJson('INTERNAL', `unexpected error: ${e instanceof Error ? e.message : String(e)}`));
     else process.stderr.write(`latentdex: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     return 1;
   }
